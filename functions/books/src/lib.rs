@@ -1,0 +1,10 @@
+//! `books`: everything the Books Lambda functions share — the domain, the DynamoDB stores of
+//! the write and read models, the HTTP mapping of the API contract, the stream projector and
+//! the telemetry set-up. The binaries only read configuration, build clients and call in here.
+
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod projector;
+pub mod store;
+pub mod telemetry;
