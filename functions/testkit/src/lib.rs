@@ -1,0 +1,18 @@
+//! Test support shared by every integration test: the local AWS endpoint (moto server), the
+//! DynamoDB tables created from `terraform/tables.json` (the definition Terraform uses too),
+//! API Gateway REST proxy events, and the stream records moto really produced.
+
+mod apigw;
+mod moto;
+mod streams;
+mod tables;
+
+pub use apigw::ApiRequest;
+pub use moto::{aws_config, endpoint};
+pub use streams::{event as stream_event, StreamReader};
+pub use tables::{TableSchema, TestTables};
+
+/// The workspace root, for files shared with other parts of the project.
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
