@@ -5,6 +5,7 @@
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod projector;
 pub mod store;
 pub mod telemetry;

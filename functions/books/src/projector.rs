@@ -6,6 +6,7 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::stream::{self, StreamExt};
 
+use crate::metrics as m;
 use crate::store::{book_from_image, view_writes, DynamoError, ViewStore};
 
 /// Records of one batch applied at the same time; safe because every write is order-safe.
@@ -62,6 +63,7 @@ pub async fn project_record(
 
 /// Applies a batch and reports the records that failed, so Lambda retries from the first.
 pub async fn project_batch(view: &ViewStore, event: Event, now_epoch_secs: i64) -> DynamoDbEventResponse {
+    let now_millis = chrono::Utc::now().timestamp_millis();
     let outcomes: Vec<(Option<String>, Result<Projection, ProjectError>)> = stream::iter(event.records.iter())
         .map(|record| async move {
             (record.change.sequence_number.clone(), project_record(view, record, now_epoch_secs).await)
@@ -70,10 +72,19 @@ pub async fn project_batch(view: &ViewStore, event: Event, now_epoch_secs: i64) 
         .collect()
         .await;
     let mut response = DynamoDbEventResponse::default();
-    for (sequence_number, outcome) in outcomes {
+    for ((sequence_number, outcome), record) in outcomes.into_iter().zip(&event.records) {
         match outcome {
-            Ok(projection) => tracing::debug!(?sequence_number, ?projection, "record projected"),
+            Ok(projection) => {
+                tracing::debug!(?sequence_number, ?projection, "record projected");
+                if let Projection::Applied { .. } = projection {
+                    metrics::counter!(m::EVENTS_PROJECTED).increment(1);
+                    let created_ms = record.change.approximate_creation_date_time.timestamp_millis();
+                    let lag_ms = (now_millis - created_ms).max(0);
+                    metrics::histogram!(m::PROJECTION_LAG).record(lag_ms as f64);
+                }
+            }
             Err(err) => {
+                metrics::counter!(m::PROJECTION_FAILURES).increment(1);
                 tracing::error!(?sequence_number, error = %err, "record could not be projected");
                 let mut failure = DynamoDbBatchItemFailure::default();
                 failure.item_identifier = sequence_number;

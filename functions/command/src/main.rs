@@ -4,17 +4,17 @@
 use books::config::{self, vars};
 use books::http::command::{self, Commands};
 use books::store::BookStore;
-use lambda_http::{run, service_fn, Error, Request};
+use lambda_http::{service_fn, Error, Request};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    books::telemetry::init();
+    let (metrics, invocations) = books::telemetry::init(&books::telemetry::service_name("command"))?;
     let table = config::required(vars::BOOKS_TABLE)?;
     let aws = config::aws().await;
-    let commands = Commands::new(BookStore::new(config::dynamodb(&aws), table));
-    run(service_fn(|req: Request| {
-        let commands = &commands;
-        async move { Ok::<_, std::convert::Infallible>(command::handle(commands, req).await) }
-    }))
-    .await
+    // Lives as long as the process: every invocation borrows it.
+    let commands: &'static Commands = Box::leak(Box::new(Commands::new(BookStore::new(config::dynamodb(&aws), table))));
+    let handler = service_fn(move |req: Request| async move {
+        Ok::<_, std::convert::Infallible>(command::handle(commands, req).await)
+    });
+    lambda_http::runtime(handler).layer(metrics).layer(invocations).run().await
 }

@@ -5,17 +5,17 @@ use aws_lambda_events::event::dynamodb::Event;
 use books::config::{self, vars};
 use books::projector::project_batch;
 use books::store::ViewStore;
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use lambda_runtime::{service_fn, Error, LambdaEvent, Runtime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    books::telemetry::init();
+    let (metrics, invocations) = books::telemetry::init(&books::telemetry::service_name("projector"))?;
     let table = config::required(vars::BOOKS_VIEW_TABLE)?;
     let aws = config::aws().await;
-    let view = ViewStore::new(config::dynamodb(&aws), table);
-    run(service_fn(|event: LambdaEvent<Event>| {
-        let view = &view;
-        async move { Ok::<_, Error>(project_batch(view, event.payload, chrono::Utc::now().timestamp()).await) }
-    }))
-    .await
+    // Lives as long as the process: every invocation borrows it.
+    let view: &'static ViewStore = Box::leak(Box::new(ViewStore::new(config::dynamodb(&aws), table)));
+    let handler = service_fn(move |event: LambdaEvent<Event>| async move {
+        Ok::<_, Error>(project_batch(view, event.payload, chrono::Utc::now().timestamp()).await)
+    });
+    Runtime::new(handler).layer(metrics).layer(invocations).run().await
 }

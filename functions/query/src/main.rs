@@ -5,19 +5,21 @@ use books::config::{self, vars};
 use books::http::query::{self, Queries};
 use books::http::CursorKey;
 use books::store::ViewStore;
-use lambda_http::{run, service_fn, Error, Request};
+use lambda_http::{service_fn, Error, Request};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    books::telemetry::init();
+    let (metrics, invocations) = books::telemetry::init(&books::telemetry::service_name("query"))?;
     let table = config::required(vars::BOOKS_VIEW_TABLE)?;
     let cursor_key = CursorKey::new(config::required(vars::BOOKS_CURSOR_KEY)?.as_bytes())
         .map_err(|problem| config::ConfigError { name: vars::BOOKS_CURSOR_KEY, problem })?;
     let aws = config::aws().await;
-    let queries = Queries { view: ViewStore::new(config::dynamodb(&aws), table), cursor_key };
-    run(service_fn(|req: Request| {
-        let queries = &queries;
-        async move { Ok::<_, std::convert::Infallible>(query::handle(queries, req).await) }
-    }))
-    .await
+    // Lives as long as the process: every invocation borrows it.
+    let queries: &'static Queries =
+        Box::leak(Box::new(Queries { view: ViewStore::new(config::dynamodb(&aws), table), cursor_key }));
+    let handler =
+        service_fn(
+            move |req: Request| async move { Ok::<_, std::convert::Infallible>(query::handle(queries, req).await) },
+        );
+    lambda_http::runtime(handler).layer(metrics).layer(invocations).run().await
 }

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::{api_key_id, etag, json_body, json_response, request_id, set_header, ApiError, EntityTags, Resource};
 use crate::domain::{Book, BookDraft, BookId, ValidationErrors};
+use crate::metrics::{self as m, Operation};
 use crate::store::{BookStore, CreateError, DynamoError, IdempotencyRecord, SavedResponse, WriteError};
 
 /// How long a first response is replayed for a retried `Idempotency-Key`.
@@ -32,16 +33,21 @@ impl Commands {
 
 /// Handles one API Gateway request; every failure becomes a problem response.
 pub async fn handle(commands: &Commands, req: Request) -> Response<Body> {
+    let started = std::time::Instant::now();
     let request_id = request_id(&req);
-    let result = match (Resource::of(&req), req.method()) {
-        (None, _) => Err(ApiError::RouteNotFound),
-        (Some(Resource::Books), &Method::POST) => create(commands, &req, &request_id).await,
-        (Some(Resource::Books), _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
-        (Some(Resource::Book(id)), &Method::PUT) => replace(commands, &req, &id, &request_id).await,
-        (Some(Resource::Book(id)), &Method::DELETE) => delete(commands, &req, &id, &request_id).await,
-        (Some(Resource::Book(_)), _) => Err(ApiError::MethodNotAllowed { allow: "PUT, DELETE" }),
+    let (operation, result) = match (Resource::of(&req), req.method()) {
+        (None, _) => (Operation::Unrouted, Err(ApiError::RouteNotFound)),
+        (Some(Resource::Books), &Method::POST) => (Operation::CreateBook, create(commands, &req, &request_id).await),
+        (Some(Resource::Books), _) => (Operation::Unrouted, Err(ApiError::MethodNotAllowed { allow: "POST" })),
+        (Some(Resource::Book(id)), &Method::PUT) => {
+            (Operation::ReplaceBook, replace(commands, &req, &id, &request_id).await)
+        }
+        (Some(Resource::Book(id)), &Method::DELETE) => {
+            (Operation::DeleteBook, delete(commands, &req, &id, &request_id).await)
+        }
+        (Some(Resource::Book(_)), _) => (Operation::Unrouted, Err(ApiError::MethodNotAllowed { allow: "PUT, DELETE" })),
     };
-    result.unwrap_or_else(|err| err.into_response(&request_id, req.uri().path()))
+    super::finish(operation, started, result, &req, &request_id)
 }
 
 fn internal(err: DynamoError) -> ApiError {
@@ -65,6 +71,7 @@ async fn create(commands: &Commands, req: &Request, request_id: &str) -> Result<
                         return Err(ApiError::IdempotencyKeyReused);
                     }
                     tracing::info!("replaying the first response of an idempotent request");
+                    metrics::counter!(m::IDEMPOTENT_REPLAYS).increment(1);
                     return Ok(saved_response(&first.response, request_id, true));
                 }
             }
@@ -89,6 +96,7 @@ async fn create(commands: &Commands, req: &Request, request_id: &str) -> Result<
         match commands.store.create(&book, record.as_ref(), now_secs).await {
             Ok(()) => {
                 tracing::info!(book_id = %book.id, "book created");
+                metrics::counter!(m::BOOKS_CREATED).increment(1);
                 return Ok(saved_response(&saved, request_id, false));
             }
             // A concurrent request with the same key won: the next round replays its answer.
@@ -118,6 +126,7 @@ async fn replace(commands: &Commands, req: &Request, id: &str, request_id: &str)
         match commands.store.replace(&current, &next).await {
             Ok(()) => {
                 tracing::info!(book_id = %next.id, version = %next.version, "book replaced");
+                metrics::counter!(m::BOOKS_UPDATED).increment(1);
                 let mut response = json_response(StatusCode::OK, &next, request_id)?;
                 set_header(&mut response, header::ETAG, &etag(next.version));
                 return Ok(response);
@@ -144,6 +153,7 @@ async fn delete(commands: &Commands, req: &Request, id: &str, request_id: &str) 
         match commands.store.delete(&current).await {
             Ok(()) => {
                 tracing::info!(book_id = %current.id, "book deleted");
+                metrics::counter!(m::BOOKS_DELETED).increment(1);
                 return Ok(super::empty_response(StatusCode::NO_CONTENT, request_id));
             }
             Err(WriteError::Stale) => continue,

@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::domain::Version;
+use crate::metrics::Operation;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -93,6 +94,40 @@ fn is_json_media_type(value: &str) -> bool {
         _ => true,
     });
     json && charset_ok
+}
+
+/// Records the request metrics and the one log line per request, then renders the response.
+pub(crate) fn finish(
+    operation: Operation,
+    started: std::time::Instant,
+    result: Result<Response<Body>, ApiError>,
+    req: &Request,
+    request_id: &str,
+) -> Response<Body> {
+    use crate::metrics as m;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    metrics::histogram!(m::REQUEST_LATENCY, m::OPERATION => operation.as_str()).record(elapsed_ms);
+    if let Err(err) = &result {
+        match err {
+            ApiError::Validation(_) | ApiError::MalformedJson(_) | ApiError::MissingBody => {
+                metrics::counter!(m::VALIDATION_ERRORS).increment(1)
+            }
+            ApiError::PreconditionFailed { .. } => metrics::counter!(m::CONCURRENCY_CONFLICTS).increment(1),
+            ApiError::DuplicateIsbn => metrics::counter!(m::ISBN_CONFLICTS).increment(1),
+            ApiError::Internal => metrics::counter!(m::SERVER_ERRORS, m::OPERATION => operation.as_str()).increment(1),
+            _ => {}
+        }
+    }
+    let response = result.unwrap_or_else(|err| err.into_response(request_id, req.uri().path()));
+    tracing::info!(
+        operation = operation.as_str(),
+        method = %req.method(),
+        path = req.uri().path(),
+        status = response.status().as_u16(),
+        duration_ms = elapsed_ms,
+        "request handled"
+    );
+    response
 }
 
 /// The strong ETag of a version.

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{empty_response, etag, json_response, request_id, set_header, ApiError, CursorKey, EntityTags, Resource};
 use crate::domain::{Book, BookId, ValidationErrors, AUTHOR_MAX_CHARS, TAG_MAX_CHARS};
+use crate::metrics::Operation;
 use crate::store::{DynamoError, ListFilter, ViewStore};
 
 pub const DEFAULT_LIMIT: usize = 20;
@@ -28,14 +29,15 @@ struct BookList {
 
 /// Handles one API Gateway request; every failure becomes a problem response.
 pub async fn handle(queries: &Queries, req: Request) -> Response<Body> {
+    let started = std::time::Instant::now();
     let request_id = request_id(&req);
-    let result = match (Resource::of(&req), req.method()) {
-        (None, _) => Err(ApiError::RouteNotFound),
-        (Some(Resource::Books), &Method::GET) => list(queries, &req, &request_id).await,
-        (Some(Resource::Book(id)), &Method::GET) => get(queries, &req, &id, &request_id).await,
-        (Some(_), _) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+    let (operation, result) = match (Resource::of(&req), req.method()) {
+        (None, _) => (Operation::Unrouted, Err(ApiError::RouteNotFound)),
+        (Some(Resource::Books), &Method::GET) => (Operation::ListBooks, list(queries, &req, &request_id).await),
+        (Some(Resource::Book(id)), &Method::GET) => (Operation::GetBook, get(queries, &req, &id, &request_id).await),
+        (Some(_), _) => (Operation::Unrouted, Err(ApiError::MethodNotAllowed { allow: "GET" })),
     };
-    result.unwrap_or_else(|err| err.into_response(&request_id, req.uri().path()))
+    super::finish(operation, started, result, &req, &request_id)
 }
 
 fn internal(err: DynamoError) -> ApiError {

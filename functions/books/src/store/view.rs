@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::DynamoError;
 use crate::domain::{lookup_key, Book, BookId, Version};
+use crate::metrics::Timed;
 
 const MAIN_SK: &str = "BOOK";
 const LISTING: &str = "BOOK";
@@ -113,6 +114,7 @@ impl ViewStore {
             .key("pk", AttributeValue::S(crate::store::write::book_pk(&id.to_string())))
             .key("sk", AttributeValue::S(MAIN_SK.to_owned()))
             .send()
+            .timed("GetItem")
             .await
             .map_err(|e| DynamoError::new("GetItem", e))?;
         match output.item {
@@ -157,7 +159,7 @@ impl ViewStore {
                     .filter_expression("contains(tag_keys, :tag)")
                     .expression_attribute_values(":tag", AttributeValue::S(tag.clone()));
             }
-            let output = query.send().await.map_err(|e| DynamoError::new("Query", e))?;
+            let output = query.send().timed("Query").await.map_err(|e| DynamoError::new("Query", e))?;
             for item in output.items.unwrap_or_default() {
                 found.push(serde_dynamo::from_item(item).map_err(|e| DynamoError::mapping("Query", e))?);
             }
@@ -184,6 +186,7 @@ impl ViewStore {
             .condition_expression("attribute_not_exists(version) OR version < :v")
             .expression_attribute_values(":v", AttributeValue::N(write.version.to_string()))
             .send()
+            .timed("PutItem")
             .await;
         match result {
             Ok(_) => Ok(true),

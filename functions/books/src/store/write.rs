@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{failed_conditions, is_cancelled, DynamoError};
 use crate::domain::{Book, BookId, Version};
+use crate::metrics::Timed;
 
 const BOOK_PREFIX: &str = "BOOK#";
 const ISBN_PREFIX: &str = "ISBN#";
@@ -114,6 +115,7 @@ impl BookStore {
             .key("pk", AttributeValue::S(book_pk(&id.to_string())))
             .consistent_read(true)
             .send()
+            .timed("GetItem")
             .await
             .map_err(|e| DynamoError::new("GetItem", e))?;
         output
@@ -131,6 +133,7 @@ impl BookStore {
             .key("pk", AttributeValue::S(idempotency_pk(key_hash)))
             .consistent_read(true)
             .send()
+            .timed("GetItem")
             .await
             .map_err(|e| DynamoError::new("GetItem", e))?;
         let Some(item) = output.item else { return Ok(None) };
@@ -165,7 +168,14 @@ impl BookStore {
             let values = HashMap::from([(":now".to_owned(), AttributeValue::N(now.to_string()))]);
             items.push(self.put(to_item(&item)?, "attribute_not_exists(pk) OR expires_at < :now", Some(values))?);
         }
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .timed("TransactWriteItems")
+            .await
+        {
             Ok(_) => Ok(()),
             Err(err) => match failed_conditions(&err) {
                 Some(failed) if failed.get(2) == Some(&true) => Err(CreateError::IdempotencyKeyTaken),
@@ -204,6 +214,7 @@ impl BookStore {
             .key("pk", AttributeValue::S(isbn_pk(isbn)))
             .consistent_read(true)
             .send()
+            .timed("GetItem")
             .await
             .map_err(|e| DynamoError::new("GetItem", e))?;
         output
@@ -221,7 +232,14 @@ impl BookStore {
             items.push(self.delete_guard(current)?);
             items.push(self.put(guard_item(next)?, "attribute_not_exists(pk)", None)?);
         }
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .timed("TransactWriteItems")
+            .await
+        {
             Ok(_) => Ok(()),
             Err(err) => match failed_conditions(&err) {
                 Some(failed) if failed.first() == Some(&true) => Err(WriteError::Stale),
@@ -246,7 +264,14 @@ impl BookStore {
             .build()
             .map_err(|e| DynamoError { operation: "TransactWriteItems", source: Box::new(e) })?;
         let items = vec![TransactWriteItem::builder().delete(book).build(), self.delete_guard(current)?];
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .timed("TransactWriteItems")
+            .await
+        {
             Ok(_) => Ok(()),
             Err(err) if is_cancelled(&err) => Err(WriteError::Stale),
             Err(err) => Err(DynamoError::new("TransactWriteItems", err).into()),

@@ -1,0 +1,153 @@
+//! The custom metrics the functions emit, in one list: the names, units and dimensions that
+//! dashboards and alarms are checked against. Dimensions stay low-cardinality by construction.
+
+use metrics::Unit;
+
+pub const BOOKS_CREATED: &str = "BooksCreated";
+pub const BOOKS_UPDATED: &str = "BooksUpdated";
+pub const BOOKS_DELETED: &str = "BooksDeleted";
+pub const CONCURRENCY_CONFLICTS: &str = "ConcurrencyConflicts";
+pub const ISBN_CONFLICTS: &str = "IsbnConflicts";
+pub const VALIDATION_ERRORS: &str = "ValidationErrors";
+pub const IDEMPOTENT_REPLAYS: &str = "IdempotentReplays";
+pub const SERVER_ERRORS: &str = "ServerErrors";
+pub const REQUEST_LATENCY: &str = "RequestLatency";
+pub const DYNAMODB_LATENCY: &str = "DynamoDbLatency";
+pub const EVENTS_PROJECTED: &str = "EventsProjected";
+pub const PROJECTION_FAILURES: &str = "ProjectionFailures";
+pub const PROJECTION_LAG: &str = "ProjectionLag";
+
+/// The dimension every metric carries (set once per process from `BOOKS_SERVICE`).
+pub const SERVICE: &str = "Service";
+/// The bounded per-metric dimension: an API operation or a DynamoDB API name.
+pub const OPERATION: &str = "Operation";
+
+/// One metric the functions emit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricDef {
+    pub name: &'static str,
+    pub unit: Unit,
+    /// Dimension names, `Service` first.
+    pub dimensions: &'static [&'static str],
+    pub description: &'static str,
+}
+
+const S: &[&str] = &[SERVICE];
+const SO: &[&str] = &[SERVICE, OPERATION];
+
+/// Every custom metric of the functions.
+pub const ALL: [MetricDef; 13] = [
+    MetricDef { name: BOOKS_CREATED, unit: Unit::Count, dimensions: S, description: "books created" },
+    MetricDef { name: BOOKS_UPDATED, unit: Unit::Count, dimensions: S, description: "books replaced" },
+    MetricDef { name: BOOKS_DELETED, unit: Unit::Count, dimensions: S, description: "books deleted" },
+    MetricDef {
+        name: CONCURRENCY_CONFLICTS,
+        unit: Unit::Count,
+        dimensions: S,
+        description: "writes refused with 412 because If-Match was stale",
+    },
+    MetricDef {
+        name: ISBN_CONFLICTS,
+        unit: Unit::Count,
+        dimensions: S,
+        description: "writes refused for a taken ISBN",
+    },
+    MetricDef { name: VALIDATION_ERRORS, unit: Unit::Count, dimensions: S, description: "requests refused with 400" },
+    MetricDef {
+        name: IDEMPOTENT_REPLAYS,
+        unit: Unit::Count,
+        dimensions: S,
+        description: "creates answered from the idempotency record",
+    },
+    MetricDef { name: SERVER_ERRORS, unit: Unit::Count, dimensions: SO, description: "requests answered with 5xx" },
+    MetricDef {
+        name: REQUEST_LATENCY,
+        unit: Unit::Milliseconds,
+        dimensions: SO,
+        description: "time to answer a request",
+    },
+    MetricDef {
+        name: DYNAMODB_LATENCY,
+        unit: Unit::Milliseconds,
+        dimensions: SO,
+        description: "time of one DynamoDB call, by API",
+    },
+    MetricDef {
+        name: EVENTS_PROJECTED,
+        unit: Unit::Count,
+        dimensions: S,
+        description: "book stream records applied to the view",
+    },
+    MetricDef {
+        name: PROJECTION_FAILURES,
+        unit: Unit::Count,
+        dimensions: S,
+        description: "stream records reported as batch item failures",
+    },
+    MetricDef {
+        name: PROJECTION_LAG,
+        unit: Unit::Milliseconds,
+        dimensions: S,
+        description: "age of a stream record when the projector applied it",
+    },
+];
+
+/// Registers units and descriptions with the recorder (EMF needs the unit per metric).
+pub fn describe() {
+    for def in ALL {
+        match def.unit {
+            Unit::Milliseconds => metrics::describe_histogram!(def.name, def.unit, def.description),
+            _ => metrics::describe_counter!(def.name, def.unit, def.description),
+        }
+    }
+}
+
+/// The API operations, the values of the `Operation` dimension of request metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    CreateBook,
+    GetBook,
+    ListBooks,
+    ReplaceBook,
+    DeleteBook,
+    Unrouted,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CreateBook => "CreateBook",
+            Self::GetBook => "GetBook",
+            Self::ListBooks => "ListBooks",
+            Self::ReplaceBook => "ReplaceBook",
+            Self::DeleteBook => "DeleteBook",
+            Self::Unrouted => "Unrouted",
+        }
+    }
+}
+
+/// Times DynamoDB calls into `DynamoDbLatency{Operation=<api>}`: `client.get_item()….send().timed("GetItem")`.
+pub(crate) trait Timed: std::future::Future + Sized {
+    async fn timed(self, api: &'static str) -> Self::Output {
+        let started = std::time::Instant::now();
+        let result = self.await;
+        metrics::histogram!(DYNAMODB_LATENCY, OPERATION => api).record(started.elapsed().as_secs_f64() * 1000.0);
+        result
+    }
+}
+
+impl<F: std::future::Future> Timed for F {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_dimensions_bounded() {
+        let mut names: Vec<&str> = ALL.iter().map(|d| d.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+        assert!(ALL.iter().all(|d| d.dimensions.first() == Some(&SERVICE) && d.dimensions.len() <= 2));
+    }
+}

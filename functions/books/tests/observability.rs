@@ -1,0 +1,79 @@
+//! The function side of the observability contract: the handlers emit the metrics of
+//! `books::metrics::ALL` as EMF documents. One test only: the metrics recorder is process-wide.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use books_testkit::ApiRequest;
+use serde_json::{json, Value};
+use support::{book, TestApi};
+
+/// Values per metric name across the EMF documents of one flush, with their dimension sets.
+fn emf_values(text: &str) -> BTreeMap<String, (Vec<f64>, Vec<Vec<String>>)> {
+    let mut found: BTreeMap<String, (Vec<f64>, Vec<Vec<String>>)> = BTreeMap::new();
+    for line in text.lines() {
+        let doc: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("EMF line is JSON ({e}): {line}"));
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Books", "{line}");
+        let dimensions: Vec<Vec<String>> = serde_json::from_value(directive["Dimensions"].clone()).unwrap();
+        for metric in directive["Metrics"].as_array().unwrap() {
+            let name = metric["Name"].as_str().unwrap().to_owned();
+            let values = match &doc[&name] {
+                Value::Array(values) => values.iter().map(|v| v.as_f64().unwrap()).collect(),
+                value => vec![value.as_f64().unwrap_or_else(|| panic!("{name} has a value: {line}"))],
+            };
+            let entry = found.entry(name).or_default();
+            entry.0.extend(values);
+            entry.1.extend(dimensions.clone());
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn handlers_emit_the_listed_business_metrics_as_emf() {
+    let collector = metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace("Books")
+        .with_dimension("Service", "test")
+        .init()
+        .unwrap();
+    books::metrics::describe();
+    let api = TestApi::start().await;
+
+    let created = api.send(ApiRequest::post("/books").header("Idempotency-Key", "m").json(&book(1))).await.json();
+    api.send(ApiRequest::post("/books").header("Idempotency-Key", "m").json(&book(1))).await; // replay
+    api.send(ApiRequest::post("/books").json(&book(1))).await; // 409
+    api.send(ApiRequest::post("/books").json(&json!({}))).await; // 400
+    let path = format!("/books/{}", created["id"].as_str().unwrap());
+    api.send(ApiRequest::put(&path).header("If-Match", "\"1\"").json(&book(1))).await; // 200
+    api.send(ApiRequest::put(&path).header("If-Match", "\"1\"").json(&book(1))).await; // 412
+    api.project().await;
+    api.send(ApiRequest::get(&path)).await;
+    api.send(ApiRequest::get("/books")).await;
+    api.send(ApiRequest::delete(&path)).await;
+    api.project().await;
+
+    let mut out = Vec::new();
+    collector.flush(&mut out).unwrap();
+    let metrics = emf_values(&String::from_utf8(out).unwrap());
+    let sum = |name: &str| metrics.get(name).map(|(v, _)| v.iter().sum::<f64>()).unwrap_or(0.0);
+    assert_eq!(sum("BooksCreated"), 1.0);
+    assert_eq!(sum("IdempotentReplays"), 1.0);
+    assert_eq!(sum("IsbnConflicts"), 1.0);
+    assert_eq!(sum("ValidationErrors"), 1.0);
+    assert_eq!(sum("BooksUpdated"), 1.0);
+    assert_eq!(sum("ConcurrencyConflicts"), 1.0);
+    assert_eq!(sum("BooksDeleted"), 1.0);
+    assert_eq!(sum("EventsProjected"), 3.0, "insert, modify, remove");
+    assert_eq!(metrics["ProjectionLag"].0.len(), 3);
+    assert_eq!(metrics["RequestLatency"].0.len(), 9, "one per request");
+    assert!(metrics["DynamoDbLatency"].0.len() >= 9, "every store call is timed");
+    assert!(metrics["RequestLatency"].1.contains(&vec!["Service".to_owned(), "Operation".to_owned()]));
+
+    // Everything emitted is in the one list the dashboards are checked against.
+    let listed: Vec<&str> = books::metrics::ALL.iter().map(|d| d.name).collect();
+    for name in metrics.keys() {
+        assert!(listed.contains(&name.as_str()), "{name} is emitted but not in books::metrics::ALL");
+    }
+}
