@@ -51,6 +51,10 @@ lint: check-rust ## cargo fmt --check and clippy with warnings denied
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+.PHONY: bench
+bench: venv check-rust ## Benchmarks: handler cost vs. the bare DynamoDB calls, side by side in one run
+	$(WITH_MOTO) -- $(CARGO) bench -p books --bench handlers --locked
+
 .PHONY: fmt
 fmt: ## Format the Rust code
 	$(CARGO) fmt --all
