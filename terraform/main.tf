@@ -1,0 +1,173 @@
+# The Books service on AWS: images, tables, the three functions with least-privilege roles,
+# the projector's stream mapping, the REST API behind a usage plan, and alarms.
+locals {
+  name_prefix = "${var.project}-${var.environment}"
+  schema      = jsondecode(file("${path.module}/tables.json"))
+
+  image_uri = {
+    for kind, image in var.images :
+    kind => "${coalesce(image.repository, module.registry.repository_urls[kind])}@${image.digest}"
+  }
+
+  common_environment = {
+    BOOKS_LOG                 = var.log_level
+    BOOKS_TELEMETRY_NAMESPACE = "Books"
+  }
+}
+
+module "registry" {
+  source      = "./modules/registry"
+  name_prefix = local.name_prefix
+  names       = ["command", "query"]
+  kms_key_arn = var.kms_key_arn
+}
+
+module "tables" {
+  source              = "./modules/tables"
+  name_prefix         = local.name_prefix
+  schema              = { for name, table in local.schema : name => table }
+  kms_key_arn         = var.kms_key_arn
+  deletion_protection = var.deletion_protection
+}
+
+# HMAC key that makes list cursors tamper-evident. Only the aws provider is assumed, so it is
+# drawn from the builtin uuid() once and kept: ignore_changes stops uuid() from re-rolling it.
+# Rotate with `terraform apply -replace=terraform_data.cursor_key` (outstanding cursors expire).
+resource "terraform_data" "cursor_key" {
+  input = "${uuid()}${uuid()}"
+
+  lifecycle {
+    ignore_changes = [input]
+  }
+}
+
+module "command" {
+  source               = "./modules/function"
+  name                 = "${local.name_prefix}-command"
+  image_uri            = local.image_uri.command
+  command              = ["books-command"]
+  memory_mb            = var.functions.command.memory_mb
+  timeout_s            = var.functions.command.timeout_s
+  reserved_concurrency = var.functions.command.reserved_concurrency
+  telemetry_log_group  = "/${var.project}/${var.environment}/command"
+  keep_platform_logs   = var.keep_platform_logs
+  log_retention_days   = var.log_retention_days
+  kms_key_arn          = var.kms_key_arn
+  environment = merge(local.common_environment, {
+    BOOKS_SERVICE = "command"
+    BOOKS_TABLE   = module.tables.names.books
+  })
+  # Writes the write model only; it reads its own items back for conditional updates and
+  # idempotent replays, and never touches the read model.
+  statements = [{
+    sid       = "WriteModel"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"]
+    resources = [module.tables.arns.books]
+  }]
+}
+
+module "query" {
+  source               = "./modules/function"
+  name                 = "${local.name_prefix}-query"
+  image_uri            = local.image_uri.query
+  command              = ["books-query"]
+  memory_mb            = var.functions.query.memory_mb
+  timeout_s            = var.functions.query.timeout_s
+  reserved_concurrency = var.functions.query.reserved_concurrency
+  telemetry_log_group  = "/${var.project}/${var.environment}/query"
+  keep_platform_logs   = var.keep_platform_logs
+  log_retention_days   = var.log_retention_days
+  kms_key_arn          = var.kms_key_arn
+  environment = merge(local.common_environment, {
+    BOOKS_SERVICE    = "query"
+    BOOKS_VIEW_TABLE = module.tables.names.books_view
+    BOOKS_CURSOR_KEY = terraform_data.cursor_key.output
+  })
+  # Reads the read model only.
+  statements = [{
+    sid       = "ReadView"
+    actions   = ["dynamodb:GetItem", "dynamodb:Query"]
+    resources = [module.tables.arns.books_view, "${module.tables.arns.books_view}/index/*"]
+  }]
+}
+
+module "projector" {
+  source               = "./modules/function"
+  name                 = "${local.name_prefix}-projector"
+  image_uri            = local.image_uri.query
+  command              = ["books-projector"]
+  memory_mb            = var.functions.projector.memory_mb
+  timeout_s            = var.functions.projector.timeout_s
+  reserved_concurrency = var.functions.projector.reserved_concurrency
+  telemetry_log_group  = "/${var.project}/${var.environment}/projector"
+  keep_platform_logs   = var.keep_platform_logs
+  log_retention_days   = var.log_retention_days
+  kms_key_arn          = var.kms_key_arn
+  environment = merge(local.common_environment, {
+    BOOKS_SERVICE    = "projector"
+    BOOKS_VIEW_TABLE = module.tables.names.books_view
+  })
+  # Reads the write model's stream, writes the read model.
+  statements = [
+    {
+      sid       = "ReadStream"
+      actions   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]
+      resources = [module.tables.stream_arns.books]
+    },
+    {
+      sid = "ListStreams"
+      # ListStreams takes no resource-level permission.
+      actions   = ["dynamodb:ListStreams"]
+      resources = ["*"]
+    },
+    {
+      sid       = "WriteView"
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+      resources = [module.tables.arns.books_view]
+    },
+  ]
+}
+
+# TRIM_HORIZON so no record written before the mapping existed is missed; the projector is
+# idempotent, so reading from the oldest record is always safe.
+resource "aws_lambda_event_source_mapping" "projector" {
+  event_source_arn                   = module.tables.stream_arns.books
+  function_name                      = module.projector.arn
+  starting_position                  = "TRIM_HORIZON"
+  batch_size                         = var.projector_stream.batch_size
+  maximum_batching_window_in_seconds = 1
+  bisect_batch_on_function_error     = true
+  maximum_retry_attempts             = var.projector_stream.maximum_retry_attempts
+  maximum_record_age_in_seconds      = var.projector_stream.maximum_record_age_s
+  function_response_types            = ["ReportBatchItemFailures"]
+}
+
+module "api" {
+  source = "./modules/api"
+  name   = "${local.name_prefix}-api"
+  functions = {
+    command = { name = module.command.name, invoke_arn = module.command.invoke_arn }
+    query   = { name = module.query.name, invoke_arn = module.query.invoke_arn }
+  }
+  throttle           = var.throttle
+  quota              = var.quota
+  log_retention_days = var.log_retention_days
+  kms_key_arn        = var.kms_key_arn
+  manage_account     = var.manage_api_gateway_account
+}
+
+module "alarms" {
+  source      = "./modules/alarms"
+  name_prefix = local.name_prefix
+  functions = {
+    command   = { name = module.command.name, timeout_s = var.functions.command.timeout_s }
+    query     = { name = module.query.name, timeout_s = var.functions.query.timeout_s }
+    projector = { name = module.projector.name, timeout_s = var.functions.projector.timeout_s }
+  }
+  tables      = module.tables.names
+  api_name    = module.api.rest_api_name
+  stage_name  = module.api.stage_name
+  thresholds  = var.alarm_thresholds
+  email       = var.alarm_email
+  kms_key_arn = var.kms_key_arn
+}

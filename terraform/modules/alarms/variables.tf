@@ -1,0 +1,51 @@
+variable "name_prefix" {
+  description = "Prefix of the topic and alarm names."
+  type        = string
+}
+
+variable "functions" {
+  description = "Functions by role (command, query, projector): name and timeout (s)."
+  type        = map(object({ name = string, timeout_s = number }))
+  validation {
+    condition     = contains(keys(var.functions), "projector")
+    error_message = "functions must contain the projector (its iterator age is alarmed)."
+  }
+}
+
+variable "tables" {
+  description = "Table names by logical name."
+  type        = map(string)
+}
+
+variable "api_name" {
+  description = "REST API name (the ApiName dimension)."
+  type        = string
+}
+
+variable "stage_name" {
+  description = "Stage name (the Stage dimension)."
+  type        = string
+}
+
+variable "thresholds" {
+  description = "Alarm thresholds (see the root module's alarm_thresholds)."
+  type = object({
+    function_errors   = number
+    api_5xx           = number
+    api_latency_p99   = number
+    iterator_age_ms   = number
+    duration_fraction = number
+  })
+}
+
+variable "email" {
+  description = "E-mail subscribed to the topic; null for none."
+  type        = string
+  default     = null
+}
+
+variable "kms_key_arn" {
+  description = "KMS key of the topic; null for the AWS-managed SNS key."
+  type        = string
+  default     = null
+}

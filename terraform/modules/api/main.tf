@@ -1,0 +1,235 @@
+# The REST API of the HTTP contract: every method requires an API key, integrates with its
+# function through AWS_PROXY, and is served by stage `v1` behind a usage plan.
+locals {
+  # Resource paths of the contract, and which function serves each method.
+  paths = { books = "/books", book = "/books/{id}" }
+  methods = {
+    create  = { resource = "books", http_method = "POST", function = "command" }
+    list    = { resource = "books", http_method = "GET", function = "query" }
+    get     = { resource = "book", http_method = "GET", function = "query" }
+    replace = { resource = "book", http_method = "PUT", function = "command" }
+    delete  = { resource = "book", http_method = "DELETE", function = "command" }
+  }
+}
+
+resource "aws_api_gateway_rest_api" "this" {
+  name           = var.name
+  description    = "Books API (CQRS on Lambda)"
+  api_key_source = "HEADER"
+
+  endpoint_configuration {
+    types = ["REGIONAL"]
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_api_gateway_resource" "books" {
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  parent_id   = aws_api_gateway_rest_api.this.root_resource_id
+  path_part   = "books"
+}
+
+resource "aws_api_gateway_resource" "book" {
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  parent_id   = aws_api_gateway_resource.books.id
+  path_part   = "{id}"
+}
+
+locals {
+  resource_ids = { books = aws_api_gateway_resource.books.id, book = aws_api_gateway_resource.book.id }
+}
+
+resource "aws_api_gateway_method" "this" {
+  #checkov:skip=CKV2_AWS_53:Request validation is the functions' job: they answer problem+json naming the field at fault, which a gateway validator cannot.
+  for_each = local.methods
+
+  rest_api_id      = aws_api_gateway_rest_api.this.id
+  resource_id      = local.resource_ids[each.value.resource]
+  http_method      = each.value.http_method
+  authorization    = "NONE"
+  api_key_required = true
+  request_parameters = each.value.resource == "book" ? {
+    "method.request.path.id" = true
+  } : {}
+}
+
+resource "aws_api_gateway_integration" "this" {
+  for_each = local.methods
+
+  rest_api_id             = aws_api_gateway_rest_api.this.id
+  resource_id             = local.resource_ids[each.value.resource]
+  http_method             = aws_api_gateway_method.this[each.key].http_method
+  type                    = "AWS_PROXY"
+  integration_http_method = "POST"
+  uri                     = var.functions[each.value.function].invoke_arn
+  timeout_milliseconds    = 29000
+}
+
+resource "aws_lambda_permission" "this" {
+  for_each = local.methods
+
+  statement_id  = "apigateway-${each.key}"
+  action        = "lambda:InvokeFunction"
+  function_name = var.functions[each.value.function].name
+  principal     = "apigateway.amazonaws.com"
+  # Only this method on this path of this API may invoke the function; {id} is a wildcard.
+  source_arn = "${aws_api_gateway_rest_api.this.execution_arn}/*/${each.value.http_method}${replace(local.paths[each.value.resource], "{id}", "*")}"
+}
+
+resource "aws_api_gateway_deployment" "this" {
+  rest_api_id = aws_api_gateway_rest_api.this.id
+
+  # A deployment is a snapshot: redeploy whenever the API's shape changes.
+  triggers = {
+    # Only attributes that define the API: computed ones may read back differently.
+    redeployment = sha1(jsonencode([
+      [for r in [aws_api_gateway_resource.books, aws_api_gateway_resource.book] : [r.id, r.path_part]],
+      [for k, m in aws_api_gateway_method.this : [k, m.id, m.http_method, m.api_key_required, m.authorization]],
+      [for k, i in aws_api_gateway_integration.this : [k, i.id, i.type, i.uri, i.timeout_milliseconds]],
+    ]))
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+
+  depends_on = [aws_api_gateway_integration.this]
+}
+
+resource "aws_cloudwatch_log_group" "access" {
+  #checkov:skip=CKV_AWS_338:Retention is the log_retention_days variable (default 30 days for operational logs); set 365 or more where compliance requires it.
+  name              = "/aws/apigateway/${var.name}/access"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+}
+
+resource "aws_api_gateway_stage" "this" {
+  #checkov:skip=CKV_AWS_120:Responses depend on the caller and change on every write; clients revalidate with ETag/If-None-Match instead of a stage cache.
+  #checkov:skip=CKV2_AWS_51:Clients authenticate with API keys; mutual TLS needs a custom domain, outside this module.
+  #checkov:skip=CKV2_AWS_29:A WAF web ACL is an account-level choice; associate one with this stage where required.
+  rest_api_id          = aws_api_gateway_rest_api.this.id
+  deployment_id        = aws_api_gateway_deployment.this.id
+  stage_name           = var.stage_name
+  xray_tracing_enabled = true
+
+  access_log_settings {
+    destination_arn = aws_cloudwatch_log_group.access.arn
+    format = jsonencode({
+      requestId        = "$context.requestId"
+      extendedId       = "$context.extendedRequestId"
+      ip               = "$context.identity.sourceIp"
+      apiKeyId         = "$context.identity.apiKeyId"
+      requestTime      = "$context.requestTimeEpoch"
+      httpMethod       = "$context.httpMethod"
+      resourcePath     = "$context.resourcePath"
+      status           = "$context.status"
+      protocol         = "$context.protocol"
+      responseLength   = "$context.responseLength"
+      latencyMs        = "$context.responseLatency"
+      integrationMs    = "$context.integration.latency"
+      integrationError = "$context.integration.error"
+      errorType        = "$context.error.responseType"
+      xrayTraceId      = "$context.xrayTraceId"
+    })
+  }
+
+  depends_on = [aws_api_gateway_account.this]
+}
+
+resource "aws_api_gateway_method_settings" "all" {
+  #checkov:skip=CKV_AWS_225:Responses depend on the caller and change on every write; clients revalidate with ETag/If-None-Match instead of a stage cache.
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  stage_name  = aws_api_gateway_stage.this.stage_name
+  method_path = "*/*"
+
+  settings {
+    metrics_enabled        = true
+    logging_level          = "ERROR"
+    data_trace_enabled     = false
+    throttling_rate_limit  = var.throttle.rate_limit
+    throttling_burst_limit = var.throttle.burst_limit
+  }
+}
+
+resource "aws_api_gateway_usage_plan" "this" {
+  name = "${var.name}-default"
+
+  # Referencing the stage resource orders the plan after the stage exists.
+  api_stages {
+    api_id = aws_api_gateway_rest_api.this.id
+    stage  = aws_api_gateway_stage.this.stage_name
+  }
+
+  throttle_settings {
+    rate_limit  = var.throttle.rate_limit
+    burst_limit = var.throttle.burst_limit
+  }
+
+  quota_settings {
+    limit  = var.quota.limit
+    period = var.quota.period
+  }
+}
+
+resource "aws_api_gateway_api_key" "this" {
+  name    = "${var.name}-default"
+  enabled = true
+}
+
+resource "aws_api_gateway_usage_plan_key" "this" {
+  key_id        = aws_api_gateway_api_key.this.id
+  key_type      = "API_KEY"
+  usage_plan_id = aws_api_gateway_usage_plan.this.id
+}
+
+# Stage logging needs the region-wide API Gateway CloudWatch role.
+data "aws_iam_policy_document" "apigateway_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["apigateway.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "cloudwatch" {
+  count              = var.manage_account ? 1 : 0
+  name               = "${var.name}-apigateway-cloudwatch"
+  assume_role_policy = data.aws_iam_policy_document.apigateway_assume.json
+}
+
+# What AWS's AmazonAPIGatewayPushToCloudWatchLogs grants, inline: API Gateway writes access and
+# execution logs to groups it names itself, so the resource cannot be narrowed further.
+data "aws_iam_policy_document" "cloudwatch" {
+  statement {
+    actions = [
+      "logs:CreateLogGroup",
+      "logs:CreateLogStream",
+      "logs:DescribeLogGroups",
+      "logs:DescribeLogStreams",
+      "logs:PutLogEvents",
+      "logs:GetLogEvents",
+      "logs:FilterLogEvents",
+    ]
+    resources = ["arn:${data.aws_partition.current.partition}:logs:*:*:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "cloudwatch" {
+  count  = var.manage_account ? 1 : 0
+  name   = "push-to-cloudwatch-logs"
+  role   = aws_iam_role.cloudwatch[0].id
+  policy = data.aws_iam_policy_document.cloudwatch.json
+}
+
+resource "aws_api_gateway_account" "this" {
+  count               = var.manage_account ? 1 : 0
+  cloudwatch_role_arn = aws_iam_role.cloudwatch[0].arn
+  depends_on          = [aws_iam_role_policy.cloudwatch]
+}
+
+data "aws_partition" "current" {}

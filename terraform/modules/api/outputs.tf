@@ -1,0 +1,40 @@
+output "rest_api_id" {
+  description = "REST API id."
+  value       = aws_api_gateway_rest_api.this.id
+}
+
+output "rest_api_name" {
+  description = "REST API name."
+  value       = aws_api_gateway_rest_api.this.name
+}
+
+output "stage_name" {
+  description = "Stage name."
+  value       = aws_api_gateway_stage.this.stage_name
+}
+
+output "invoke_url" {
+  description = "Base URL of the stage."
+  value       = aws_api_gateway_stage.this.invoke_url
+}
+
+output "api_key_id" {
+  description = "Id of the default API key."
+  value       = aws_api_gateway_api_key.this.id
+}
+
+output "api_key_value" {
+  description = "Value of the default API key."
+  value       = aws_api_gateway_api_key.this.value
+  sensitive   = true
+}
+
+output "usage_plan_id" {
+  description = "Id of the default usage plan."
+  value       = aws_api_gateway_usage_plan.this.id
+}
+
+output "access_log_group" {
+  description = "Access log group of the stage."
+  value       = aws_cloudwatch_log_group.access.name
+}

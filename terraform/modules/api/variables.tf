@@ -1,0 +1,46 @@
+variable "name" {
+  description = "Name of the REST API (and prefix of its plan, key and log group)."
+  type        = string
+}
+
+variable "stage_name" {
+  description = "Stage serving the API."
+  type        = string
+  default     = "v1"
+}
+
+variable "functions" {
+  description = "The functions behind the methods, by role (command, query): name and invoke ARN."
+  type        = map(object({ name = string, invoke_arn = string }))
+  validation {
+    condition     = contains(keys(var.functions), "command") && contains(keys(var.functions), "query")
+    error_message = "functions must contain command and query."
+  }
+}
+
+variable "throttle" {
+  description = "Steady rate (requests/s) and burst of the usage plan and of every method."
+  type        = object({ rate_limit = number, burst_limit = number })
+}
+
+variable "quota" {
+  description = "Requests per key per period (DAY, WEEK, MONTH)."
+  type        = object({ limit = number, period = string })
+}
+
+variable "log_retention_days" {
+  description = "Retention of the access log group."
+  type        = number
+}
+
+variable "kms_key_arn" {
+  description = "KMS key of the access log group; null for AWS-managed encryption."
+  type        = string
+  default     = null
+}
+
+variable "manage_account" {
+  description = "Set the region-wide API Gateway CloudWatch role."
+  type        = bool
+  default     = true
+}

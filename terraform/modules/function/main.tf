@@ -1,0 +1,112 @@
+# One Lambda function from a container image by digest, with its own role (only the
+# statements given plus writing its own logs), its log groups created before it, and X-Ray.
+locals {
+  platform_log_group  = "/aws/lambda/${var.name}"
+  telemetry_log_group = var.telemetry_log_group
+}
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "this" {
+  name               = "${var.name}-role"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+}
+
+# The extension ships the function's logs and metrics to the telemetry log group.
+resource "aws_cloudwatch_log_group" "telemetry" {
+  #checkov:skip=CKV_AWS_338:Retention is the log_retention_days variable (default 30 days for operational logs); set 365 or more where compliance requires it.
+  name              = local.telemetry_log_group
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+}
+
+# Lambda's default group exists only when it is to keep a copy; without it (and without the
+# permission below) the platform writes nothing there.
+resource "aws_cloudwatch_log_group" "platform" {
+  #checkov:skip=CKV_AWS_338:Retention is the log_retention_days variable (default 30 days for operational logs); set 365 or more where compliance requires it.
+  count             = var.keep_platform_logs ? 1 : 0
+  name              = local.platform_log_group
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+}
+
+data "aws_iam_policy_document" "this" {
+  dynamic "statement" {
+    for_each = var.statements
+    content {
+      sid       = statement.value.sid
+      actions   = statement.value.actions
+      resources = statement.value.resources
+    }
+  }
+
+  statement {
+    sid       = "ShipTelemetry"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = ["${aws_cloudwatch_log_group.telemetry.arn}:*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.keep_platform_logs ? [1] : []
+    content {
+      sid       = "PlatformLogs"
+      actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+      resources = ["${aws_cloudwatch_log_group.platform[0].arn}:*"]
+    }
+  }
+
+  statement {
+    sid = "Tracing"
+    # X-Ray's trace APIs take no resource-level permissions.
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "this" {
+  name   = "${var.name}-least-privilege"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.this.json
+}
+
+resource "aws_lambda_function" "this" {
+  #checkov:skip=CKV_AWS_116:API functions are invoked synchronously (no DLQ applies); the projector's failures stay on its stream and are reported as batch item failures.
+  #checkov:skip=CKV_AWS_117:The functions reach only DynamoDB and CloudWatch over AWS endpoints; a VPC would add NAT/endpoint cost and cold-start latency for no isolation gain.
+  #checkov:skip=CKV_AWS_272:Code signing applies to .zip packages only; images are pinned by digest from an immutable, scanned ECR repository.
+  #checkov:skip=CKV_AWS_173:Environment variables are encrypted at rest with the AWS-managed key; set kms_key_arn to use a customer-managed key.
+  function_name                  = var.name
+  role                           = aws_iam_role.this.arn
+  package_type                   = "Image"
+  image_uri                      = var.image_uri
+  architectures                  = [var.architecture]
+  memory_size                    = var.memory_mb
+  timeout                        = var.timeout_s
+  reserved_concurrent_executions = var.reserved_concurrency
+  kms_key_arn                    = var.kms_key_arn
+
+  image_config {
+    command = var.command
+  }
+
+  environment {
+    variables = merge(var.environment, { BOOKS_TELEMETRY_LOG_GROUP = aws_cloudwatch_log_group.telemetry.name })
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  depends_on = [
+    aws_iam_role_policy.this,
+    aws_cloudwatch_log_group.telemetry,
+    aws_cloudwatch_log_group.platform,
+  ]
+}

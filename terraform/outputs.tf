@@ -1,0 +1,55 @@
+output "invoke_url" {
+  description = "Base URL of the API (stage v1)."
+  value       = module.api.invoke_url
+}
+
+output "rest_api_id" {
+  description = "REST API id (the local cloud reads routes, keys and plans through it)."
+  value       = module.api.rest_api_id
+}
+
+output "stage_name" {
+  description = "Stage serving the API."
+  value       = module.api.stage_name
+}
+
+output "api_key_id" {
+  description = "Id of the default API key: `aws apigateway get-api-key --api-key <id> --include-value`."
+  value       = module.api.api_key_id
+}
+
+output "api_key_value" {
+  description = "Value of the default API key (`terraform output -raw api_key_value`)."
+  value       = module.api.api_key_value
+  sensitive   = true
+}
+
+output "function_names" {
+  description = "Function name by role."
+  value       = { command = module.command.name, query = module.query.name, projector = module.projector.name }
+}
+
+output "table_names" {
+  description = "Table name by logical name."
+  value       = module.tables.names
+}
+
+output "log_groups" {
+  description = "Log groups: the telemetry group of each function, the stage's access log."
+  value = {
+    command    = module.command.telemetry_log_group
+    query      = module.query.telemetry_log_group
+    projector  = module.projector.telemetry_log_group
+    api_access = module.api.access_log_group
+  }
+}
+
+output "repository_urls" {
+  description = "ECR repository URL by image kind."
+  value       = module.registry.repository_urls
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic of the alarms."
+  value       = module.alarms.topic_arn
+}

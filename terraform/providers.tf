@@ -1,0 +1,40 @@
+# One provider for AWS and for the local AWS endpoint (moto): setting `aws_endpoint_url` aims
+# every service this module uses at that endpoint with fake credentials; leaving it null uses
+# the normal AWS credential chain and endpoints.
+locals {
+  local_endpoint = var.aws_endpoint_url != null
+}
+
+provider "aws" {
+  region = var.region
+
+  access_key                  = local.local_endpoint ? "testing" : null
+  secret_key                  = local.local_endpoint ? "testing" : null
+  skip_credentials_validation = local.local_endpoint
+  skip_metadata_api_check     = local.local_endpoint
+  skip_region_validation      = local.local_endpoint
+
+  dynamic "endpoints" {
+    for_each = local.local_endpoint ? [var.aws_endpoint_url] : []
+    content {
+      apigateway = endpoints.value
+      cloudwatch = endpoints.value
+      dynamodb   = endpoints.value
+      ecr        = endpoints.value
+      iam        = endpoints.value
+      kms        = endpoints.value
+      lambda     = endpoints.value
+      logs       = endpoints.value
+      sns        = endpoints.value
+      sts        = endpoints.value
+    }
+  }
+
+  default_tags {
+    tags = {
+      Project     = var.project
+      Environment = var.environment
+      ManagedBy   = "terraform"
+    }
+  }
+}

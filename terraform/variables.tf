@@ -1,0 +1,188 @@
+variable "project" {
+  description = "Project name: the first part of every resource name."
+  type        = string
+  default     = "books"
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,19}$", var.project))
+    error_message = "project must be 2-20 lower-case letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "environment" {
+  description = "Deployment environment (dev, staging, prod, local, ...): the second part of every resource name."
+  type        = string
+  default     = "dev"
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,15}$", var.environment))
+    error_message = "environment must be 2-16 lower-case letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "region" {
+  description = "AWS region to deploy into."
+  type        = string
+  default     = "us-east-1"
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.region))
+    error_message = "region must look like an AWS region, e.g. eu-west-1."
+  }
+}
+
+variable "aws_endpoint_url" {
+  description = "Aim every AWS service at this endpoint with fake credentials (the local cloud's moto server). Null for real AWS."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.aws_endpoint_url == null || can(regex("^https?://", var.aws_endpoint_url))
+    error_message = "aws_endpoint_url must be an http(s) URL or null."
+  }
+}
+
+variable "images" {
+  description = "Container image of each image kind, by digest (Lambda resolves tags only once; immutable repositories refuse re-pushed tags). `repository` defaults to the ECR repository this module creates."
+  type = object({
+    command = object({ digest = string, repository = optional(string) })
+    query   = object({ digest = string, repository = optional(string) })
+  })
+  validation {
+    condition = alltrue([
+      for image in [var.images.command, var.images.query] : can(regex("^sha256:[0-9a-f]{64}$", image.digest))
+    ])
+    error_message = "each image digest must be sha256:<64 hex digits>."
+  }
+}
+
+variable "functions" {
+  description = "Memory (MB), timeout (s) and reserved concurrency of each function."
+  type = object({
+    command   = object({ memory_mb = number, timeout_s = number, reserved_concurrency = number })
+    query     = object({ memory_mb = number, timeout_s = number, reserved_concurrency = number })
+    projector = object({ memory_mb = number, timeout_s = number, reserved_concurrency = number })
+  })
+  default = {
+    command   = { memory_mb = 256, timeout_s = 10, reserved_concurrency = 50 }
+    query     = { memory_mb = 256, timeout_s = 10, reserved_concurrency = 100 }
+    projector = { memory_mb = 256, timeout_s = 60, reserved_concurrency = 10 }
+  }
+  validation {
+    condition = alltrue([
+      for f in values(var.functions) :
+      f.memory_mb >= 128 && f.memory_mb <= 10240 && f.timeout_s >= 1 && f.timeout_s <= 900 && f.reserved_concurrency >= 1
+    ])
+    error_message = "memory_mb must be 128-10240, timeout_s 1-900 and reserved_concurrency at least 1."
+  }
+}
+
+variable "log_level" {
+  description = "Log filter of the functions (BOOKS_LOG), in tracing EnvFilter syntax."
+  type        = string
+  default     = "info"
+  validation {
+    condition     = can(regex("^[a-z0-9_=,:.]+$", var.log_level))
+    error_message = "log_level must be an EnvFilter directive such as info or books=debug."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of every log group."
+  type        = number
+  default     = 30
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, ...)."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "Customer-managed KMS key for log groups, tables, function environments and the alarm topic. Null uses AWS-managed encryption."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN or null."
+  }
+}
+
+variable "keep_platform_logs" {
+  description = "Whether Lambda's default log groups (/aws/lambda/<function>) also keep a copy of the function logs. The extension ships them to its own log group either way."
+  type        = bool
+  default     = false
+}
+
+variable "throttle" {
+  description = "API throttling: steady requests per second and burst, for the usage plan and the stage's methods."
+  type        = object({ rate_limit = number, burst_limit = number })
+  default     = { rate_limit = 50, burst_limit = 100 }
+  validation {
+    condition     = var.throttle.rate_limit > 0 && var.throttle.burst_limit >= 1
+    error_message = "rate_limit must be positive and burst_limit at least 1."
+  }
+}
+
+variable "quota" {
+  description = "Requests per API key per period (DAY, WEEK or MONTH)."
+  type        = object({ limit = number, period = string })
+  default     = { limit = 100000, period = "DAY" }
+  validation {
+    condition     = var.quota.limit >= 1 && contains(["DAY", "WEEK", "MONTH"], var.quota.period)
+    error_message = "quota.limit must be at least 1 and quota.period DAY, WEEK or MONTH."
+  }
+}
+
+variable "projector_stream" {
+  description = "Event source mapping of the projector: batch size, retries, maximum record age (s)."
+  type        = object({ batch_size = number, maximum_retry_attempts = number, maximum_record_age_s = number })
+  default     = { batch_size = 100, maximum_retry_attempts = 10, maximum_record_age_s = 21600 }
+  validation {
+    condition = (
+      var.projector_stream.batch_size >= 1 && var.projector_stream.batch_size <= 10000 &&
+      var.projector_stream.maximum_retry_attempts >= 0 && var.projector_stream.maximum_retry_attempts <= 10000 &&
+      var.projector_stream.maximum_record_age_s >= 60 && var.projector_stream.maximum_record_age_s <= 604800
+    )
+    error_message = "batch_size 1-10000, maximum_retry_attempts 0-10000, maximum_record_age_s 60-604800."
+  }
+}
+
+variable "alarm_thresholds" {
+  description = "Alarm thresholds: function errors and API 5XX per minute, API p99 latency (ms), projector iterator age (ms), duration p99 as a fraction of the timeout."
+  type = object({
+    function_errors   = number
+    api_5xx           = number
+    api_latency_p99   = number
+    iterator_age_ms   = number
+    duration_fraction = number
+  })
+  default = {
+    function_errors   = 1
+    api_5xx           = 5
+    api_latency_p99   = 2000
+    iterator_age_ms   = 60000
+    duration_fraction = 0.8
+  }
+  validation {
+    condition     = var.alarm_thresholds.duration_fraction > 0 && var.alarm_thresholds.duration_fraction <= 1
+    error_message = "duration_fraction must be in (0, 1]."
+  }
+}
+
+variable "alarm_email" {
+  description = "E-mail address subscribed to the alarm topic; null for none."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.alarm_email == null || can(regex("^[^@\\s]+@[^@\\s]+$", var.alarm_email))
+    error_message = "alarm_email must be an e-mail address or null."
+  }
+}
+
+variable "deletion_protection" {
+  description = "Protect the tables against deletion (turn off only for throw-away environments)."
+  type        = bool
+  default     = true
+}
+
+variable "manage_api_gateway_account" {
+  description = "Set the region-wide API Gateway CloudWatch role that stage logging needs. Disable if another stack already manages it."
+  type        = bool
+  default     = true
+}
