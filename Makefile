@@ -13,6 +13,10 @@ WITH_MOTO := scripts/with-moto
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
+# Parts kept in their own files (Terraform, ...). Included here, before the rules that use
+# their variables.
+-include mk/*.mk
+
 .PHONY: help
 help: ## List the public targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  \033[1m%-24s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,13 +63,25 @@ bench: venv check-rust ## Benchmarks: handler cost vs. the bare DynamoDB calls, 
 fmt: ## Format the Rust code
 	$(CARGO) fmt --all
 
-.PHONY: run
-run: ## The local cloud (arrives with the local-cloud issue)
-	@echo "make run: the local cloud (books-local) is not built yet; see README.md. Use 'make test' meanwhile."; exit 1
+# --- the local cloud ----------------------------------------------------------------------------
+
+PORT ?= 3000
+LOCAL_BINS := books-command books-query books-projector books-local
+
+.PHONY: run local-build
+run: venv check-rust check-terraform local-build $(TF_CLI_CONFIG_FILE) ## The local cloud: moto + Terraform + books-local on http://127.0.0.1:$(PORT)/v1
+	@echo "==> starting the local AWS endpoint (moto)"
+	BUILD=$(abspath $(BUILD)) PORT=$(PORT) TERRAFORM=$(TERRAFORM) $(WITH_MOTO) -- scripts/local-cloud
+
+local-build: check-rust
+	@echo "==> building the functions and books-local"
+	$(CARGO) build --locked $(addprefix --bin ,$(LOCAL_BINS))
+	@mkdir -p $(BUILD)/bin
+	@cp -f target/debug/books-local $(BUILD)/bin/books-local
+	scripts/stage-rootfs target/debug $(BUILD)/rootfs
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps .venv)
 	$(CARGO) clean
 	rm -rf $(BUILD)
 
--include mk/*.mk

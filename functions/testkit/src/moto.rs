@@ -34,19 +34,24 @@ pub async fn aws_config() -> SdkConfig {
 }
 
 fn start_private_moto() -> String {
-    let moto = crate::workspace_root().join(".venv/bin/moto_server");
+    let python = crate::workspace_root().join(".venv/bin/python");
+    let launcher = crate::workspace_root().join("scripts/moto_server.py");
     assert!(
-        moto.exists(),
-        "moto server not found at {}.\nFix: run `make venv` (or run the tests with `make test-rust`).",
-        moto.display()
+        python.exists(),
+        "the project's venv with moto is missing at {}.\nFix: run `make venv` (or run the tests with `make test-rust`).",
+        python.display()
     );
     let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
     // The child is spawned from a thread that lives as long as the process: PR_SET_PDEATHSIG
     // fires when the spawning *thread* ends, and then moto must end with us.
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut command = Command::new(moto);
-        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut command = Command::new(python);
+        command
+            .arg(launcher)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         // SAFETY: prctl is async-signal-safe and touches only the child's own state.
         unsafe {
             command.pre_exec(|| {

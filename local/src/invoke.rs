@@ -1,0 +1,71 @@
+//! The seam between the emulated AWS front doors (the REST gateway, the stream poller) and the
+//! emulated Lambda service: what a function is, and how to invoke it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+/// One function as Terraform created it in the local AWS endpoint, resolved to the files that
+/// stand in for its image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSpec {
+    /// Function name, e.g. `books-local-command`.
+    pub name: String,
+    /// Unqualified function ARN.
+    pub arn: String,
+    /// Executable started as the runtime (Lambda's `bootstrap`).
+    pub bootstrap: PathBuf,
+    /// Arguments of the runtime (the rest of the image command, if any).
+    pub bootstrap_args: Vec<String>,
+    /// Handler name (`_HANDLER`): the image command's first element, e.g. `books-command`.
+    pub handler: String,
+    /// `LAMBDA_TASK_ROOT` and the runtime's working directory.
+    pub task_root: PathBuf,
+    /// Folder whose executables start as external extensions (the image's `/opt/extensions`).
+    pub extensions_dir: Option<PathBuf>,
+    pub memory_mb: u32,
+    pub timeout: Duration,
+    /// The function's own environment variables (from its configuration).
+    pub environment: BTreeMap<String, String>,
+    /// Most environments at once (reserved concurrency); `None` means the account default.
+    pub reserved_concurrency: Option<u32>,
+    /// The function's version (`$LATEST`).
+    pub version: String,
+    /// Log group and stream names Lambda would use (`/aws/lambda/<name>`).
+    pub log_group: String,
+}
+
+/// One invocation request (the `Invoke` API, `RequestResponse`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvokeRequest {
+    pub function_name: String,
+    pub payload: Vec<u8>,
+    /// `X-Amzn-Trace-Id` to pass as `Lambda-Runtime-Trace-Id`; generated when absent.
+    pub trace_id: Option<String>,
+    /// Base64 client context, passed as `Lambda-Runtime-Client-Context`.
+    pub client_context: Option<String>,
+}
+
+/// What became of an invocation, as the Lambda service reports it to its caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvokeOutcome {
+    /// The runtime posted a response.
+    Response(Vec<u8>),
+    /// The runtime posted an error (`Unhandled` function error), with its JSON body.
+    FunctionError { error_type: String, payload: Vec<u8> },
+    /// The function ran past its timeout; the environment was shut down.
+    Timeout,
+    /// The runtime or init failed (crash, init error, exit); the environment was shut down.
+    Failed { error_type: String, message: String },
+    /// No environment could take the invocation (concurrency limit reached).
+    Throttled,
+    /// No function of that name.
+    NotFound,
+}
+
+/// The Lambda service as the front doors see it.
+pub trait Invoker: Send + Sync {
+    fn invoke(&self, request: InvokeRequest) -> BoxFuture<'_, InvokeOutcome>;
+}

@@ -1,0 +1,121 @@
+//! The Extensions API (2020-01-01): `register`, `event/next` (INVOKE and SHUTDOWN events),
+//! `init/error` and `exit/error`.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use hyper::Response;
+use serde_json::{json, Value};
+
+use super::environment::{Extension, Sandbox};
+use crate::http_util::{self, Body};
+
+pub fn register(sandbox: &Sandbox, name: Option<&str>, body: &[u8]) -> Response<Body> {
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        return http_util::lambda_error(StatusCode::BAD_REQUEST, "InvalidRequest", "Lambda-Extension-Name is required");
+    };
+    let events: Vec<String> = match serde_json::from_slice::<Value>(body) {
+        Ok(value) => {
+            value["events"].as_array().into_iter().flatten().filter_map(|e| e.as_str().map(str::to_owned)).collect()
+        }
+        Err(_) => return http_util::lambda_error(StatusCode::BAD_REQUEST, "InvalidRequest", "body must be JSON"),
+    };
+    if let Some(bad) = events.iter().find(|e| *e != "INVOKE" && *e != "SHUTDOWN") {
+        return http_util::lambda_error(StatusCode::BAD_REQUEST, "InvalidEventType", &format!("unknown event {bad}"));
+    }
+    let id = http_util::uuid();
+    let registered = sandbox.update(|s| {
+        if !s.accepting_registrations {
+            return Err("extensions register during the init phase only");
+        }
+        if s.extensions.iter().any(|e| e.name == name) {
+            return Err("an extension of this name is registered already");
+        }
+        s.extensions.push(Extension {
+            id: id.clone(),
+            name: name.to_owned(),
+            invoke: events.iter().any(|e| e == "INVOKE"),
+            shutdown: events.iter().any(|e| e == "SHUTDOWN"),
+            waiting: false,
+            events: Default::default(),
+        });
+        Ok(())
+    });
+    if let Err(reason) = registered {
+        return http_util::lambda_error(StatusCode::FORBIDDEN, "Extension.RegistrationError", reason);
+    }
+    let spec = &sandbox.spec;
+    let mut response = http_util::json(
+        StatusCode::OK,
+        &json!({"functionName": spec.name, "functionVersion": spec.version, "handler": spec.handler}),
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("lambda-extension-identifier", value);
+    }
+    response
+}
+
+pub async fn next(sandbox: Arc<Sandbox>, id: Option<&str>) -> Response<Body> {
+    let Some(id) = id else {
+        return http_util::lambda_error(
+            StatusCode::FORBIDDEN,
+            "Extension.MissingIdentifier",
+            "Lambda-Extension-Identifier is required",
+        );
+    };
+    let known = sandbox.update(|s| {
+        s.extensions.iter_mut().find(|e| e.id == id).map(|e| {
+            if e.events.is_empty() {
+                e.waiting = true;
+            }
+        })
+    });
+    if known.is_none() {
+        return http_util::lambda_error(
+            StatusCode::FORBIDDEN,
+            "Extension.UnknownExtensionIdentifier",
+            "unknown extension id",
+        );
+    }
+    let event = sandbox
+        .wait_for(|s| {
+            let extension = s.extensions.iter_mut().find(|e| e.id == id)?;
+            let event = extension.events.pop_front()?;
+            extension.waiting = false;
+            Some(event)
+        })
+        .await;
+    let mut response = http_util::json(StatusCode::OK, &event);
+    if let Ok(value) = http::HeaderValue::from_str(&http_util::uuid()) {
+        response.headers_mut().insert("lambda-extension-event-identifier", value);
+    }
+    response
+}
+
+pub fn error(sandbox: &Sandbox, id: Option<&str>, error_type: Option<&str>, body: &[u8], init: bool) -> Response<Body> {
+    let Some(id) = id else {
+        return http_util::lambda_error(
+            StatusCode::FORBIDDEN,
+            "Extension.MissingIdentifier",
+            "Lambda-Extension-Identifier is required",
+        );
+    };
+    let message = format!("{}: {}", error_type.unwrap_or("Extension.Unknown"), String::from_utf8_lossy(body));
+    let known = sandbox.update(|s| {
+        let name = s.extensions.iter().find(|e| e.id == id).map(|e| e.name.clone())?;
+        if init {
+            s.init_error = Some(format!("extension {name}: {message}"));
+        } else {
+            s.exit_errors.push(format!("extension {name}: {message}"));
+        }
+        Some(())
+    });
+    match known {
+        Some(()) => http_util::json(StatusCode::ACCEPTED, &json!({"status": "OK"})),
+        None => http_util::lambda_error(
+            StatusCode::FORBIDDEN,
+            "Extension.UnknownExtensionIdentifier",
+            "unknown extension id",
+        ),
+    }
+}

@@ -1,0 +1,87 @@
+//! The processes of an execution environment: started with exactly the environment Lambda
+//! gives them, their output captured line by line, their peak memory read from /proc.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A started process and its pid (kept after the child handle is taken for waiting).
+pub struct Process {
+    pub name: String,
+    pub pid: u32,
+    pub child: Child,
+}
+
+/// Starts `program` with a clean environment and hands every output line to `on_line`.
+pub fn spawn(
+    name: &str,
+    program: &Path,
+    args: &[String],
+    cwd: &Path,
+    env: &BTreeMap<String, String>,
+    on_line: impl Fn(&str) + Send + Sync + Clone + 'static,
+) -> std::io::Result<Process> {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command.spawn()?;
+    let pid = child.id().unwrap_or_default();
+    if let Some(stdout) = child.stdout.take() {
+        let on_line = on_line.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                on_line(&line);
+            }
+        });
+    }
+    if let Some(stderr) = child.stderr.take() {
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                on_line(&line);
+            }
+        });
+    }
+    Ok(Process { name: name.to_owned(), pid, child })
+}
+
+/// Peak resident memory of a process in MB (VmHWM), 0 when it is gone.
+pub fn peak_memory_mb(pid: u32) -> u64 {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return 0 };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb.div_ceil(1024))
+}
+
+pub fn signal(pid: u32, signal: i32) {
+    if pid > 0 {
+        // SAFETY: kill(2) on a pid we started; a stale pid at worst gets ESRCH.
+        unsafe {
+            libc::kill(pid as libc::pid_t, signal);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_our_own_peak_memory() {
+        assert!(peak_memory_mb(std::process::id()) > 0);
+        assert_eq!(peak_memory_mb(u32::MAX - 1), 0);
+    }
+}

@@ -1,0 +1,11 @@
+//! `books-local`: the local cloud. Runs the unchanged function and extension binaries inside an
+//! emulation of the Lambda execution environment (Runtime, Extensions and Telemetry APIs),
+//! behind an emulated API Gateway REST stage, fed by an emulated DynamoDB stream event source
+//! mapping — all configured from what Terraform created in the local AWS endpoint (moto).
+
+pub mod cloud;
+pub mod gateway;
+mod http_util;
+pub mod invoke;
+pub mod lambda;
+pub mod stream_poller;
