@@ -66,11 +66,21 @@ pub struct SandboxState {
     pub exited: Vec<String>,
 }
 
+/// A record kept from the init phase, replayed to extensions that subscribe during init (they
+/// cannot subscribe before `platform.initStart` has happened).
+#[derive(Debug, Clone)]
+enum Backlog {
+    Platform(Value),
+    Log(Stream, String),
+}
+
 pub struct Sandbox {
     pub spec: FunctionSpec,
     pub state: Mutex<SandboxState>,
     changed: Notify,
     pub subscribers: Mutex<Vec<Arc<Subscriber>>>,
+    /// Telemetry of the init phase; `None` once init is over.
+    backlog: Mutex<Option<Vec<Backlog>>>,
     pub client: HttpClient,
 }
 
@@ -102,7 +112,7 @@ impl Sandbox {
     }
 
     /// Sends a record to every subscriber that asked for its stream.
-    pub fn emit(&self, stream: Stream, record: impl Fn(bool) -> Value) {
+    fn emit(&self, stream: Stream, record: impl Fn(bool) -> Value) {
         let Ok(subscribers) = self.subscribers.lock() else { return };
         for subscriber in subscribers.iter().filter(|s| s.wants(stream)) {
             subscriber.push(record(subscriber.subscription.structured_records()));
@@ -110,7 +120,47 @@ impl Sandbox {
     }
 
     pub fn emit_platform(&self, kind: &str, record: Value) {
-        self.emit(Stream::Platform, |_| platform_record(kind, record.clone()));
+        let record = platform_record(kind, record);
+        if let Ok(mut backlog) = self.backlog.lock() {
+            if let Some(backlog) = backlog.as_mut() {
+                backlog.push(Backlog::Platform(record.clone()));
+            }
+        }
+        self.emit(Stream::Platform, |_| record.clone());
+    }
+
+    /// A line a process wrote, as a `function` or `extension` record.
+    pub fn emit_log(&self, stream: Stream, line: &str) {
+        if let Ok(mut backlog) = self.backlog.lock() {
+            if let Some(backlog) = backlog.as_mut() {
+                backlog.push(Backlog::Log(stream, line.to_owned()));
+            }
+        }
+        self.emit(stream, |structured| log_record(stream, line, structured));
+    }
+
+    /// Adds a subscriber and replays the init phase's records it asked for.
+    pub fn subscribe(&self, subscriber: Arc<Subscriber>) {
+        if let Ok(backlog) = self.backlog.lock() {
+            for record in backlog.iter().flatten() {
+                match record {
+                    Backlog::Platform(value) if subscriber.wants(Stream::Platform) => subscriber.push(value.clone()),
+                    Backlog::Log(stream, line) if subscriber.wants(*stream) => {
+                        subscriber.push(log_record(*stream, line, subscriber.subscription.structured_records()))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Ok(mut subscribers) = self.subscribers.lock() {
+            subscribers.push(subscriber);
+        }
+    }
+
+    fn end_backlog(&self) {
+        if let Ok(mut backlog) = self.backlog.lock() {
+            *backlog = None;
+        }
     }
 }
 
@@ -153,6 +203,7 @@ impl Environment {
             state: Mutex::new(SandboxState { accepting_registrations: true, ..Default::default() }),
             changed: Notify::new(),
             subscribers: Mutex::new(Vec::new()),
+            backlog: Mutex::new(Some(Vec::new())),
             client: http_util::client(),
         });
         let listener =
@@ -189,6 +240,7 @@ impl Environment {
                     json!({"initializationType": "on-demand", "phase": "init", "status": "success",
                            "metrics": {"durationMs": ms}}),
                 );
+                sandbox.end_backlog();
                 Ok(environment)
             }
             Err((error_type, message)) => {
@@ -227,7 +279,7 @@ impl Environment {
             let label = format!("{}/{name}", spec.name);
             let on_line = move |line: &str| {
                 eprintln!("[{label}] {line}");
-                sandbox.emit(Stream::Extension, |structured| log_record(Stream::Extension, line, structured));
+                sandbox.emit_log(Stream::Extension, line);
             };
             let process = process::spawn(&name, path, &[], &spec.task_root, &extension_env, on_line)
                 .map_err(|e| ("Extension.LaunchError".to_owned(), format!("{}: {e}", path.display())))?;
@@ -257,7 +309,7 @@ impl Environment {
         let label = spec.name.clone();
         let on_line = move |line: &str| {
             eprintln!("[{label}] {line}");
-            sandbox.emit(Stream::Function, |structured| log_record(Stream::Function, line, structured));
+            sandbox.emit_log(Stream::Function, line);
         };
         let runtime =
             process::spawn("runtime", &spec.bootstrap, &spec.bootstrap_args, &spec.task_root, &runtime_env, on_line)

@@ -226,9 +226,7 @@ fn subscribe(sandbox: &Sandbox, extension_id: Option<&str>, body: &[u8]) -> Resp
                 })
                 .collect();
             let subscriber = telemetry_api::Subscriber::start(subscription, sandbox.client.clone());
-            if let Ok(mut subscribers) = sandbox.subscribers.lock() {
-                subscribers.push(subscriber);
-            }
+            sandbox.subscribe(subscriber);
             sandbox.emit_platform(
                 "platform.telemetrySubscription",
                 serde_json::json!({"name": name, "state": "Subscribed", "types": types}),

@@ -1,0 +1,301 @@
+//! Conformance of the emulated Lambda execution environment: the Runtime, Extensions and
+//! Telemetry APIs as the fixtures in `tests/fixtures` see them, and the documented lifecycle.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use books_local::invoke::{InvokeOutcome, InvokeRequest, Invoker};
+use books_local::lambda::{LambdaService, LambdaSettings};
+use serde_json::{json, Value};
+use support::{eventually, Fixture};
+
+fn settings() -> LambdaSettings {
+    LambdaSettings { aws_endpoint_url: Some("http://127.0.0.1:9".into()), ..LambdaSettings::default() }
+}
+
+async fn invoke(service: &LambdaService, payload: Value) -> InvokeOutcome {
+    let request = InvokeRequest {
+        function_name: "fixture".into(),
+        payload: payload.to_string().into_bytes(),
+        ..Default::default()
+    };
+    service.invoke(request).await
+}
+
+fn response(outcome: InvokeOutcome) -> Value {
+    match outcome {
+        InvokeOutcome::Response(body) => serde_json::from_slice(&body).unwrap(),
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_invocation_reaches_the_runtime_with_the_documented_headers() {
+    let fixture = Fixture::new(Duration::from_secs(5), false, &[]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let answer = response(invoke(&service, json!({"echo": "hello"})).await);
+    assert_eq!(answer["echo"], "hello");
+    let headers = &answer["headers"];
+    let header = |name: &str| {
+        headers[name.to_ascii_lowercase()].as_str().unwrap_or_else(|| panic!("header {name} in {headers}")).to_owned()
+    };
+    assert_eq!(header("Lambda-Runtime-Aws-Request-Id").len(), 36);
+    assert_eq!(header("Lambda-Runtime-Invoked-Function-Arn"), fixture.spec.arn);
+    assert!(header("Lambda-Runtime-Trace-Id").starts_with("Root=1-"));
+    let deadline: u64 = header("Lambda-Runtime-Deadline-Ms").parse().unwrap();
+    assert!(deadline >= before + 4_000 && deadline <= before + 15_000, "deadline {deadline} vs {before}");
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runtime_and_extensions_get_the_documented_environment() {
+    let fixture = Fixture::new(Duration::from_secs(5), true, &[("MY_SETTING", "42")]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    response(invoke(&service, json!({})).await);
+    let runtime = &fixture.lines("runtime.jsonl")[0]["env"];
+    for (name, value) in [
+        ("AWS_LAMBDA_FUNCTION_NAME", "fixture"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/fixture"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ("_HANDLER", "runtime.py"),
+        ("TZ", ":UTC"),
+        ("MY_SETTING", "42"),
+    ] {
+        assert_eq!(runtime[name], value, "{name}");
+    }
+    for name in ["AWS_LAMBDA_RUNTIME_API", "AWS_ACCESS_KEY_ID", "AWS_LAMBDA_LOG_STREAM_NAME", "LAMBDA_TASK_ROOT"] {
+        assert!(runtime[name].is_string(), "{name} is set for the runtime");
+    }
+    assert!(runtime.get("HOME").is_none() && runtime.get("CARGO").is_none(), "nothing leaks from the host");
+    let extension = &fixture.extension("register")[0]["env"];
+    for hidden in books_local::lambda::HIDDEN_FROM_EXTENSIONS {
+        assert!(extension.get(hidden).is_none(), "{hidden} is hidden from extensions");
+    }
+    assert_eq!(extension["AWS_LAMBDA_FUNCTION_NAME"], "fixture");
+    assert_eq!(extension["MY_SETTING"], "42");
+    assert_eq!(extension["AWS_LAMBDA_RUNTIME_API"], runtime["AWS_LAMBDA_RUNTIME_API"]);
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_function_error_keeps_its_type() {
+    let fixture = Fixture::new(Duration::from_secs(5), false, &[]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    match invoke(&service, json!({"error": "Books.Broken"})).await {
+        InvokeOutcome::FunctionError { error_type, payload } => {
+            assert_eq!(error_type, "Books.Broken");
+            assert_eq!(serde_json::from_slice::<Value>(&payload).unwrap()["errorType"], "Books.Broken");
+        }
+        other => panic!("{other:?}"),
+    }
+    response(invoke(&service, json!({"echo": 1})).await);
+    assert_eq!(fixture.lines("runtime.jsonl").len(), 1, "a function error keeps the environment");
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn init_errors_fail_the_invocation() {
+    let fixture = Fixture::new(Duration::from_secs(5), false, &[("FIXTURE_INIT_ERROR", "1")]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    match invoke(&service, json!({})).await {
+        InvokeOutcome::Failed { error_type, message } => {
+            assert_eq!(error_type, "Runtime.InitError");
+            assert!(message.contains("Runtime.ConfigError"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(service.environments("fixture"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_timeout_kills_the_environment_and_the_next_call_starts_a_new_one() {
+    let fixture = Fixture::new(Duration::from_secs(1), true, &[]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    let started = Instant::now();
+    assert_eq!(invoke(&service, json!({"sleep_ms": 5_000})).await, InvokeOutcome::Timeout);
+    assert!(started.elapsed() < Duration::from_secs(5), "the timeout cut the invocation short");
+    assert_eq!(service.environments("fixture"), 0);
+    let shutdowns: Vec<Value> =
+        fixture.extension("event").into_iter().filter(|e| e["eventType"] == "SHUTDOWN").collect();
+    assert_eq!(shutdowns[0]["shutdownReason"], "TIMEOUT");
+    response(invoke(&service, json!({"echo": "again"})).await);
+    let starts = fixture.lines("runtime.jsonl");
+    assert_eq!(starts.len(), 2, "re-initialised");
+    assert_ne!(starts[0]["pid"], starts[1]["pid"]);
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_is_a_failure_and_extensions_hear_failure() {
+    let fixture = Fixture::new(Duration::from_secs(5), true, &[]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    match invoke(&service, json!({"exit": 3})).await {
+        InvokeOutcome::Failed { error_type, .. } => assert_eq!(error_type, "Runtime.ExitError"),
+        other => panic!("{other:?}"),
+    }
+    let shutdowns: Vec<Value> =
+        fixture.extension("event").into_iter().filter(|e| e["eventType"] == "SHUTDOWN").collect();
+    assert_eq!(shutdowns.len(), 1);
+    assert_eq!(shutdowns[0]["shutdownReason"], "FAILURE");
+    assert_eq!(service.environments("fixture"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn extensions_register_then_get_invoke_and_shutdown_events() {
+    let fixture = Fixture::new(Duration::from_secs(5), true, &[]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    let first = response(invoke(&service, json!({})).await);
+    response(invoke(&service, json!({})).await);
+    service.shutdown().await;
+    let register = &fixture.extension("register")[0]["body"];
+    assert_eq!(*register, json!({"functionName": "fixture", "functionVersion": "$LATEST", "handler": "runtime.py"}));
+    let events = fixture.extension("event");
+    let kinds: Vec<&str> = events.iter().map(|e| e["eventType"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["INVOKE", "INVOKE", "SHUTDOWN"]);
+    let invoke_event = &events[0];
+    assert_eq!(invoke_event["requestId"], first["headers"]["lambda-runtime-aws-request-id"]);
+    assert_eq!(invoke_event["invokedFunctionArn"], fixture.spec.arn);
+    assert_eq!(invoke_event["tracing"]["type"], "X-Amzn-Trace-Id");
+    assert!(invoke_event["deadlineMs"].as_u64().unwrap() > 0);
+    assert_eq!(events[2]["shutdownReason"], "SPINDOWN");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    assert!(events[2]["deadlineMs"].as_u64().unwrap() <= now + 2_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_invocation_ends_only_after_the_extension_called_next() {
+    let fixture = Fixture::new(
+        Duration::from_secs(5),
+        true,
+        &[("FIXTURE_AFTER_INVOKE_MS", "400"), ("FIXTURE_TELEMETRY", r#"{"timeoutMs": 25}"#)],
+    );
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    let started = Instant::now();
+    response(invoke(&service, json!({})).await);
+    assert!(started.elapsed() >= Duration::from_millis(400), "the invoke phase waits for the extension");
+    service.shutdown().await;
+    let telemetry = fixture.telemetry();
+    let record =
+        |kind: &str| telemetry.iter().find(|r| r["type"] == kind).unwrap_or_else(|| panic!("{kind}"))["record"].clone();
+    let runtime_ms = record("platform.runtimeDone")["metrics"]["durationMs"].as_f64().unwrap();
+    let report_ms = record("platform.report")["metrics"]["durationMs"].as_f64().unwrap();
+    assert!(report_ms >= runtime_ms + 300.0, "post-runtime time shows in the report: {runtime_ms} vs {report_ms}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn telemetry_carries_platform_events_function_and_extension_logs() {
+    let fixture = Fixture::new(Duration::from_secs(5), true, &[("FIXTURE_TELEMETRY", r#"{"timeoutMs": 25}"#)]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    let answer = response(
+        invoke(&service, json!({"print": ["plain text", r#"{"level":"INFO","message":"structured"}"#]})).await,
+    );
+    service.shutdown().await;
+    let telemetry = fixture.telemetry();
+    let kinds: Vec<&str> = telemetry.iter().map(|r| r["type"].as_str().unwrap()).collect();
+    for kind in [
+        "platform.initStart",
+        "platform.initRuntimeDone",
+        "platform.initReport",
+        "platform.telemetrySubscription",
+        "platform.start",
+        "platform.runtimeDone",
+        "platform.report",
+        "function",
+        "extension",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    let position = |kind: &str| kinds.iter().position(|k| *k == kind).unwrap();
+    assert!(position("platform.start") < position("platform.runtimeDone"));
+    assert!(position("platform.runtimeDone") < position("platform.report"));
+    let functions: Vec<&Value> = telemetry.iter().filter(|r| r["type"] == "function").map(|r| &r["record"]).collect();
+    assert!(functions.contains(&&json!("plain text")));
+    assert!(functions.contains(&&json!({"level": "INFO", "message": "structured"})), "JSON lines are objects");
+    let report = &telemetry[position("platform.report")]["record"];
+    assert_eq!(report["requestId"], answer["headers"]["lambda-runtime-aws-request-id"]);
+    assert_eq!(report["status"], "success");
+    let metrics = &report["metrics"];
+    assert!(metrics["maxMemoryUsedMB"].as_u64().unwrap() > 0, "memory from /proc: {metrics}");
+    assert_eq!(metrics["memorySizeMB"], 256);
+    assert!(metrics["billedDurationMs"].as_u64().unwrap() as f64 >= metrics["durationMs"].as_f64().unwrap());
+    assert!(metrics["initDurationMs"].as_f64().unwrap() > 0.0, "the cold start's report has the init duration");
+    assert!(telemetry.iter().any(|r| r["type"] == "extension" && r["record"] == "extension ready"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_oldest_schema_delivers_function_lines_as_strings() {
+    let fixture = Fixture::new(
+        Duration::from_secs(5),
+        true,
+        &[("FIXTURE_TELEMETRY", r#"{"timeoutMs": 25}"#), ("FIXTURE_SCHEMA", "2022-07-01")],
+    );
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    response(invoke(&service, json!({"print": [r#"{"message":"json"}"#]})).await);
+    service.shutdown().await;
+    let line = fixture.telemetry().into_iter().find(|r| r["type"] == "function").unwrap();
+    assert_eq!(line["record"], r#"{"message":"json"}"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn telemetry_batches_respect_max_items_and_lose_nothing() {
+    let fixture =
+        Fixture::new(Duration::from_secs(20), true, &[("FIXTURE_TELEMETRY", r#"{"maxItems": 1000, "timeoutMs": 25}"#)]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    let lines: Vec<String> = (0..2_500).map(|n| format!("line {n}")).collect();
+    response(invoke(&service, json!({"print": lines})).await);
+    service.shutdown().await;
+    let batches = fixture.extension("telemetry");
+    assert!(batches.iter().all(|b| b.as_array().unwrap().len() <= 1_000), "maxItems honoured");
+    let delivered: Vec<String> = fixture
+        .telemetry()
+        .into_iter()
+        .filter(|r| r["type"] == "function")
+        .map(|r| r["record"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(delivered, lines, "every line, once, in order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrency_scales_out_to_the_reserved_limit_then_throttles() {
+    let fixture = Fixture::new(Duration::from_secs(10), false, &[]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    let service_ref = &service;
+    let outcomes =
+        futures::future::join_all((0..3).map(|_| async move { invoke(service_ref, json!({"sleep_ms": 1_500})).await }))
+            .await;
+    let responses = outcomes.iter().filter(|o| matches!(o, InvokeOutcome::Response(_))).count();
+    let throttled = outcomes.iter().filter(|o| **o == InvokeOutcome::Throttled).count();
+    assert_eq!((responses, throttled), (2, 1), "{outcomes:?}");
+    assert_eq!(service.environments("fixture"), 2, "two cold starts, reserved concurrency 2");
+    response(invoke(&service, json!({})).await);
+    assert_eq!(fixture.lines("runtime.jsonl").len(), 2, "a warm environment was reused");
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_environments_are_spun_down() {
+    let fixture = Fixture::new(Duration::from_secs(5), true, &[]);
+    let settings = LambdaSettings { idle_timeout: Duration::from_millis(300), ..settings() };
+    let service: Arc<LambdaService> = LambdaService::new(vec![fixture.spec.clone()], settings);
+    response(invoke(&service, json!({})).await);
+    eventually("the idle environment to spin down", || service.environments("fixture") == 0).await;
+    eventually("the extension to hear SPINDOWN", || {
+        fixture.extension("event").iter().any(|e| e["eventType"] == "SHUTDOWN" && e["shutdownReason"] == "SPINDOWN")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unknown_function_is_not_found() {
+    let fixture = Fixture::new(Duration::from_secs(5), false, &[]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    let request = InvokeRequest { function_name: "nope".into(), ..Default::default() };
+    assert_eq!(service.invoke(request).await, InvokeOutcome::NotFound);
+}

@@ -1,0 +1,122 @@
+//! Shared set-up of the emulator's tests: functions whose runtime and extension are the Python
+//! fixtures in `tests/fixtures`, and raw HTTP against the emulated APIs.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use books_local::invoke::FunctionSpec;
+use serde_json::Value;
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn python() -> PathBuf {
+    let python = workspace().join(".venv/bin/python");
+    assert!(python.exists(), "{} is missing. Fix: make venv", python.display());
+    python
+}
+
+/// A function run by the Python runtime fixture, optionally with the extension fixture.
+pub struct Fixture {
+    pub dir: tempdir::Dir,
+    pub spec: FunctionSpec,
+}
+
+pub mod tempdir {
+    /// A temporary directory removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+
+    impl Dir {
+        pub fn new() -> Self {
+            let path = std::env::temp_dir().join(format!("books-local-test-{}", ulid::Ulid::new()));
+            std::fs::create_dir_all(&path).unwrap();
+            Self(path)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Fixture {
+    pub fn new(timeout: Duration, with_extension: bool, env: &[(&str, &str)]) -> Self {
+        let dir = tempdir::Dir::new();
+        let task = dir.0.join("var/task");
+        std::fs::create_dir_all(&task).unwrap();
+        let mut environment: BTreeMap<String, String> =
+            env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        environment.insert("FIXTURE_STATE".into(), dir.0.join("runtime.jsonl").display().to_string());
+        environment.insert("FIXTURE_EXTENSION_LOG".into(), dir.0.join("extension.jsonl").display().to_string());
+        let extensions_dir = with_extension.then(|| {
+            let extensions = dir.0.join("opt/extensions");
+            std::fs::create_dir_all(&extensions).unwrap();
+            let launcher = extensions.join("fixture-extension");
+            let script = workspace().join("local/tests/fixtures/extension.py");
+            std::fs::write(&launcher, format!("#!/bin/sh\nexec {} {}\n", python().display(), script.display()))
+                .unwrap();
+            make_executable(&launcher);
+            extensions
+        });
+        let spec = FunctionSpec {
+            name: "fixture".into(),
+            arn: "arn:aws:lambda:us-east-1:123456789012:function:fixture".into(),
+            bootstrap: python(),
+            bootstrap_args: vec![workspace().join("local/tests/fixtures/runtime.py").display().to_string()],
+            handler: "runtime.py".into(),
+            task_root: task,
+            extensions_dir,
+            memory_mb: 256,
+            timeout,
+            environment,
+            reserved_concurrency: Some(2),
+            version: "$LATEST".into(),
+            log_group: "/aws/lambda/fixture".into(),
+        };
+        Self { dir, spec }
+    }
+
+    /// JSON lines a fixture wrote (`runtime.jsonl`, `extension.jsonl`).
+    pub fn lines(&self, file: &str) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.0.join(file))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Extension log entries of one kind.
+    pub fn extension(&self, kind: &str) -> Vec<Value> {
+        self.lines("extension.jsonl").into_iter().filter(|l| l["kind"] == kind).map(|l| l["value"].clone()).collect()
+    }
+
+    /// Every telemetry record the extension received, in order.
+    pub fn telemetry(&self) -> Vec<Value> {
+        self.extension("telemetry")
+            .into_iter()
+            .flat_map(|batch| batch.as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+}
+
+fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Waits (bounded) until `check` holds; panics with `what` otherwise.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
