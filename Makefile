@@ -67,18 +67,27 @@ fmt: ## Format the Rust code
 
 PORT ?= 3000
 LOCAL_BINS := books-command books-query books-projector books-local
+# Where cargo puts its builds (honours CARGO_TARGET_DIR like cargo does).
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: run local-build
 run: venv check-rust check-terraform local-build $(TF_CLI_CONFIG_FILE) ## The local cloud: moto + Terraform + books-local on http://127.0.0.1:$(PORT)/v1
 	@echo "==> starting the local AWS endpoint (moto)"
 	BUILD=$(abspath $(BUILD)) PORT=$(PORT) TERRAFORM=$(TERRAFORM) $(WITH_MOTO) -- scripts/local-cloud
 
+.PHONY: test-local-e2e
+test-local-e2e: venv check-rust check-terraform local-build $(TF_CLI_CONFIG_FILE) ## End to end through the local cloud (Terraform on moto, books-local, the gateway)
+	@echo "==> end-to-end tests through the local cloud"
+	BUILD=$(abspath $(BUILD)) TERRAFORM=$(TERRAFORM) CARGO=$(CARGO) $(WITH_MOTO) -- scripts/e2e-local
+
+test: test-local-e2e
+
 local-build: check-rust
 	@echo "==> building the functions and books-local"
 	$(CARGO) build --locked $(addprefix --bin ,$(LOCAL_BINS))
 	@mkdir -p $(BUILD)/bin
-	@cp -f target/debug/books-local $(BUILD)/bin/books-local
-	scripts/stage-rootfs target/debug $(BUILD)/rootfs
+	@cp -f $(TARGET_DIR)/debug/books-local $(BUILD)/bin/books-local
+	scripts/stage-rootfs $(TARGET_DIR)/debug $(BUILD)/rootfs
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps .venv)
