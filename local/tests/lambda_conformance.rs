@@ -299,3 +299,27 @@ async fn an_unknown_function_is_not_found() {
     let request = InvokeRequest { function_name: "nope".into(), ..Default::default() };
     assert_eq!(service.invoke(request).await, InvokeOutcome::NotFound);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_extension_on_the_lambda_extension_crate_runs_under_the_emulator() {
+    let fixture = Fixture::with_extension_binary(Duration::from_secs(5), Some(support::crate_extension()), &[]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    let first = response(invoke(&service, json!({})).await);
+    response(invoke(&service, json!({})).await);
+    service.shutdown().await;
+    let events = fixture.extension("event");
+    let kinds: Vec<&str> = events.iter().map(|e| e["eventType"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["INVOKE", "INVOKE", "SHUTDOWN"]);
+    assert!(events.iter().all(|e| e["source"] == "lambda-extension"));
+    assert_eq!(events[0]["requestId"], first["headers"]["lambda-runtime-aws-request-id"]);
+    assert_eq!(events[2]["shutdownReason"], "SPINDOWN");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_runtime_api_refuses_unknown_invocations_and_oversize_responses() {
+    let fixture = Fixture::new(Duration::from_secs(10), false, &[]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    let answer = response(invoke(&service, json!({"probe": true})).await);
+    assert_eq!(answer["echo"], json!({"unknown_id": 400, "too_large": 413}));
+    service.shutdown().await;
+}

@@ -47,6 +47,11 @@ pub mod tempdir {
 
 impl Fixture {
     pub fn new(timeout: Duration, with_extension: bool, env: &[(&str, &str)]) -> Self {
+        Self::with_extension_binary(timeout, with_extension.then(python_extension), env)
+    }
+
+    /// A function whose one extension is `extension` (a script or binary), if any.
+    pub fn with_extension_binary(timeout: Duration, extension: Option<PathBuf>, env: &[(&str, &str)]) -> Self {
         let dir = tempdir::Dir::new();
         let task = dir.0.join("var/task");
         std::fs::create_dir_all(&task).unwrap();
@@ -54,14 +59,12 @@ impl Fixture {
             env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         environment.insert("FIXTURE_STATE".into(), dir.0.join("runtime.jsonl").display().to_string());
         environment.insert("FIXTURE_EXTENSION_LOG".into(), dir.0.join("extension.jsonl").display().to_string());
-        let extensions_dir = with_extension.then(|| {
+        let extensions_dir = extension.map(|program| {
             let extensions = dir.0.join("opt/extensions");
             std::fs::create_dir_all(&extensions).unwrap();
-            let launcher = extensions.join("fixture-extension");
-            let script = workspace().join("local/tests/fixtures/extension.py");
-            std::fs::write(&launcher, format!("#!/bin/sh\nexec {} {}\n", python().display(), script.display()))
-                .unwrap();
-            make_executable(&launcher);
+            let target = extensions.join("fixture-extension");
+            std::fs::copy(&program, &target).unwrap();
+            make_executable(&target);
             extensions
         });
         let spec = FunctionSpec {
@@ -103,6 +106,40 @@ impl Fixture {
             .flat_map(|batch| batch.as_array().cloned().unwrap_or_default())
             .collect()
     }
+}
+
+/// A launcher script for the Python extension fixture.
+fn python_extension() -> PathBuf {
+    let launcher = std::env::temp_dir().join(format!("books-fixture-extension-{}", std::process::id()));
+    if !launcher.exists() {
+        let script = workspace().join("local/tests/fixtures/extension.py");
+        let staging = launcher.with_extension(format!("tmp{}", ulid::Ulid::new()));
+        std::fs::write(&staging, format!("#!/bin/sh\nexec {} {}\n", python().display(), script.display())).unwrap();
+        make_executable(&staging);
+        std::fs::rename(&staging, &launcher).unwrap();
+    }
+    launcher
+}
+
+/// The `fixture-extension` binary (on the lambda-extension crate), built once per test run.
+pub fn crate_extension() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "--quiet", "-p", "books-local-fixtures", "--bin", "fixture-extension"])
+                .current_dir(workspace())
+                .status()
+                .expect("run cargo build for the fixture");
+            assert!(status.success(), "building fixture-extension failed");
+            // This test binary lives in <target>/debug/deps; the fixture in <target>/debug.
+            let exe = std::env::current_exe().unwrap();
+            let binary = exe.parent().and_then(|deps| deps.parent()).unwrap().join("fixture-extension");
+            assert!(binary.exists(), "{} was not built", binary.display());
+            binary
+        })
+        .clone()
 }
 
 fn make_executable(path: &Path) {
