@@ -44,6 +44,7 @@ pub fn register(sandbox: &Sandbox, name: Option<&str>, body: &[u8]) -> Response<
     if let Err(reason) = registered {
         return http_util::lambda_error(StatusCode::FORBIDDEN, "Extension.RegistrationError", reason);
     }
+    sandbox.emit_platform("platform.extension", json!({"name": name, "state": "Ready", "events": events}));
     let spec = &sandbox.spec;
     let mut response = http_util::json(
         StatusCode::OK,

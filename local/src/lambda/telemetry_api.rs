@@ -116,9 +116,13 @@ struct Queue {
 
 impl Subscriber {
     pub fn start(subscription: Subscription, client: HttpClient) -> Arc<Self> {
-        let subscriber = Arc::new(Self { subscription, queue: Mutex::new(Queue::default()), wake: Notify::new() });
+        let subscriber = Self::new(subscription);
         tokio::spawn(Arc::clone(&subscriber).deliver(client));
         subscriber
+    }
+
+    fn new(subscription: Subscription) -> Arc<Self> {
+        Arc::new(Self { subscription, queue: Mutex::new(Queue::default()), wake: Notify::new() })
     }
 
     pub fn wants(&self, stream: Stream) -> bool {
@@ -277,6 +281,25 @@ mod tests {
         }
         let old = json!({"schemaVersion": "2021-01-01", "destination": {"protocol": "HTTP", "URI": "http://x"}, "types": ["platform"]});
         assert!(Subscription::parse(old.to_string().as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_subscriber_that_falls_behind_gets_logs_dropped_with_exact_counts() {
+        let body = json!({"schemaVersion": "2022-12-13", "destination": {"protocol": "HTTP", "URI": "http://127.0.0.1:9"},
+                          "types": ["function"]});
+        let subscriber = Subscriber::new(Subscription::parse(body.to_string().as_bytes()).unwrap());
+        let record = |n: usize| json!({"time": "t", "type": "function", "record": format!("line {n}")});
+        for n in 0..QUEUE_LIMIT_ITEMS + 5 {
+            subscriber.push(record(n));
+        }
+        let batch = subscriber.take_batch();
+        assert_eq!(batch[0]["type"], "platform.logsDropped");
+        assert_eq!(batch[0]["record"]["droppedRecords"], 5);
+        let dropped_bytes = (0..5).map(|n| record(n).to_string().len() as u64).sum::<u64>();
+        assert_eq!(batch[0]["record"]["droppedBytes"], dropped_bytes);
+        assert_eq!(batch[1]["record"], "line 5", "the oldest were dropped");
+        assert_eq!(batch.len(), subscriber.subscription.max_items, "the notice counts towards maxItems");
+        assert_ne!(subscriber.take_batch()[0]["type"], "platform.logsDropped", "reported once");
     }
 
     #[test]
