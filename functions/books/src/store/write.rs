@@ -106,37 +106,31 @@ impl BookStore {
         Self { client, table: table.into() }
     }
 
-    /// Reads a book with strong consistency: the write path must see its own writes.
-    pub async fn get(&self, id: &BookId) -> Result<Option<Book>, DynamoError> {
+    /// Reads one item with strong consistency: the write path must see its own writes.
+    async fn item(&self, pk: String) -> Result<Option<HashMap<String, AttributeValue>>, DynamoError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(book_pk(&id.to_string())))
+            .key("pk", AttributeValue::S(pk))
             .consistent_read(true)
             .send()
             .timed("GetItem")
             .await
             .map_err(|e| DynamoError::new("GetItem", e))?;
-        output
-            .item
+        Ok(output.item)
+    }
+
+    pub async fn get(&self, id: &BookId) -> Result<Option<Book>, DynamoError> {
+        self.item(book_pk(&id.to_string()))
+            .await?
             .map(|item| serde_dynamo::from_item::<_, BookItem>(item).map(|i| i.book))
             .transpose()
             .map_err(|e| DynamoError::mapping("GetItem", e))
     }
 
     pub async fn idempotency_record(&self, key_hash: &str) -> Result<Option<IdempotencyRecord>, DynamoError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(idempotency_pk(key_hash)))
-            .consistent_read(true)
-            .send()
-            .timed("GetItem")
-            .await
-            .map_err(|e| DynamoError::new("GetItem", e))?;
-        let Some(item) = output.item else { return Ok(None) };
+        let Some(item) = self.item(idempotency_pk(key_hash)).await? else { return Ok(None) };
         let item: IdempotencyItem = serde_dynamo::from_item(item).map_err(|e| DynamoError::mapping("GetItem", e))?;
         Ok(Some(IdempotencyRecord {
             key_hash: key_hash.to_owned(),
@@ -207,18 +201,8 @@ impl BookStore {
     }
 
     async fn guard_owner(&self, isbn: &str) -> Result<Option<String>, DynamoError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(isbn_pk(isbn)))
-            .consistent_read(true)
-            .send()
-            .timed("GetItem")
-            .await
-            .map_err(|e| DynamoError::new("GetItem", e))?;
-        output
-            .item
+        self.item(isbn_pk(isbn))
+            .await?
             .map(|item| serde_dynamo::from_item::<_, IsbnGuardItem>(item).map(|g| g.book_id))
             .transpose()
             .map_err(|e| DynamoError::mapping("GetItem", e))
