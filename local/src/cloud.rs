@@ -2,35 +2,50 @@
 //! and usage plans, the functions' settings, the event source mappings — so the local cloud has
 //! no second configuration.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
+use aws_sdk_apigateway::error::DisplayErrorContext;
 
 use crate::gateway::{
-    ApiKey, GatewayConfig, MethodConfig, QuotaPeriod, Resource, Throttle, UsagePlan, INTEGRATION_TIMEOUT,
+    ApiKey, GatewayConfig, Method, Quota, QuotaPeriod, Resource, Throttle, UsagePlan, INTEGRATION_TIMEOUT,
 };
 use crate::invoke::FunctionSpec;
 
 #[derive(Debug, thiserror::Error)]
-#[error("reading {what} from the local AWS endpoint: {reason}")]
-pub struct CloudError {
-    pub what: &'static str,
-    pub reason: String,
+pub enum CloudError {
+    #[error("reading {what} from the local AWS endpoint: {reason}")]
+    Request { what: &'static str, reason: String },
+    #[error("no REST API named or with id {0:?} in the local AWS endpoint (did Terraform apply?)")]
+    RestApiNotFound(String),
+    #[error("REST API {rest_api} has no stage {stage:?}")]
+    StageNotFound { rest_api: String, stage: String },
 }
 
-fn fail(what: &'static str) -> impl Fn(String) -> CloudError {
-    move |reason| CloudError { what, reason }
+fn request_failed<E: std::error::Error>(what: &'static str) -> impl FnOnce(E) -> CloudError {
+    move |err| CloudError::Request { what, reason: DisplayErrorContext(err).to_string() }
+}
+
+/// Everything the local cloud serves, as the local AWS endpoint describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topology {
+    pub gateway: GatewayConfig,
+    /// Every function the gateway or an event source mapping invokes, by name.
+    pub functions: Vec<FunctionConfig>,
+    /// The DynamoDB stream event source mappings of those functions.
+    pub mappings: Vec<EventSourceMapping>,
 }
 
 /// A function as Lambda knows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionConfig {
     pub name: String,
     pub arn: String,
     pub version: String,
     pub image_uri: String,
+    /// The image config's command: the handler first, then its arguments.
     pub command: Vec<String>,
     pub memory_mb: u32,
     pub timeout: Duration,
@@ -39,248 +54,412 @@ pub struct FunctionConfig {
 }
 
 impl FunctionConfig {
-    /// The function's image kind: the ECR repository's last dash-separated word
-    /// (`books-local-query@sha256:…` → `query`).
+    /// The image's kind: the ECR repository's last dash-separated word
+    /// (`…/books-local-query@sha256:…` → `query`), naming the folder that stands in for it.
     pub fn image_kind(&self) -> String {
-        let repository = self.image_uri.split('@').next().unwrap_or_default();
-        let name = repository.rsplit('/').next().unwrap_or_default();
+        let without_digest = self.image_uri.split('@').next().unwrap_or_default();
+        let last_segment = without_digest.rsplit('/').next().unwrap_or_default();
+        let name = last_segment.split(':').next().unwrap_or_default();
         name.rsplit('-').next().unwrap_or(name).to_owned()
     }
 
-    /// The spec the emulator runs, given the folder standing in for the image's file system:
-    /// the handler (the image command's first word) is `<root>/var/task/<handler>`, the
-    /// extensions are `<root>/opt/extensions/*`.
+    /// See [`function_spec`].
     pub fn spec(&self, image_root: &Path) -> FunctionSpec {
-        let handler = self.command.first().cloned().unwrap_or_else(|| "bootstrap".to_owned());
-        let task_root = image_root.join("var/task");
-        let extensions = image_root.join("opt/extensions");
-        FunctionSpec {
-            name: self.name.clone(),
-            arn: self.arn.clone(),
-            bootstrap: task_root.join(&handler),
-            bootstrap_args: self.command.iter().skip(1).cloned().collect(),
-            handler,
-            task_root,
-            extensions_dir: extensions.is_dir().then_some(extensions),
-            memory_mb: self.memory_mb,
-            timeout: self.timeout,
-            environment: self.environment.clone(),
-            reserved_concurrency: self.reserved_concurrency,
-            version: self.version.clone(),
-            log_group: format!("/aws/lambda/{}", self.name),
-        }
+        function_spec(self, image_root)
     }
+}
+
+/// What the emulator runs for `config`, given the folder standing in for its image's file system.
+///
+/// The convention mirrors the `provided` base images: the image command's first element is the
+/// handler, the runtime binary is `<root>/var/task/<handler>` (its working directory and
+/// `LAMBDA_TASK_ROOT` is `<root>/var/task`), the rest of the command are its arguments, external
+/// extensions are the executables in `<root>/opt/extensions/` (when that folder exists), and logs
+/// go to `/aws/lambda/<name>`.
+pub fn function_spec(config: &FunctionConfig, image_root: &Path) -> FunctionSpec {
+    let handler = config.command.first().cloned().unwrap_or_else(|| "bootstrap".to_owned());
+    let task_root = image_root.join("var/task");
+    let extensions = image_root.join("opt/extensions");
+    FunctionSpec {
+        name: config.name.clone(),
+        arn: config.arn.clone(),
+        bootstrap: task_root.join(&handler),
+        bootstrap_args: config.command.iter().skip(1).cloned().collect(),
+        handler,
+        task_root,
+        extensions_dir: extensions.is_dir().then_some(extensions),
+        memory_mb: config.memory_mb,
+        timeout: config.timeout,
+        environment: config.environment.clone(),
+        reserved_concurrency: config.reserved_concurrency,
+        version: config.version.clone(),
+        log_group: format!("/aws/lambda/{}", config.name),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartingPosition {
+    TrimHorizon,
+    Latest,
 }
 
 /// A DynamoDB stream event source mapping.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StreamMapping {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSourceMapping {
+    pub uuid: String,
     pub function_name: String,
-    pub stream_arn: String,
+    /// The stream's ARN.
+    pub event_source_arn: String,
     pub batch_size: usize,
+    /// `None` retries until the record expires (`-1`).
     pub maximum_retry_attempts: Option<u32>,
-    pub bisect_on_error: bool,
+    pub bisect_batch_on_function_error: bool,
+    /// `None` keeps records however old (`-1`).
     pub maximum_record_age: Option<Duration>,
+    /// `FunctionResponseTypes` holds `ReportBatchItemFailures`.
     pub report_batch_item_failures: bool,
-    pub trim_horizon: bool,
+    pub starting_position: StartingPosition,
     pub enabled: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Topology {
-    pub gateway: GatewayConfig,
-    pub functions: Vec<FunctionConfig>,
-    pub mappings: Vec<StreamMapping>,
+/// The function named by a Lambda ARN (`…:function:<name>[:qualifier]`), an API Gateway
+/// integration URI (`…/functions/<arn>/invocations`) or a plain name.
+pub fn function_name_of(arn_or_uri: &str) -> String {
+    let arn = arn_or_uri
+        .split_once("/functions/")
+        .map(|(_, rest)| rest.trim_end_matches("/invocations"))
+        .unwrap_or(arn_or_uri);
+    let name = arn.split_once(":function:").map(|(_, rest)| rest).unwrap_or(arn);
+    name.split(':').next().unwrap_or_default().to_owned()
 }
 
-fn function_name_of(arn: &str) -> String {
-    // arn:aws:lambda:<region>:<account>:function:<name>[:qualifier] or a .../functions/<arn>/invocations URI.
-    let arn = arn.split("/functions/").nth(1).map(|rest| rest.trim_end_matches("/invocations")).unwrap_or(arn);
-    arn.split(":function:").nth(1).unwrap_or(arn).split(':').next().unwrap_or_default().to_owned()
-}
-
-pub async fn read(config: &SdkConfig, rest_api_id: &str, stage: &str) -> Result<Topology, CloudError> {
+/// Reads the REST API `rest_api` (its id or its name) and its stage `stage`, the usage plans,
+/// keys and functions behind them, and the functions' DynamoDB event source mappings.
+pub async fn read(config: &SdkConfig, rest_api: &str, stage: &str) -> Result<Topology, CloudError> {
     let apigw = aws_sdk_apigateway::Client::new(config);
     let lambda = aws_sdk_lambda::Client::new(config);
 
-    let resources = apigw
-        .get_resources()
-        .rest_api_id(rest_api_id)
-        .limit(500)
-        .send()
-        .await
-        .map_err(|e| fail("REST API resources")(format!("{e:?}")))?;
-    let mut routes = Vec::new();
-    for resource in resources.items() {
-        let (Some(id), Some(path)) = (resource.id(), resource.path()) else { continue };
-        let mut methods = HashMap::new();
-        let names: Vec<String> = resource.resource_methods().map(|m| m.keys().cloned().collect()).unwrap_or_default();
-        for http_method in names {
-            let method = apigw
-                .get_method()
-                .rest_api_id(rest_api_id)
-                .resource_id(id)
-                .http_method(&http_method)
-                .send()
-                .await
-                .map_err(|e| fail("REST API method")(format!("{e:?}")))?;
-            let uri = method.method_integration().and_then(|i| i.uri()).unwrap_or_default();
-            methods.insert(
-                http_method,
-                MethodConfig {
-                    api_key_required: method.api_key_required().unwrap_or(false),
-                    function_name: function_name_of(uri),
-                },
-            );
-        }
-        routes.push(Resource { path: path.to_owned(), resource_id: id.to_owned(), methods });
-    }
-
-    let stage_info = apigw
-        .get_stage()
-        .rest_api_id(rest_api_id)
-        .stage_name(stage)
-        .send()
-        .await
-        .map_err(|e| fail("stage")(format!("{e:?}")))?;
-    let stage_throttle = stage_info.method_settings().and_then(|m| m.get("*/*")).and_then(|s| {
-        let rate = s.throttling_rate_limit();
-        let burst = s.throttling_burst_limit();
-        (rate > 0.0 && burst > 0).then_some(Throttle { rate, burst: burst as u32 })
-    });
-
-    let plans = apigw.get_usage_plans().limit(500).send().await.map_err(|e| fail("usage plans")(format!("{e:?}")))?;
-    let all_keys = apigw
-        .get_api_keys()
-        .include_values(true)
-        .limit(500)
-        .send()
-        .await
-        .map_err(|e| fail("API keys")(format!("{e:?}")))?;
-    let mut plan_of_key: HashMap<String, UsagePlan> = HashMap::new();
-    for plan in plans.items() {
-        let attached = plan.api_stages().iter().any(|s| s.api_id() == Some(rest_api_id) && s.stage() == Some(stage));
-        let Some(plan_id) = plan.id().filter(|_| attached) else { continue };
-        let usage_plan = UsagePlan {
-            id: plan_id.to_owned(),
-            throttle: plan.throttle().map(|t| Throttle { rate: t.rate_limit(), burst: t.burst_limit().max(1) as u32 }),
-            quota: plan.quota().and_then(|q| {
-                let period = q.period().and_then(|p| QuotaPeriod::parse(p.as_str()))?;
-                Some((q.limit().max(0) as u64, period))
-            }),
-        };
-        let keys = apigw
-            .get_usage_plan_keys()
-            .usage_plan_id(plan_id)
-            .send()
-            .await
-            .map_err(|e| fail("usage plan keys")(format!("{e:?}")))?;
-        for key in keys.items() {
-            if let Some(id) = key.id() {
-                plan_of_key.insert(id.to_owned(), usage_plan.clone());
-            }
-        }
-    }
-    let keys = all_keys
-        .items()
-        .iter()
-        .filter_map(|key| {
-            let id = key.id()?.to_owned();
-            Some(ApiKey {
-                plan: plan_of_key.get(&id).cloned(),
-                id,
-                value: key.value()?.to_owned(),
-                enabled: key.enabled(),
-            })
-        })
-        .collect();
-
-    let mappings_out = lambda
-        .list_event_source_mappings()
-        .send()
-        .await
-        .map_err(|e| fail("event source mappings")(format!("{e:?}")))?;
-    let mut wanted: Vec<String> =
-        routes.iter().flat_map(|r: &Resource| r.methods.values().map(|m| m.function_name.clone())).collect();
-    let mut mappings = Vec::new();
-    for mapping in mappings_out.event_source_mappings() {
-        let (Some(source), Some(function)) = (mapping.event_source_arn(), mapping.function_arn()) else { continue };
-        if !source.contains(":dynamodb:") {
-            continue;
-        }
-        let function_name = function_name_of(function);
-        wanted.push(function_name.clone());
-        mappings.push(StreamMapping {
-            function_name,
-            stream_arn: source.to_owned(),
-            batch_size: mapping.batch_size().unwrap_or(100).max(1) as usize,
-            maximum_retry_attempts: mapping.maximum_retry_attempts().and_then(|n| u32::try_from(n).ok()),
-            bisect_on_error: mapping.bisect_batch_on_function_error().unwrap_or(false),
-            maximum_record_age: mapping
-                .maximum_record_age_in_seconds()
-                .filter(|s| *s > 0)
-                .map(|s| Duration::from_secs(s as u64)),
-            report_batch_item_failures: mapping
-                .function_response_types()
-                .iter()
-                .any(|t| t.as_str() == "ReportBatchItemFailures"),
-            trim_horizon: mapping.starting_position().map(|p| p.as_str() == "TRIM_HORIZON").unwrap_or(true),
-            enabled: mapping.state().map(|s| s != "Disabled").unwrap_or(true),
-        });
-    }
-    wanted.sort();
-    wanted.dedup();
+    let mut gateway = read_gateway(&apigw, rest_api, stage).await?;
+    let mut wanted: BTreeSet<String> =
+        gateway.resources.iter().flat_map(|r| r.methods.values().map(|m| m.function_name.clone())).collect();
+    let mappings = read_mappings(&lambda).await?;
+    wanted.extend(mappings.iter().map(|m| m.function_name.clone()));
 
     let mut functions = Vec::new();
     for name in wanted.into_iter().filter(|n| !n.is_empty()) {
-        let function =
-            lambda.get_function().function_name(&name).send().await.map_err(|e| fail("function")(format!("{e:?}")))?;
-        let Some(configuration) = function.configuration() else { continue };
-        let reserved = lambda
-            .get_function_concurrency()
-            .function_name(&name)
+        functions.push(read_function(&lambda, &name).await?);
+    }
+    if let Some(account) = functions.first().and_then(|f| f.arn.split(':').nth(4)) {
+        gateway.account_id = account.to_owned();
+    }
+    Ok(Topology { gateway, functions, mappings })
+}
+
+async fn read_gateway(
+    apigw: &aws_sdk_apigateway::Client,
+    rest_api: &str,
+    stage_name: &str,
+) -> Result<GatewayConfig, CloudError> {
+    let api = match apigw.get_rest_api().rest_api_id(rest_api).send().await {
+        Ok(api) => (
+            api.id().unwrap_or(rest_api).to_owned(),
+            api.name().unwrap_or_default().to_owned(),
+            api.binary_media_types().to_vec(),
+        ),
+        Err(_) => {
+            let mut found;
+            let mut position = None;
+            loop {
+                let page = apigw
+                    .get_rest_apis()
+                    .limit(500)
+                    .set_position(position)
+                    .send()
+                    .await
+                    .map_err(request_failed("REST APIs"))?;
+                found = page.items().iter().find(|a| a.name() == Some(rest_api)).cloned();
+                position = page.position().map(str::to_owned);
+                if found.is_some() || position.is_none() {
+                    break;
+                }
+            }
+            let api = found.ok_or_else(|| CloudError::RestApiNotFound(rest_api.to_owned()))?;
+            (
+                api.id().unwrap_or_default().to_owned(),
+                api.name().unwrap_or_default().to_owned(),
+                api.binary_media_types().to_vec(),
+            )
+        }
+    };
+    let (rest_api_id, rest_api_name, binary_media_types) = api;
+
+    let stage = apigw
+        .get_stage()
+        .rest_api_id(&rest_api_id)
+        .stage_name(stage_name)
+        .send()
+        .await
+        .map_err(|_| CloudError::StageNotFound { rest_api: rest_api_id.clone(), stage: stage_name.to_owned() })?;
+    let method_throttles: BTreeMap<String, Throttle> = stage
+        .method_settings()
+        .into_iter()
+        .flatten()
+        .filter_map(|(key, settings)| {
+            let rate = settings.throttling_rate_limit();
+            let burst = u32::try_from(settings.throttling_burst_limit()).ok()?;
+            // Negative limits mean "not set" (the account's limits apply).
+            (rate >= 0.0).then(|| (method_setting_key(key), Throttle { rate, burst }))
+        })
+        .collect();
+
+    let mut resources = Vec::new();
+    let mut position = None;
+    loop {
+        let page = apigw
+            .get_resources()
+            .rest_api_id(&rest_api_id)
+            .limit(500)
+            .set_position(position)
             .send()
             .await
-            .ok()
-            .and_then(|c| c.reserved_concurrent_executions())
-            .and_then(|n| u32::try_from(n).ok());
-        functions.push(FunctionConfig {
-            name: name.clone(),
-            arn: configuration.function_arn().unwrap_or_default().to_owned(),
-            version: configuration.version().unwrap_or("$LATEST").to_owned(),
-            image_uri: function.code().and_then(|c| c.image_uri()).unwrap_or_default().to_owned(),
-            command: configuration
-                .image_config_response()
-                .and_then(|r| r.image_config())
-                .map(|c| c.command().to_vec())
-                .unwrap_or_default(),
-            memory_mb: configuration.memory_size().unwrap_or(128).max(128) as u32,
-            timeout: Duration::from_secs(configuration.timeout().unwrap_or(3).max(1) as u64),
-            environment: configuration
-                .environment()
-                .and_then(|e| e.variables())
-                .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default(),
-            reserved_concurrency: reserved,
-        });
+            .map_err(request_failed("REST API resources"))?;
+        for resource in page.items() {
+            let (Some(id), Some(path)) = (resource.id(), resource.path()) else { continue };
+            let mut methods = BTreeMap::new();
+            let names: Vec<String> =
+                resource.resource_methods().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+            for http_method in names {
+                let method = apigw
+                    .get_method()
+                    .rest_api_id(&rest_api_id)
+                    .resource_id(id)
+                    .http_method(&http_method)
+                    .send()
+                    .await
+                    .map_err(request_failed("REST API method"))?;
+                let integration = method.method_integration();
+                let throttle = [format!("{path}/{http_method}"), format!("{path}/*"), "*/*".to_owned()]
+                    .iter()
+                    .find_map(|key| method_throttles.get(key).copied());
+                methods.insert(
+                    http_method.clone(),
+                    Method {
+                        function_name: integration.and_then(|i| i.uri()).map(function_name_of).unwrap_or_default(),
+                        timeout: integration
+                            .map(|i| i.timeout_in_millis())
+                            .filter(|ms| *ms > 0)
+                            .map(|ms| Duration::from_millis(ms as u64)),
+                        api_key_required: method.api_key_required().unwrap_or(false),
+                        http_method,
+                        throttle,
+                    },
+                );
+            }
+            resources.push(Resource { id: id.to_owned(), path: path.to_owned(), methods });
+        }
+        position = page.position().map(str::to_owned);
+        if position.is_none() {
+            break;
+        }
     }
 
-    let account_id = functions
-        .first()
-        .and_then(|f| f.arn.split(':').nth(4).map(str::to_owned))
-        .unwrap_or_else(|| "123456789012".to_owned());
-    Ok(Topology {
-        gateway: GatewayConfig {
-            rest_api_id: rest_api_id.to_owned(),
-            stage: stage.to_owned(),
-            account_id,
-            resources: routes,
-            keys,
-            stage_throttle,
-            integration_timeout: INTEGRATION_TIMEOUT,
-        },
-        functions,
-        mappings,
+    let keys = read_keys(apigw, &rest_api_id, stage_name).await?;
+    Ok(GatewayConfig {
+        rest_api_id,
+        rest_api_name,
+        stage: stage_name.to_owned(),
+        // Replaced by the functions' account when there are functions.
+        account_id: "123456789012".to_owned(),
+        deployment_id: stage.deployment_id().map(str::to_owned),
+        stage_variables: stage.variables().map(|v| v.clone().into_iter().collect()).unwrap_or_default(),
+        binary_media_types,
+        resources,
+        keys,
+        integration_timeout: INTEGRATION_TIMEOUT,
+    })
+}
+
+/// A stage method-settings key (`~1books~1{id}/GET`, `*/*`) as `<resource path>/<METHOD>`.
+fn method_setting_key(key: &str) -> String {
+    if key.starts_with('*') {
+        return key.to_owned();
+    }
+    let decoded = key.replace("~1", "/");
+    if decoded.starts_with('/') {
+        decoded
+    } else {
+        format!("/{decoded}")
+    }
+}
+
+/// Every API key, each with the usage plan of this stage that holds it (if any).
+async fn read_keys(
+    apigw: &aws_sdk_apigateway::Client,
+    rest_api_id: &str,
+    stage: &str,
+) -> Result<Vec<ApiKey>, CloudError> {
+    let mut plan_of_key: BTreeMap<String, UsagePlan> = BTreeMap::new();
+    let mut position = None;
+    loop {
+        let page = apigw
+            .get_usage_plans()
+            .limit(500)
+            .set_position(position)
+            .send()
+            .await
+            .map_err(request_failed("usage plans"))?;
+        for plan in page.items() {
+            let attached =
+                plan.api_stages().iter().any(|s| s.api_id() == Some(rest_api_id) && s.stage() == Some(stage));
+            let Some(plan_id) = plan.id().filter(|_| attached) else { continue };
+            let usage_plan = UsagePlan {
+                id: plan_id.to_owned(),
+                name: plan.name().unwrap_or_default().to_owned(),
+                throttle: plan
+                    .throttle()
+                    .map(|t| Throttle { rate: t.rate_limit(), burst: u32::try_from(t.burst_limit()).unwrap_or(0) }),
+                quota: plan.quota().and_then(|q| {
+                    Some(Quota {
+                        limit: u64::try_from(q.limit()).ok()?,
+                        period: QuotaPeriod::parse(q.period()?.as_str())?,
+                        offset: u64::try_from(q.offset()).unwrap_or(0),
+                    })
+                }),
+            };
+            let mut key_position = None;
+            loop {
+                let keys = apigw
+                    .get_usage_plan_keys()
+                    .usage_plan_id(plan_id)
+                    .limit(500)
+                    .set_position(key_position)
+                    .send()
+                    .await
+                    .map_err(request_failed("usage plan keys"))?;
+                for key in keys.items() {
+                    if let Some(id) = key.id() {
+                        plan_of_key.insert(id.to_owned(), usage_plan.clone());
+                    }
+                }
+                key_position = keys.position().map(str::to_owned);
+                if key_position.is_none() {
+                    break;
+                }
+            }
+        }
+        position = page.position().map(str::to_owned);
+        if position.is_none() {
+            break;
+        }
+    }
+
+    let mut keys = Vec::new();
+    let mut position = None;
+    loop {
+        let page = apigw
+            .get_api_keys()
+            .include_values(true)
+            .limit(500)
+            .set_position(position)
+            .send()
+            .await
+            .map_err(request_failed("API keys"))?;
+        for key in page.items() {
+            let (Some(id), Some(value)) = (key.id(), key.value()) else { continue };
+            keys.push(ApiKey {
+                id: id.to_owned(),
+                name: key.name().unwrap_or_default().to_owned(),
+                value: value.to_owned(),
+                enabled: key.enabled(),
+                plan: plan_of_key.get(id).cloned(),
+            });
+        }
+        position = page.position().map(str::to_owned);
+        if position.is_none() {
+            break;
+        }
+    }
+    Ok(keys)
+}
+
+/// The DynamoDB stream event source mappings (other sources are not emulated).
+async fn read_mappings(lambda: &aws_sdk_lambda::Client) -> Result<Vec<EventSourceMapping>, CloudError> {
+    let mut mappings = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = lambda
+            .list_event_source_mappings()
+            .set_marker(marker)
+            .send()
+            .await
+            .map_err(request_failed("event source mappings"))?;
+        for mapping in page.event_source_mappings() {
+            let (Some(source), Some(function)) = (mapping.event_source_arn(), mapping.function_arn()) else { continue };
+            if !source.starts_with("arn:aws:dynamodb:") || !source.contains("/stream/") {
+                continue;
+            }
+            mappings.push(EventSourceMapping {
+                uuid: mapping.uuid().unwrap_or_default().to_owned(),
+                function_name: function_name_of(function),
+                event_source_arn: source.to_owned(),
+                batch_size: mapping
+                    .batch_size()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .filter(|n| *n > 0)
+                    .unwrap_or(100),
+                maximum_retry_attempts: mapping.maximum_retry_attempts().and_then(|n| u32::try_from(n).ok()),
+                bisect_batch_on_function_error: mapping.bisect_batch_on_function_error().unwrap_or(false),
+                maximum_record_age: mapping
+                    .maximum_record_age_in_seconds()
+                    .and_then(|s| u64::try_from(s).ok())
+                    .map(Duration::from_secs),
+                report_batch_item_failures: mapping
+                    .function_response_types()
+                    .iter()
+                    .any(|t| t.as_str() == "ReportBatchItemFailures"),
+                starting_position: match mapping.starting_position().map(|p| p.as_str()) {
+                    Some("LATEST") => StartingPosition::Latest,
+                    _ => StartingPosition::TrimHorizon,
+                },
+                enabled: !matches!(mapping.state(), Some("Disabled" | "Disabling")),
+            });
+        }
+        marker = page.next_marker().map(str::to_owned);
+        if marker.is_none() {
+            break;
+        }
+    }
+    Ok(mappings)
+}
+
+async fn read_function(lambda: &aws_sdk_lambda::Client, name: &str) -> Result<FunctionConfig, CloudError> {
+    let function = lambda.get_function().function_name(name).send().await.map_err(request_failed("function"))?;
+    let configuration = function.configuration();
+    // GetFunction includes the concurrency; GetFunctionConcurrency is the authoritative call.
+    let reserved = match lambda.get_function_concurrency().function_name(name).send().await {
+        Ok(concurrency) => concurrency.reserved_concurrent_executions(),
+        Err(_) => function.concurrency().and_then(|c| c.reserved_concurrent_executions()),
+    };
+    Ok(FunctionConfig {
+        name: name.to_owned(),
+        arn: configuration.and_then(|c| c.function_arn()).unwrap_or_default().to_owned(),
+        version: configuration.and_then(|c| c.version()).unwrap_or("$LATEST").to_owned(),
+        image_uri: function.code().and_then(|c| c.image_uri()).unwrap_or_default().to_owned(),
+        command: configuration
+            .and_then(|c| c.image_config_response())
+            .and_then(|r| r.image_config())
+            .map(|c| c.command().to_vec())
+            .unwrap_or_default(),
+        memory_mb: configuration.and_then(|c| c.memory_size()).and_then(|m| u32::try_from(m).ok()).unwrap_or(128),
+        timeout: Duration::from_secs(
+            configuration.and_then(|c| c.timeout()).and_then(|t| u64::try_from(t).ok()).unwrap_or(3),
+        ),
+        environment: configuration
+            .and_then(|c| c.environment())
+            .and_then(|e| e.variables())
+            .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        reserved_concurrency: reserved.and_then(|n| u32::try_from(n).ok()),
     })
 }
 
@@ -288,29 +467,53 @@ pub async fn read(config: &SdkConfig, rest_api_id: &str, stage: &str) -> Result<
 mod tests {
     use super::*;
 
+    fn config(image_uri: &str, command: &[&str]) -> FunctionConfig {
+        FunctionConfig {
+            name: "books-local-projector".into(),
+            arn: "arn:aws:lambda:us-east-1:123456789012:function:books-local-projector".into(),
+            version: "$LATEST".into(),
+            image_uri: image_uri.into(),
+            command: command.iter().map(|s| (*s).to_owned()).collect(),
+            memory_mb: 256,
+            timeout: Duration::from_secs(10),
+            environment: BTreeMap::from([("A".to_owned(), "1".to_owned())]),
+            reserved_concurrency: Some(2),
+        }
+    }
+
     #[test]
     fn function_names_come_from_arns_and_integration_uris() {
         let uri = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:books-local-query/invocations";
         assert_eq!(function_name_of(uri), "books-local-query");
         assert_eq!(function_name_of("arn:aws:lambda:us-east-1:1:function:f:$LATEST"), "f");
+        assert_eq!(function_name_of("plain"), "plain");
     }
 
     #[test]
-    fn image_kind_is_the_repository_suffix() {
-        let config = FunctionConfig {
-            name: "f".into(),
-            arn: String::new(),
-            version: "$LATEST".into(),
-            image_uri: "123456789012.dkr.ecr.us-east-1.amazonaws.com/books-local-query@sha256:aa".into(),
-            command: vec!["books-projector".into()],
-            memory_mb: 128,
-            timeout: Duration::from_secs(3),
-            environment: BTreeMap::new(),
-            reserved_concurrency: None,
-        };
-        assert_eq!(config.image_kind(), "query");
-        let spec = config.spec(Path::new("/rootfs/query"));
-        assert_eq!(spec.bootstrap, Path::new("/rootfs/query/var/task/books-projector"));
+    fn the_image_kind_is_the_repository_suffix() {
+        let by_digest = "123456789012.dkr.ecr.us-east-1.amazonaws.com/books-local-query@sha256:aa";
+        assert_eq!(config(by_digest, &[]).image_kind(), "query");
+        let by_tag = "123456789012.dkr.ecr.us-east-1.amazonaws.com/books-local-command:abc";
+        assert_eq!(config(by_tag, &[]).image_kind(), "command");
+    }
+
+    #[test]
+    fn the_spec_lays_the_function_out_as_in_its_image() {
+        let spec = function_spec(&config("r/books-query@sha256:aa", &["books-projector", "--flag"]), Path::new("/img"));
+        assert_eq!(spec.bootstrap, Path::new("/img/var/task/books-projector"));
+        assert_eq!(spec.bootstrap_args, ["--flag"]);
         assert_eq!(spec.handler, "books-projector");
+        assert_eq!(spec.task_root, Path::new("/img/var/task"));
+        assert_eq!(spec.extensions_dir, None, "no such folder here");
+        assert_eq!(spec.log_group, "/aws/lambda/books-local-projector");
+        assert_eq!((spec.memory_mb, spec.timeout, spec.reserved_concurrency), (256, Duration::from_secs(10), Some(2)));
+        assert_eq!(spec.environment["A"], "1");
+    }
+
+    #[test]
+    fn method_setting_keys_name_resource_paths() {
+        assert_eq!(method_setting_key("*/*"), "*/*");
+        assert_eq!(method_setting_key("~1books~1{id}/GET"), "/books/{id}/GET");
+        assert_eq!(method_setting_key("books/GET"), "/books/GET");
     }
 }

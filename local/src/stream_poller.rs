@@ -2,157 +2,267 @@
 //! function with the real records, honouring batch size, retries, bisection on error, partial
 //! batch responses (`batchItemFailures`) and the maximum record age.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
+use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, Shard, ShardIteratorType};
 use serde_json::{json, Value};
+use tokio::sync::watch;
 
-use crate::cloud::StreamMapping;
+use crate::cloud::{EventSourceMapping, StartingPosition};
 use crate::invoke::{InvokeOutcome, InvokeRequest, Invoker};
 
-const IDLE_POLL: Duration = Duration::from_millis(300);
+/// How long to wait before polling again when a pass found nothing (Lambda polls streams about
+/// four times a second).
+pub const IDLE_POLL: Duration = Duration::from_millis(300);
+/// The first retry's delay; later ones double it, up to [`MAX_BACKOFF`].
+pub const RETRY_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// GetRecords returns at most this many records per call.
+const GET_RECORDS_LIMIT: usize = 1000;
 
+/// Where the poller is in one shard.
+#[derive(Debug, Default)]
+struct ShardPosition {
+    iterator: Option<String>,
+    /// Sequence number of the last record handled (delivered or skipped): the checkpoint.
+    checkpoint: Option<String>,
+    /// The shard is closed and every record of it was handled.
+    finished: bool,
+}
+
+/// What the function said about one batch.
+#[derive(Debug, PartialEq, Eq)]
+enum BatchResult {
+    Success,
+    /// Retry from this index of the batch (the record with the lowest failed sequence number).
+    RetryFrom(usize),
+    /// The whole batch failed (function error, crash, timeout, an unusable failure report).
+    Failed,
+    /// Lambda refused the invocation; retried without spending a retry attempt.
+    Throttled,
+}
+
+/// One event source mapping being played.
 pub struct StreamPoller {
-    mapping: StreamMapping,
+    mapping: EventSourceMapping,
     streams: aws_sdk_dynamodbstreams::Client,
     invoker: Arc<dyn Invoker>,
     region: String,
-}
-
-/// What the function said about a batch.
-enum BatchResult {
-    Done,
-    /// Retry from this index of the batch (the lowest failed sequence number).
-    RetryFrom(usize),
-    Failed,
+    idle_poll: Duration,
+    retry_backoff: Duration,
 }
 
 impl StreamPoller {
-    pub fn new(mapping: StreamMapping, config: &aws_config::SdkConfig, invoker: Arc<dyn Invoker>) -> Self {
+    pub fn new(mapping: EventSourceMapping, config: &aws_config::SdkConfig, invoker: Arc<dyn Invoker>) -> Self {
         let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".to_owned());
-        Self { mapping, streams: aws_sdk_dynamodbstreams::Client::new(config), invoker, region }
-    }
-
-    /// Polls until `stop` resolves.
-    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
-        let mut iterators: HashMap<String, Option<String>> = HashMap::new();
-        loop {
-            let delivered = tokio::select! {
-                _ = &mut stop => return,
-                delivered = self.poll_once(&mut iterators) => delivered,
-            };
-            if delivered == 0 {
-                tokio::select! {
-                    _ = &mut stop => return,
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
-                }
-            }
+        Self {
+            mapping,
+            streams: aws_sdk_dynamodbstreams::Client::new(config),
+            invoker,
+            region,
+            idle_poll: IDLE_POLL,
+            retry_backoff: RETRY_BACKOFF,
         }
     }
 
-    /// One pass over every shard; returns how many records were handed to the function.
-    pub async fn poll_once(&self, iterators: &mut HashMap<String, Option<String>>) -> usize {
-        let described = match self.streams.describe_stream().stream_arn(&self.mapping.stream_arn).send().await {
+    /// The pause between idle polls (tests shorten it).
+    pub fn with_idle_poll(mut self, idle_poll: Duration) -> Self {
+        self.idle_poll = idle_poll;
+        self
+    }
+
+    /// The first retry's delay (tests shorten it).
+    pub fn with_retry_backoff(mut self, retry_backoff: Duration) -> Self {
+        self.retry_backoff = retry_backoff;
+        self
+    }
+
+    /// Polls until `stop` resolves. An invocation in flight is never cut short: the poller stops
+    /// once it has answered.
+    pub async fn run(self, stop: impl Future<Output = ()>) {
+        let (stopping_tx, stopping) = watch::channel(false);
+        let signal = async move {
+            stop.await;
+            let _ = stopping_tx.send(true);
+        };
+        tokio::join!(signal, self.poll_until_stopped(stopping));
+    }
+
+    async fn poll_until_stopped(&self, mut stopping: watch::Receiver<bool>) {
+        tracing::info!(function = %self.mapping.function_name, stream = %self.mapping.event_source_arn,
+            batch_size = self.mapping.batch_size, "stream poller started");
+        let mut shards: HashMap<String, ShardPosition> = HashMap::new();
+        while !*stopping.borrow() {
+            let delivered = self.poll_once(&mut shards, &stopping).await;
+            if delivered == 0 {
+                let _ = tokio::time::timeout(self.idle_poll, stopping.wait_for(|stop| *stop)).await;
+            }
+        }
+        tracing::info!(function = %self.mapping.function_name, "stream poller stopped");
+    }
+
+    /// One pass over the stream's shards, parents before children; returns how many records
+    /// were read.
+    async fn poll_once(&self, shards: &mut HashMap<String, ShardPosition>, stopping: &watch::Receiver<bool>) -> usize {
+        let described = match self.streams.describe_stream().stream_arn(&self.mapping.event_source_arn).send().await {
             Ok(described) => described,
             Err(err) => {
-                tracing::warn!(error = ?err, stream = %self.mapping.stream_arn, "describe stream failed");
+                tracing::warn!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(&err),
+                    stream = %self.mapping.event_source_arn, "stream poller: DescribeStream failed");
                 return 0;
             }
         };
-        let shards = described.stream_description().map(|d| d.shards().to_vec()).unwrap_or_default();
-        let mut delivered = 0;
-        for shard in shards {
+        let listed: Vec<Shard> = described.stream_description().map(|d| d.shards().to_vec()).unwrap_or_default();
+        let mut read = 0;
+        for shard in &listed {
             let Some(shard_id) = shard.shard_id() else { continue };
-            if !iterators.contains_key(shard_id) {
-                let kind =
-                    if self.mapping.trim_horizon { ShardIteratorType::TrimHorizon } else { ShardIteratorType::Latest };
-                let iterator = self
-                    .streams
-                    .get_shard_iterator()
-                    .stream_arn(&self.mapping.stream_arn)
-                    .shard_id(shard_id)
-                    .shard_iterator_type(kind)
-                    .send()
-                    .await
-                    .ok()
-                    .and_then(|o| o.shard_iterator().map(str::to_owned));
-                iterators.insert(shard_id.to_owned(), iterator);
-            }
-            let Some(Some(iterator)) = iterators.get(shard_id).cloned() else { continue };
-            let page = match self
-                .streams
-                .get_records()
-                .shard_iterator(iterator)
-                .limit(self.mapping.batch_size as i32)
-                .send()
-                .await
-            {
-                Ok(page) => page,
-                Err(err) => {
-                    tracing::warn!(error = ?err, "get records failed");
-                    continue;
-                }
-            };
-            let records: Vec<Record> = page.records().to_vec();
-            iterators.insert(shard_id.to_owned(), page.next_shard_iterator().map(str::to_owned));
-            if records.is_empty() {
+            // A child waits until its parent, if the stream still lists it, is read to its end.
+            let parent_pending = shard.parent_shard_id().is_some_and(|parent| {
+                listed.iter().any(|s| s.shard_id() == Some(parent)) && !shards.get(parent).is_some_and(|p| p.finished)
+            });
+            if parent_pending || *stopping.borrow() {
                 continue;
             }
-            delivered += records.len();
-            self.deliver(records).await;
+            let position = shards.entry(shard_id.to_owned()).or_default();
+            if position.finished {
+                continue;
+            }
+            read += self.poll_shard(shard_id, position, stopping).await;
         }
-        delivered
+        read
     }
 
-    /// Delivers one batch until it succeeds or its retries are spent, bisecting on errors.
-    async fn deliver(&self, records: Vec<Record>) {
-        let mut pending = vec![records];
-        while let Some(mut batch) = pending.pop() {
-            let mut attempts = 0u32;
+    async fn poll_shard(
+        &self,
+        shard_id: &str,
+        position: &mut ShardPosition,
+        stopping: &watch::Receiver<bool>,
+    ) -> usize {
+        if position.iterator.is_none() {
+            let request =
+                self.streams.get_shard_iterator().stream_arn(&self.mapping.event_source_arn).shard_id(shard_id);
+            let request = match (&position.checkpoint, self.mapping.starting_position) {
+                (Some(checkpoint), _) => {
+                    request.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).sequence_number(checkpoint)
+                }
+                (None, StartingPosition::TrimHorizon) => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+                (None, StartingPosition::Latest) => request.shard_iterator_type(ShardIteratorType::Latest),
+            };
+            match request.send().await {
+                Ok(out) => position.iterator = out.shard_iterator().map(str::to_owned),
+                Err(err) => {
+                    tracing::warn!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(&err), shard = shard_id,
+                        "stream poller: GetShardIterator failed");
+                    return 0;
+                }
+            }
+            if position.iterator.is_none() {
+                return 0;
+            }
+        }
+        let Some(iterator) = position.iterator.take() else { return 0 };
+        let limit = self.mapping.batch_size.min(GET_RECORDS_LIMIT) as i32;
+        let page = match self.streams.get_records().shard_iterator(iterator).limit(limit).send().await {
+            Ok(page) => page,
+            Err(err) => {
+                // Expired or trimmed iterators: the next pass starts again from the checkpoint.
+                tracing::warn!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(&err), shard = shard_id,
+                    "stream poller: GetRecords failed");
+                return 0;
+            }
+        };
+        let records = page.records().to_vec();
+        let read = records.len();
+        if !records.is_empty() {
+            let last = sequence_number(records.last()).map(str::to_owned);
+            if self.deliver(records, stopping).await {
+                position.checkpoint = last.or(position.checkpoint.take());
+            } else {
+                // Stopped mid-batch: leave the checkpoint where it is.
+                return read;
+            }
+        }
+        match page.next_shard_iterator() {
+            Some(next) => position.iterator = Some(next.to_owned()),
+            None => position.finished = true,
+        }
+        read
+    }
+
+    /// Hands one batch to the function until every record is handled or skipped, in order.
+    /// `false` when the poller was asked to stop first.
+    async fn deliver(&self, records: Vec<Record>, stopping: &watch::Receiver<bool>) -> bool {
+        // Bisected halves keep their parent's attempt count: splitting is not a retry.
+        let mut pending: VecDeque<(Vec<Record>, u32)> = VecDeque::from([(records, 0)]);
+        let mut throttles = 0u32;
+        while let Some((mut batch, mut attempts)) = pending.pop_front() {
             loop {
-                batch.retain(|r| !self.too_old(r));
+                self.drop_expired(&mut batch);
                 if batch.is_empty() {
                     break;
                 }
                 match self.invoke(&batch).await {
-                    BatchResult::Done => break,
-                    BatchResult::RetryFrom(index) => batch = batch.split_off(index.min(batch.len())),
-                    BatchResult::Failed if self.mapping.bisect_on_error && batch.len() > 1 => {
+                    BatchResult::Success => break,
+                    BatchResult::Throttled => throttles += 1,
+                    BatchResult::RetryFrom(index) => {
+                        let failed = batch.split_off(index);
+                        batch = failed;
+                        attempts += 1;
+                    }
+                    BatchResult::Failed if self.mapping.bisect_batch_on_function_error && batch.len() > 1 => {
                         let second = batch.split_off(batch.len() / 2);
-                        pending.push(second);
-                        pending.push(batch);
+                        pending.push_front((second, attempts));
+                        pending.push_front((batch, attempts));
                         break;
                     }
-                    BatchResult::Failed => {}
+                    BatchResult::Failed => attempts += 1,
                 }
-                attempts += 1;
                 if self.mapping.maximum_retry_attempts.is_some_and(|max| attempts > max) {
-                    let first =
-                        batch.first().and_then(|r| r.dynamodb()).and_then(|d| d.sequence_number()).unwrap_or_default();
-                    tracing::error!(function = %self.mapping.function_name, records = batch.len(), first_sequence_number = first,
-                        "records skipped after the maximum retry attempts");
+                    self.skip(&batch, "the maximum retry attempts are spent");
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempts.min(5)))).await;
+                if *stopping.borrow() {
+                    return false;
+                }
+                let exponent = (attempts + throttles).saturating_sub(1).min(16);
+                let backoff = self.retry_backoff.saturating_mul(1 << exponent).min(MAX_BACKOFF);
+                let mut stopping = stopping.clone();
+                if tokio::time::timeout(backoff, stopping.wait_for(|stop| *stop)).await.is_ok() {
+                    return false;
+                }
             }
         }
+        true
     }
 
-    fn too_old(&self, record: &Record) -> bool {
-        let (Some(max_age), Some(created)) =
-            (self.mapping.maximum_record_age, record.dynamodb().and_then(|d| d.approximate_creation_date_time()))
-        else {
-            return false;
-        };
-        let age = chrono::Utc::now().timestamp() - created.secs();
-        age > max_age.as_secs() as i64
+    fn drop_expired(&self, batch: &mut Vec<Record>) {
+        let Some(max_age) = self.mapping.maximum_record_age else { return };
+        let now = chrono::Utc::now().timestamp();
+        let (expired, kept): (Vec<Record>, Vec<Record>) = std::mem::take(batch).into_iter().partition(|record| {
+            record
+                .dynamodb()
+                .and_then(|d| d.approximate_creation_date_time())
+                .is_some_and(|created| now.saturating_sub(created.secs()) > max_age.as_secs() as i64)
+        });
+        if !expired.is_empty() {
+            self.skip(&expired, "they are older than the maximum record age");
+        }
+        *batch = kept;
+    }
+
+    /// Lambda discards such records (to an on-failure destination, which is not emulated): say so.
+    fn skip(&self, records: &[Record], reason: &str) {
+        tracing::error!(function = %self.mapping.function_name, stream = %self.mapping.event_source_arn,
+            records = records.len(), first_sequence_number = sequence_number(records.first()).unwrap_or_default(),
+            last_sequence_number = sequence_number(records.last()).unwrap_or_default(),
+            "stream poller: records skipped because {reason}");
     }
 
     async fn invoke(&self, batch: &[Record]) -> BatchResult {
-        let event = json!({ "Records": batch.iter().map(|r| self.lambda_record(r)).collect::<Vec<_>>() });
+        let event = json!({ "Records": batch.iter().map(|r| lambda_record(r, &self.mapping.event_source_arn, &self.region)).collect::<Vec<_>>() });
         let request = InvokeRequest {
             function_name: self.mapping.function_name.clone(),
             payload: event.to_string().into_bytes(),
@@ -161,59 +271,102 @@ impl StreamPoller {
         };
         match self.invoker.invoke(request).await {
             InvokeOutcome::Response(payload) if self.mapping.report_batch_item_failures => {
-                let response: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
-                let failed: Vec<&str> = response["batchItemFailures"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|f| f["itemIdentifier"].as_str())
-                    .collect();
-                let first_failed = batch.iter().position(|r| {
-                    r.dynamodb().and_then(|d| d.sequence_number()).is_some_and(|seq| failed.contains(&seq))
-                });
-                match first_failed {
-                    None if failed.is_empty() => BatchResult::Done,
-                    // An identifier that is not in the batch fails the whole batch, as in Lambda.
-                    None => BatchResult::Failed,
-                    Some(index) => BatchResult::RetryFrom(index),
-                }
+                batch_item_failures(&payload, batch)
             }
-            InvokeOutcome::Response(_) => BatchResult::Done,
+            InvokeOutcome::Response(_) => BatchResult::Success,
+            InvokeOutcome::Throttled => BatchResult::Throttled,
             other => {
-                tracing::warn!(function = %self.mapping.function_name, outcome = ?other, "stream batch failed");
+                tracing::warn!(function = %self.mapping.function_name, outcome = ?other, records = batch.len(),
+                    "stream poller: the batch failed");
                 BatchResult::Failed
             }
         }
     }
+}
 
-    /// The record in the shape Lambda's event source mapping delivers.
-    fn lambda_record(&self, record: &Record) -> Value {
-        let change = record.dynamodb();
-        let image = |image: Option<&HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>| -> Value {
-            image.map_or(Value::Null, |image| {
-                serde_json::to_value(serde_dynamo::Item::from(image.clone())).unwrap_or(Value::Null)
-            })
+fn sequence_number(record: Option<&Record>) -> Option<&str> {
+    record.and_then(|r| r.dynamodb()).and_then(|d| d.sequence_number())
+}
+
+/// Reads a partial batch response. No report, or an empty one, is a success; an identifier
+/// that is missing, empty or not in the batch fails the whole batch; otherwise the batch is
+/// retried from the lowest failed sequence number.
+fn batch_item_failures(payload: &[u8], batch: &[Record]) -> BatchResult {
+    let response: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
+    let failures = match response.get("batchItemFailures") {
+        None | Some(Value::Null) => return BatchResult::Success,
+        Some(Value::Array(failures)) if failures.is_empty() => return BatchResult::Success,
+        Some(Value::Array(failures)) => failures,
+        Some(_) => return BatchResult::Failed,
+    };
+    let mut lowest: Option<usize> = None;
+    for failure in failures {
+        let Some(identifier) = failure.get("itemIdentifier").and_then(Value::as_str).filter(|id| !id.is_empty()) else {
+            return BatchResult::Failed;
         };
-        let mut dynamodb = json!({
-            "ApproximateCreationDateTime": change.and_then(|c| c.approximate_creation_date_time()).map(|t| t.secs()),
-            "Keys": image(change.and_then(|c| c.keys())),
-            "NewImage": image(change.and_then(|c| c.new_image())),
-            "OldImage": image(change.and_then(|c| c.old_image())),
-            "SequenceNumber": change.and_then(|c| c.sequence_number()),
-            "SizeBytes": change.and_then(|c| c.size_bytes()),
-            "StreamViewType": change.and_then(|c| c.stream_view_type()).map(|v| v.as_str().to_owned()),
-        });
-        if let Value::Object(fields) = &mut dynamodb {
-            fields.retain(|_, v| !v.is_null());
-        }
-        json!({
-            "eventID": record.event_id(),
-            "eventName": record.event_name().map(|n| n.as_str().to_owned()),
-            "eventVersion": record.event_version().unwrap_or("1.1"),
-            "eventSource": "aws:dynamodb",
-            "awsRegion": record.aws_region().unwrap_or(&self.region),
-            "dynamodb": dynamodb,
-            "eventSourceARN": self.mapping.stream_arn,
+        let Some(index) = batch.iter().position(|r| sequence_number(Some(r)) == Some(identifier)) else {
+            return BatchResult::Failed;
+        };
+        // Records are in sequence order within a shard, so the lowest number comes first.
+        lowest = Some(lowest.map_or(index, |l| l.min(index)));
+    }
+    lowest.map_or(BatchResult::Success, BatchResult::RetryFrom)
+}
+
+/// A stream record in the shape Lambda's event source mapping delivers it.
+pub fn lambda_record(record: &Record, event_source_arn: &str, region: &str) -> Value {
+    let change = record.dynamodb();
+    let image = |image: Option<&HashMap<String, AttributeValue>>| -> Value {
+        image.map_or(Value::Null, |image| {
+            serde_json::to_value(serde_dynamo::Item::from(image.clone())).unwrap_or(Value::Null)
         })
+    };
+    let mut dynamodb = json!({
+        "ApproximateCreationDateTime": change.and_then(|c| c.approximate_creation_date_time()).map(|t| t.secs()),
+        "Keys": image(change.and_then(|c| c.keys())),
+        "NewImage": image(change.and_then(|c| c.new_image())),
+        "OldImage": image(change.and_then(|c| c.old_image())),
+        "SequenceNumber": change.and_then(|c| c.sequence_number()),
+        "SizeBytes": change.and_then(|c| c.size_bytes()),
+        "StreamViewType": change.and_then(|c| c.stream_view_type()).map(|v| v.as_str()),
+    });
+    // Lambda leaves out what the stream view type does not carry (no OldImage on INSERT, …).
+    if let Value::Object(fields) = &mut dynamodb {
+        fields.retain(|_, v| !v.is_null());
+    }
+    json!({
+        "eventID": record.event_id(),
+        "eventName": record.event_name().map(|n| n.as_str()),
+        "eventVersion": record.event_version().unwrap_or("1.1"),
+        "eventSource": "aws:dynamodb",
+        "awsRegion": record.aws_region().unwrap_or(region),
+        "dynamodb": dynamodb,
+        "eventSourceARN": event_source_arn,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodbstreams::types::StreamRecord;
+
+    use super::*;
+
+    fn record(sequence_number: &str) -> Record {
+        Record::builder().dynamodb(StreamRecord::builder().sequence_number(sequence_number).build()).build()
+    }
+
+    #[test]
+    fn partial_batch_responses_retry_from_the_lowest_failed_record() {
+        let batch: Vec<Record> = ["100", "200", "300", "400"].into_iter().map(record).collect();
+        let report = |failures: Value| batch_item_failures(failures.to_string().as_bytes(), &batch);
+        assert_eq!(report(json!({"batchItemFailures": []})), BatchResult::Success);
+        assert_eq!(report(json!({"batchItemFailures": null})), BatchResult::Success);
+        assert_eq!(report(json!({})), BatchResult::Success);
+        assert_eq!(batch_item_failures(b"null", &batch), BatchResult::Success);
+        let failed = json!({"batchItemFailures": [{"itemIdentifier": "400"}, {"itemIdentifier": "200"}]});
+        assert_eq!(report(failed), BatchResult::RetryFrom(1));
+        assert_eq!(report(json!({"batchItemFailures": [{"itemIdentifier": ""}]})), BatchResult::Failed);
+        assert_eq!(report(json!({"batchItemFailures": [{"itemIdentifier": null}]})), BatchResult::Failed);
+        assert_eq!(report(json!({"batchItemFailures": [{"itemIdentifier": "999"}]})), BatchResult::Failed);
     }
 }

@@ -1,0 +1,126 @@
+//! The stage's counters: token buckets for throttling and per-key quota counters whose periods
+//! follow the UTC calendar, as usage plans count them.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
+
+use super::config::{Quota, QuotaPeriod, Throttle};
+
+/// A token bucket that starts full.
+#[derive(Debug)]
+pub struct TokenBucket {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl TokenBucket {
+    pub fn full(limits: Throttle, now: Instant) -> Self {
+        Self { tokens: f64::from(limits.burst), refilled: now }
+    }
+
+    /// Takes one token if there is one.
+    pub fn try_take(&mut self, limits: Throttle, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * limits.rate).min(f64::from(limits.burst));
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The first day of the quota period holding `now`: UTC midnight, the Sunday of the week, or the
+/// first of the month.
+pub fn period_start(period: QuotaPeriod, now: DateTime<Utc>) -> NaiveDate {
+    let today = now.date_naive();
+    match period {
+        QuotaPeriod::Day => today,
+        QuotaPeriod::Week => today - Days::new(u64::from(today.weekday().num_days_from_sunday())),
+        QuotaPeriod::Month => today.with_day(1).unwrap_or(today),
+    }
+}
+
+#[derive(Debug)]
+struct QuotaUse {
+    period: NaiveDate,
+    used: u64,
+    first_period: bool,
+}
+
+/// Token buckets by name (a key id, a method) and quota use by key id.
+#[derive(Debug, Default)]
+pub struct Limits {
+    buckets: Mutex<HashMap<String, TokenBucket>>,
+    quotas: Mutex<HashMap<String, QuotaUse>>,
+}
+
+impl Limits {
+    /// Takes a token from the named bucket; `false` means throttled.
+    pub fn take_token(&self, bucket: &str, limits: Throttle) -> bool {
+        let now = Instant::now();
+        let Ok(mut buckets) = self.buckets.lock() else { return true };
+        buckets.entry(bucket.to_owned()).or_insert_with(|| TokenBucket::full(limits, now)).try_take(limits, now)
+    }
+
+    /// Counts one request against the key's quota; `false` means the quota is spent. The first
+    /// period this stage counts is the plan's "initial" one, where `offset` requests are gone.
+    pub fn count_request(&self, key_id: &str, quota: Quota) -> bool {
+        let period = period_start(quota.period, Utc::now());
+        let Ok(mut quotas) = self.quotas.lock() else { return true };
+        let usage = quotas.entry(key_id.to_owned()).or_insert(QuotaUse { period, used: 0, first_period: true });
+        if usage.period != period {
+            *usage = QuotaUse { period, used: 0, first_period: false };
+        }
+        let limit = if usage.first_period { quota.limit.saturating_sub(quota.offset) } else { quota.limit };
+        if usage.used >= limit {
+            return false;
+        }
+        usage.used += 1;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_the_burst_then_refills_at_the_rate() {
+        let limits = Throttle { rate: 2.0, burst: 3 };
+        let start = Instant::now();
+        let mut bucket = TokenBucket::full(limits, start);
+        assert_eq!((0..10).filter(|_| bucket.try_take(limits, start)).count(), 3);
+        let later = start + Duration::from_secs(1);
+        assert_eq!((0..10).filter(|_| bucket.try_take(limits, later)).count(), 2);
+        let much_later = later + Duration::from_secs(60);
+        assert_eq!((0..10).filter(|_| bucket.try_take(limits, much_later)).count(), 3, "capped at the burst");
+    }
+
+    #[test]
+    fn quota_periods_follow_the_utc_calendar() {
+        // 2026-11-25 is a Wednesday.
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 17, 30, 0).unwrap();
+        let date = |d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        assert_eq!(period_start(QuotaPeriod::Day, now), date(25));
+        assert_eq!(period_start(QuotaPeriod::Week, now), date(22));
+        assert_eq!(period_start(QuotaPeriod::Month, now), date(1));
+    }
+
+    #[test]
+    fn a_quota_counts_per_key_and_honours_the_offset() {
+        let limits = Limits::default();
+        let quota = Quota { limit: 3, period: QuotaPeriod::Month, offset: 1 };
+        assert_eq!((0..5).filter(|_| limits.count_request("a", quota)).count(), 2);
+        assert_eq!((0..5).filter(|_| limits.count_request("b", quota)).count(), 2);
+    }
+}

@@ -1,0 +1,352 @@
+//! The emulated API Gateway REST stage: routes requests by the REST API's resources, enforces
+//! `x-api-key` through usage plans, throttles and counts quotas, invokes the functions through
+//! the Lambda proxy integration (payload 1.0), and answers as API Gateway itself would.
+
+mod config;
+mod limits;
+pub mod proxy;
+mod routing;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+pub use config::{
+    ApiKey, GatewayConfig, Method, Quota, QuotaPeriod, Resource, Throttle, UsagePlan, INTEGRATION_TIMEOUT,
+};
+pub use routing::{route, Route};
+
+use crate::http_util;
+use crate::invoke::{InvokeOutcome, InvokeRequest, Invoker};
+use limits::Limits;
+use proxy::{IncomingRequest, RequestContext};
+
+type Body = Full<Bytes>;
+
+/// The answers API Gateway gives on its own behalf, with its `x-amzn-ErrorType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayError {
+    /// No resource or method matches (API Gateway does not say 404 here).
+    MissingAuthenticationToken,
+    /// No key, an unknown or disabled key, or a key in no usage plan of the stage.
+    Forbidden,
+    /// A token bucket (usage plan, then method) is empty.
+    TooManyRequests,
+    /// The key's quota for the period is spent.
+    LimitExceeded,
+    /// Lambda refused the invocation (throttled, no such function): API Gateway says 500.
+    InvocationRejected,
+    /// The function failed, crashed, timed out, or answered something that is no proxy response.
+    BadGateway,
+    /// The integration took longer than the integration timeout.
+    IntegrationTimeout,
+}
+
+impl GatewayError {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::MissingAuthenticationToken | Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::TooManyRequests | Self::LimitExceeded => StatusCode::TOO_MANY_REQUESTS,
+            Self::InvocationRejected => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::BadGateway => StatusCode::BAD_GATEWAY,
+            Self::IntegrationTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::MissingAuthenticationToken => "Missing Authentication Token",
+            Self::Forbidden => "Forbidden",
+            Self::TooManyRequests => "Too Many Requests",
+            Self::LimitExceeded => "Limit Exceeded",
+            Self::InvocationRejected | Self::BadGateway => "Internal server error",
+            Self::IntegrationTimeout => "Endpoint request timed out",
+        }
+    }
+
+    /// `x-amzn-ErrorType`; API Gateway sends none with an integration timeout.
+    pub fn error_type(self) -> Option<&'static str> {
+        match self {
+            Self::MissingAuthenticationToken => Some("MissingAuthenticationTokenException"),
+            Self::Forbidden => Some("ForbiddenException"),
+            Self::TooManyRequests => Some("TooManyRequestsException"),
+            Self::LimitExceeded => Some("LimitExceededException"),
+            Self::InvocationRejected | Self::BadGateway => Some("InternalServerErrorException"),
+            Self::IntegrationTimeout => None,
+        }
+    }
+}
+
+/// Ids API Gateway gives every request.
+struct RequestIds {
+    request_id: String,
+    extended_request_id: String,
+    trace_id: String,
+}
+
+impl RequestIds {
+    fn new(incoming_trace: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> Self {
+        let random = ulid::Ulid::new().0.to_be_bytes();
+        let extended_request_id = base64::engine::general_purpose::STANDARD.encode(&random[5..16]);
+        // Continue the caller's trace when it sent one, as API Gateway does.
+        let root = incoming_trace
+            .and_then(|t| t.split(';').find_map(|part| part.trim().strip_prefix("Root=")))
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                let hex: String = random[4..16].iter().map(|b| format!("{b:02x}")).collect();
+                format!("1-{:08x}-{hex}", now.timestamp())
+            });
+        Self { request_id: http_util::uuid(), extended_request_id, trace_id: format!("Root={root};Sampled=0") }
+    }
+}
+
+/// One REST API stage being served.
+pub struct Gateway {
+    config: GatewayConfig,
+    invoker: Arc<dyn Invoker>,
+    limits: Limits,
+}
+
+/// Serves `config`'s stage on `listener` until `shutdown` resolves, then lets the requests in
+/// flight finish.
+pub async fn serve(
+    config: GatewayConfig,
+    invoker: Arc<dyn Invoker>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
+    Gateway::new(config, invoker).serve(listener, shutdown).await
+}
+
+impl Gateway {
+    pub fn new(config: GatewayConfig, invoker: Arc<dyn Invoker>) -> Arc<Self> {
+        Arc::new(Self { config, invoker, limits: Limits::default() })
+    }
+
+    pub fn config(&self) -> &GatewayConfig {
+        &self.config
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and waits for open connections to
+    /// finish their current request.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "gateway: accept failed");
+                            continue;
+                        }
+                    };
+                    let gateway = Arc::clone(&self);
+                    let mut closing = closing_rx.clone();
+                    connections.spawn(async move {
+                        let service = service_fn(move |req| {
+                            let gateway = Arc::clone(&gateway);
+                            async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
+                        });
+                        let connection = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service);
+                        tokio::pin!(connection);
+                        let closed = async move {
+                            let _ = closing.wait_for(|closing| *closing).await;
+                        };
+                        tokio::select! {
+                            _ = connection.as_mut() => {}
+                            _ = closed => {
+                                connection.as_mut().graceful_shutdown();
+                                let _ = connection.await;
+                            }
+                        }
+                    });
+                }
+            }
+        }
+        let _ = closing_tx.send(true);
+        while connections.join_next().await.is_some() {}
+    }
+
+    /// Answers one request as the stage would.
+    pub async fn handle<B>(&self, request: Request<B>, peer: SocketAddr) -> Response<Body>
+    where
+        B: hyper::body::Body,
+        B::Error: std::fmt::Display,
+    {
+        let received = chrono::Utc::now();
+        let started = std::time::Instant::now();
+        let (mut parts, body) = request.into_parts();
+        let ids = RequestIds::new(http_util::header(&parts, "x-amzn-trace-id"), received);
+        let body = match body.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(err) => {
+                tracing::debug!(error = %err, "gateway: reading the request body failed");
+                Bytes::new()
+            }
+        };
+        let response = match self.integrate(&mut parts, &body, peer, &ids, received).await {
+            Ok(response) => response,
+            Err(error) => error_response(error, &ids),
+        };
+        tracing::info!(method = %parts.method, path = %parts.uri.path(), status = response.status().as_u16(),
+            request_id = %ids.request_id, latency_ms = started.elapsed().as_millis() as u64, "gateway");
+        response
+    }
+
+    async fn integrate(
+        &self,
+        parts: &mut http::request::Parts,
+        body: &Bytes,
+        peer: SocketAddr,
+        ids: &RequestIds,
+        received: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Response<Body>, GatewayError> {
+        let path = parts.uri.path().to_owned();
+        let below_stage = path
+            .strip_prefix(&format!("/{}", self.config.stage))
+            .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+            .ok_or(GatewayError::MissingAuthenticationToken)?;
+        let route = route(&self.config.resources, below_stage).ok_or(GatewayError::MissingAuthenticationToken)?;
+        let method = route.method(parts.method.as_str()).ok_or(GatewayError::MissingAuthenticationToken)?;
+
+        let api_key = if method.api_key_required {
+            let presented = http_util::header(parts, "x-api-key").ok_or(GatewayError::Forbidden)?;
+            let key = self.config.usable_keys().find(|k| k.value == presented).ok_or(GatewayError::Forbidden)?;
+            Some(key)
+        } else {
+            None
+        };
+        self.admit(api_key, &route, method)?;
+
+        // API Gateway adds these before calling the integration.
+        let forwarded_for = match http_util::header(parts, "x-forwarded-for") {
+            Some(chain) => format!("{chain}, {}", peer.ip()),
+            None => peer.ip().to_string(),
+        };
+        for (name, value) in [
+            ("x-forwarded-for", forwarded_for),
+            ("x-forwarded-port", peer.port().to_string()),
+            ("x-forwarded-proto", "http".to_owned()),
+            ("x-amzn-trace-id", ids.trace_id.clone()),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                parts.headers.insert(name, value);
+            }
+        }
+        let incoming = IncomingRequest {
+            method: parts.method.as_str(),
+            path: &path,
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            body,
+        };
+        let source_ip = peer.ip().to_string();
+        let context = RequestContext {
+            request_id: &ids.request_id,
+            extended_request_id: &ids.extended_request_id,
+            received,
+            source_ip: &source_ip,
+            api_key,
+        };
+        let event = proxy::event(&self.config, &incoming, &route, &context);
+        let invocation = InvokeRequest {
+            function_name: method.function_name.clone(),
+            payload: event.to_string().into_bytes(),
+            trace_id: Some(ids.trace_id.clone()),
+            client_context: None,
+        };
+        let timeout =
+            method.timeout.map_or(self.config.integration_timeout, |t| t.min(self.config.integration_timeout));
+        let outcome = tokio::time::timeout(timeout, self.invoker.invoke(invocation))
+            .await
+            .map_err(|_| GatewayError::IntegrationTimeout)?;
+        let payload = match outcome {
+            InvokeOutcome::Response(payload) => payload,
+            InvokeOutcome::Throttled | InvokeOutcome::NotFound => {
+                tracing::warn!(function = %method.function_name, outcome = ?outcome, "gateway: Lambda refused the invocation");
+                return Err(GatewayError::InvocationRejected);
+            }
+            other => {
+                tracing::warn!(function = %method.function_name, outcome = ?other, "gateway: the function failed");
+                return Err(GatewayError::BadGateway);
+            }
+        };
+        let accept = http_util::header(parts, "accept");
+        let mapped = proxy::response(&payload, &self.config.binary_media_types, accept).map_err(|err| {
+            tracing::warn!(function = %method.function_name, error = %err, "gateway: malformed Lambda proxy response");
+            GatewayError::BadGateway
+        })?;
+        let mut response = Response::new(Full::new(mapped.body));
+        *response.status_mut() = mapped.status;
+        *response.headers_mut() = mapped.headers;
+        add_ids(&mut response, ids, true);
+        Ok(response)
+    }
+
+    /// Usage-plan throttling, then method throttling, then the quota: a request refused by a
+    /// throttle does not count against the quota.
+    fn admit(&self, key: Option<&ApiKey>, route: &Route<'_>, method: &Method) -> Result<(), GatewayError> {
+        let plan = key.and_then(|k| k.plan.as_ref().map(|plan| (k, plan)));
+        if let Some((key, UsagePlan { throttle: Some(limits), .. })) = plan {
+            if !self.limits.take_token(&format!("key {}", key.id), *limits) {
+                return Err(GatewayError::TooManyRequests);
+            }
+        }
+        if let Some(limits) = method.throttle {
+            let bucket = format!("method {} {}", route.resource.path, method.http_method);
+            if !self.limits.take_token(&bucket, limits) {
+                return Err(GatewayError::TooManyRequests);
+            }
+        }
+        if let Some((key, UsagePlan { quota: Some(quota), .. })) = plan {
+            if !self.limits.count_request(&key.id, *quota) {
+                return Err(GatewayError::LimitExceeded);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn add_ids(response: &mut Response<Body>, ids: &RequestIds, integrated: bool) {
+    let headers = response.headers_mut();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    set("x-amzn-requestid", &ids.request_id);
+    if integrated {
+        set("x-amz-apigw-id", &ids.extended_request_id);
+        set("x-amzn-trace-id", &ids.trace_id);
+    }
+}
+
+fn error_response(error: GatewayError, ids: &RequestIds) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(json!({ "message": error.message() }).to_string())));
+    *response.status_mut() = error.status();
+    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(error_type) = error.error_type() {
+        response.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(error_type));
+    }
+    // Errors raised once the integration was reached carry the same ids as successes.
+    let integrated =
+        matches!(error, GatewayError::BadGateway | GatewayError::IntegrationTimeout | GatewayError::InvocationRejected);
+    add_ids(&mut response, ids, integrated);
+    response
+}
