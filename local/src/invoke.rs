@@ -46,6 +46,8 @@ pub struct InvokeRequest {
     pub trace_id: Option<String>,
     /// Base64 client context, passed as `Lambda-Runtime-Client-Context`.
     pub client_context: Option<String>,
+    /// Cognito identity of a mobile SDK caller (JSON), passed as `Lambda-Runtime-Cognito-Identity`.
+    pub cognito_identity: Option<String>,
 }
 
 /// What became of an invocation, as the Lambda service reports it to its caller.

@@ -268,6 +268,7 @@ impl StreamPoller {
             payload: event.to_string().into_bytes(),
             trace_id: None,
             client_context: None,
+            cognito_identity: None,
         };
         match self.invoker.invoke(request).await {
             InvokeOutcome::Response(payload) if self.mapping.report_batch_item_failures => {

@@ -19,6 +19,8 @@ async fn invoke(service: &LambdaService, payload: Value) -> InvokeOutcome {
     let request = InvokeRequest {
         function_name: "fixture".into(),
         payload: payload.to_string().into_bytes(),
+        client_context: Some("eyJjdXN0b20iOnt9fQ==".into()),
+        cognito_identity: Some(r#"{"cognitoIdentityId":"id","cognitoIdentityPoolId":"pool"}"#.into()),
         ..Default::default()
     };
     service.invoke(request).await
@@ -45,6 +47,11 @@ async fn an_invocation_reaches_the_runtime_with_the_documented_headers() {
     assert_eq!(header("Lambda-Runtime-Aws-Request-Id").len(), 36);
     assert_eq!(header("Lambda-Runtime-Invoked-Function-Arn"), fixture.spec.arn);
     assert!(header("Lambda-Runtime-Trace-Id").starts_with("Root=1-"));
+    assert_eq!(header("Lambda-Runtime-Client-Context"), "eyJjdXN0b20iOnt9fQ==");
+    assert_eq!(
+        header("Lambda-Runtime-Cognito-Identity"),
+        r#"{"cognitoIdentityId":"id","cognitoIdentityPoolId":"pool"}"#
+    );
     let deadline: u64 = header("Lambda-Runtime-Deadline-Ms").parse().unwrap();
     assert!(deadline >= before + 4_000 && deadline <= before + 15_000, "deadline {deadline} vs {before}");
     service.shutdown().await;

@@ -270,6 +270,7 @@ impl Gateway {
             payload: event.to_string().into_bytes(),
             trace_id: Some(ids.trace_id.clone()),
             client_context: None,
+            cognito_identity: None,
         };
         let timeout =
             method.timeout.map_or(self.config.integration_timeout, |t| t.min(self.config.integration_timeout));

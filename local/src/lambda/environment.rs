@@ -32,6 +32,7 @@ pub struct Invocation {
     pub payload: Bytes,
     pub trace_id: String,
     pub client_context: Option<String>,
+    pub cognito_identity: Option<String>,
 }
 
 /// What the runtime posted for the current invocation.
@@ -377,6 +378,7 @@ impl Environment {
             payload: Bytes::from(request.payload.clone()),
             trace_id: trace_id.clone(),
             client_context: request.client_context.clone(),
+            cognito_identity: request.cognito_identity.clone(),
         };
         let invoke_event = json!({"eventType": "INVOKE", "deadlineMs": deadline_ms, "requestId": request_id,
             "invokedFunctionArn": spec.arn, "tracing": {"type": "X-Amzn-Trace-Id", "value": trace_id}});

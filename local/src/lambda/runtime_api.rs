@@ -30,6 +30,9 @@ pub async fn next(sandbox: Arc<Sandbox>) -> Response<Body> {
     if let Some(context) = &invocation.client_context {
         set("lambda-runtime-client-context", context);
     }
+    if let Some(identity) = &invocation.cognito_identity {
+        set("lambda-runtime-cognito-identity", identity);
+    }
     response
 }
 
