@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
@@ -162,14 +164,7 @@ impl BookStore {
             let values = HashMap::from([(":now".to_owned(), AttributeValue::N(now.to_string()))]);
             items.push(self.put(to_item(&item)?, "attribute_not_exists(pk) OR expires_at < :now", Some(values))?);
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .timed("TransactWriteItems")
-            .await
-        {
+        match self.transact(items).await {
             Ok(_) => Ok(()),
             Err(err) => match failed_conditions(&err) {
                 Some(failed) if failed.get(2) == Some(&true) => Err(CreateError::IdempotencyKeyTaken),
@@ -216,14 +211,7 @@ impl BookStore {
             items.push(self.delete_guard(current)?);
             items.push(self.put(guard_item(next)?, "attribute_not_exists(pk)", None)?);
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .timed("TransactWriteItems")
-            .await
-        {
+        match self.transact(items).await {
             Ok(_) => Ok(()),
             Err(err) => match failed_conditions(&err) {
                 Some(failed) if failed.first() == Some(&true) => Err(WriteError::Stale),
@@ -248,18 +236,16 @@ impl BookStore {
             .build()
             .map_err(|e| DynamoError { operation: "TransactWriteItems", source: Box::new(e) })?;
         let items = vec![TransactWriteItem::builder().delete(book).build(), self.delete_guard(current)?];
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .timed("TransactWriteItems")
-            .await
-        {
+        match self.transact(items).await {
             Ok(_) => Ok(()),
             Err(err) if is_cancelled(&err) => Err(WriteError::Stale),
             Err(err) => Err(DynamoError::new("TransactWriteItems", err).into()),
         }
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), SdkError<TransactWriteItemsError>> {
+        self.client.transact_write_items().set_transact_items(Some(items)).send().timed("TransactWriteItems").await?;
+        Ok(())
     }
 
     fn delete_guard(&self, book: &Book) -> Result<TransactWriteItem, DynamoError> {
