@@ -1,55 +1,68 @@
 # Terraform: validation, scanning, and a real apply / re-plan / check / destroy against moto.
+# Included by the root Makefile (uses its BUILD, VENV, VENV_PY and WITH_MOTO).
 
 TERRAFORM ?= terraform
 TF_DIR    := terraform
 TF_BUILD  := $(abspath $(BUILD))/terraform
+
 # Where a machine may keep a filesystem mirror of the providers (a folder holding
-# registry.terraform.io). When one exists, init installs from it and needs no network.
+# registry.terraform.io). When one exists, init installs from it and needs no network;
+# otherwise init downloads from the registry as usual. Override with TF_MIRROR=/path.
 TF_MIRROR_CANDIDATES ?= /opt/tf-plugins /usr/share/terraform/plugins /usr/local/share/terraform/plugins \
 	$(HOME)/.terraform.d/plugins $(HOME)/.local/share/terraform/plugins
-TF_MIRROR := $(firstword $(foreach dir,$(TF_MIRROR_CANDIDATES),$(if $(wildcard $(dir)/registry.terraform.io),$(dir))))
+TF_MIRROR ?= $(firstword $(foreach dir,$(TF_MIRROR_CANDIDATES),$(if $(wildcard $(dir)/registry.terraform.io),$(dir))))
 
-# Our own CLI config (a machine-wide one may point at a file that does not exist).
+# Our own CLI config, generated below: the mirror when there is one, else empty (plain registry
+# installs). A machine-wide TF_CLI_CONFIG_FILE may name a file that does not exist, or a
+# provider_installation that would disagree with the mirror.
 export TF_CLI_CONFIG_FILE := $(TF_BUILD)/terraformrc
 export TF_IN_AUTOMATION := 1
 export TF_INPUT := 0
 export CHECKPOINT_DISABLE := 1
 
-# The local test deployment: its own data dir and state, never a real deployment's.
+# The local test deployment: its own data dir and state file under .build/, never a real
+# deployment's (the root module has no backend block; a real deployment adds its own).
 TF_TEST_DATA  := $(TF_BUILD)/test-data
 TF_TEST_STATE := $(TF_BUILD)/test.tfstate
+# The variables of the local cloud (tests/local.tfvars: fake image digests, moto pulls nothing);
+# tests/local_cycle.py adds non-default limits and checks that they arrive.
 TF_TEST_VARS  := -var-file=tests/local.tfvars
 
 .PHONY: check-terraform
 check-terraform:
-	@command -v $(TERRAFORM) >/dev/null || { echo "error: terraform not found. Install Terraform >= 1.5: https://developer.hashicorp.com/terraform/install"; exit 1; }
+	@command -v $(TERRAFORM) >/dev/null || { echo "error: terraform not found on PATH. Install Terraform >= 1.5: https://developer.hashicorp.com/terraform/install (or set TERRAFORM=/path/to/terraform)"; exit 1; }
 
-$(TF_CLI_CONFIG_FILE): mk/terraform.mk
-	@mkdir -p $(TF_BUILD)
+# Rewritten only when its content changes (e.g. a mirror appears), so it is never stale.
+.PHONY: tf-cli-config-always
+$(TF_CLI_CONFIG_FILE): tf-cli-config-always
+	@mkdir -p $(@D)
 	@if [ -n "$(TF_MIRROR)" ]; then \
-	  echo "==> terraform providers from the local mirror $(TF_MIRROR)"; \
-	  printf 'provider_installation {\n  filesystem_mirror {\n    path    = "%s"\n    include = ["registry.terraform.io/hashicorp/*"]\n  }\n}\n' "$(TF_MIRROR)" > $@; \
-	else \
-	  echo "==> terraform providers from the registry (no local mirror found)"; \
-	  : > $@; \
-	fi
+	  printf 'provider_installation {\n  filesystem_mirror {\n    path    = "%s"\n    include = ["registry.terraform.io/hashicorp/*"]\n  }\n}\n' "$(TF_MIRROR)"; \
+	fi > $@.new
+	@if cmp -s $@.new $@; then rm -f $@.new; else mv -f $@.new $@; \
+	  if [ -n "$(TF_MIRROR)" ]; then echo "==> terraform providers from the local mirror $(TF_MIRROR)"; \
+	  else echo "==> terraform providers from the registry (no local mirror found)"; fi; fi
 
-.PHONY: test-terraform tf-static tf-local
+.PHONY: test-terraform tf-init tf-static tf-local
 test-terraform: tf-static tf-local ## Terraform: fmt, validate, checkov, then apply + re-plan + checks + destroy against moto
 
-tf-static: check-terraform venv $(TF_CLI_CONFIG_FILE)
-	@echo "==> terraform fmt / init / validate"
-	$(TERRAFORM) fmt -check -recursive $(TF_DIR)
+# The lock file init writes (terraform/.terraform.lock.hcl) is git-ignored: see versions.tf.
+tf-init: check-terraform $(TF_CLI_CONFIG_FILE)
 	TF_DATA_DIR=$(TF_TEST_DATA) $(TERRAFORM) -chdir=$(TF_DIR) init -backend=false -input=false -no-color >/dev/null
-	TF_DATA_DIR=$(TF_TEST_DATA) $(TERRAFORM) -chdir=$(TF_DIR) validate -no-color
-	@echo "==> checkov"
-	$(VENV)/bin/checkov --quiet --compact --framework terraform --directory $(TF_DIR) --download-external-modules false --skip-download --skip-path tests
 
-tf-local: check-terraform venv $(TF_CLI_CONFIG_FILE)
+tf-static: tf-init venv
+	@echo "==> terraform fmt / validate"
+	$(TERRAFORM) fmt -check -recursive $(TF_DIR)
+	TF_DATA_DIR=$(TF_TEST_DATA) $(TERRAFORM) -chdir=$(TF_DIR) validate -no-color
+	@echo "==> checkov (every skipped check carries its reason inline: #checkov:skip=ID:reason)"
+	$(VENV)/bin/checkov --quiet --compact --framework terraform --directory $(TF_DIR) \
+	  --download-external-modules false --skip-download --skip-path tests
+
+tf-local: tf-init venv
 	@echo "==> terraform apply / plan / checks / destroy against a private moto server"
 	@rm -f $(TF_TEST_STATE) $(TF_TEST_STATE).backup
-	TF_DATA_DIR=$(TF_TEST_DATA) $(TERRAFORM) -chdir=$(TF_DIR) init -backend=false -input=false -no-color >/dev/null
-	$(WITH_MOTO) -- env TF_DATA_DIR=$(TF_TEST_DATA) TF_TEST_STATE=$(TF_TEST_STATE) TF_TEST_VARS='$(TF_TEST_VARS)' \
+	$(WITH_MOTO) -- env TF_DATA_DIR=$(TF_TEST_DATA) TF_TEST_STATE=$(TF_TEST_STATE) \
+	  TF_TEST_VARS='$(TF_TEST_VARS)' \
 	  TERRAFORM=$(TERRAFORM) TF_DIR=$(TF_DIR) $(VENV_PY) $(TF_DIR)/tests/local_cycle.py
 
 test: test-terraform

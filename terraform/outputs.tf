@@ -44,6 +44,20 @@ output "log_groups" {
   }
 }
 
+output "platform_log_groups" {
+  description = "Lambda's default log group of each function, when keep_platform_logs is true (empty otherwise)."
+  value = var.keep_platform_logs ? {
+    command   = module.command.platform_log_group
+    query     = module.query.platform_log_group
+    projector = module.projector.platform_log_group
+  } : {}
+}
+
+output "usage_plan_id" {
+  description = "Usage plan holding the default key on stage v1."
+  value       = module.api.usage_plan_id
+}
+
 output "repository_urls" {
   description = "ECR repository URL by image kind."
   value       = module.registry.repository_urls

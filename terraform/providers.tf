@@ -1,6 +1,10 @@
 # One provider for AWS and for the local AWS endpoint (moto): setting `aws_endpoint_url` aims
 # every service this module uses at that endpoint with fake credentials; leaving it null uses
 # the normal AWS credential chain and endpoints.
+#
+# The account id is still requested (STS is aimed at the endpoint too, and moto answers it):
+# skip_requesting_account_id would leave the account out of the ARNs the provider builds
+# itself, e.g. the API's execution_arn in the Lambda permissions.
 locals {
   local_endpoint = var.aws_endpoint_url != null
 }

@@ -53,7 +53,7 @@ variable "images" {
 }
 
 variable "functions" {
-  description = "Memory (MB), timeout (s) and reserved concurrency of each function."
+  description = "Memory (MB), timeout (s) and reserved concurrency of each function. reserved_concurrency -1 leaves the function unreserved (new accounts whose concurrency limit is 10 cannot reserve any); 0 stops it."
   type = object({
     command   = object({ memory_mb = number, timeout_s = number, reserved_concurrency = number })
     query     = object({ memory_mb = number, timeout_s = number, reserved_concurrency = number })
@@ -67,9 +67,15 @@ variable "functions" {
   validation {
     condition = alltrue([
       for f in values(var.functions) :
-      f.memory_mb >= 128 && f.memory_mb <= 10240 && f.timeout_s >= 1 && f.timeout_s <= 900 && f.reserved_concurrency >= 1
+      f.memory_mb >= 128 && f.memory_mb <= 10240 && f.timeout_s >= 1 && f.timeout_s <= 900 && f.reserved_concurrency >= -1
     ])
-    error_message = "memory_mb must be 128-10240, timeout_s 1-900 and reserved_concurrency at least 1."
+    error_message = "memory_mb must be 128-10240, timeout_s 1-900 and reserved_concurrency -1 (unreserved) or more."
+  }
+  validation {
+    # API Gateway gives up on an integration after 29 s; a longer function timeout only bills
+    # work whose answer nobody receives.
+    condition     = var.functions.command.timeout_s <= 29 && var.functions.query.timeout_s <= 29
+    error_message = "command and query sit behind API Gateway's 29 s integration timeout: their timeout_s must be at most 29."
   }
 }
 
@@ -94,7 +100,7 @@ variable "log_retention_days" {
 }
 
 variable "kms_key_arn" {
-  description = "Customer-managed KMS key for log groups, tables, function environments and the alarm topic. Null uses AWS-managed encryption."
+  description = "Customer-managed KMS key for log groups, tables, ECR, function environments and the alarm topic. Null uses AWS-managed encryption (the alarm topic then stays unencrypted: CloudWatch cannot publish to a topic under the AWS-managed aws/sns key). The key policy must let logs.<region>.amazonaws.com and cloudwatch.amazonaws.com use the key."
   type        = string
   default     = null
   validation {
@@ -144,13 +150,15 @@ variable "projector_stream" {
 }
 
 variable "alarm_thresholds" {
-  description = "Alarm thresholds: function errors and API 5XX per minute, API p99 latency (ms), projector iterator age (ms), duration p99 as a fraction of the timeout."
+  description = "Alarm thresholds, per minute over 3 of 5 minutes: function errors and throttles, API 5XX count, API p99 latency (ms), projector iterator age (ms), DynamoDB throttle events, and the function p99 duration as a fraction of its timeout."
   type = object({
-    function_errors   = number
-    api_5xx           = number
-    api_latency_p99   = number
-    iterator_age_ms   = number
-    duration_fraction = number
+    function_errors    = number
+    function_throttles = optional(number, 0)
+    api_5xx            = number
+    api_latency_p99    = number
+    iterator_age_ms    = number
+    dynamodb_throttles = optional(number, 0)
+    duration_fraction  = number
   })
   default = {
     function_errors   = 1
@@ -158,6 +166,15 @@ variable "alarm_thresholds" {
     api_latency_p99   = 2000
     iterator_age_ms   = 60000
     duration_fraction = 0.8
+  }
+  validation {
+    condition = alltrue([
+      for v in [
+        var.alarm_thresholds.function_errors, var.alarm_thresholds.function_throttles, var.alarm_thresholds.api_5xx,
+        var.alarm_thresholds.api_latency_p99, var.alarm_thresholds.iterator_age_ms, var.alarm_thresholds.dynamodb_throttles,
+      ] : v >= 0
+    ])
+    error_message = "alarm thresholds must not be negative."
   }
   validation {
     condition     = var.alarm_thresholds.duration_fraction > 0 && var.alarm_thresholds.duration_fraction <= 1

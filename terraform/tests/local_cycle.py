@@ -2,7 +2,11 @@
 check what was created through the AWS API, and always destroy it again.
 
 Run by `make test-terraform` inside `scripts/with-moto`, which sets AWS_ENDPOINT_URL, the
-region and fake credentials.
+region and fake credentials. Environment: TERRAFORM, TF_DIR, TF_DATA_DIR, TF_TEST_STATE (a
+state file of its own) and TF_TEST_VARS (the variable file of the local cloud).
+
+The cursor HMAC key is read back to prove it is set and never printed; no output of this
+script contains it.
 """
 
 import json
@@ -19,20 +23,44 @@ ENDPOINT = os.environ["AWS_ENDPOINT_URL"]
 TERRAFORM = os.environ.get("TERRAFORM", "terraform")
 TF_DIR = os.environ["TF_DIR"]
 STATE = os.environ["TF_TEST_STATE"]
-VARS = shlex.split(os.environ["TF_TEST_VARS"]) + ["-var", f"aws_endpoint_url={ENDPOINT}"]
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
-# What the module's defaults promise (variables.tf); the checks compare against them.
-THROTTLE = {"rateLimit": 50.0, "burstLimit": 100}
-QUOTA = {"limit": 100000, "period": "DAY"}
-CONTRACT = {("/books", "POST"), ("/books", "GET"), ("/books/{id}", "GET"), ("/books/{id}", "PUT"), ("/books/{id}", "DELETE")}
-DYNAMO_WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+# Non-default values, so the checks prove each variable reaches what it configures.
+THROTTLE = {"rateLimit": 7.0, "burstLimit": 13}
+QUOTA = {"limit": 4321, "period": "WEEK"}
+LOG_LEVEL = "books=debug,info"
+VARS = shlex.split(os.environ["TF_TEST_VARS"]) + [
+    "-var", f"aws_endpoint_url={ENDPOINT}",
+    "-var", f"throttle={{rate_limit={THROTTLE['rateLimit']:g},burst_limit={THROTTLE['burstLimit']}}}",
+    "-var", f'quota={{limit={QUOTA["limit"]},period="{QUOTA["period"]}"}}',
+    "-var", f"log_level={LOG_LEVEL}",
+]
+
+CONTRACT = {  # (path, method) -> function role
+    ("/books", "POST"): "command",
+    ("/books", "GET"): "query",
+    ("/books/{id}", "GET"): "query",
+    ("/books/{id}", "PUT"): "command",
+    ("/books/{id}", "DELETE"): "command",
+}
+ENVIRONMENT = {  # the variables each function reads, no more
+    "command": {"BOOKS_SERVICE", "BOOKS_LOG", "BOOKS_TELEMETRY_LOG_GROUP", "BOOKS_TELEMETRY_NAMESPACE", "BOOKS_TABLE"},
+    "query": {"BOOKS_SERVICE", "BOOKS_LOG", "BOOKS_TELEMETRY_LOG_GROUP", "BOOKS_TELEMETRY_NAMESPACE", "BOOKS_VIEW_TABLE", "BOOKS_CURSOR_KEY"},
+    "projector": {"BOOKS_SERVICE", "BOOKS_LOG", "BOOKS_TELEMETRY_LOG_GROUP", "BOOKS_TELEMETRY_NAMESPACE", "BOOKS_VIEW_TABLE"},
+}
+HANDLERS = {"command": "books-command", "query": "books-query", "projector": "books-projector"}
+IMAGE_KIND = {"command": "command", "query": "query", "projector": "query"}
+
+# Everything terraform printed, to prove the cursor key (read back once) never appears in it.
+PRINTED = []
+CURSOR_KEY = []
 
 
 def terraform(*args, check=True):
     command = [TERRAFORM, f"-chdir={TF_DIR}", *args]
     started = time.monotonic()
     result = subprocess.run(command, text=True, capture_output=True)
+    PRINTED.append(result.stdout + result.stderr)
     print(f"    terraform {args[0]}: exit {result.returncode} in {time.monotonic() - started:.1f}s", flush=True)
     if check and result.returncode != 0:
         sys.stderr.write(result.stdout[-20000:] + result.stderr[-20000:])
@@ -42,6 +70,10 @@ def terraform(*args, check=True):
 
 def client(service):
     return boto3.client(service, endpoint_url=ENDPOINT)
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
 
 
 class Footprint(unittest.TestCase):
@@ -55,47 +87,24 @@ class Footprint(unittest.TestCase):
         cls.lambda_ = client("lambda")
         cls.logs = client("logs")
         cls.cloudwatch = client("cloudwatch")
+        cls.ecr = client("ecr")
+        cls.sns = client("sns")
 
-    def test_every_method_of_the_contract_requires_an_api_key(self):
-        api = self.outputs["rest_api_id"]
-        resources = self.apigw.get_resources(restApiId=api, embed=["methods"])["items"]
-        found = set()
-        for resource in resources:
-            for method in resource.get("resourceMethods", {}):
-                detail = self.apigw.get_method(restApiId=api, resourceId=resource["id"], httpMethod=method)
-                self.assertTrue(detail["apiKeyRequired"], f"{method} {resource['path']} must require a key")
-                self.assertEqual(detail["methodIntegration"]["type"], "AWS_PROXY")
-                found.add((resource["path"], method))
-        self.assertEqual(found, CONTRACT)
+    # --- helpers -------------------------------------------------------------------------
 
-    def test_integrations_target_the_right_functions(self):
-        api = self.outputs["rest_api_id"]
-        names = self.outputs["function_names"]
-        for resource in self.apigw.get_resources(restApiId=api, embed=["methods"])["items"]:
-            for method in resource.get("resourceMethods", {}):
-                uri = self.apigw.get_integration(restApiId=api, resourceId=resource["id"], httpMethod=method)["uri"]
-                expected = names["query"] if method == "GET" else names["command"]
-                self.assertIn(f":function:{expected}/invocations", uri)
+    def function(self, role):
+        return self.lambda_.get_function(FunctionName=self.outputs["function_names"][role])["Configuration"]
 
-    def test_the_usage_plan_has_the_configured_limits_and_the_key(self):
-        api = self.outputs["rest_api_id"]
-        plans = [p for p in self.apigw.get_usage_plans()["items"] if any(s["apiId"] == api for s in p.get("apiStages", []))]
-        self.assertEqual(len(plans), 1)
-        plan = plans[0]
-        self.assertEqual(plan["throttle"], THROTTLE)
-        self.assertEqual({k: plan["quota"][k] for k in QUOTA}, QUOTA)
-        self.assertIn({"apiId": api, "stage": "v1"}, [{k: s[k] for k in ("apiId", "stage")} for s in plan["apiStages"]])
-        keys = self.apigw.get_usage_plan_keys(usagePlanId=plan["id"])["items"]
-        self.assertEqual([k["id"] for k in keys], [self.outputs["api_key_id"]])
+    def table(self, name):
+        return self.dynamodb.describe_table(TableName=self.outputs["table_names"][name])["Table"]
 
-    def test_the_stage_traces_and_logs_access(self):
-        stage = self.apigw.get_stage(restApiId=self.outputs["rest_api_id"], stageName="v1")
-        self.assertTrue(stage["tracingEnabled"])
-        self.assertIn(self.outputs["log_groups"]["api_access"], stage["accessLogSettings"]["destinationArn"])
+    def log_group_arn(self, name):
+        group = self.logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]
+        return group["arn"].removesuffix(":*")
 
     def policy_of(self, role):
-        function = self.lambda_.get_function(FunctionName=self.outputs["function_names"][role])["Configuration"]
-        role_name = function["Role"].split("/")[-1]
+        """The role's one inline policy as {sid: (actions, resources)}; nothing attached."""
+        role_name = self.function(role)["Role"].split("/")[-1]
         names = self.iam.list_role_policies(RoleName=role_name)["PolicyNames"]
         self.assertEqual(len(names), 1, f"{role}: one inline policy")
         self.assertEqual(self.iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"], [])
@@ -105,51 +114,170 @@ class Footprint(unittest.TestCase):
         statements = {}
         for statement in document["Statement"]:
             self.assertEqual(statement["Effect"], "Allow")
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-            statements[statement["Sid"]] = (set(actions), resources)
+            self.assertNotIn("NotAction", statement)
+            self.assertNotIn("NotResource", statement)
+            statements[statement["Sid"]] = (set(as_list(statement["Action"])), sorted(as_list(statement["Resource"])))
         return statements
 
-    def table_arn(self, name):
-        return self.dynamodb.describe_table(TableName=self.outputs["table_names"][name])["Table"]["TableArn"]
+    def expected_logs_statements(self, role):
+        telemetry = self.log_group_arn(self.outputs["log_groups"][role])
+        platform = self.log_group_arn(f"/aws/lambda/{self.outputs['function_names'][role]}")
+        return {
+            "ShipTelemetry": ({"logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"}, [f"{telemetry}:*"]),
+            # tests/local.tfvars keeps the platform copy; WithoutPlatformLogs checks the default.
+            "PlatformLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, [f"{platform}:*"]),
+            "Tracing": ({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, ["*"]),
+        }
+
+    # --- the REST API ----------------------------------------------------------------------
+
+    def test_every_method_of_the_contract_requires_an_api_key_and_proxies_to_its_function(self):
+        api = self.outputs["rest_api_id"]
+        names = self.outputs["function_names"]
+        found = {}
+        for resource in self.apigw.get_resources(restApiId=api, embed=["methods"])["items"]:
+            for method in resource.get("resourceMethods", {}):
+                detail = self.apigw.get_method(restApiId=api, resourceId=resource["id"], httpMethod=method)
+                self.assertTrue(detail["apiKeyRequired"], f"{method} {resource['path']} must require a key")
+                integration = detail["methodIntegration"]
+                self.assertEqual(integration["type"], "AWS_PROXY")
+                self.assertEqual(integration["httpMethod"], "POST")
+                function = next(role for role, name in names.items() if f":function:{name}/invocations" in integration["uri"])
+                found[(resource["path"], method)] = function
+        self.assertEqual(found, CONTRACT)
+
+    def test_each_function_may_be_invoked_by_exactly_its_methods(self):
+        api = self.outputs["rest_api_id"]
+        for role in ("command", "query"):
+            policy = json.loads(self.lambda_.get_policy(FunctionName=self.outputs["function_names"][role])["Policy"])
+            arns = set()
+            for statement in policy["Statement"]:
+                self.assertEqual(statement["Principal"], {"Service": "apigateway.amazonaws.com"})
+                self.assertEqual(statement["Action"], "lambda:InvokeFunction")
+                arns.add(statement["Condition"]["ArnLike"]["AWS:SourceArn"])
+            prefix = f"arn:aws:execute-api:{os.environ['AWS_REGION']}:"
+            expected = {
+                f"/*/{method}{path.replace('{id}', '*')}" for (path, method), fn in CONTRACT.items() if fn == role
+            }
+            self.assertTrue(all(arn.startswith(prefix) and f":{api}/*/" in arn for arn in arns), arns)
+            self.assertEqual({arn.split(f":{api}", 1)[1] for arn in arns}, expected)
+
+    def test_the_usage_plan_has_the_configured_limits_and_the_key(self):
+        plan = self.apigw.get_usage_plan(usagePlanId=self.outputs["usage_plan_id"])
+        self.assertEqual(plan["throttle"], THROTTLE)
+        self.assertEqual({k: plan["quota"][k] for k in QUOTA}, QUOTA)
+        self.assertEqual([{k: s[k] for k in ("apiId", "stage")} for s in plan["apiStages"]],
+                         [{"apiId": self.outputs["rest_api_id"], "stage": "v1"}])
+        keys = self.apigw.get_usage_plan_keys(usagePlanId=plan["id"])["items"]
+        self.assertEqual([(k["id"], k["type"]) for k in keys], [(self.outputs["api_key_id"], "API_KEY")])
+        self.assertTrue(self.apigw.get_api_key(apiKey=self.outputs["api_key_id"])["enabled"])
+
+    def test_the_stage_traces_logs_access_as_json_and_throttles_methods(self):
+        stage = self.apigw.get_stage(restApiId=self.outputs["rest_api_id"], stageName=self.outputs["stage_name"])
+        self.assertEqual(self.outputs["stage_name"], "v1")
+        self.assertTrue(stage["tracingEnabled"])
+        self.assertTrue(stage["accessLogSettings"]["destinationArn"].endswith(f":log-group:{self.outputs['log_groups']['api_access']}"))
+        access_format = json.loads(stage["accessLogSettings"]["format"])
+        self.assertEqual(access_format["requestId"], "$context.requestId")
+        settings = stage["methodSettings"]["*/*"]
+        self.assertEqual((settings["throttlingRateLimit"], settings["throttlingBurstLimit"]),
+                         (THROTTLE["rateLimit"], THROTTLE["burstLimit"]))
+        self.assertTrue(settings["metricsEnabled"])
+        deployments = self.apigw.get_deployments(restApiId=self.outputs["rest_api_id"])["items"]
+        self.assertIn(stage["deploymentId"], [d["id"] for d in deployments])
+        self.assertTrue(self.outputs["invoke_url"].endswith("/v1"), self.outputs["invoke_url"])
+
+    # --- roles -------------------------------------------------------------------------------
 
     def test_the_query_role_only_reads_the_view(self):
-        policy = self.policy_of("query")
-        self.assertEqual(set(policy), {"ReadView", "ShipTelemetry", "PlatformLogs", "Tracing"})
-        actions, resources = policy["ReadView"]
-        self.assertEqual(actions, {"dynamodb:GetItem", "dynamodb:Query"})
-        view = self.table_arn("books_view")
-        self.assertEqual(sorted(resources), sorted([view, f"{view}/index/*"]))
+        view = self.table("books_view")["TableArn"]
+        expected = {
+            "ReadView": ({"dynamodb:GetItem", "dynamodb:Query"}, sorted([view, f"{view}/index/*"])),
+            **self.expected_logs_statements("query"),
+        }
+        self.assertEqual(self.policy_of("query"), expected)
 
     def test_the_command_role_only_touches_the_write_model(self):
-        policy = self.policy_of("command")
-        self.assertEqual(set(policy), {"WriteModel", "ShipTelemetry", "PlatformLogs", "Tracing"})
-        actions, resources = policy["WriteModel"]
-        self.assertTrue(actions <= {"dynamodb:GetItem", "dynamodb:ConditionCheckItem"} | DYNAMO_WRITES)
-        self.assertNotIn("dynamodb:Query", actions)
-        self.assertEqual(resources, [self.table_arn("books")])
+        expected = {
+            "WriteModel": (
+                {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"},
+                [self.table("books")["TableArn"]],
+            ),
+            **self.expected_logs_statements("command"),
+        }
+        self.assertEqual(self.policy_of("command"), expected)
 
     def test_the_projector_role_reads_the_stream_and_writes_the_view(self):
-        policy = self.policy_of("projector")
-        self.assertEqual(set(policy), {"ReadStream", "ListStreams", "WriteView", "ShipTelemetry", "PlatformLogs", "Tracing"})
-        stream = self.dynamodb.describe_table(TableName=self.outputs["table_names"]["books"])["Table"]["LatestStreamArn"]
-        self.assertEqual(policy["ReadStream"][1], [stream])
-        self.assertEqual(policy["WriteView"][1], [self.table_arn("books_view")])
-        self.assertFalse(any(a.startswith("dynamodb:") for s, (a_, _) in policy.items() if s not in {"ReadStream", "ListStreams", "WriteView"} for a in a_))
+        expected = {
+            "ReadStream": ({"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"},
+                           [self.table("books")["LatestStreamArn"]]),
+            "ListStreams": ({"dynamodb:ListStreams"}, ["*"]),
+            "WriteView": ({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+                          [self.table("books_view")["TableArn"]]),
+            **self.expected_logs_statements("projector"),
+        }
+        self.assertEqual(self.policy_of("projector"), expected)
 
-    def test_logs_statements_are_limited_to_the_functions_own_groups(self):
-        for role in ("command", "query", "projector"):
-            policy = self.policy_of(role)
-            group = self.outputs["log_groups"][role]
-            self.assertEqual(len(policy["ShipTelemetry"][1]), 1)
-            self.assertIn(f":log-group:{group}:*", policy["ShipTelemetry"][1][0])
-            self.assertIn(f":log-group:/aws/lambda/{self.outputs['function_names'][role]}:*", policy["PlatformLogs"][1][0])
+    # --- functions -----------------------------------------------------------------------------
+
+    def test_functions_run_their_handler_from_an_arm64_image_by_digest(self):
+        images = {}
+        for role, handler in HANDLERS.items():
+            config = self.function(role)
+            self.assertEqual(config["PackageType"], "Image")
+            self.assertEqual(config["Architectures"], ["arm64"])
+            self.assertEqual(config["ImageConfigResponse"]["ImageConfig"]["Command"], [handler])
+            self.assertEqual(config["TracingConfig"]["Mode"], "Active")
+            image = self.lambda_.get_function(FunctionName=config["FunctionName"])["Code"]["ImageUri"]
+            repository, digest = image.split("@")
+            self.assertRegex(digest, r"^sha256:[0-9a-f]{64}$")
+            self.assertEqual(repository, self.outputs["repository_urls"][IMAGE_KIND[role]])
+            images[role] = image
+        self.assertEqual(images["projector"], images["query"], "the projector runs the query image")
+
+    def test_functions_get_exactly_their_environment(self):
+        for role, names in ENVIRONMENT.items():
+            env = self.function(role)["Environment"]["Variables"]
+            self.assertEqual(set(env), names, role)
+            self.assertEqual(env["BOOKS_SERVICE"], role)
+            self.assertEqual(env["BOOKS_LOG"], LOG_LEVEL)
+            self.assertEqual(env["BOOKS_TELEMETRY_NAMESPACE"], "Books")
+            self.assertEqual(env["BOOKS_TELEMETRY_LOG_GROUP"], self.outputs["log_groups"][role])
+            self.assertEqual(env["BOOKS_TELEMETRY_LOG_GROUP"], f"/books/test/{role}")
+            for key, table in (("BOOKS_TABLE", "books"), ("BOOKS_VIEW_TABLE", "books_view")):
+                if key in env:
+                    self.assertEqual(env[key], self.outputs["table_names"][table])
+
+    def test_the_cursor_key_is_set_and_never_printed(self):
+        key = self.function("query")["Environment"]["Variables"]["BOOKS_CURSOR_KEY"]
+        self.assertGreaterEqual(len(key), 64)
+        CURSOR_KEY.append(key)
+        leaked = any(key in text for text in PRINTED)
+        self.assertFalse(leaked, "terraform printed BOOKS_CURSOR_KEY")  # never the value itself
+
+    def test_the_projector_mapping_reports_partial_failures(self):
+        # moto's FunctionName filter does not match; filter on the ARN ourselves.
+        name = self.outputs["function_names"]["projector"]
+        mappings = [m for m in self.lambda_.list_event_source_mappings()["EventSourceMappings"]
+                    if m["FunctionArn"].endswith(f":function:{name}")]
+        self.assertEqual(len(mappings), 1)
+        mapping = mappings[0]
+        self.assertEqual(mapping["FunctionResponseTypes"], ["ReportBatchItemFailures"])
+        self.assertTrue(mapping["BisectBatchOnFunctionError"])
+        self.assertEqual(mapping["StartingPosition"], "TRIM_HORIZON")
+        self.assertEqual(mapping["BatchSize"], 100)
+        self.assertEqual(mapping["MaximumRetryAttempts"], 10)
+        self.assertEqual(mapping["MaximumRecordAgeInSeconds"], 21600)
+        self.assertEqual(mapping["EventSourceArn"], self.table("books")["LatestStreamArn"])
+
+    # --- data and images -------------------------------------------------------------------------
 
     def test_tables_match_tables_json(self):
         with open(os.path.join(ROOT, "terraform", "tables.json")) as f:
             schema = json.load(f)
+        self.assertEqual(set(self.outputs["table_names"]), set(schema))
         for name, spec in schema.items():
-            table = self.dynamodb.describe_table(TableName=self.outputs["table_names"][name])["Table"]
+            table = self.table(name)
             keys = {k["KeyType"]: k["AttributeName"] for k in table["KeySchema"]}
             self.assertEqual(keys.get("HASH"), spec["hash_key"])
             self.assertEqual(keys.get("RANGE"), spec["range_key"])
@@ -159,74 +287,132 @@ class Footprint(unittest.TestCase):
             for gsi in spec["global_secondary_indexes"]:
                 got = {k["KeyType"]: k["AttributeName"] for k in indexes[gsi["name"]]["KeySchema"]}
                 self.assertEqual(got, {"HASH": gsi["hash_key"], "RANGE": gsi["range_key"]})
+                self.assertEqual(indexes[gsi["name"]]["Projection"]["ProjectionType"], gsi["projection_type"])
+            stream = table.get("StreamSpecification", {})
             if spec["stream_view_type"]:
-                self.assertEqual(table["StreamSpecification"]["StreamViewType"], spec["stream_view_type"])
+                self.assertEqual((stream.get("StreamEnabled"), stream.get("StreamViewType")), (True, spec["stream_view_type"]))
+            else:
+                self.assertFalse(stream.get("StreamEnabled", False))
             ttl = self.dynamodb.describe_time_to_live(TableName=table["TableName"])["TimeToLiveDescription"]
-            self.assertEqual(ttl.get("AttributeName"), spec["ttl_attribute"])
+            self.assertEqual((ttl.get("TimeToLiveStatus"), ttl.get("AttributeName")), ("ENABLED", spec["ttl_attribute"]))
             backups = self.dynamodb.describe_continuous_backups(TableName=table["TableName"])["ContinuousBackupsDescription"]
             self.assertEqual(backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"], "ENABLED")
+            self.assertEqual(table["SSEDescription"]["Status"], "ENABLED")
+            self.assertEqual(table["BillingModeSummary"]["BillingMode"], "PAY_PER_REQUEST")
 
-    def test_functions_run_their_handler_from_an_arm64_image(self):
-        expected = {"command": "books-command", "query": "books-query", "projector": "books-projector"}
-        for role, handler in expected.items():
-            config = self.lambda_.get_function(FunctionName=self.outputs["function_names"][role])["Configuration"]
-            self.assertEqual(config["PackageType"], "Image")
-            self.assertEqual(config["Architectures"], ["arm64"])
-            self.assertEqual(config["ImageConfigResponse"]["ImageConfig"]["Command"], [handler])
-            env = config["Environment"]["Variables"]
-            self.assertEqual(env["BOOKS_SERVICE"], role)
-            self.assertEqual(env["BOOKS_TELEMETRY_LOG_GROUP"], self.outputs["log_groups"][role])
-        query_env = self.lambda_.get_function(FunctionName=self.outputs["function_names"]["query"])["Configuration"]["Environment"]["Variables"]
-        self.assertGreaterEqual(len(query_env["BOOKS_CURSOR_KEY"]), 32)
+    def test_repositories_scan_on_push_keep_tags_and_expire_images(self):
+        for kind, url in self.outputs["repository_urls"].items():
+            name = url.split("/", 1)[1]
+            self.assertEqual(name, f"books-test-{kind}")
+            repo = self.ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
+            self.assertEqual(repo["imageTagMutability"], "IMMUTABLE")
+            self.assertTrue(repo["imageScanningConfiguration"]["scanOnPush"])
+            rules = json.loads(self.ecr.get_lifecycle_policy(repositoryName=name)["lifecyclePolicyText"])["rules"]
+            self.assertEqual([r["action"]["type"] for r in rules], ["expire", "expire"])
 
-    def test_the_projector_mapping_reports_partial_failures(self):
-        # moto's FunctionName filter does not match; filter on the ARN ourselves.
-        name = self.outputs["function_names"]["projector"]
-        mappings = [m for m in self.lambda_.list_event_source_mappings()["EventSourceMappings"] if m["FunctionArn"].endswith(f":function:{name}")]
-        self.assertEqual(len(mappings), 1)
-        mapping = mappings[0]
-        self.assertEqual(mapping["FunctionResponseTypes"], ["ReportBatchItemFailures"])
-        self.assertTrue(mapping["BisectBatchOnFunctionError"])
-        self.assertEqual(mapping["StartingPosition"], "TRIM_HORIZON")
-        self.assertEqual(mapping["BatchSize"], 100)
-        stream = self.dynamodb.describe_table(TableName=self.outputs["table_names"]["books"])["Table"]["LatestStreamArn"]
-        self.assertEqual(mapping["EventSourceArn"], stream)
+    # --- logs and alarms -------------------------------------------------------------------------
 
     def test_every_log_group_has_retention(self):
-        groups = self.logs.describe_log_groups()["logGroups"]
-        ours = [g for g in groups if g["logGroupName"] in self.outputs["log_groups"].values() or g["logGroupName"].startswith("/aws/lambda/books-test")]
-        self.assertGreaterEqual(len(ours), 4)
-        for group in ours:
-            self.assertEqual(group.get("retentionInDays"), 30, group["logGroupName"])
+        expected = set(self.outputs["log_groups"].values()) | set(self.outputs["platform_log_groups"].values())
+        self.assertEqual(len(expected), 7)
+        groups = {g["logGroupName"]: g for g in self.logs.describe_log_groups()["logGroups"]}
+        for name in expected:
+            self.assertEqual(groups[name].get("retentionInDays"), 30, name)
 
-    def test_alarms_notify_the_topic(self):
-        alarms = [a for a in self.cloudwatch.describe_alarms(AlarmNamePrefix="books-test-")["MetricAlarms"]]
-        names = {a["AlarmName"] for a in alarms}
-        for expected in ("books-test-command-errors", "books-test-query-throttles", "books-test-projector-duration-p99",
-                         "books-test-projector-iterator-age", "books-test-api-5xx", "books-test-api-latency-p99"):
-            self.assertIn(expected, names)
-        for alarm in alarms:
+    def test_alarms_cover_the_standard_metrics_and_notify_the_topic(self):
+        alarms = {a["AlarmName"]: a for a in self.cloudwatch.describe_alarms(AlarmNamePrefix="books-test-")["MetricAlarms"]}
+        expected = {f"books-test-{role}-{kind}" for role in HANDLERS for kind in ("errors", "throttles", "duration-p99")}
+        expected |= {"books-test-projector-iterator-age", "books-test-api-5xx", "books-test-api-latency-p99"}
+        expected |= {f"books-test-{t}-{m}throttleevents" for t in ("books", "books_view") for m in ("read", "write")}
+        self.assertEqual(set(alarms), expected)
+        for alarm in alarms.values():
             self.assertEqual(alarm["AlarmActions"], [self.outputs["alarm_topic_arn"]])
+        projector_timeout_ms = self.function("projector")["Timeout"] * 1000
+        self.assertEqual(alarms["books-test-projector-duration-p99"]["ExtendedStatistic"], "p99")
+        self.assertEqual(alarms["books-test-projector-duration-p99"]["Threshold"], projector_timeout_ms * 0.8)
+        self.assertEqual({d["Name"]: d["Value"] for d in alarms["books-test-api-5xx"]["Dimensions"]},
+                         {"ApiName": "books-test-api", "Stage": "v1"})
+        topics = [t["TopicArn"] for t in self.sns.list_topics()["Topics"]]
+        self.assertIn(self.outputs["alarm_topic_arn"], topics)
+
+
+class WithoutPlatformLogs(unittest.TestCase):
+    """The same deployment re-applied with keep_platform_logs = false (the default)."""
+
+    outputs = {}
+
+    def test_no_aws_lambda_log_group_exists_and_no_role_may_write_to_one(self):
+        self.assertEqual(self.outputs["platform_log_groups"], {})
+        logs, lambda_, iam = client("logs"), client("lambda"), client("iam")
+        groups = [g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]]
+        self.assertEqual(groups, [])
+        for role, name in self.outputs["function_names"].items():
+            role_name = lambda_.get_function(FunctionName=name)["Configuration"]["Role"].split("/")[-1]
+            policy_name = iam.list_role_policies(RoleName=role_name)["PolicyNames"][0]
+            document = iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
+            if isinstance(document, str):
+                document = json.loads(document)
+            sids = {s["Sid"] for s in document["Statement"]}
+            self.assertNotIn("PlatformLogs", sids, role)
+            resources = [r for s in document["Statement"] for r in as_list(s["Resource"])]
+            self.assertEqual([r for r in resources if "/aws/lambda/" in r], [], role)
+            logs_resources = {r for s in document["Statement"] for r in as_list(s["Resource"])
+                              if any(a.startswith("logs:") for a in as_list(s["Action"]))}
+            self.assertEqual(len(logs_resources), 1, role)
+            self.assertIn(f":log-group:{self.outputs['log_groups'][role]}:*", logs_resources.pop())
+
+
+def nothing_left():
+    """After destroy: no table, function, API, role or repository of the deployment remains."""
+    leftovers = {
+        "tables": [t for t in client("dynamodb").list_tables()["TableNames"] if t.startswith("books-test-")],
+        "functions": [f["FunctionName"] for f in client("lambda").list_functions()["Functions"]],
+        "apis": [a["name"] for a in client("apigateway").get_rest_apis()["items"]],
+        "roles": [r["RoleName"] for r in client("iam").list_roles()["Roles"] if r["RoleName"].startswith("books-test-")],
+        "repositories": [r["repositoryName"] for r in client("ecr").describe_repositories()["repositories"]],
+        "alarms": [a["AlarmName"] for a in client("cloudwatch").describe_alarms()["MetricAlarms"]],
+        "log groups": [g["logGroupName"] for g in client("logs").describe_log_groups()["logGroups"]],
+    }
+    return {kind: names for kind, names in leftovers.items() if names}
+
+
+def apply_and_replan(*extra):
+    terraform("apply", "-auto-approve", "-no-color", f"-state={STATE}", *VARS, *extra)
+    print("==> plan (expecting no changes)", flush=True)
+    plan = terraform("plan", "-detailed-exitcode", "-no-color", f"-state={STATE}", *VARS, *extra, check=False)
+    if plan.returncode != 0:
+        sys.stderr.write(plan.stdout[-20000:] + plan.stderr[-5000:])
+        raise SystemExit(f"re-plan after apply is not empty (exit {plan.returncode})")
+    raw = terraform("output", "-json", f"-state={STATE}").stdout
+    return {k: v["value"] for k, v in json.loads(raw).items() if not v["sensitive"]}
+
+
+def run_checks(case, outputs):
+    print(f"==> checks through the AWS API: {case.__name__}", flush=True)
+    case.outputs = outputs
+    result = unittest.TextTestRunner(verbosity=2).run(unittest.defaultTestLoader.loadTestsFromTestCase(case))
+    if not result.wasSuccessful():
+        raise SystemExit(f"{case.__name__} checks failed")
 
 
 def main():
-    print("==> apply", flush=True)
     try:
-        terraform("apply", "-auto-approve", "-no-color", f"-state={STATE}", *VARS)
-        print("==> plan (expecting no changes)", flush=True)
-        plan = terraform("plan", "-detailed-exitcode", "-no-color", f"-state={STATE}", *VARS, check=False)
-        if plan.returncode != 0:
-            sys.stderr.write(plan.stdout[-20000:] + plan.stderr[-5000:])
-            raise SystemExit(f"re-plan after apply is not empty (exit {plan.returncode})")
-        raw = terraform("output", "-json", f"-state={STATE}").stdout
-        Footprint.outputs = {k: v["value"] for k, v in json.loads(raw).items()}
-        print("==> checks through the AWS API", flush=True)
-        result = unittest.TextTestRunner(verbosity=2).run(unittest.defaultTestLoader.loadTestsFromTestCase(Footprint))
-        if not result.wasSuccessful():
-            raise SystemExit("footprint checks failed")
+        print("==> apply (tests/local.tfvars: the local cloud's settings, platform log copies kept)", flush=True)
+        run_checks(Footprint, apply_and_replan())
+        print("==> apply again with keep_platform_logs = false (the default)", flush=True)
+        run_checks(WithoutPlatformLogs, apply_and_replan("-var", "keep_platform_logs=false"))
     finally:
         print("==> destroy", flush=True)
         terraform("destroy", "-auto-approve", "-no-color", f"-state={STATE}", *VARS)
+    for key in CURSOR_KEY:
+        for number, text in enumerate(PRINTED):
+            where = [line.replace(key, "<the key>") for line in text.splitlines() if key in line]
+            if where:  # the lines, never the value itself
+                raise SystemExit(f"terraform run {number} printed BOOKS_CURSOR_KEY: {where[:3]}")
+    left = nothing_left()
+    if left:
+        raise SystemExit(f"destroy left resources behind: {left}")
+    print("==> destroy left nothing behind", flush=True)
 
 
 if __name__ == "__main__":

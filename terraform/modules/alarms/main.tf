@@ -1,8 +1,9 @@
 # Alarms on the standard AWS metrics of the service, all notifying one SNS topic. Alarms on our
 # own EMF metrics come with the dashboards.
 resource "aws_sns_topic" "alarms" {
+  #checkov:skip=CKV_AWS_26:Encrypted with kms_key_arn when one is given. Without one it stays unencrypted on purpose: CloudWatch cannot publish to a topic under the AWS-managed aws/sns key (its key policy does not admit cloudwatch.amazonaws.com), so alarms would fail silently; the notifications carry only alarm names and states.
   name              = "${var.name_prefix}-alarms"
-  kms_master_key_id = coalesce(var.kms_key_arn, "alias/aws/sns")
+  kms_master_key_id = var.kms_key_arn
 }
 
 resource "aws_sns_topic_subscription" "email" {
@@ -21,7 +22,7 @@ locals {
         what   = "errors of ${fn.name}"
       }
       "${role}-throttles" = {
-        metric = "Throttles", stat = "Sum", extended = null, threshold = 0, fn = fn.name
+        metric = "Throttles", stat = "Sum", extended = null, threshold = var.thresholds.function_throttles, fn = fn.name
         what   = "throttled invocations of ${fn.name}"
       }
       "${role}-duration-p99" = {
@@ -117,7 +118,7 @@ resource "aws_cloudwatch_metric_alarm" "dynamodb_throttles" {
   evaluation_periods  = 5
   datapoints_to_alarm = 3
   comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
+  threshold           = var.thresholds.dynamodb_throttles
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.actions
   ok_actions          = local.actions

@@ -30,11 +30,13 @@ variable "stage_name" {
 variable "thresholds" {
   description = "Alarm thresholds (see the root module's alarm_thresholds)."
   type = object({
-    function_errors   = number
-    api_5xx           = number
-    api_latency_p99   = number
-    iterator_age_ms   = number
-    duration_fraction = number
+    function_errors    = number
+    function_throttles = number
+    api_5xx            = number
+    api_latency_p99    = number
+    iterator_age_ms    = number
+    dynamodb_throttles = number
+    duration_fraction  = number
   })
 }
 
@@ -45,7 +47,7 @@ variable "email" {
 }
 
 variable "kms_key_arn" {
-  description = "KMS key of the topic; null for the AWS-managed SNS key."
+  description = "KMS key of the topic (its policy must admit cloudwatch.amazonaws.com); null leaves the topic unencrypted, since CloudWatch cannot use the AWS-managed aws/sns key."
   type        = string
   default     = null
 }

@@ -21,6 +21,8 @@ resource "aws_api_gateway_rest_api" "this" {
     types = ["REGIONAL"]
   }
 
+  # Should the API ever be replaced (new id, new URL), the new one exists before the old one
+  # goes, so the old URL keeps serving until then (checkov CKV_AWS_237).
   lifecycle {
     create_before_destroy = true
   }
@@ -229,7 +231,11 @@ resource "aws_iam_role_policy" "cloudwatch" {
 resource "aws_api_gateway_account" "this" {
   count               = var.manage_account ? 1 : 0
   cloudwatch_role_arn = aws_iam_role.cloudwatch[0].arn
-  depends_on          = [aws_iam_role_policy.cloudwatch]
+  # On destroy, clear the region-wide setting rather than leave it naming the deleted role.
+  # The provider marks the attribute deprecated only because v6 makes resetting the one
+  # behaviour; in v5 (which versions.tf pins) it must still be asked for.
+  reset_on_delete = var.reset_account_on_delete
+  depends_on      = [aws_iam_role_policy.cloudwatch]
 }
 
 data "aws_partition" "current" {}

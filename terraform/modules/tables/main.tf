@@ -1,7 +1,21 @@
 # The DynamoDB tables, built from tables.json: the one definition of keys and indexes that the
 # Rust tests read too, so the tests and the deployment cannot disagree.
+locals {
+  # Logical name => definition; absent optional fields read as null / empty.
+  definitions = {
+    for name, table in jsondecode(file(var.definitions_file)) : name => {
+      hash_key                 = table.hash_key
+      range_key                = lookup(table, "range_key", null)
+      attributes               = table.attributes
+      ttl_attribute            = lookup(table, "ttl_attribute", null)
+      stream_view_type         = lookup(table, "stream_view_type", null)
+      global_secondary_indexes = lookup(table, "global_secondary_indexes", [])
+    }
+  }
+}
+
 resource "aws_dynamodb_table" "this" {
-  for_each = var.schema
+  for_each = local.definitions
 
   name                        = "${var.name_prefix}-${each.key}"
   billing_mode                = "PAY_PER_REQUEST"
@@ -24,7 +38,7 @@ resource "aws_dynamodb_table" "this" {
     content {
       name            = global_secondary_index.value.name
       hash_key        = global_secondary_index.value.hash_key
-      range_key       = global_secondary_index.value.range_key
+      range_key       = lookup(global_secondary_index.value, "range_key", null)
       projection_type = global_secondary_index.value.projection_type
     }
   }

@@ -3,21 +3,16 @@ variable "name_prefix" {
   type        = string
 }
 
-variable "schema" {
-  description = "Tables by logical name, as in terraform/tables.json."
-  type = map(object({
-    hash_key         = string
-    range_key        = optional(string)
-    attributes       = map(string)
-    ttl_attribute    = optional(string)
-    stream_view_type = optional(string)
-    global_secondary_indexes = list(object({
-      name            = string
-      hash_key        = string
-      range_key       = optional(string)
-      projection_type = string
-    }))
-  }))
+variable "definitions_file" {
+  description = "Path of the JSON file defining the tables by logical name (terraform/tables.json): hash_key, range_key, attributes (name => S|N|B), ttl_attribute, stream_view_type, global_secondary_indexes."
+  type        = string
+  validation {
+    condition = try(alltrue([
+      for table in values(jsondecode(file(var.definitions_file))) :
+      length(table.hash_key) > 0 && alltrue([for type in values(table.attributes) : contains(["S", "N", "B"], type)])
+    ]), false)
+    error_message = "definitions_file must be a JSON object of tables, each with hash_key and attributes of type S, N or B."
+  }
 }
 
 variable "kms_key_arn" {
