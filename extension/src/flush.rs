@@ -1,0 +1,297 @@
+//! When to ship. Never before the runtime has answered: a flush starts only after
+//! `platform.runtimeDone` (or at SHUTDOWN). When invocations are rare the extension flushes at
+//! the end of each one, before asking for the next event, so nothing waits in a frozen
+//! environment; when they are frequent it flushes in the background every interval, so
+//! invocations do not pay for it. `BOOKS_TELEMETRY_FLUSH` forces either.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::pipeline::{now_ms, Backlog, Pipeline};
+use crate::ship::Shipper;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Adaptive,
+    End,
+    Background,
+}
+
+impl Strategy {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "adaptive" => Some(Self::Adaptive),
+            "end" => Some(Self::End),
+            "background" | "periodic" => Some(Self::Background),
+            _ => None,
+        }
+    }
+}
+
+/// How one invocation is flushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// After the runtime answered, before the extension asks for the next event.
+    End,
+    /// After the runtime answered, without holding the next event, when the interval is due.
+    Background,
+}
+
+/// Invocations the adaptive strategy looks back on.
+const WINDOW: usize = 10;
+/// Invocations it needs before it calls traffic frequent.
+const MIN_SAMPLES: usize = 5;
+
+/// Chooses the mode of each invocation from the recent invocation rate.
+#[derive(Debug)]
+pub struct Policy {
+    strategy: Strategy,
+    interval: Duration,
+    starts: VecDeque<Instant>,
+}
+
+impl Policy {
+    pub fn new(strategy: Strategy, interval: Duration) -> Self {
+        Self { strategy, interval, starts: VecDeque::with_capacity(WINDOW) }
+    }
+
+    /// Adaptive: background once the mean gap between recent invocations is shorter than the
+    /// flush interval (flushing at every end would then ship more often than asked for).
+    pub fn on_invoke(&mut self, now: Instant) -> Mode {
+        if self.starts.len() == WINDOW {
+            self.starts.pop_front();
+        }
+        self.starts.push_back(now);
+        match self.strategy {
+            Strategy::End => Mode::End,
+            Strategy::Background => Mode::Background,
+            Strategy::Adaptive => {
+                let (Some(first), Some(last)) = (self.starts.front(), self.starts.back()) else { return Mode::End };
+                let samples = self.starts.len();
+                if samples >= MIN_SAMPLES && (*last - *first) / (samples as u32 - 1) < self.interval {
+                    Mode::Background
+                } else {
+                    Mode::End
+                }
+            }
+        }
+    }
+}
+
+/// The outcome of one flush.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct FlushReport {
+    pub sent: usize,
+    pub rejected: usize,
+    pub unsent: usize,
+    pub error: Option<String>,
+}
+
+/// Runs flushes: one at a time, backing off after a failed one so that an unreachable
+/// CloudWatch does not cost every invocation its retries.
+pub struct Flusher {
+    pipeline: Arc<Pipeline>,
+    shipper: Shipper,
+    policy: Mutex<Policy>,
+    interval: Duration,
+    shutdown_margin: Duration,
+    delivery_timeout: Duration,
+    running: tokio::sync::Mutex<()>,
+    last: Mutex<Instant>,
+    retry: Mutex<Retry>,
+}
+
+#[derive(Debug, Default)]
+struct Retry {
+    failures: u32,
+    not_before: Option<Instant>,
+}
+
+impl Flusher {
+    pub fn new(pipeline: Arc<Pipeline>, shipper: Shipper, config: &Config) -> Self {
+        Self {
+            pipeline,
+            shipper,
+            policy: Mutex::new(Policy::new(config.flush, config.flush_interval)),
+            interval: config.flush_interval,
+            shutdown_margin: config.shutdown_margin,
+            delivery_timeout: Duration::from_millis(config.delivery_timeout_ms.into()),
+            running: tokio::sync::Mutex::new(()),
+            last: Mutex::new(Instant::now()),
+            retry: Mutex::new(Retry::default()),
+        }
+    }
+
+    pub fn pipeline(&self) -> &Arc<Pipeline> {
+        &self.pipeline
+    }
+
+    /// Ships everything the pipeline holds now; what cannot be sent goes back to it.
+    pub async fn flush(&self, deadline: Option<Instant>) -> FlushReport {
+        let _one_at_a_time = self.running.lock().await;
+        let outgoing = self.pipeline.take_outgoing(now_ms());
+        if outgoing.is_empty() {
+            return FlushReport::default();
+        }
+        let mut events = outgoing.documents;
+        events.extend(outgoing.logs);
+        let shipment = self.shipper.ship(events, deadline).await;
+        self.pipeline.count_rejected(shipment.rejected);
+        let report = FlushReport {
+            sent: shipment.sent,
+            rejected: shipment.rejected,
+            unsent: shipment.unsent.len(),
+            error: shipment.error,
+        };
+        // Batching sorted them by time: tell documents (kept apart from the byte cap) by content.
+        let (unsent_documents, unsent_logs) =
+            shipment.unsent.into_iter().partition(|e| crate::emf::is_document_text(&e.message));
+        self.pipeline.give_back(crate::pipeline::Outgoing { logs: unsent_logs, documents: unsent_documents });
+        *lock(&self.last) = Instant::now();
+        let mut retry = lock(&self.retry);
+        if report.unsent > 0 {
+            retry.failures = retry.failures.saturating_add(1);
+            let backoff = Duration::from_millis(500u64.saturating_mul(1 << retry.failures.min(6)).min(30_000));
+            retry.not_before = Some(Instant::now() + backoff.mul_f64(0.5 + fastrand::f64() / 2.0));
+            tracing::warn!(
+                unsent = report.unsent,
+                error = report.error.as_deref().unwrap_or(""),
+                ?backoff,
+                "flush failed"
+            );
+        } else {
+            *retry = Retry::default();
+        }
+        report
+    }
+
+    fn may_flush(&self) -> bool {
+        lock(&self.retry).not_before.is_none_or(|at| Instant::now() >= at)
+    }
+
+    fn background_due(&self) -> bool {
+        let (bytes, capacity) = self.pipeline.buffered_bytes();
+        self.may_flush() && (lock(&self.last).elapsed() >= self.interval || bytes >= capacity / 2)
+    }
+
+    /// INVOKE: flush once the runtime has answered this request, at the end or in the background.
+    pub async fn on_invoke(self: &Arc<Self>, request_id: String, deadline_ms: u64) {
+        let mode = lock(&self.policy).on_invoke(Instant::now());
+        let deadline = instant_at(deadline_ms);
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let this = Arc::clone(self);
+        let flush_after_runtime = async move {
+            let answered = this.pipeline.wait_for(wait, |p| p.runtime_done.as_deref() == Some(&request_id)).await;
+            match mode {
+                Mode::End if answered && this.may_flush() => {
+                    this.flush(Some(deadline)).await;
+                }
+                Mode::Background if answered && this.background_due() => {
+                    this.flush(None).await;
+                }
+                _ => {}
+            }
+        };
+        match mode {
+            Mode::End => flush_after_runtime.await,
+            Mode::Background => {
+                tokio::spawn(flush_after_runtime);
+            }
+        }
+    }
+
+    /// SHUTDOWN: wait briefly for the last records, then ship everything before the deadline
+    /// (less a margin). Returns what could not be sent, which is also written to stderr.
+    pub async fn on_shutdown(&self, deadline_ms: u64) -> Backlog {
+        let deadline = instant_at(deadline_ms).checked_sub(self.shutdown_margin).unwrap_or_else(Instant::now);
+        // The report of the last invocation comes after it; give the platform a moment for it.
+        let grace = deadline.saturating_duration_since(Instant::now()) / 3;
+        self.pipeline.wait_for(grace, |p| p.reported == p.started).await;
+        tokio::time::sleep((self.delivery_timeout * 2).min(grace)).await;
+        loop {
+            let report = self.flush(Some(deadline)).await;
+            let idle = report.sent == 0 && report.unsent == 0;
+            if idle || Instant::now() >= deadline {
+                break;
+            }
+            if report.unsent > 0 {
+                tokio::time::sleep(Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now())))
+                    .await;
+            }
+        }
+        let backlog = self.pipeline.backlog();
+        if backlog != Backlog::default() {
+            // stderr reaches Lambda's own log of the function: the last place left to say it.
+            tracing::error!(
+                unsent_log_events = backlog.logs,
+                unsent_metric_documents = backlog.documents,
+                unsent_metric_values = backlog.metric_values,
+                dropped_unreported = backlog.dropped_unreported,
+                "shutdown: telemetry could not be shipped before the deadline"
+            );
+        }
+        backlog
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The instant of an epoch-milliseconds deadline from the Extensions API.
+fn instant_at(epoch_ms: u64) -> Instant {
+    let remaining = (epoch_ms as i64 - now_ms()).max(0) as u64;
+    Instant::now() + Duration::from_millis(remaining)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn modes(strategy: Strategy, gaps_ms: &[u64]) -> Vec<Mode> {
+        let mut policy = Policy::new(strategy, Duration::from_secs(1));
+        let mut now = Instant::now();
+        let mut modes = vec![policy.on_invoke(now)];
+        for gap in gaps_ms {
+            now += Duration::from_millis(*gap);
+            modes.push(policy.on_invoke(now));
+        }
+        modes
+    }
+
+    #[test]
+    fn rare_invocations_flush_at_the_end() {
+        assert!(modes(Strategy::Adaptive, &[5_000; 12]).iter().all(|m| *m == Mode::End));
+    }
+
+    #[test]
+    fn frequent_invocations_flush_in_the_background() {
+        let modes = modes(Strategy::Adaptive, &[100; 12]);
+        assert_eq!(&modes[..4], [Mode::End; 4], "too few samples to call it frequent");
+        assert!(modes[4..].iter().all(|m| *m == Mode::Background));
+    }
+
+    #[test]
+    fn traffic_that_slows_down_returns_to_end() {
+        let mut gaps = vec![100; 10];
+        gaps.extend([20_000; 3]);
+        assert_eq!(*modes(Strategy::Adaptive, &gaps).last().unwrap(), Mode::End);
+    }
+
+    #[test]
+    fn forced_strategies_ignore_the_rate() {
+        assert!(modes(Strategy::End, &[1; 20]).iter().all(|m| *m == Mode::End));
+        assert!(modes(Strategy::Background, &[60_000; 3]).iter().all(|m| *m == Mode::Background));
+    }
+
+    #[test]
+    fn strategy_names() {
+        assert_eq!(Strategy::parse("END"), Some(Strategy::End));
+        assert_eq!(Strategy::parse("background"), Some(Strategy::Background));
+        assert_eq!(Strategy::parse("never"), None);
+    }
+}

@@ -1,0 +1,199 @@
+//! Shipping to CloudWatch Logs with `PutLogEvents`: batches within the service limits, the log
+//! stream created on first use, retries with jittered exponential backoff on throttling and
+//! server errors, and the EMF header so CloudWatch extracts the metrics.
+//!
+//! Metrics travel as EMF log events, not `PutMetricData` (`aws-sdk-cloudwatch`): one call
+//! carries logs and metrics, CloudWatch extracts the metrics asynchronously, and the function's
+//! role needs no `cloudwatch:PutMetricData` on `*` (that action cannot be scoped to a resource).
+
+pub mod batch;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::SdkConfig;
+use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use aws_sdk_cloudwatchlogs::Client;
+use tokio::time::Instant;
+
+use crate::buffer::LogEvent;
+
+/// What one `ship` call achieved.
+#[derive(Debug, Default)]
+pub struct Shipment {
+    /// Events CloudWatch stored.
+    pub sent: usize,
+    /// Events CloudWatch refused for good (too old, too new, malformed): counted, not retried.
+    pub rejected: usize,
+    /// Events not sent because CloudWatch could not be reached in time; the caller keeps them.
+    pub unsent: Vec<LogEvent>,
+    /// The last error, when there are unsent events.
+    pub error: Option<String>,
+}
+
+/// Where and how to ship.
+pub struct Shipper {
+    client: Client,
+    log_group: String,
+    log_stream: String,
+    stream_ready: AtomicBool,
+}
+
+enum PutError {
+    /// Worth another try later (throttling, server errors, network, deadline, missing stream).
+    Retryable(String),
+    /// CloudWatch will never accept this batch.
+    Rejected(String),
+}
+
+impl Shipper {
+    /// A client whose retry policy is the SDK's standard one (exponential backoff with full
+    /// jitter on throttling, 5xx and network errors), tuned to stay short inside a Lambda.
+    pub fn new(sdk: &SdkConfig, log_group: String, log_stream: String) -> Self {
+        let config = aws_sdk_cloudwatchlogs::config::Builder::from(sdk)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(4)
+                    .with_initial_backoff(Duration::from_millis(50))
+                    .with_max_backoff(Duration::from_secs(1)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(2))
+                    .operation_attempt_timeout(Duration::from_secs(5))
+                    .build(),
+            )
+            .build();
+        Self { client: Client::from_conf(config), log_group, log_stream, stream_ready: AtomicBool::new(false) }
+    }
+
+    pub fn log_group(&self) -> &str {
+        &self.log_group
+    }
+
+    pub fn log_stream(&self) -> &str {
+        &self.log_stream
+    }
+
+    /// Ships the events in as few calls as the limits allow, in time order. Stops at the first
+    /// batch that cannot be delivered (or at `deadline`) and hands the rest back.
+    pub async fn ship(&self, events: Vec<LogEvent>, deadline: Option<Instant>) -> Shipment {
+        let mut shipment = Shipment::default();
+        let batches = batch::into_batches(events.into_iter().map(batch::fit).collect());
+        let mut batches = batches.into_iter();
+        while let Some(batch) = batches.next() {
+            match self.put(&batch, deadline).await {
+                Ok(rejected) => {
+                    shipment.sent += batch.len() - rejected;
+                    shipment.rejected += rejected;
+                }
+                Err(PutError::Rejected(error)) => {
+                    tracing::error!(events = batch.len(), %error, "CloudWatch Logs refused a batch");
+                    shipment.rejected += batch.len();
+                }
+                Err(PutError::Retryable(error)) => {
+                    shipment.unsent.extend(batch);
+                    shipment.unsent.extend(batches.by_ref().flatten());
+                    shipment.error = Some(error);
+                }
+            }
+        }
+        shipment
+    }
+
+    async fn put(&self, batch: &[LogEvent], deadline: Option<Instant>) -> Result<usize, PutError> {
+        if !self.stream_ready.load(Ordering::Acquire) {
+            within(deadline, self.create_stream()).await??;
+        }
+        match within(deadline, self.put_once(batch)).await? {
+            Err(PutError::Retryable(error)) if !self.stream_ready.load(Ordering::Acquire) => {
+                // The stream vanished (deleted by hand, or a retention sweep): create it again.
+                within(deadline, self.create_stream()).await??;
+                within(deadline, self.put_once(batch)).await?.map_err(|_| PutError::Retryable(error))
+            }
+            other => other,
+        }
+    }
+
+    async fn put_once(&self, batch: &[LogEvent]) -> Result<usize, PutError> {
+        let events = batch
+            .iter()
+            .map(|e| InputLogEvent::builder().timestamp(e.timestamp_ms).message(e.message.clone()).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PutError::Rejected(e.to_string()))?;
+        let result = self
+            .client
+            .put_log_events()
+            .log_group_name(&self.log_group)
+            .log_stream_name(&self.log_stream)
+            .set_log_events(Some(events))
+            .customize()
+            .mutate_request(|request| {
+                // Tells CloudWatch to extract metrics from the EMF documents in the batch.
+                request.headers_mut().insert("x-amzn-logs-format", "json/emf");
+            })
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output.rejected_log_events_info().map_or(0, |info| {
+                let len = batch.len() as i64;
+                let too_old = info.too_old_log_event_end_index().map_or(-1, i64::from);
+                let expired = info.expired_log_event_end_index().map_or(-1, i64::from);
+                let too_new = info.too_new_log_event_start_index().map_or(len, i64::from);
+                let old_end = too_old.max(expired) + 1;
+                let rejected = (old_end.clamp(0, len) + (len - too_new.clamp(old_end.clamp(0, len), len))) as usize;
+                tracing::warn!(rejected, too_old, expired, too_new, "CloudWatch Logs rejected events by time");
+                rejected
+            })),
+            Err(error) => {
+                let service = error.as_service_error();
+                if service.is_some_and(|e| e.is_resource_not_found_exception()) {
+                    self.stream_ready.store(false, Ordering::Release);
+                    return Err(PutError::Retryable("log stream not found".into()));
+                }
+                if service.is_some_and(|e| e.is_invalid_parameter_exception()) {
+                    return Err(PutError::Rejected(format!(
+                        "{}",
+                        aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&error)
+                    )));
+                }
+                Err(PutError::Retryable(format!("{}", aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&error))))
+            }
+        }
+    }
+
+    async fn create_stream(&self) -> Result<(), PutError> {
+        let result = self
+            .client
+            .create_log_stream()
+            .log_group_name(&self.log_group)
+            .log_stream_name(&self.log_stream)
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_already_exists_exception()) => {}
+            Err(error) => {
+                return Err(PutError::Retryable(format!(
+                    "cannot create log stream {} in {}: {}",
+                    self.log_stream,
+                    self.log_group,
+                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&error)
+                )))
+            }
+        }
+        self.stream_ready.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+async fn within<T>(deadline: Option<Instant>, work: impl std::future::Future<Output = T>) -> Result<T, PutError> {
+    match deadline {
+        None => Ok(work.await),
+        Some(deadline) => {
+            tokio::time::timeout_at(deadline, work).await.map_err(|_| PutError::Retryable("deadline reached".into()))
+        }
+    }
+}
