@@ -1,0 +1,181 @@
+//! Shipping to CloudWatch Logs for real (moto), through a proxy that injects CloudWatch's
+//! failures: everything arrives in order, throttling loses nothing, an unreachable CloudWatch
+//! keeps the newest events within the buffer bound and counts every drop, and SHUTDOWN right
+//! after a burst ships it all.
+
+mod support;
+
+use std::sync::Arc;
+
+use aws_sdk_cloudwatchlogs::Client as LogsClient;
+use books_telemetry::flush::Flusher;
+use books_telemetry::pipeline::{now_ms, Backlog, Pipeline};
+use books_telemetry::ship::Shipper;
+use serde_json::{json, Value};
+use support::{Fault, FaultProxy};
+
+struct Rig {
+    logs: LogsClient,
+    proxy: FaultProxy,
+    group: String,
+    stream: String,
+    flusher: Arc<Flusher>,
+}
+
+impl Rig {
+    async fn new(name: &str, extra: &[(&str, &str)]) -> Self {
+        let moto = books_testkit::endpoint();
+        let logs = LogsClient::new(&support::sdk_config(moto).await);
+        let group = support::log_group(&logs, name).await;
+        let proxy = FaultProxy::start(moto).await;
+        let config = support::config(&group, extra);
+        let shipper = Shipper::new(&support::sdk_config(&proxy.url).await, group.clone(), config.log_stream.clone());
+        let flusher = Arc::new(Flusher::new(Arc::new(Pipeline::new(&config)), shipper, &config));
+        Self { logs, proxy, group, stream: config.log_stream, flusher }
+    }
+
+    fn deliver(&self, lines: &[String]) {
+        self.flusher.pipeline().ingest(&support::function_lines(now_ms(), lines));
+    }
+
+    async fn shipped(&self) -> Vec<(i64, String)> {
+        support::read_stream(&self.logs, &self.group, &self.stream).await
+    }
+}
+
+fn lines(prefix: &str, count: usize, pad: usize) -> Vec<String> {
+    (0..count).map(|i| format!("{prefix}-{i:05}-{}", "x".repeat(pad))).collect()
+}
+
+#[tokio::test]
+async fn every_record_reaches_the_stream_in_order_with_the_emf_header() {
+    let rig = Rig::new("order", &[]).await;
+    let sent = lines("line", 50, 10);
+    let start = now_ms();
+    let mut records = vec![json!({"time": rfc3339(start), "type": "platform.start", "record": {"requestId": "req-1"}})];
+    records.extend(sent.iter().map(|l| json!({"time": rfc3339(start + 1), "type": "function", "record": l})));
+    records.push(json!({"time": rfc3339(start + 2), "type": "platform.runtimeDone",
+        "record": {"requestId": "req-1", "status": "success", "metrics": {"durationMs": 10.0}}}));
+    records.push(json!({"time": rfc3339(start + 3), "type": "platform.report", "record": {"requestId": "req-1",
+        "status": "success", "metrics": {"durationMs": 12.0, "billedDurationMs": 12, "memorySizeMB": 128,
+        "maxMemoryUsedMB": 20, "initDurationMs": 50.0}}}));
+    rig.flusher.pipeline().ingest(Value::Array(records).to_string().as_bytes());
+
+    let report = rig.flusher.flush(None).await;
+    assert_eq!((report.unsent, report.rejected), (0, 0), "{report:?}");
+
+    let shipped = rig.shipped().await;
+    assert_eq!(support::messages(&shipped), sent, "every line, once, in order");
+    let line: Value = serde_json::from_str(&shipped.iter().find(|(_, m)| m.contains("line-00000")).unwrap().1).unwrap();
+    assert_eq!(line["request_id"], "req-1");
+    assert_eq!(line["cold_start"], true);
+    assert_eq!(line["function_name"], "books-test-command");
+    assert_eq!(support::metric_values(&shipped, "ColdStart"), [1.0]);
+    assert_eq!(support::metric_values(&shipped, "InitDuration"), [50.0]);
+    assert_eq!(support::metric_values(&shipped, "PostRuntimeDuration"), [2.0]);
+    assert!(shipped.windows(2).all(|w| w[0].0 <= w[1].0), "chronological");
+    let headers = rig.proxy.put_headers.lock().unwrap().clone();
+    assert!(!headers.is_empty());
+    assert!(headers.iter().all(|h| h.get("x-amzn-logs-format").is_some_and(|v| v == "json/emf")));
+}
+
+#[tokio::test]
+async fn throttling_is_retried_and_loses_nothing() {
+    let rig = Rig::new("throttle", &[]).await;
+    let sent = lines("throttled", 300, 40);
+    rig.deliver(&sent);
+    rig.proxy.set(Fault::Throttle, 3);
+
+    let report = rig.flusher.flush(None).await;
+    assert_eq!(report.unsent, 0, "{report:?}");
+    assert_eq!(rig.proxy.count("CreateLogStream").0 + rig.proxy.count("PutLogEvents").0, 3, "faults were injected");
+    assert_eq!(support::messages(&rig.shipped().await), sent);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_and_lose_nothing() {
+    let rig = Rig::new("unavailable", &[]).await;
+    let sent = lines("retried", 20, 5);
+    rig.deliver(&sent);
+    rig.proxy.set(Fault::Unavailable, 2);
+    let report = rig.flusher.flush(None).await;
+    assert_eq!(report.unsent, 0, "{report:?}");
+    assert_eq!(support::messages(&rig.shipped().await), sent);
+}
+
+#[tokio::test]
+async fn unreachable_cloudwatch_keeps_the_newest_within_the_bound_and_counts_every_drop() {
+    let rig = Rig::new("unreachable", &[("BOOKS_TELEMETRY_BUFFER_BYTES", "65536")]).await;
+    rig.proxy.set(Fault::Drop, usize::MAX);
+    let mut all = Vec::new();
+    for round in 0..3 {
+        let batch = lines(&format!("r{round}"), 100, 600);
+        rig.deliver(&batch);
+        all.extend(batch);
+        let report = rig.flusher.flush(None).await;
+        assert_eq!(report.sent, 0);
+        assert!(report.unsent > 0, "CloudWatch is unreachable: {report:?}");
+        assert!(rig.flusher.pipeline().buffered_bytes().0 <= 65536, "the buffer stays within its bound");
+    }
+    rig.proxy.heal();
+    let report = rig.flusher.flush(None).await;
+    assert_eq!(report.unsent, 0, "{report:?}");
+
+    let shipped = rig.shipped().await;
+    let kept = support::messages(&shipped);
+    let dropped: f64 = support::metric_values(&shipped, "LogsDropped").iter().sum();
+    assert!(!kept.is_empty() && dropped > 0.0, "kept {} dropped {dropped}", kept.len());
+    assert_eq!(kept.len() + dropped as usize, all.len(), "every line is shipped or counted as dropped");
+    assert_eq!(kept, all[all.len() - kept.len()..], "the newest are kept, in order");
+}
+
+#[tokio::test]
+async fn shutdown_right_after_a_burst_ships_everything() {
+    let rig = Rig::new("shutdown", &[]).await;
+    let mut all = Vec::new();
+    for burst in 0..10 {
+        let batch = lines(&format!("b{burst}"), 500, 30);
+        rig.deliver(&batch);
+        all.extend(batch);
+    }
+    let deadline = (now_ms() + 2_000) as u64;
+    let backlog = rig.flusher.on_shutdown(deadline).await;
+    assert_eq!(backlog, Backlog::default());
+    assert!(now_ms() <= deadline as i64, "finished before the deadline");
+    // The bursts overlap in time, and CloudWatch keeps time order: compare as multisets.
+    let mut shipped = support::messages(&rig.shipped().await);
+    shipped.sort();
+    all.sort();
+    assert!(shipped == all, "shipped {} lines, expected {} (each exactly once)", shipped.len(), all.len());
+}
+
+#[tokio::test]
+async fn shutdown_with_cloudwatch_down_reports_what_it_could_not_send() {
+    let rig = Rig::new("shutdown-down", &[("BOOKS_TELEMETRY_SHUTDOWN_MARGIN_MS", "100")]).await;
+    rig.proxy.set(Fault::Drop, usize::MAX);
+    rig.deliver(&lines("lost", 40, 10));
+    let deadline = (now_ms() + 1_500) as u64;
+    let backlog = rig.flusher.on_shutdown(deadline).await;
+    assert!(now_ms() <= deadline as i64, "gave up before the deadline");
+    assert_eq!(backlog.logs, 40, "{backlog:?}");
+    assert!(backlog.documents >= 1, "the LogsDropped document waits too: {backlog:?}");
+}
+
+#[tokio::test]
+async fn oversized_line_is_truncated_with_a_marker() {
+    let rig = Rig::new("oversized", &[]).await;
+    rig.deliver(&["y".repeat(400_000)]);
+    assert_eq!(rig.flusher.flush(None).await.unsent, 0);
+    let shipped = rig.shipped().await;
+    let truncated: Vec<Value> = shipped
+        .iter()
+        .filter_map(|(_, m)| serde_json::from_str::<Value>(m).ok())
+        .filter(|v| v.get(books_telemetry::ship::batch::TRUNCATED_MARKER).is_some())
+        .collect();
+    assert_eq!(truncated.len(), 1);
+    assert!(truncated[0]["original_bytes"].as_u64().unwrap() > 400_000);
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339()
+}
