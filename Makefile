@@ -66,7 +66,7 @@ fmt: ## Format the Rust code
 # --- the local cloud ----------------------------------------------------------------------------
 
 PORT ?= 3000
-LOCAL_BINS := books-command books-query books-projector books-local
+LOCAL_BINS := books-command books-query books-projector books-telemetry books-local
 # Where cargo puts its builds (honours CARGO_TARGET_DIR like cargo does).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
@@ -83,11 +83,11 @@ test-local-e2e: venv check-rust check-terraform local-build $(TF_CLI_CONFIG_FILE
 test: test-local-e2e
 
 local-build: check-rust
-	@echo "==> building the functions and books-local"
+	@echo "==> building the functions, the extension and books-local"
 	$(CARGO) build --locked $(addprefix --bin ,$(LOCAL_BINS))
 	@mkdir -p $(BUILD)/bin
 	@cp -f $(TARGET_DIR)/debug/books-local $(BUILD)/bin/books-local
-	scripts/stage-rootfs $(TARGET_DIR)/debug $(BUILD)/rootfs
+	scripts/stage-rootfs $(TARGET_DIR)/debug $(BUILD)/rootfs $(TARGET_DIR)/debug/books-telemetry
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps .venv)

@@ -296,14 +296,11 @@ mod tests {
     }
 
     /// Every (namespace, dimensions, metric, value) a set of documents declares.
-    /// (serde_json parses floats to within one ulp, hence the rounding.)
-    fn values_of(documents: &[(i64, String)]) -> Vec<(String, Dimensions, String, String)> {
+    fn values_of(documents: &[(i64, String)]) -> Vec<(String, Dimensions, String, u64)> {
         let mut all = Vec::new();
         for (time, document) in documents {
             let observations = read_document(&parse(document), *time).expect("our own documents are valid EMF");
-            all.extend(
-                observations.into_iter().map(|o| (o.namespace, o.dimensions, o.name, format!("{:.9e}", o.value))),
-            );
+            all.extend(observations.into_iter().map(|o| (o.namespace, o.dimensions, o.name, o.value.to_bits())));
         }
         all.sort();
         all
@@ -387,7 +384,7 @@ mod tests {
             for (time, metric, service_index, value) in observations {
                 let mut o = observation(time, &format!("M{metric}"), value);
                 o.dimensions = service(&format!("s{service_index}"));
-                expected.push((o.namespace.clone(), o.dimensions.clone(), o.name.clone(), format!("{:.9e}", o.value)));
+                expected.push((o.namespace.clone(), o.dimensions.clone(), o.name.clone(), o.value.to_bits()));
                 aggregator.observe(o);
             }
             expected.sort();

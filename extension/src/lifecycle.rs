@@ -3,6 +3,7 @@
 //! function records must be strings, and fails a whole batch on one unknown record), then hand
 //! each lifecycle event to the flusher.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use http::{Method, Request};
@@ -17,7 +18,7 @@ use crate::config::Config;
 use crate::flush::Flusher;
 use crate::pipeline::Pipeline;
 use crate::ship::Shipper;
-use crate::telemetry::{listener, SCHEMA_VERSION};
+use crate::telemetry::{listener, API_VERSION, SCHEMA_VERSION};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -38,17 +39,22 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let shipper = Shipper::new(&sdk, config.log_group.clone(), config.log_stream.clone());
     let flusher = Arc::new(Flusher::new(pipeline, shipper, &config));
     let finished = Arc::new(Notify::new());
+    let subscribed = Arc::new(AtomicBool::new(false));
     let processor = {
-        let flusher = Arc::clone(&flusher);
-        let finished = Arc::clone(&finished);
+        let (flusher, finished, subscribed) = (Arc::clone(&flusher), Arc::clone(&finished), Arc::clone(&subscribed));
         service_fn(move |event: LambdaEvent| {
-            let flusher = Arc::clone(&flusher);
-            let finished = Arc::clone(&finished);
+            let (flusher, finished) = (Arc::clone(&flusher), Arc::clone(&finished));
+            let subscribed = subscribed.load(Ordering::Acquire);
             async move {
                 match event.next {
-                    NextEvent::Invoke(invoke) => flusher.on_invoke(invoke.request_id, invoke.deadline_ms).await,
+                    NextEvent::Invoke(invoke) if subscribed => {
+                        flusher.on_invoke(invoke.request_id, invoke.deadline_ms).await
+                    }
+                    NextEvent::Invoke(_) => {}
                     NextEvent::Shutdown(shutdown) => {
-                        flusher.on_shutdown(shutdown.deadline_ms).await;
+                        if subscribed {
+                            flusher.on_shutdown(shutdown.deadline_ms).await;
+                        }
                         finished.notify_one();
                     }
                 }
@@ -59,11 +65,17 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let extension =
         Extension::new().with_events(&["INVOKE", "SHUTDOWN"]).with_events_processor(processor).register().await?;
     let client = Client::builder().build()?;
-    if let Err(error) = subscribe(&client, &extension.extension_id, port, config.delivery_timeout_ms).await {
-        report_error(&client, &extension.extension_id, "init", "Extension.TelemetrySubscription", &error).await;
-        return Err(error);
+    match subscribe(&client, &extension.extension_id, port, config.delivery_timeout_ms).await {
+        Ok(()) => {
+            subscribed.store(true, Ordering::Release);
+            tracing::info!(port, log_group = %config.log_group, log_stream = %config.log_stream, "subscribed");
+        }
+        // Without telemetry there is nothing to ship; failing the init would take the function
+        // down with us, so say it on stderr and stay out of the way.
+        Err(error) => {
+            tracing::error!(%error, "books-telemetry is disabled: the Telemetry API refused the subscription")
+        }
     }
-    tracing::info!(port, log_group = %config.log_group, log_stream = %config.log_stream, "subscribed");
     let extension_id = extension.extension_id.clone();
     tokio::select! {
         biased;
@@ -87,7 +99,7 @@ async fn subscribe(client: &Client, extension_id: &str, port: u16, timeout_ms: u
     });
     let request: Request<Body> = build_request()
         .method(Method::PUT)
-        .uri(format!("/{SCHEMA_VERSION}/telemetry"))
+        .uri(format!("/{API_VERSION}/telemetry"))
         .header("Lambda-Extension-Identifier", extension_id)
         .header("Content-Type", "application/json")
         .body(Body::from(body.to_string()))?;

@@ -44,9 +44,9 @@ CONTRACT = {  # (path, method) -> function role
     ("/books/{id}", "DELETE"): "command",
 }
 ENVIRONMENT = {  # the variables each function reads, no more
-    "command": {"BOOKS_SERVICE", "BOOKS_LOG", "BOOKS_TELEMETRY_LOG_GROUP", "BOOKS_TELEMETRY_NAMESPACE", "BOOKS_TABLE"},
-    "query": {"BOOKS_SERVICE", "BOOKS_LOG", "BOOKS_TELEMETRY_LOG_GROUP", "BOOKS_TELEMETRY_NAMESPACE", "BOOKS_VIEW_TABLE", "BOOKS_CURSOR_KEY"},
-    "projector": {"BOOKS_SERVICE", "BOOKS_LOG", "BOOKS_TELEMETRY_LOG_GROUP", "BOOKS_TELEMETRY_NAMESPACE", "BOOKS_VIEW_TABLE"},
+    "command": {"BOOKS_SERVICE", "BOOKS_LOG", "BOOKS_TELEMETRY_LOG_GROUP", "BOOKS_TELEMETRY_NAMESPACE", "BOOKS_TELEMETRY_SERVICE", "BOOKS_TABLE"},
+    "query": {"BOOKS_SERVICE", "BOOKS_LOG", "BOOKS_TELEMETRY_LOG_GROUP", "BOOKS_TELEMETRY_NAMESPACE", "BOOKS_TELEMETRY_SERVICE", "BOOKS_VIEW_TABLE", "BOOKS_CURSOR_KEY"},
+    "projector": {"BOOKS_SERVICE", "BOOKS_LOG", "BOOKS_TELEMETRY_LOG_GROUP", "BOOKS_TELEMETRY_NAMESPACE", "BOOKS_TELEMETRY_SERVICE", "BOOKS_VIEW_TABLE"},
 }
 HANDLERS = {"command": "books-command", "query": "books-query", "projector": "books-projector"}
 IMAGE_KIND = {"command": "command", "query": "query", "projector": "query"}
@@ -242,6 +242,7 @@ class Footprint(unittest.TestCase):
             self.assertEqual(env["BOOKS_SERVICE"], role)
             self.assertEqual(env["BOOKS_LOG"], LOG_LEVEL)
             self.assertEqual(env["BOOKS_TELEMETRY_NAMESPACE"], "Books")
+            self.assertEqual(env["BOOKS_TELEMETRY_SERVICE"], role)
             self.assertEqual(env["BOOKS_TELEMETRY_LOG_GROUP"], self.outputs["log_groups"][role])
             self.assertEqual(env["BOOKS_TELEMETRY_LOG_GROUP"], f"/books/test/{role}")
             for key, table in (("BOOKS_TABLE", "books"), ("BOOKS_VIEW_TABLE", "books_view")):

@@ -6,3 +6,5 @@ pub mod record;
 
 /// The Telemetry API schema we subscribe with: function records may be JSON objects.
 pub const SCHEMA_VERSION: &str = "2022-12-13";
+/// The API's own version, in its path: it stays `2022-07-01` whatever the schema.
+pub const API_VERSION: &str = "2022-07-01";

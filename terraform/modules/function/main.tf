@@ -97,7 +97,12 @@ resource "aws_lambda_function" "this" {
   }
 
   environment {
-    variables = merge(var.environment, { BOOKS_TELEMETRY_LOG_GROUP = aws_cloudwatch_log_group.telemetry.name })
+    # The extension (books-telemetry) ships to the function's own log group, under the same
+    # Service dimension the function's own metrics carry.
+    variables = merge(var.environment, {
+      BOOKS_TELEMETRY_LOG_GROUP = aws_cloudwatch_log_group.telemetry.name
+      BOOKS_TELEMETRY_SERVICE   = lookup(var.environment, "BOOKS_SERVICE", var.name)
+    })
   }
 
   tracing_config {

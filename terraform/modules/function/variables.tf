@@ -43,7 +43,7 @@ variable "reserved_concurrency" {
 }
 
 variable "environment" {
-  description = "Environment variables of the function (BOOKS_TELEMETRY_LOG_GROUP is added)."
+  description = "Environment variables of the function (BOOKS_TELEMETRY_LOG_GROUP and BOOKS_TELEMETRY_SERVICE are added)."
   type        = map(string)
 }
 
