@@ -41,6 +41,16 @@ impl Rig {
     async fn shipped(&self) -> Vec<(i64, String)> {
         support::read_stream(&self.logs, &self.group, &self.stream).await
     }
+
+    /// Like `shipped`, before the stream may exist.
+    async fn shipped_or_empty(&self) -> Vec<(i64, String)> {
+        let streams = self.logs.describe_log_streams().log_group_name(&self.group).send().await.unwrap();
+        if streams.log_streams().iter().any(|s| s.log_stream_name() == Some(self.stream.as_str())) {
+            self.shipped().await
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 fn lines(prefix: &str, count: usize, pad: usize) -> Vec<String> {
@@ -178,4 +188,78 @@ async fn oversized_line_is_truncated_with_a_marker() {
 
 fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339()
+}
+
+#[tokio::test]
+async fn events_cloudwatch_refuses_by_time_are_counted_as_dropped() {
+    let rig = Rig::new("rejected", &[]).await;
+    let day = 24 * 60 * 60 * 1000;
+    let now = now_ms();
+    let records = json!([
+        {"time": rfc3339(now - 20 * day), "type": "function", "record": "too old"},
+        {"time": rfc3339(now), "type": "function", "record": "on time 1"},
+        {"time": rfc3339(now + 1), "type": "function", "record": "on time 2"},
+        {"time": rfc3339(now + 3 * 60 * 60 * 1000), "type": "function", "record": "too new"},
+    ]);
+    rig.flusher.pipeline().ingest(records.to_string().as_bytes());
+    let report = rig.flusher.flush(None).await;
+    assert_eq!((report.sent, report.rejected, report.unsent), (3, 2, 0), "{report:?}");
+    rig.flusher.flush(None).await;
+    let shipped = rig.shipped().await;
+    assert_eq!(support::messages(&shipped), ["on time 1", "on time 2"]);
+    assert_eq!(support::metric_values(&shipped, "LogsDropped").iter().sum::<f64>(), 2.0);
+}
+
+fn invocation_records(request_id: &str, lines: &[&str]) -> Vec<u8> {
+    let now = now_ms();
+    let mut records =
+        vec![json!({"time": rfc3339(now), "type": "platform.start", "record": {"requestId": request_id}})];
+    records.extend(lines.iter().map(|l| json!({"time": rfc3339(now), "type": "function", "record": l})));
+    Value::Array(records).to_string().into_bytes()
+}
+
+fn runtime_done(request_id: &str) -> Vec<u8> {
+    json!([{"time": rfc3339(now_ms()), "type": "platform.runtimeDone",
+        "record": {"requestId": request_id, "status": "success", "metrics": {"durationMs": 3.0}}}])
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn end_of_invocation_flush_waits_for_the_runtime_to_answer() {
+    let rig = Rig::new("end", &[("BOOKS_TELEMETRY_FLUSH", "end")]).await;
+    let flusher = Arc::clone(&rig.flusher);
+    let invocation = tokio::spawn(async move { flusher.on_invoke("req-end".into(), (now_ms() + 10_000) as u64).await });
+    rig.flusher.pipeline().ingest(&invocation_records("req-end", &["working"]));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!invocation.is_finished(), "the extension holds its next event until the runtime answered");
+    assert_eq!(rig.proxy.count("PutLogEvents"), (0, 0), "nothing shipped while the runtime works");
+
+    rig.flusher.pipeline().ingest(&runtime_done("req-end"));
+    tokio::time::timeout(std::time::Duration::from_secs(5), invocation).await.expect("done after runtimeDone").unwrap();
+    assert_eq!(support::messages(&rig.shipped().await), ["working"], "flushed before the next event");
+}
+
+#[tokio::test]
+async fn background_flush_never_holds_the_invocation() {
+    let rig = Rig::new(
+        "background",
+        &[("BOOKS_TELEMETRY_FLUSH", "background"), ("BOOKS_TELEMETRY_FLUSH_INTERVAL_MS", "100")],
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    rig.flusher.pipeline().ingest(&invocation_records("req-bg", &["in the background"]));
+    let started = std::time::Instant::now();
+    rig.flusher.on_invoke("req-bg".into(), (now_ms() + 10_000) as u64).await;
+    assert!(rig.proxy.count("PutLogEvents") == (0, 0), "returned before any flush");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+    rig.flusher.pipeline().ingest(&runtime_done("req-bg"));
+    for _ in 0..100 {
+        if !support::messages(&rig.shipped_or_empty().await).is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(support::messages(&rig.shipped().await), ["in the background"]);
 }
