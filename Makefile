@@ -45,7 +45,7 @@ $(VENV)/.installed: requirements.txt | check-python
 # --- tests ------------------------------------------------------------------------------------
 
 .PHONY: test test-rust lint
-test: test-rust lint ## Everything: Rust tests against moto, clippy, rustfmt (+ the parts in mk/*.mk)
+test: test-rust lint ## Everything: Rust tests against moto, clippy, rustfmt, Terraform against moto, the images, the local cloud end to end
 
 test-rust: venv check-rust ## Unit and integration tests of the workspace, against a private moto server
 	@echo "==> cargo test --workspace (moto server started for the run)"
@@ -76,9 +76,10 @@ run: venv check-rust check-terraform local-build $(TF_CLI_CONFIG_FILE) ## The lo
 	BUILD=$(abspath $(BUILD)) PORT=$(PORT) TERRAFORM=$(TERRAFORM) $(WITH_MOTO) -- scripts/local-cloud
 
 .PHONY: test-local-e2e
-test-local-e2e: venv check-rust check-terraform local-build $(TF_CLI_CONFIG_FILE) ## End to end through the local cloud (Terraform on moto, books-local, the gateway)
-	@echo "==> end-to-end tests through the local cloud"
-	BUILD=$(abspath $(BUILD)) TERRAFORM=$(TERRAFORM) CARGO=$(CARGO) $(WITH_MOTO) -- scripts/e2e-local
+test-local-e2e: test-images venv check-rust check-terraform local-build $(TF_CLI_CONFIG_FILE) ## End to end through the local cloud running the unpacked images (Terraform on moto, books-local, the gateway)
+	@echo "==> end-to-end tests through the local cloud, functions and extension from the images"
+	BUILD=$(abspath $(BUILD)) ROOTFS=$(abspath $(BUILD))/image-rootfs TERRAFORM=$(TERRAFORM) CARGO=$(CARGO) \
+	  $(WITH_MOTO) -- scripts/e2e-local
 
 test: test-local-e2e
 

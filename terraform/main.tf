@@ -49,7 +49,7 @@ module "command" {
   source               = "./modules/function"
   name                 = "${local.name_prefix}-command"
   image_uri            = local.image_uri.command
-  command              = ["books-command"]
+  command              = ["/var/task/books-command"]
   memory_mb            = var.functions.command.memory_mb
   timeout_s            = var.functions.command.timeout_s
   reserved_concurrency = var.functions.command.reserved_concurrency
@@ -74,7 +74,7 @@ module "query" {
   source               = "./modules/function"
   name                 = "${local.name_prefix}-query"
   image_uri            = local.image_uri.query
-  command              = ["books-query"]
+  command              = ["/var/task/books-query"]
   memory_mb            = var.functions.query.memory_mb
   timeout_s            = var.functions.query.timeout_s
   reserved_concurrency = var.functions.query.reserved_concurrency
@@ -99,7 +99,7 @@ module "projector" {
   source               = "./modules/function"
   name                 = "${local.name_prefix}-projector"
   image_uri            = local.image_uri.query
-  command              = ["books-projector"]
+  command              = ["/var/task/books-projector"]
   memory_mb            = var.functions.projector.memory_mb
   timeout_s            = var.functions.projector.timeout_s
   reserved_concurrency = var.functions.projector.reserved_concurrency

@@ -71,19 +71,24 @@ impl FunctionConfig {
 
 /// What the emulator runs for `config`, given the folder standing in for its image's file system.
 ///
-/// The convention mirrors the `provided` base images: the image command's first element is the
-/// handler, the runtime binary is `<root>/var/task/<handler>` (its working directory and
-/// `LAMBDA_TASK_ROOT` is `<root>/var/task`), the rest of the command are its arguments, external
-/// extensions are the executables in `<root>/opt/extensions/` (when that folder exists), and logs
-/// go to `/aws/lambda/<name>`.
+/// The convention mirrors our images: the image command's first element is the runtime binary,
+/// an absolute path inside the image (`/var/task/books-query`) or a name relative to the working
+/// directory `<root>/var/task` (also `LAMBDA_TASK_ROOT`); the rest of the command are its
+/// arguments, external extensions are the executables in `<root>/opt/extensions/` (when that
+/// folder exists), and logs go to `/aws/lambda/<name>`.
 pub fn function_spec(config: &FunctionConfig, image_root: &Path) -> FunctionSpec {
-    let handler = config.command.first().cloned().unwrap_or_else(|| "bootstrap".to_owned());
+    let command = config.command.first().cloned().unwrap_or_else(|| "bootstrap".to_owned());
     let task_root = image_root.join("var/task");
     let extensions = image_root.join("opt/extensions");
+    let bootstrap = match command.strip_prefix('/') {
+        Some(inside_image) => image_root.join(inside_image),
+        None => task_root.join(&command),
+    };
+    let handler = Path::new(&command).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(command);
     FunctionSpec {
         name: config.name.clone(),
         arn: config.arn.clone(),
-        bootstrap: task_root.join(&handler),
+        bootstrap,
         bootstrap_args: config.command.iter().skip(1).cloned().collect(),
         handler,
         task_root,
@@ -505,6 +510,9 @@ mod tests {
         assert_eq!(spec.handler, "books-projector");
         assert_eq!(spec.task_root, Path::new("/img/var/task"));
         assert_eq!(spec.extensions_dir, None, "no such folder here");
+        let absolute = function_spec(&config("r/books-query@sha256:aa", &["/var/task/books-query"]), Path::new("/img"));
+        assert_eq!(absolute.bootstrap, Path::new("/img/var/task/books-query"));
+        assert_eq!(absolute.handler, "books-query");
         assert_eq!(spec.log_group, "/aws/lambda/books-local-projector");
         assert_eq!((spec.memory_mb, spec.timeout, spec.reserved_concurrency), (256, Duration::from_secs(10), Some(2)));
         assert_eq!(spec.environment["A"], "1");

@@ -75,7 +75,7 @@ async fn the_topology_terraform_created_reads_back_whole() {
     assert_eq!(command.arn, fixture.command.arn);
     assert_eq!(command.image_uri, fixture.command.image_uri);
     assert_eq!(command.image_kind(), "command");
-    assert_eq!(command.command, ["books-command"]);
+    assert_eq!(command.command, ["/var/task/books-command"]);
     assert_eq!((command.memory_mb, command.timeout), (512, Duration::from_secs(10)));
     assert_eq!(command.reserved_concurrency, Some(5));
     assert_eq!(command.version, "$LATEST");
@@ -85,7 +85,7 @@ async fn the_topology_terraform_created_reads_back_whole() {
     assert_eq!((query.memory_mb, query.timeout, query.reserved_concurrency), (256, Duration::from_secs(6), None));
     let projector = function(&fixture.projector.name);
     assert_eq!(projector.image_kind(), "query", "the projector runs the query image");
-    assert_eq!(projector.command, ["books-projector"]);
+    assert_eq!(projector.command, ["/var/task/books-projector"]);
     assert_eq!(projector.reserved_concurrency, Some(2));
     let spec = cloud::function_spec(&projector, Path::new("/rootfs/query"));
     assert_eq!(spec.bootstrap, Path::new("/rootfs/query/var/task/books-projector"));

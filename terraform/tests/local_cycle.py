@@ -48,7 +48,7 @@ ENVIRONMENT = {  # the variables each function reads, no more
     "query": {"BOOKS_SERVICE", "BOOKS_LOG", "BOOKS_TELEMETRY_LOG_GROUP", "BOOKS_TELEMETRY_NAMESPACE", "BOOKS_TELEMETRY_SERVICE", "BOOKS_VIEW_TABLE", "BOOKS_CURSOR_KEY"},
     "projector": {"BOOKS_SERVICE", "BOOKS_LOG", "BOOKS_TELEMETRY_LOG_GROUP", "BOOKS_TELEMETRY_NAMESPACE", "BOOKS_TELEMETRY_SERVICE", "BOOKS_VIEW_TABLE"},
 }
-HANDLERS = {"command": "books-command", "query": "books-query", "projector": "books-projector"}
+HANDLERS = {"command": "/var/task/books-command", "query": "/var/task/books-query", "projector": "/var/task/books-projector"}
 IMAGE_KIND = {"command": "command", "query": "query", "projector": "query"}
 
 # Everything terraform printed, to prove the cursor key (read back once) never appears in it.

@@ -132,9 +132,9 @@ impl CloudFixture {
         let image = |kind: &str| format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/books-local-{kind}@{digest}");
         let mut functions = Vec::new();
         for (kind, image_kind, handler, memory, timeout, reserved) in [
-            ("command", "command", "books-command", 512, 10, Some(5)),
-            ("query", "query", "books-query", 256, 6, None),
-            ("projector", "query", "books-projector", 384, 30, Some(2)),
+            ("command", "command", "/var/task/books-command", 512, 10, Some(5)),
+            ("query", "query", "/var/task/books-query", 256, 6, None),
+            ("projector", "query", "/var/task/books-projector", 384, 30, Some(2)),
         ] {
             let name = format!("books-{suffix}-{kind}");
             let created = lambda

@@ -1,0 +1,63 @@
+# Images, delivery and provisioning: static release binaries cross-built with cargo-zigbuild,
+# the two images from docker/Dockerfile, pushes with recorded digests, Terraform apply/destroy.
+# Included by the root Makefile (uses its BUILD, VENV, VENV_PY, CARGO, TARGET_DIR, TERRAFORM).
+
+ARCH ?= arm64
+RUST_TARGET_arm64  := aarch64-unknown-linux-musl
+RUST_TARGET_x86_64 := x86_64-unknown-linux-musl
+RUST_TARGET := $(or $(RUST_TARGET_$(ARCH)),$(error ARCH must be arm64 or x86_64))
+IMAGE_BINS  := books-command books-query books-projector books-telemetry
+RELEASE_DIR = $(TARGET_DIR)/$(RUST_TARGET)/release
+# Images are tagged with the git revision (ECR repositories are immutable: one tag, one image).
+IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
+BASE_IMAGE ?= public.ecr.aws/lambda/provided:al2023
+CONTAINER_TOOL ?=
+# Where the delivery writes the pushed digests and the provisioning reads them.
+DIGESTS ?= $(abspath $(BUILD))/delivery/images.auto.tfvars.json
+
+IMAGE_ENV = BIN_DIR=$(abspath $(RELEASE_DIR)) ARCH=$(ARCH) TAG=$(IMAGE_TAG) BASE_IMAGE=$(BASE_IMAGE) \
+	CONTAINER_TOOL=$(CONTAINER_TOOL) DIGESTS=$(DIGESTS) VENV_PY=$(abspath $(VENV_PY)) TERRAFORM=$(TERRAFORM)
+
+.PHONY: release-binaries images hadolint aws-lambda-delivery aws-lambda-provision aws-lambda-destroy test-images tools-images
+
+release-binaries: venv check-rust ## Static release binaries for ARCH (arm64|x86_64), cross-linked by cargo-zigbuild
+	@rustup target list --installed 2>/dev/null | grep -qx $(RUST_TARGET) || rustup target add $(RUST_TARGET)
+	@echo "==> cargo zigbuild --release --target $(RUST_TARGET)"
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO) zigbuild --release --locked --target $(RUST_TARGET) $(addprefix -p ,$(IMAGE_BINS))
+
+hadolint: venv ## Lint docker/Dockerfile (hadolint, pinned in requirements.txt)
+	$(VENV)/bin/hadolint docker/Dockerfile
+
+images: release-binaries hadolint ## Build both images (CONTAINER_TOOL=docker|podman|buildah, BASE_IMAGE, ARCH)
+	$(IMAGE_ENV) scripts/images build
+
+aws-lambda-delivery: release-binaries hadolint ## Build and push both images to ECR (or REGISTRY=host:port), record their digests
+	$(IMAGE_ENV) REGISTRY=$(REGISTRY) scripts/aws-lambda delivery
+
+aws-lambda-provision: venv $(TF_CLI_CONFIG_FILE) ## terraform apply with the delivered digests; prints the URL and how to read the API key
+	$(IMAGE_ENV) scripts/aws-lambda provision
+
+aws-lambda-destroy: venv $(TF_CLI_CONFIG_FILE) ## terraform destroy of the AWS deployment
+	$(IMAGE_ENV) scripts/aws-lambda destroy
+
+# The tools the image tests need: Debian's buildah, skopeo, umoci and docker-registry.
+IMAGE_TOOLS := buildah skopeo umoci docker-registry
+tools-images:
+	@missing=""; for t in $(IMAGE_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "==> installing$$missing (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(IMAGE_TOOLS) >/dev/null; \
+	  else \
+	    echo "error: missing$$missing. Install them: sudo apt-get install $(IMAGE_TOOLS)"; exit 1; \
+	  fi; \
+	fi
+
+# Without Docker or AWS: both images built by buildah on a scratch base for this machine's
+# architecture, pushed through the delivery target to a registry on 127.0.0.1, pulled back by
+# digest, unpacked and inspected; their root file systems are what test-local-e2e runs.
+IMAGE_TEST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
+test-images: tools-images venv check-rust ## Build, push (local registry), pull back and inspect both images; no Docker, no AWS
+	$(MAKE) --no-print-directory release-binaries hadolint ARCH=$(IMAGE_TEST_ARCH)
+	ARCH=$(IMAGE_TEST_ARCH) BUILD=$(abspath $(BUILD)) TAG=$(IMAGE_TAG) MAKE="$(MAKE)" \
+	  RELEASE_DIR=$(abspath $(TARGET_DIR))/$(RUST_TARGET_$(IMAGE_TEST_ARCH))/release scripts/test-images
