@@ -8,11 +8,18 @@ locals {
     kind => "${coalesce(image.repository, module.registry.repository_urls[kind])}@${image.digest}"
   }
 
+  # Namespace and Service values of our EMF metrics: the functions' environment sets them,
+  # dashboards and alarms read them.
+  metrics_namespace = "Books"
+  services          = { command = "command", query = "query", projector = "projector" }
+
   common_environment = {
     BOOKS_LOG                 = var.log_level
-    BOOKS_TELEMETRY_NAMESPACE = "Books"
+    BOOKS_TELEMETRY_NAMESPACE = local.metrics_namespace
   }
 }
+
+data "aws_region" "current" {}
 
 module "registry" {
   source      = "./modules/registry"
@@ -58,7 +65,7 @@ module "command" {
   log_retention_days   = var.log_retention_days
   kms_key_arn          = var.kms_key_arn
   environment = merge(local.common_environment, {
-    BOOKS_SERVICE = "command"
+    BOOKS_SERVICE = local.services.command
     BOOKS_TABLE   = module.tables.names.books
   })
   # Writes the write model only; it reads its own items back for conditional updates and
@@ -83,7 +90,7 @@ module "query" {
   log_retention_days   = var.log_retention_days
   kms_key_arn          = var.kms_key_arn
   environment = merge(local.common_environment, {
-    BOOKS_SERVICE    = "query"
+    BOOKS_SERVICE    = local.services.query
     BOOKS_VIEW_TABLE = module.tables.names.books_view
     BOOKS_CURSOR_KEY = terraform_data.cursor_key.triggers_replace
   })
@@ -108,7 +115,7 @@ module "projector" {
   log_retention_days   = var.log_retention_days
   kms_key_arn          = var.kms_key_arn
   environment = merge(local.common_environment, {
-    BOOKS_SERVICE    = "projector"
+    BOOKS_SERVICE    = local.services.projector
     BOOKS_VIEW_TABLE = module.tables.names.books_view
   })
   # Reads the write model's stream, writes the read model.
@@ -175,6 +182,24 @@ module "alarms" {
   api_name    = module.api.rest_api_name
   stage_name  = module.api.stage_name
   thresholds  = var.alarm_thresholds
+  namespace   = local.metrics_namespace
+  services    = local.services
   email       = var.alarm_email
   kms_key_arn = var.kms_key_arn
+}
+
+module "dashboards" {
+  source      = "./modules/dashboards"
+  name_prefix = local.name_prefix
+  templates   = [for file in fileset("${path.root}/../dashboards", "*.json") : "${path.root}/../dashboards/${file}"]
+  variables = {
+    name_prefix         = local.name_prefix
+    region              = data.aws_region.current.name
+    namespace           = local.metrics_namespace
+    api_name            = module.api.rest_api_name
+    stage               = module.api.stage_name
+    log_group_command   = module.command.telemetry_log_group
+    log_group_query     = module.query.telemetry_log_group
+    log_group_projector = module.projector.telemetry_log_group
+  }
 }

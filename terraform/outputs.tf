@@ -67,3 +67,8 @@ output "alarm_topic_arn" {
   description = "SNS topic of the alarms."
   value       = module.alarms.topic_arn
 }
+
+output "dashboards" {
+  description = "CloudWatch dashboard names by template (dashboards/*.json)."
+  value       = module.dashboards.names
+}

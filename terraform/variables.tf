@@ -150,7 +150,7 @@ variable "projector_stream" {
 }
 
 variable "alarm_thresholds" {
-  description = "Alarm thresholds, per minute over 3 of 5 minutes: function errors and throttles, API 5XX count, API p99 latency (ms), projector iterator age (ms), DynamoDB throttle events, and the function p99 duration as a fraction of its timeout."
+  description = "Alarm thresholds, per minute over 3 of 5 minutes: function errors and throttles, API 5XX count, API p99 latency (ms), projector iterator age (ms), DynamoDB throttle events, and the function p99 duration as a fraction of its timeout. On our own EMF metrics: projection lag (ms, maximum), log records dropped per 5 minutes, the share of writes refused for a stale If-Match, and the share of invocations that were cold starts (per 15 minutes)."
   type = object({
     function_errors    = number
     function_throttles = optional(number, 0)
@@ -159,6 +159,10 @@ variable "alarm_thresholds" {
     iterator_age_ms    = number
     dynamodb_throttles = optional(number, 0)
     duration_fraction  = number
+    projection_lag_ms  = optional(number, 60000)
+    logs_dropped       = optional(number, 0)
+    conflict_rate      = optional(number, 0.2)
+    cold_start_ratio   = optional(number, 0.5)
   })
   default = {
     function_errors   = 1
@@ -172,6 +176,7 @@ variable "alarm_thresholds" {
       for v in [
         var.alarm_thresholds.function_errors, var.alarm_thresholds.function_throttles, var.alarm_thresholds.api_5xx,
         var.alarm_thresholds.api_latency_p99, var.alarm_thresholds.iterator_age_ms, var.alarm_thresholds.dynamodb_throttles,
+        var.alarm_thresholds.projection_lag_ms, var.alarm_thresholds.logs_dropped,
       ] : v >= 0
     ])
     error_message = "alarm thresholds must not be negative."
@@ -179,6 +184,12 @@ variable "alarm_thresholds" {
   validation {
     condition     = var.alarm_thresholds.duration_fraction > 0 && var.alarm_thresholds.duration_fraction <= 1
     error_message = "duration_fraction must be in (0, 1]."
+  }
+  validation {
+    condition = alltrue([
+      for v in [var.alarm_thresholds.conflict_rate, var.alarm_thresholds.cold_start_ratio] : v > 0 && v <= 1
+    ])
+    error_message = "conflict_rate and cold_start_ratio are shares in (0, 1]."
   }
 }
 

@@ -325,6 +325,9 @@ class Footprint(unittest.TestCase):
         expected = {f"books-test-{role}-{kind}" for role in HANDLERS for kind in ("errors", "throttles", "duration-p99")}
         expected |= {"books-test-projector-iterator-age", "books-test-api-5xx", "books-test-api-latency-p99"}
         expected |= {f"books-test-{t}-{m}throttleevents" for t in ("books", "books_view") for m in ("read", "write")}
+        # On our own EMF metrics.
+        expected |= {"books-test-projection-lag", "books-test-conflict-rate"}
+        expected |= {f"books-test-{role}-{kind}" for role in HANDLERS for kind in ("logs-dropped", "cold-start-ratio")}
         self.assertEqual(set(alarms), expected)
         for alarm in alarms.values():
             self.assertEqual(alarm["AlarmActions"], [self.outputs["alarm_topic_arn"]])
@@ -335,6 +338,26 @@ class Footprint(unittest.TestCase):
                          {"ApiName": "books-test-api", "Stage": "v1"})
         topics = [t["TopicArn"] for t in self.sns.list_topics()["Topics"]]
         self.assertIn(self.outputs["alarm_topic_arn"], topics)
+        lag = alarms["books-test-projection-lag"]
+        self.assertEqual((lag["Namespace"], lag["MetricName"], lag["Statistic"]), ("Books", "ProjectionLag", "Maximum"))
+        self.assertEqual(lag["Dimensions"], [{"Name": "Service", "Value": "projector"}])
+        cold = alarms["books-test-query-cold-start-ratio"]
+        self.assertEqual((cold["MetricName"], cold["Statistic"], cold["Threshold"]), ("ColdStart", "Average", 0.5))
+        rate = alarms["books-test-conflict-rate"]
+        queried = {q["Id"]: q for q in rate["Metrics"]}
+        self.assertEqual(queried["rate"]["Expression"], "conflicts / (conflicts + replaced + deleted)")
+        self.assertEqual(queried["conflicts"]["MetricStat"]["Metric"]["MetricName"], "ConcurrencyConflicts")
+
+    def test_the_service_dashboard_is_rendered_with_this_deployment(self):
+        self.assertEqual(self.outputs["dashboards"], {"service": "books-test-service"})
+        body = json.loads(self.cloudwatch.get_dashboard(DashboardName="books-test-service")["DashboardBody"])
+        text = json.dumps(body)
+        self.assertNotIn("${", text, "every template placeholder is filled")
+        metrics = [row for w in body["widgets"] if w["type"] == "metric" for row in w["properties"]["metrics"]]
+        self.assertTrue(all(row[0] in ("Books", "AWS/ApiGateway") for row in metrics))
+        self.assertIn(["AWS/ApiGateway", "5XXError", "ApiName", "books-test-api", "Stage", "v1"], [r[:6] for r in metrics])
+        queries = [w["properties"]["query"] for w in body["widgets"] if w["type"] == "log"]
+        self.assertTrue(queries and all(f"SOURCE '/books/test/{role}'" in q for q in queries for role in HANDLERS))
 
 
 class WithoutPlatformLogs(unittest.TestCase):

@@ -37,7 +37,26 @@ variable "thresholds" {
     iterator_age_ms    = number
     dynamodb_throttles = number
     duration_fraction  = number
+    projection_lag_ms  = number
+    logs_dropped       = number
+    conflict_rate      = number
+    cold_start_ratio   = number
   })
+}
+
+variable "namespace" {
+  description = "Namespace of our EMF metrics (functions and the books-telemetry extension)."
+  type        = string
+  default     = "Books"
+}
+
+variable "services" {
+  description = "Value of the Service dimension by role, as the functions and the extension emit it."
+  type        = map(string)
+  validation {
+    condition     = alltrue([for role in ["command", "query", "projector"] : contains(keys(var.services), role)])
+    error_message = "services must name the command, query and projector services."
+  }
 }
 
 variable "email" {

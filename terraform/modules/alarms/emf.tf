@@ -1,0 +1,88 @@
+# Alarms on our own EMF metrics (namespace var.namespace, dimension Service): what only the
+# functions and the books-telemetry extension can tell. Same SNS topic as the others.
+
+resource "aws_cloudwatch_metric_alarm" "projection_lag" {
+  alarm_name          = "${var.name_prefix}-projection-lag"
+  alarm_description   = "Stream records reach the read model late: readers see stale books."
+  namespace           = var.namespace
+  metric_name         = "ProjectionLag"
+  dimensions          = { Service = var.services.projector }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 5
+  datapoints_to_alarm = 3
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.thresholds.projection_lag_ms
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "logs_dropped" {
+  for_each = var.services
+
+  alarm_name          = "${var.name_prefix}-${each.key}-logs-dropped"
+  alarm_description   = "Log records of ${each.value} were lost (the platform's or the extension's buffer overflowed, or CloudWatch refused them)."
+  namespace           = var.namespace
+  metric_name         = "LogsDropped"
+  dimensions          = { Service = each.value }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.thresholds.logs_dropped
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "conflict_rate" {
+  alarm_name          = "${var.name_prefix}-conflict-rate"
+  alarm_description   = "Too many writes refused with 412 (stale If-Match): clients race on the same books."
+  evaluation_periods  = 3
+  datapoints_to_alarm = 2
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.thresholds.conflict_rate
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+
+  metric_query {
+    id          = "rate"
+    expression  = "conflicts / (conflicts + replaced + deleted)"
+    label       = "share of conditional writes refused"
+    return_data = true
+  }
+
+  dynamic "metric_query" {
+    for_each = { conflicts = "ConcurrencyConflicts", replaced = "BooksUpdated", deleted = "BooksDeleted" }
+    content {
+      id = metric_query.key
+      metric {
+        namespace   = var.namespace
+        metric_name = metric_query.value
+        dimensions  = { Service = var.services.command }
+        stat        = "Sum"
+        period      = 300
+      }
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "cold_start_ratio" {
+  for_each = var.services
+
+  alarm_name          = "${var.name_prefix}-${each.key}-cold-start-ratio"
+  alarm_description   = "Too many invocations of ${each.value} are cold starts: consider provisioned concurrency or a smaller init."
+  namespace           = var.namespace
+  metric_name         = "ColdStart"
+  dimensions          = { Service = each.value }
+  statistic           = "Average"
+  period              = 900
+  evaluation_periods  = 2
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.thresholds.cold_start_ratio
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+}
