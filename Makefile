@@ -45,11 +45,15 @@ $(VENV)/.installed: requirements.txt | check-python
 # --- tests ------------------------------------------------------------------------------------
 
 .PHONY: test test-rust lint
-test: test-rust lint ## Everything: Rust tests against moto, clippy, rustfmt, Terraform against moto, the images, the local cloud end to end
+test: test-rust test-scripts lint ## Everything: Rust tests against moto, clippy, rustfmt, Terraform against moto, the images, the local cloud end to end
 
 test-rust: venv check-rust ## Unit and integration tests of the workspace, against a private moto server
 	@echo "==> cargo test --workspace (moto server started for the run)"
 	$(WITH_MOTO) -- $(CARGO) test --workspace --locked
+
+.PHONY: test-scripts
+test-scripts: venv ## Tests of the Python tools (dashboard drift check and renderer) against a moto server
+	$(VENV_PY) -m unittest discover -s scripts/tests
 
 lint: check-rust ## cargo fmt --check and clippy with warnings denied
 	$(CARGO) fmt --all --check
@@ -89,6 +93,13 @@ local-build: check-rust
 	@mkdir -p $(BUILD)/bin
 	@cp -f $(TARGET_DIR)/debug/books-local $(BUILD)/bin/books-local
 	scripts/stage-rootfs $(TARGET_DIR)/debug $(BUILD)/rootfs $(TARGET_DIR)/debug/books-telemetry
+
+.PHONY: dashboard-preview
+dashboard-preview: venv ## Draw the dashboards from what a running local cloud emitted (make run prints the command)
+	@test -n "$$AWS_ENDPOINT_URL" || { echo "error: set AWS_ENDPOINT_URL to the local cloud's moto endpoint (make run prints it)"; exit 1; }
+	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-testing} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-testing} \
+	  AWS_REGION=$${AWS_REGION:-us-east-1} $(VENV_PY) scripts/dashboards.py render --log-group-prefix /books/local/ \
+	  --out-dir $(BUILD)/dashboards
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps .venv)
