@@ -31,7 +31,9 @@ hadolint: venv ## Lint docker/Dockerfile (hadolint, pinned in requirements.txt)
 images: release-binaries hadolint ## Build both images (CONTAINER_TOOL=docker|podman|buildah, BASE_IMAGE, ARCH)
 	$(IMAGE_ENV) scripts/images build
 
-aws-lambda-delivery: release-binaries hadolint ## Build and push both images to ECR (or REGISTRY=host:port), record their digests
+aws-lambda-delivery: ## Build and push both images to ECR (or REGISTRY=host:port), record their digests
+	$(IMAGE_ENV) REGISTRY=$(REGISTRY) scripts/aws-lambda preflight
+	$(MAKE) --no-print-directory release-binaries hadolint
 	$(IMAGE_ENV) REGISTRY=$(REGISTRY) scripts/aws-lambda delivery
 
 aws-lambda-provision: venv $(TF_CLI_CONFIG_FILE) ## terraform apply with the delivered digests; prints the URL and how to read the API key
