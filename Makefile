@@ -60,8 +60,9 @@ lint: check-rust ## cargo fmt --check and clippy with warnings denied
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 .PHONY: bench
-bench: venv check-rust ## Benchmarks: handler cost vs. the bare DynamoDB calls, side by side in one run
+bench: venv check-rust ## Benchmarks: handler cost vs. the bare DynamoDB calls, telemetry pipeline throughput; ratios measured side by side
 	$(WITH_MOTO) -- $(CARGO) bench -p books --bench handlers --locked
+	$(CARGO) bench -p books-telemetry --bench pipeline --locked
 
 .PHONY: fmt
 fmt: ## Format the Rust code
