@@ -41,6 +41,10 @@ pub enum Mode {
     Background,
 }
 
+/// How long an INVOKE may go without its `platform.start` before the extension stops waiting
+/// for the runtime through telemetry (deliveries come every `timeoutMs`, 25 ms by default).
+pub const TELEMETRY_SILENCE_LIMIT: Duration = Duration::from_secs(2);
+
 /// Invocations the adaptive strategy looks back on.
 const WINDOW: usize = 10;
 /// Invocations it needs before it calls traffic frequent.
@@ -185,6 +189,17 @@ impl Flusher {
         let wait = deadline.saturating_duration_since(Instant::now());
         let this = Arc::clone(self);
         let flush_after_runtime = async move {
+            // The platform announces the invocation within a delivery period; if it stays silent
+            // the Telemetry API is not reaching us, and waiting for runtimeDone would hold the
+            // invocation until its deadline.
+            let announced = this
+                .pipeline
+                .wait_for(TELEMETRY_SILENCE_LIMIT.min(wait), |p| p.started.as_deref() == Some(&request_id))
+                .await;
+            if !announced {
+                tracing::warn!(request_id, "no telemetry for this invocation: not waiting for it to end");
+                return;
+            }
             let answered = this.pipeline.wait_for(wait, |p| p.runtime_done.as_deref() == Some(&request_id)).await;
             match mode {
                 Mode::End if answered && this.may_flush() => {

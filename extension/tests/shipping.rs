@@ -263,3 +263,15 @@ async fn background_flush_never_holds_the_invocation() {
     }
     assert_eq!(support::messages(&rig.shipped().await), ["in the background"]);
 }
+
+#[tokio::test]
+async fn silent_telemetry_never_holds_an_invocation_until_its_deadline() {
+    let rig = Rig::new("silent", &[("BOOKS_TELEMETRY_FLUSH", "end")]).await;
+    let started = std::time::Instant::now();
+    rig.flusher.on_invoke("req-silent".into(), (now_ms() + 60_000) as u64).await;
+    let held = started.elapsed();
+    assert!(
+        held >= books_telemetry::flush::TELEMETRY_SILENCE_LIMIT && held < std::time::Duration::from_secs(30),
+        "held {held:?}: waits for the platform a while, never for the whole 60 s deadline"
+    );
+}
