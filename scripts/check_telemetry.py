@@ -34,12 +34,13 @@ def platform_metric_names():
     return names
 
 
-def function_lines(log_path, functions):
+def function_lines(log_path, functions, extension=None):
+    """Lines books-local echoed as `[<function>] line`, or `[<function>/<extension>] line`."""
     lines = collections.defaultdict(list)
     for raw in pathlib.Path(log_path).read_text(errors="replace").splitlines():
-        match = re.match(r"^\[([^\]/]+)\] (.*)$", raw)
-        if match and match.group(1) in functions:
-            lines[match.group(1)].append(match.group(2))
+        match = re.match(r"^\[([^\]/]+)(?:/([^\]]+))?\] (.*)$", raw)
+        if match and match.group(1) in functions and match.group(2) == extension:
+            lines[match.group(1)].append(match.group(3))
     return lines
 
 
@@ -74,9 +75,10 @@ def emf_values(document):
     return values
 
 
-def check_function(name, written, shipped, platform_names):
+def check_function(name, written, shipped, platform_names, extension_written=()):
     failures = []
     logs_shipped = collections.defaultdict(list)
+    extension_shipped = collections.defaultdict(list)
     metrics_shipped = collections.defaultdict(list)
     for message in shipped:
         try:
@@ -87,6 +89,8 @@ def check_function(name, written, shipped, platform_names):
         if "_aws" in event:
             for key, values in emf_values(event).items():
                 metrics_shipped[key].extend(values)
+        elif event.get("source") == "extension":
+            extension_shipped[event.get("message")].append(event)
         elif "type" not in event:  # platform records are checked through their metrics
             logs_shipped[event.get("message")].append(event)
 
@@ -116,9 +120,24 @@ def check_function(name, written, shipped, platform_names):
         if missing:
             failures.append(f"{name}: shipped without {missing}: {json.dumps(match)[:300]}")
         checked += 1
-    extra = sum(len(v) for v in logs_shipped.values())
+    # The extension's own diagnostics (stderr) travel the same way, marked source=extension.
+    for line in extension_written:
+        try:
+            original = json.loads(line)
+        except ValueError:
+            original = None
+        if not isinstance(original, dict):
+            original = {"message": line.rstrip()}
+        candidates = extension_shipped.get(original.get("message"), [])
+        match = next((e for e in candidates if all(e.get(k) == v for k, v in original.items())), None)
+        if match is None:
+            failures.append(f"{name}: extension line not shipped: {line[:300]}")
+        else:
+            candidates.remove(match)
+    extra = [event for events in logs_shipped.values() for event in events]
     if extra:
-        failures.append(f"{name}: {extra} shipped log events that the function never wrote (duplicates?)")
+        failures.append(f"{name}: {len(extra)} shipped log events that the function never wrote (duplicates?)")
+        failures += [f"{name}:   unmatched: {json.dumps(event)[:400]}" for event in extra[:5]]
 
     for key, values in metrics_written.items():
         got = metrics_shipped.get(key, [])
@@ -168,11 +187,13 @@ def main():
     if "could not be shipped" in log_text:
         failures.append("the extension reported telemetry it could not ship at shutdown")
     written = function_lines(log_path, functions)
+    extension_written = function_lines(log_path, functions, extension="books-telemetry")
     if not any(written.values()):
         failures.append(f"no function output found in {log_path}")
     print("==> telemetry shipped by books-telemetry (moto CloudWatch Logs)")
     for name, group in sorted(functions.items()):
-        failures += check_function(name, written.get(name, []), shipped_events(logs, group), platform_names)
+        failures += check_function(name, written.get(name, []), shipped_events(logs, group), platform_names,
+                                   extension_written.get(name, []))
     if failures:
         print("\n".join(["telemetry check failed:"] + failures[:40]), file=sys.stderr)
         raise SystemExit(1)

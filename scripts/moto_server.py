@@ -1,4 +1,4 @@
-"""The local AWS endpoint: moto's server with two behaviours brought closer to AWS.
+"""The local AWS endpoint: moto's server with three behaviours brought closer to AWS.
 
 1. moto invokes a Lambda function itself (through Docker) whenever a DynamoDB table with an
    event source mapping gets a stream record, then drops the records it delivered. In the local
@@ -8,6 +8,10 @@
 2. moto's server answers requests on several threads but does not lock its DynamoDB backend, so
    two concurrent conditional writes or transactions can both pass their conditions. DynamoDB
    makes each of them atomic; here every DynamoDB item operation runs under one lock.
+3. moto rolls a cancelled transaction back by swapping each table for a deep copy taken
+   before it, stream shard included, so every open shard iterator keeps reading the old shard
+   and never sees another record (a stream reader stalls after the first 409). Here the table
+   and shard objects stay, and only their contents are restored.
 
 Everything else is moto's server, unchanged.
 """
@@ -43,6 +47,30 @@ def _atomic(operation):
 
     return run
 
+
+_transact_write_items = DynamoDBBackend.transact_write_items
+
+
+def _transact_in_place(self, transact_items):
+    tables = dict(self.tables)
+    try:
+        return _transact_write_items(self, transact_items)
+    except Exception:
+        for name, table in tables.items():
+            restored = self.tables.get(name)
+            if restored is None or restored is table:
+                continue
+            shard = getattr(table, "stream_shard", None)
+            table.__dict__.update(restored.__dict__)
+            if shard is not None and restored.stream_shard is not None:
+                shard.items = restored.stream_shard.items
+                shard.table = table
+                table.stream_shard = shard
+            self.tables[name] = table
+        raise
+
+
+DynamoDBBackend.transact_write_items = _transact_in_place
 
 for _name in _ITEM_OPERATIONS:
     if hasattr(DynamoDBBackend, _name):

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::Config;
-use crate::pipeline::{now_ms, Backlog, Pipeline};
+use crate::pipeline::{now_ms, Backlog, Pipeline, Progress};
 use crate::ship::Shipper;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,15 +192,13 @@ impl Flusher {
             // The platform announces the invocation within a delivery period; if it stays silent
             // the Telemetry API is not reaching us, and waiting for runtimeDone would hold the
             // invocation until its deadline.
-            let announced = this
-                .pipeline
-                .wait_for(TELEMETRY_SILENCE_LIMIT.min(wait), |p| p.started.as_deref() == Some(&request_id))
-                .await;
+            let announced =
+                this.pipeline.wait_for(TELEMETRY_SILENCE_LIMIT.min(wait), |p| p.has_started(&request_id)).await;
             if !announced {
                 tracing::warn!(request_id, "no telemetry for this invocation: not waiting for it to end");
                 return;
             }
-            let answered = this.pipeline.wait_for(wait, |p| p.runtime_done.as_deref() == Some(&request_id)).await;
+            let answered = this.pipeline.wait_for(wait, |p| p.runtime_done(&request_id)).await;
             match mode {
                 Mode::End if answered && this.may_flush() => {
                     this.flush(Some(deadline)).await;
@@ -225,7 +223,7 @@ impl Flusher {
         let deadline = instant_at(deadline_ms).checked_sub(self.shutdown_margin).unwrap_or_else(Instant::now);
         // The report of the last invocation comes after it; give the platform a moment for it.
         let grace = deadline.saturating_duration_since(Instant::now()) / 3;
-        self.pipeline.wait_for(grace, |p| p.reported == p.started).await;
+        self.pipeline.wait_for(grace, Progress::settled).await;
         tokio::time::sleep((self.delivery_timeout * 2).min(grace)).await;
         loop {
             let report = self.flush(Some(deadline)).await;

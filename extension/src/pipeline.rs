@@ -19,11 +19,39 @@ use crate::telemetry::record::{self, Kind, Record};
 pub const MAX_PENDING_DOCUMENTS: usize = 1_000;
 
 /// What the pipeline has seen of the invocation lifecycle, for the flush policy to wait on.
+/// Recent request ids are kept, not just the last: with background flushes the next
+/// invocation may start before a waiter of the previous one looks.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Progress {
-    pub started: Option<String>,
-    pub runtime_done: Option<String>,
-    pub reported: Option<String>,
+    pub last_started: Option<String>,
+    pub last_reported: Option<String>,
+    started: VecDeque<String>,
+    runtime_done: VecDeque<String>,
+}
+
+/// Request ids remembered per lifecycle step.
+const RECENT_REQUESTS: usize = 64;
+
+impl Progress {
+    pub fn has_started(&self, request_id: &str) -> bool {
+        self.started.iter().any(|id| id == request_id)
+    }
+
+    pub fn runtime_done(&self, request_id: &str) -> bool {
+        self.runtime_done.iter().any(|id| id == request_id)
+    }
+
+    /// True when the last invocation that started has been reported (or none started).
+    pub fn settled(&self) -> bool {
+        self.last_started == self.last_reported
+    }
+
+    fn remember(recent: &mut VecDeque<String>, request_id: &str) {
+        if recent.len() == RECENT_REQUESTS {
+            recent.pop_front();
+        }
+        recent.push_back(request_id.to_owned());
+    }
 }
 
 /// What a flush takes out of the pipeline.
@@ -229,7 +257,10 @@ impl Pipeline {
             "platform.start" => {
                 state.context.request_id = request_id.clone();
                 state.context.trace_id = record.pointer("/tracing/value").and_then(Value::as_str).map(str::to_owned);
-                progress.started = request_id.clone();
+                if let Some(id) = &request_id {
+                    Progress::remember(&mut progress.started, id);
+                }
+                progress.last_started = request_id.clone();
             }
             "platform.runtimeDone" => {
                 if let (Some(id), Some(ms)) = (&request_id, metrics.get("durationMs").and_then(Value::as_f64)) {
@@ -238,12 +269,14 @@ impl Pipeline {
                     }
                     state.context.runtime_ms.insert(id.clone(), ms);
                 }
-                progress.runtime_done = request_id.clone();
+                if let Some(id) = &request_id {
+                    Progress::remember(&mut progress.runtime_done, id);
+                }
             }
             "platform.report" => {
                 self.report_metrics(state, time_ms, request_id.as_deref(), status, &metrics);
                 state.context.cold = false;
-                progress.reported = request_id.clone();
+                progress.last_reported = request_id.clone();
             }
             "platform.logsDropped" => {
                 let dropped = record.get("droppedRecords").and_then(Value::as_f64).unwrap_or(0.0);
@@ -489,6 +522,18 @@ mod tests {
         let out = pipeline.take_outgoing(now_ms());
         assert_eq!(metric_values(&out, "BooksCreated"), [1.0, 1.0]);
         assert!(logs(&out).iter().all(|l| l.get("BooksCreated").is_none()));
+    }
+
+    #[test]
+    fn progress_remembers_invocations_a_later_one_has_overtaken() {
+        let pipeline = pipeline(1 << 20);
+        deliver(&pipeline, invocation("r1", true, vec![]));
+        deliver(&pipeline, invocation("r2", false, vec![]));
+        let progress = pipeline.progress().borrow().clone();
+        assert!(progress.has_started("r1") && progress.has_started("r2"));
+        assert!(progress.runtime_done("r1") && progress.runtime_done("r2"));
+        assert!(!progress.has_started("r3"));
+        assert!(progress.settled(), "r2, the last to start, was reported");
     }
 
     #[test]

@@ -127,6 +127,9 @@ async fn the_local_cloud_serves_the_books_api_behind_keys_and_a_usage_plan() {
     assert_eq!(created.headers["location"], format!("/v1/books/{book_id}"));
     let replay = api.call("POST", "/books", &[("idempotency-key", "e2e-1")], Some(&book())).await;
     assert_eq!((replay.status, replay.body.as_str()), (201, created.body.as_str()));
+    let taken = api.call("POST", "/books", &[], Some(&book())).await;
+    assert_eq!(taken.status, 409, "the ISBN is taken: {}", taken.body);
+    assert_eq!(taken.headers["content-type"], "application/problem+json");
     let path = format!("/books/{book_id}");
     let read = api.eventually(&path, 200).await;
     assert_eq!(read.json(), created.json());

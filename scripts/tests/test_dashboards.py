@@ -9,6 +9,7 @@ import socket
 import sys
 import tempfile
 import unittest
+import unittest.mock
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import dashboards  # noqa: E402
@@ -92,8 +93,10 @@ class AgainstMoto(unittest.TestCase):
             port = s.getsockname()[1]
         cls.server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         cls.server.start()
-        os.environ.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_REGION="us-east-1",
-                          AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+        cls.environment = unittest.mock.patch.dict(os.environ, {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+        cls.environment.start()
         import boto3
 
         cls.logs = boto3.client("logs", region_name="us-east-1")
@@ -116,6 +119,7 @@ class AgainstMoto(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.server.stop()
+        cls.environment.stop()
 
     def dashboard(self, *rows):
         body = {"widgets": [

@@ -1,0 +1,53 @@
+"""Tests of scripts/moto_server.py's corrections to moto (applied on import)."""
+
+import os
+import pathlib
+import sys
+import unittest
+import unittest.mock
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+import boto3  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+import moto_server  # noqa: E402,F401  (patches moto's DynamoDB backend)
+
+
+class CancelledTransactions(unittest.TestCase):
+    @unittest.mock.patch.dict(os.environ, {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    @mock_aws
+    def test_an_open_stream_reader_sees_records_written_after_a_cancelled_transaction(self):
+        os.environ.pop("AWS_ENDPOINT_URL", None)  # in-process moto, whatever the caller points at
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+        dynamodb.create_table(
+            TableName="books", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+        arn = dynamodb.describe_table(TableName="books")["Table"]["LatestStreamArn"]
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard,
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        dynamodb.put_item(TableName="books", Item={"pk": {"S": "ISBN#1"}})
+        page = streams.get_records(ShardIterator=iterator)
+        self.assertEqual([r["dynamodb"]["Keys"]["pk"]["S"] for r in page["Records"]], ["ISBN#1"])
+
+        with self.assertRaises(dynamodb.exceptions.TransactionCanceledException):
+            dynamodb.transact_write_items(TransactItems=[
+                {"Put": {"TableName": "books", "Item": {"pk": {"S": "BOOK#2"}},
+                         "ConditionExpression": "attribute_not_exists(pk)"}},
+                {"Put": {"TableName": "books", "Item": {"pk": {"S": "ISBN#1"}},
+                         "ConditionExpression": "attribute_not_exists(pk)"}},
+            ])
+        dynamodb.put_item(TableName="books", Item={"pk": {"S": "BOOK#3"}})
+
+        page = streams.get_records(ShardIterator=page["NextShardIterator"])
+        self.assertEqual([r["dynamodb"]["Keys"]["pk"]["S"] for r in page["Records"]], ["BOOK#3"],
+                         "the reader's iterator sees the write after the cancelled transaction, and nothing of it")
+        items = sorted(i["pk"]["S"] for i in dynamodb.scan(TableName="books")["Items"])
+        self.assertEqual(items, ["BOOK#3", "ISBN#1"], "the cancelled transaction left nothing behind")
+
+
+if __name__ == "__main__":
+    unittest.main()
