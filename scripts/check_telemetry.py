@@ -19,6 +19,8 @@ import sys
 
 import boto3
 
+import dashboards
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ENRICHMENT = ("cold_start", "function_name", "function_version")
 
@@ -45,21 +47,25 @@ def function_lines(log_path, functions, extension=None):
 
 
 def shipped_events(logs, group):
-    events = []
-    streams = logs.get_paginator("describe_log_streams").paginate(logGroupName=group)
-    for page in streams:
-        for stream in page["logStreams"]:
-            token = None
-            while True:
-                kwargs = dict(logGroupName=group, logStreamName=stream["logStreamName"], startFromHead=True)
-                if token:
-                    kwargs["nextToken"] = token
-                page_events = logs.get_log_events(**kwargs)
-                events.extend(e["message"] for e in page_events["events"])
-                if not page_events["events"] or page_events.get("nextForwardToken") == token:
-                    break
-                token = page_events.get("nextForwardToken")
-    return events
+    return list(dashboards.log_messages(logs, group))
+
+
+def as_structured(line):
+    """A written line as the extension structures it: JSON objects stay, text becomes {message}."""
+    try:
+        original = json.loads(line)
+    except ValueError:
+        original = None
+    return original if isinstance(original, dict) else {"message": line.rstrip()}
+
+
+def take_match(shipped_by_message, original):
+    """Removes and returns the shipped event that holds every field of `original`, if any."""
+    candidates = shipped_by_message.get(original.get("message"), [])
+    match = next((e for e in candidates if all(e.get(k) == v for k, v in original.items())), None)
+    if match is not None:
+        candidates.remove(match)
+    return match
 
 
 def emf_values(document):
@@ -98,42 +104,25 @@ def check_function(name, written, shipped, platform_names, extension_written=())
     request_ids = set()
     checked = 0
     for line in written:
-        try:
-            original = json.loads(line)
-        except ValueError:
-            original = None
-        if not isinstance(original, dict):
-            original = {"message": line.rstrip()}
+        original = as_structured(line)
         if "_aws" in original:
             for key, values in emf_values(original).items():
                 metrics_written[key].extend(values)
             continue
         if original.get("request_id"):
             request_ids.add(original["request_id"])
-        candidates = logs_shipped.get(original.get("message"), [])
-        match = next((e for e in candidates if all(e.get(k) == v for k, v in original.items())), None)
+        match = take_match(logs_shipped, original)
         if match is None:
             failures.append(f"{name}: not shipped (or altered): {line[:300]}")
             continue
-        candidates.remove(match)
         missing = [k for k in ENRICHMENT if k not in match]
         if missing:
             failures.append(f"{name}: shipped without {missing}: {json.dumps(match)[:300]}")
         checked += 1
     # The extension's own diagnostics (stderr) travel the same way, marked source=extension.
     for line in extension_written:
-        try:
-            original = json.loads(line)
-        except ValueError:
-            original = None
-        if not isinstance(original, dict):
-            original = {"message": line.rstrip()}
-        candidates = extension_shipped.get(original.get("message"), [])
-        match = next((e for e in candidates if all(e.get(k) == v for k, v in original.items())), None)
-        if match is None:
+        if take_match(extension_shipped, as_structured(line)) is None:
             failures.append(f"{name}: extension line not shipped: {line[:300]}")
-        else:
-            candidates.remove(match)
     extra = [event for events in logs_shipped.values() for event in events]
     if extra:
         failures.append(f"{name}: {len(extra)} shipped log events that the function never wrote (duplicates?)")

@@ -50,32 +50,36 @@ def emf_points(document):
     return points
 
 
+def log_messages(logs, group):
+    """Every message of every stream of a log group, oldest first per stream."""
+    for streams in logs.get_paginator("describe_log_streams").paginate(logGroupName=group):
+        for stream in streams["logStreams"]:
+            token = None
+            while True:
+                args = dict(logGroupName=group, logStreamName=stream["logStreamName"], startFromHead=True)
+                if token:
+                    args["nextToken"] = token
+                page = logs.get_log_events(**args)
+                yield from (event["message"] for event in page["events"])
+                next_token = page.get("nextForwardToken")
+                if not page["events"] or next_token == token:
+                    break
+                token = next_token
+
+
 def collect_points(logs, prefix=""):
     """Every EMF value in the log groups whose name starts with `prefix`."""
     points = []
     kwargs = {"logGroupNamePrefix": prefix} if prefix else {}
     for page in logs.get_paginator("describe_log_groups").paginate(**kwargs):
         for group in page["logGroups"]:
-            name = group["logGroupName"]
-            for streams in logs.get_paginator("describe_log_streams").paginate(logGroupName=name):
-                for stream in streams["logStreams"]:
-                    token = None
-                    while True:
-                        args = dict(logGroupName=name, logStreamName=stream["logStreamName"], startFromHead=True)
-                        if token:
-                            args["nextToken"] = token
-                        page_events = logs.get_log_events(**args)
-                        for event in page_events["events"]:
-                            if '"_aws"' not in event["message"]:
-                                continue
-                            try:
-                                points.extend(emf_points(json.loads(event["message"])))
-                            except ValueError:
-                                pass
-                        next_token = page_events.get("nextForwardToken")
-                        if not page_events["events"] or next_token == token:
-                            break
-                        token = next_token
+            for message in log_messages(logs, group["logGroupName"]):
+                if '"_aws"' not in message:
+                    continue
+                try:
+                    points.extend(emf_points(json.loads(message)))
+                except ValueError:
+                    pass
     return points
 
 
