@@ -15,7 +15,9 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 # Parts kept in their own files (Terraform, ...). Included here, before the rules that use
 # their variables.
--include mk/*.mk
+# terraform.mk first: the others name its TF_CLI_CONFIG_FILE as a prerequisite.
+-include mk/terraform.mk
+-include $(filter-out mk/terraform.mk,$(wildcard mk/*.mk))
 
 .PHONY: help
 help: ## List the public targets
@@ -59,11 +61,6 @@ lint: check-rust ## cargo fmt --check and clippy with warnings denied
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-.PHONY: bench
-bench: venv check-rust ## Benchmarks: handler cost vs. the bare DynamoDB calls, telemetry pipeline throughput; ratios measured side by side
-	$(WITH_MOTO) -- $(CARGO) bench -p books --bench handlers --locked
-	$(CARGO) bench -p books-telemetry --bench pipeline --locked
-
 .PHONY: fmt
 fmt: ## Format the Rust code
 	$(CARGO) fmt --all
@@ -86,7 +83,7 @@ test-local-e2e: test-images venv check-rust check-terraform local-build $(TF_CLI
 	BUILD=$(abspath $(BUILD)) ROOTFS=$(abspath $(BUILD))/image-rootfs TERRAFORM=$(TERRAFORM) CARGO=$(CARGO) \
 	  $(WITH_MOTO) -- scripts/e2e-local
 
-test: test-local-e2e
+test: test-local-e2e test-bench
 
 local-build: check-rust
 	@echo "==> building the functions, the extension and books-local"

@@ -95,7 +95,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .into());
         }
         tracing::info!(function = %spec.name, bootstrap = %spec.bootstrap.display(),
-            extensions = ?spec.extensions_dir, memory_mb = spec.memory_mb, timeout = ?spec.timeout, "function");
+            extensions = ?spec.extensions_dir, memory_mb = spec.memory_mb, timeout = ?spec.timeout,
+            reserved_concurrency = ?spec.reserved_concurrency, "function");
         specs.push(spec);
     }
     let settings = LambdaSettings {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use books_local::invoke::{InvokeOutcome, InvokeRequest, Invoker};
+use books_local::lambda::observe::Observation;
 use books_local::lambda::{LambdaService, LambdaSettings};
 use serde_json::{json, Value};
 use support::{eventually, Fixture};
@@ -197,6 +198,46 @@ async fn an_invocation_ends_only_after_the_extension_called_next() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_observer_gets_the_init_and_invocation_timelines() {
+    let fixture = Fixture::new(
+        Duration::from_secs(5),
+        true,
+        &[("FIXTURE_AFTER_INVOKE_MS", "200"), ("FIXTURE_TELEMETRY", r#"{"timeoutMs": 25}"#)],
+    );
+    let (observer, mut observations) = tokio::sync::mpsc::unbounded_channel();
+    let service =
+        LambdaService::new(vec![fixture.spec.clone()], LambdaSettings { observer: Some(observer), ..settings() });
+    response(invoke(&service, json!({})).await);
+    response(invoke(&service, json!({})).await);
+    service.shutdown().await;
+    let mut seen = Vec::new();
+    while let Ok(observation) = observations.try_recv() {
+        seen.push(observation);
+    }
+    let [Observation::Init(init), Observation::Invoke(cold), Observation::Invoke(warm)] = seen.as_slice() else {
+        panic!("one init then two invocations, got {seen:?}");
+    };
+    assert_eq!(init.function, "fixture");
+    let [extension] = init.extensions.as_slice() else { panic!("one extension: {init:?}") };
+    assert!(extension.pid > 0 && init.runtime_pid > 0 && extension.pid != init.runtime_pid);
+    let subscribed = extension.subscribed.expect("the fixture subscribes to telemetry");
+    let ready = extension.ready.expect("the extension called next");
+    assert!(extension.spawned <= extension.registered && extension.registered <= subscribed && subscribed <= ready);
+    assert!(ready <= init.init, "init ends once every extension waits: {init:?}");
+    assert_eq!(extension.ready_after_spawn(), Some(ready - extension.spawned));
+    assert!(cold.cold && !warm.cold && cold.request_id != warm.request_id);
+    for invocation in [cold, warm] {
+        // The extension sleeps 200 ms after its INVOKE event, which came when the runtime's did.
+        let whole = invocation.runtime + invocation.post_runtime;
+        assert!(whole >= Duration::from_millis(200), "the extension kept the invocation open: {invocation:?}");
+        assert!(
+            invocation.post_runtime > Duration::from_millis(100),
+            "mostly after the runtime's answer: {invocation:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn telemetry_carries_platform_events_function_and_extension_logs() {
     let fixture = Fixture::new(Duration::from_secs(5), true, &[("FIXTURE_TELEMETRY", r#"{"timeoutMs": 25}"#)]);
     let service = LambdaService::new(vec![fixture.spec.clone()], settings());
@@ -283,6 +324,24 @@ async fn concurrency_scales_out_to_the_reserved_limit_then_throttles() {
     assert_eq!(service.environments("fixture"), 2, "two cold starts, reserved concurrency 2");
     response(invoke(&service, json!({})).await);
     assert_eq!(fixture.lines("runtime.jsonl").len(), 2, "a warm environment was reused");
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_caller_hanging_up_loses_neither_the_invocation_nor_its_environment() {
+    let fixture = Fixture::new(Duration::from_secs(10), false, &[]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    for _ in 0..3 {
+        // The caller gives up while the function still works (as a client closing its connection).
+        let gave_up =
+            tokio::time::timeout(Duration::from_millis(300), invoke(&service, json!({"sleep_ms": 600}))).await;
+        assert!(gave_up.is_err(), "neither throttled nor failed: the call outlived its caller");
+        tokio::time::sleep(Duration::from_millis(600)).await; // the function finishes meanwhile
+    }
+    // Reserved concurrency is 2: had the abandoned invocations kept their slots, the third call
+    // above and this one would be throttled.
+    response(invoke(&service, json!({})).await);
+    assert!(service.environments("fixture") <= 2, "abandoned invocations finished in their environments");
     service.shutdown().await;
 }
 

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use super::observe::{ExtensionTimeline, InitTimeline, InvokeTimeline, Observation, Observer};
 use super::process::{self, Process};
 use super::telemetry_api::{log_record, platform_record, Stream, Subscriber};
 use super::LambdaSettings;
@@ -51,6 +52,10 @@ pub struct Extension {
     /// Parked in `event/next`, i.e. done with everything it was given.
     pub waiting: bool,
     pub events: VecDeque<Value>,
+    pub registered_at: Instant,
+    pub subscribed_at: Option<Instant>,
+    /// Its first `event/next`.
+    pub ready_at: Option<Instant>,
 }
 
 /// State shared by the API handlers and the controller; every change wakes every waiter.
@@ -193,6 +198,7 @@ pub struct Environment {
     pub invocations: u64,
     pub last_used: Instant,
     pub healthy: bool,
+    observer: Option<Observer>,
 }
 
 impl Environment {
@@ -221,6 +227,7 @@ impl Environment {
             invocations: 0,
             last_used: Instant::now(),
             healthy: true,
+            observer: settings.observer.clone(),
         };
         sandbox.emit_platform(
             "platform.initStart",
@@ -228,9 +235,11 @@ impl Environment {
                    "functionVersion": spec.version, "runtimeVersion": "provided:al2023",
                    "instanceId": http_util::uuid(), "instanceMaxMemory": spec.memory_mb as u64 * 1024 * 1024}),
         );
-        match environment.run_init(settings, started).await {
+        let mut spawns = Vec::new();
+        match environment.run_init(settings, started, &mut spawns).await {
             Ok(()) => {
                 environment.init_duration = started.elapsed();
+                environment.observe_init(started, &spawns);
                 let ms = duration_ms(environment.init_duration);
                 sandbox.emit_platform(
                     "platform.initRuntimeDone",
@@ -260,7 +269,13 @@ impl Environment {
         }
     }
 
-    async fn run_init(&mut self, settings: &LambdaSettings, started: Instant) -> Result<(), (String, String)> {
+    /// Runs the init phase; `spawns` gets each extension's name and start time.
+    async fn run_init(
+        &mut self,
+        settings: &LambdaSettings,
+        started: Instant,
+        spawns: &mut Vec<(String, Instant)>,
+    ) -> Result<(), (String, String)> {
         let sandbox_ref = Arc::clone(&self.sandbox);
         let spec = &sandbox_ref.spec;
         let deadline = tokio::time::Instant::from_std(started + INIT_LIMIT);
@@ -282,6 +297,7 @@ impl Environment {
                 eprintln!("[{label}] {line}");
                 sandbox.emit_log(Stream::Extension, line);
             };
+            spawns.push((name.clone(), Instant::now()));
             let process = process::spawn(&name, path, &[], &spec.task_root, &extension_env, on_line)
                 .map_err(|e| ("Extension.LaunchError".to_owned(), format!("{}: {e}", path.display())))?;
             self.watch_exit(&process);
@@ -335,6 +351,34 @@ impl Environment {
             Err(_) => Err(("Sandbox.Timedout".into(), format!("init did not finish within {INIT_LIMIT:?}"))),
             Ok(result) => result,
         }
+    }
+
+    fn observe_init(&self, started: Instant, spawns: &[(String, Instant)]) {
+        let Some(observer) = &self.observer else { return };
+        let since = |at: Instant| at.saturating_duration_since(started);
+        let extensions = self.sandbox.update(|s| {
+            s.extensions
+                .iter()
+                .map(|e| {
+                    let spawned = spawns.iter().find(|(name, _)| *name == e.name).map_or(started, |(_, at)| *at);
+                    let pid = self.extensions.iter().find(|p| p.name == e.name).map_or(0, |p| p.pid);
+                    ExtensionTimeline {
+                        name: e.name.clone(),
+                        pid,
+                        spawned: since(spawned),
+                        registered: since(e.registered_at),
+                        subscribed: e.subscribed_at.map(since),
+                        ready: e.ready_at.map(since),
+                    }
+                })
+                .collect()
+        });
+        let _ = observer.send(Observation::Init(InitTimeline {
+            function: self.sandbox.spec.name.clone(),
+            init: self.init_duration,
+            extensions,
+            runtime_pid: self.runtime.as_ref().map_or(0, |p| p.pid),
+        }));
     }
 
     fn watch_exit(&self, process: &Process) {
@@ -404,7 +448,8 @@ impl Environment {
             }),
         )
         .await;
-        let runtime_ms = duration_ms(started.elapsed());
+        let answered_at = Instant::now();
+        let runtime_ms = duration_ms(answered_at - started);
         let (status, outcome) = match answered {
             Err(_) => ("timeout", InvokeOutcome::Timeout),
             Ok(Err(())) => (
@@ -445,6 +490,15 @@ impl Environment {
             }
         }
         self.report(&request_id, status, started, first, &trace_id);
+        if let Some(observer) = &self.observer {
+            let _ = observer.send(Observation::Invoke(InvokeTimeline {
+                function: spec.name.clone(),
+                request_id: request_id.clone(),
+                runtime: answered_at - started,
+                post_runtime: answered_at.elapsed(),
+                cold: first,
+            }));
+        }
         self.sandbox.update(|s| s.current = None);
         match outcome {
             InvokeOutcome::Timeout => {

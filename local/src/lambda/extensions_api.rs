@@ -38,6 +38,9 @@ pub fn register(sandbox: &Sandbox, name: Option<&str>, body: &[u8]) -> Response<
             shutdown: events.iter().any(|e| e == "SHUTDOWN"),
             waiting: false,
             events: Default::default(),
+            registered_at: std::time::Instant::now(),
+            subscribed_at: None,
+            ready_at: None,
         });
         Ok(())
     });
@@ -68,6 +71,7 @@ pub async fn next(sandbox: Arc<Sandbox>, id: Option<&str>) -> Response<Body> {
         s.extensions.iter_mut().find(|e| e.id == id).map(|e| {
             if e.events.is_empty() {
                 e.waiting = true;
+                e.ready_at.get_or_insert_with(std::time::Instant::now);
             }
         })
     });

@@ -3,6 +3,7 @@
 
 mod environment;
 mod extensions_api;
+pub mod observe;
 mod process;
 mod runtime_api;
 mod telemetry_api;
@@ -38,6 +39,8 @@ pub struct LambdaSettings {
     /// Concurrency when a function has no reserved concurrency.
     pub default_concurrency: u32,
     pub account_id: String,
+    /// Receives the platform's timelines of inits and invocations (the benchmark listens).
+    pub observer: Option<observe::Observer>,
 }
 
 impl Default for LambdaSettings {
@@ -51,6 +54,7 @@ impl Default for LambdaSettings {
             idle_timeout: Duration::from_secs(300),
             default_concurrency: 10,
             account_id: "123456789012".into(),
+            observer: None,
         }
     }
 }
@@ -66,7 +70,7 @@ struct Pool {
 
 pub struct LambdaService {
     pools: HashMap<String, Arc<Pool>>,
-    settings: LambdaSettings,
+    settings: Arc<LambdaSettings>,
 }
 
 impl LambdaService {
@@ -79,7 +83,7 @@ impl LambdaService {
                 (spec.name.clone(), Arc::new(pool))
             })
             .collect();
-        let service = Arc::new(Self { pools, settings });
+        let service = Arc::new(Self { pools, settings: Arc::new(settings) });
         tokio::spawn(Arc::clone(&service).spin_down_idle());
         service
     }
@@ -121,7 +125,18 @@ impl LambdaService {
     }
 
     async fn run(&self, request: InvokeRequest) -> InvokeOutcome {
-        let Some(pool) = self.pools.get(&request.function_name) else { return InvokeOutcome::NotFound };
+        let Some(pool) = self.pools.get(&request.function_name).cloned() else { return InvokeOutcome::NotFound };
+        // The invocation runs to its end even when the caller goes away (a client hanging up on
+        // API Gateway does not stop the function): its environment and concurrency slot are
+        // never lost with the caller's future.
+        let invocation = tokio::spawn(Self::run_in(pool, Arc::clone(&self.settings), request));
+        invocation.await.unwrap_or_else(|error| InvokeOutcome::Failed {
+            error_type: "ServiceException".into(),
+            message: format!("the invocation task failed: {error}"),
+        })
+    }
+
+    async fn run_in(pool: Arc<Pool>, settings: Arc<LambdaSettings>, request: InvokeRequest) -> InvokeOutcome {
         let reused = pool.idle.lock().await.pop();
         let mut environment = match reused {
             Some(environment) => environment,
@@ -135,7 +150,7 @@ impl LambdaService {
                 if grown.is_err() {
                     return InvokeOutcome::Throttled;
                 }
-                match Environment::init(&pool.spec, &self.settings).await {
+                match Environment::init(&pool.spec, &settings).await {
                     Ok(environment) => environment,
                     Err((error_type, message)) => {
                         pool.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
@@ -225,6 +240,11 @@ fn subscribe(sandbox: &Sandbox, extension_id: Option<&str>, body: &[u8]) -> Resp
                     telemetry_api::Stream::Extension => "extension",
                 })
                 .collect();
+            sandbox.update(|s| {
+                if let Some(extension) = s.extensions.iter_mut().find(|e| Some(e.id.as_str()) == extension_id) {
+                    extension.subscribed_at.get_or_insert_with(std::time::Instant::now);
+                }
+            });
             let subscriber = telemetry_api::Subscriber::start(subscription, sandbox.client.clone());
             sandbox.subscribe(subscriber);
             sandbox.emit_platform(

@@ -1,0 +1,58 @@
+//! What the emulated platform sees of each environment, as timelines: when the extensions
+//! registered, subscribed and became ready during init, and how long each invocation kept the
+//! runtime and then the extensions busy (Lambda's `PostRuntimeExtensionsDuration`). The
+//! benchmark reads them; nothing in the emulator depends on anyone listening.
+
+use std::time::Duration;
+
+/// Where the emulator sends its observations (see [`crate::lambda::LambdaSettings::observer`]).
+pub type Observer = tokio::sync::mpsc::UnboundedSender<Observation>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    Init(InitTimeline),
+    Invoke(InvokeTimeline),
+}
+
+/// One successful init phase; every offset counts from the environment's creation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InitTimeline {
+    pub function: String,
+    /// Creation until the runtime and every extension waited in `next` (`InitDuration`).
+    pub init: Duration,
+    pub extensions: Vec<ExtensionTimeline>,
+    /// The runtime's process id.
+    pub runtime_pid: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtensionTimeline {
+    pub name: String,
+    pub pid: u32,
+    pub spawned: Duration,
+    pub registered: Duration,
+    /// Its Telemetry API subscription, if it made one.
+    pub subscribed: Option<Duration>,
+    /// Its first `event/next`: done with its own init.
+    pub ready: Option<Duration>,
+}
+
+impl ExtensionTimeline {
+    /// From its start until it was registered, subscribed (if it subscribes) and waiting.
+    pub fn ready_after_spawn(&self) -> Option<Duration> {
+        let last = self.ready?.max(self.subscribed.unwrap_or_default());
+        Some(last.saturating_sub(self.spawned))
+    }
+}
+
+/// One invocation that reached the runtime.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvokeTimeline {
+    pub function: String,
+    pub request_id: String,
+    /// Invoke until the runtime posted its response or error.
+    pub runtime: Duration,
+    /// The runtime's answer until the runtime and every INVOKE extension waited in `next`.
+    pub post_runtime: Duration,
+    pub cold: bool,
+}
