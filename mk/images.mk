@@ -6,7 +6,7 @@ ARCH ?= arm64
 RUST_TARGET_arm64  := aarch64-unknown-linux-musl
 RUST_TARGET_x86_64 := x86_64-unknown-linux-musl
 RUST_TARGET := $(or $(RUST_TARGET_$(ARCH)),$(error ARCH must be arm64 or x86_64))
-IMAGE_BINS  := books-command books-query books-projector books-telemetry
+FUNCTION_BINS := books-command books-query books-projector
 RELEASE_DIR = $(TARGET_DIR)/$(RUST_TARGET)/release
 # Images are tagged with the git revision (ECR repositories are immutable: one tag, one image).
 IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
@@ -23,7 +23,10 @@ IMAGE_ENV = BIN_DIR=$(abspath $(RELEASE_DIR)) ARCH=$(ARCH) TAG=$(IMAGE_TAG) BASE
 release-binaries: venv check-rust ## Static release binaries for ARCH (arm64|x86_64), cross-linked by cargo-zigbuild
 	@rustup target list --installed 2>/dev/null | grep -qx $(RUST_TARGET) || rustup target add $(RUST_TARGET)
 	@echo "==> cargo zigbuild --release --target $(RUST_TARGET)"
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO) zigbuild --release --locked --target $(RUST_TARGET) $(addprefix -p ,$(IMAGE_BINS))
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO) zigbuild --release --locked --target $(RUST_TARGET) $(addprefix -p ,$(FUNCTION_BINS))
+	@# The extension on its own: built with the functions, cargo would unify their features into
+	@# it (aws-lc TLS, env-filter's regex), some 2 MB of what it does not use.
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO) zigbuild --release --locked --target $(RUST_TARGET) -p books-telemetry
 
 hadolint: venv ## Lint docker/Dockerfile (hadolint, pinned in requirements.txt)
 	$(VENV)/bin/hadolint docker/Dockerfile

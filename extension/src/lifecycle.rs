@@ -27,7 +27,10 @@ pub const TELEMETRY_TYPES: [&str; 3] = ["platform", "function", "extension"];
 
 /// Runs the extension until SHUTDOWN has been handled.
 pub async fn run(config: Config) -> Result<(), Error> {
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(crate::ship::https_client())
+        .load()
+        .await;
     let pipeline = Arc::new(Pipeline::new(&config));
     let listener =
         listener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;

@@ -103,6 +103,7 @@ async fn a_function_error_keeps_its_type() {
         }
         other => panic!("{other:?}"),
     }
+    service.idle("fixture").await;
     response(invoke(&service, json!({"echo": 1})).await);
     assert_eq!(fixture.lines("runtime.jsonl").len(), 1, "a function error keeps the environment");
     service.shutdown().await;
@@ -160,6 +161,7 @@ async fn extensions_register_then_get_invoke_and_shutdown_events() {
     let fixture = Fixture::new(Duration::from_secs(5), true, &[]);
     let service = LambdaService::new(vec![fixture.spec.clone()], settings());
     let first = response(invoke(&service, json!({})).await);
+    service.idle("fixture").await;
     response(invoke(&service, json!({})).await);
     service.shutdown().await;
     let register = &fixture.extension("register")[0]["body"];
@@ -178,17 +180,27 @@ async fn extensions_register_then_get_invoke_and_shutdown_events() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_invocation_ends_only_after_the_extension_called_next() {
+async fn the_caller_gets_the_response_while_the_environment_waits_for_its_extensions() {
     let fixture = Fixture::new(
         Duration::from_secs(5),
         true,
         &[("FIXTURE_AFTER_INVOKE_MS", "400"), ("FIXTURE_TELEMETRY", r#"{"timeoutMs": 25}"#)],
     );
-    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
-    let started = Instant::now();
+    let (observer, mut observations) = tokio::sync::mpsc::unbounded_channel();
+    let service =
+        LambdaService::new(vec![fixture.spec.clone()], LambdaSettings { observer: Some(observer), ..settings() });
     response(invoke(&service, json!({})).await);
-    assert!(started.elapsed() >= Duration::from_millis(400), "the invoke phase waits for the extension");
+    // The extension still works on the invocation for 400 ms: its invoke phase is not over...
+    let mut seen = Vec::new();
+    while let Ok(observation) = observations.try_recv() {
+        seen.push(observation);
+    }
+    assert!(matches!(seen.as_slice(), [Observation::Init(_)]), "only the init is over: {seen:?}");
+    // ...so its environment is busy, and the next call starts another one.
+    response(invoke(&service, json!({})).await);
+    assert_eq!(service.environments("fixture"), 2);
     service.shutdown().await;
+    assert_eq!(service.environments("fixture"), 0, "shutdown waited for the busy environments");
     let telemetry = fixture.telemetry();
     let record =
         |kind: &str| telemetry.iter().find(|r| r["type"] == kind).unwrap_or_else(|| panic!("{kind}"))["record"].clone();
@@ -207,13 +219,20 @@ async fn the_observer_gets_the_init_and_invocation_timelines() {
     let (observer, mut observations) = tokio::sync::mpsc::unbounded_channel();
     let service =
         LambdaService::new(vec![fixture.spec.clone()], LambdaSettings { observer: Some(observer), ..settings() });
-    response(invoke(&service, json!({})).await);
-    response(invoke(&service, json!({})).await);
-    service.shutdown().await;
     let mut seen = Vec::new();
-    while let Ok(observation) = observations.try_recv() {
-        seen.push(observation);
+    for _ in 0..2 {
+        response(invoke(&service, json!({})).await);
+        // The environment is busy until its invoke phase is over, reported last.
+        loop {
+            let observation = observations.recv().await.expect("the service is running");
+            let over = matches!(observation, Observation::Invoke(_));
+            seen.push(observation);
+            if over {
+                break;
+            }
+        }
     }
+    service.shutdown().await;
     let [Observation::Init(init), Observation::Invoke(cold), Observation::Invoke(warm)] = seen.as_slice() else {
         panic!("one init then two invocations, got {seen:?}");
     };
@@ -322,6 +341,7 @@ async fn concurrency_scales_out_to_the_reserved_limit_then_throttles() {
     let throttled = outcomes.iter().filter(|o| **o == InvokeOutcome::Throttled).count();
     assert_eq!((responses, throttled), (2, 1), "{outcomes:?}");
     assert_eq!(service.environments("fixture"), 2, "two cold starts, reserved concurrency 2");
+    service.idle("fixture").await;
     response(invoke(&service, json!({})).await);
     assert_eq!(fixture.lines("runtime.jsonl").len(), 2, "a warm environment was reused");
     service.shutdown().await;
@@ -371,6 +391,7 @@ async fn an_extension_on_the_lambda_extension_crate_runs_under_the_emulator() {
     let fixture = Fixture::with_extension_binary(Duration::from_secs(5), Some(support::crate_extension()), &[]);
     let service = LambdaService::new(vec![fixture.spec.clone()], settings());
     let first = response(invoke(&service, json!({})).await);
+    service.idle("fixture").await;
     response(invoke(&service, json!({})).await);
     service.shutdown().await;
     let events = fixture.extension("event");

@@ -48,6 +48,13 @@ enum PutError {
     Rejected(String),
 }
 
+/// The HTTPS client of every AWS call: rustls on ring, a lighter TLS stack than the SDK's
+/// default (aws-lc) for a binary that must load fast.
+pub fn https_client() -> aws_sdk_cloudwatchlogs::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
+}
+
 impl Shipper {
     /// A client whose retry policy is the SDK's standard one (exponential backoff with full
     /// jitter on throttling, 5xx and network errors), tuned to stay short inside a Lambda.

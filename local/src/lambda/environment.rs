@@ -12,7 +12,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 
 use super::observe::{ExtensionTimeline, InitTimeline, InvokeTimeline, Observation, Observer};
 use super::process::{self, Process};
@@ -398,8 +398,16 @@ impl Environment {
         });
     }
 
-    /// Runs one invocation; afterwards the environment is either ready again or unhealthy.
-    pub async fn invoke(&mut self, request: &InvokeRequest) -> InvokeOutcome {
+    /// Runs one invocation; afterwards the environment is either ready again or unhealthy. As in
+    /// Lambda, the caller gets the function's response or error (taken from `respond`) as soon
+    /// as the runtime posts it, while the environment stays busy until every extension is done
+    /// with the invocation (the post-runtime phase). Returns the outcome when the invoke phase
+    /// is over; `respond` is left for failures, which are answered once the environment is gone.
+    pub async fn invoke(
+        &mut self,
+        request: &InvokeRequest,
+        respond: &mut Option<oneshot::Sender<InvokeOutcome>>,
+    ) -> InvokeOutcome {
         let spec = self.sandbox.spec.clone();
         let request_id = http_util::uuid();
         let started = Instant::now();
@@ -473,6 +481,9 @@ impl Environment {
         );
 
         if matches!(outcome, InvokeOutcome::Response(_) | InvokeOutcome::FunctionError { .. }) {
+            if let Some(respond) = respond.take() {
+                let _ = respond.send(outcome.clone());
+            }
             // The invoke phase ends when the runtime and every INVOKE extension called next.
             let done = tokio::time::timeout_at(
                 timeout_at,
@@ -486,7 +497,7 @@ impl Environment {
                 self.report(&request_id, "timeout", started, first, &trace_id);
                 self.healthy = false;
                 self.shutdown(ShutdownReason::Timeout).await;
-                return InvokeOutcome::Timeout;
+                return outcome;
             }
         }
         self.report(&request_id, status, started, first, &trace_id);

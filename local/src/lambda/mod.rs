@@ -88,14 +88,31 @@ impl LambdaService {
         service
     }
 
-    /// Spins every environment down cleanly.
+    /// Spins every environment down cleanly; busy ones first finish their invocation (their
+    /// post-runtime phase included, bounded by the function's timeout).
     pub async fn shutdown(&self) {
         for pool in self.pools.values() {
-            let environments: Vec<Environment> = std::mem::take(&mut *pool.idle.lock().await);
-            let shutdowns = environments.into_iter().map(|mut env| async move {
-                env.shutdown(ShutdownReason::Spindown).await;
-            });
-            futures::future::join_all(shutdowns).await;
+            loop {
+                let environments: Vec<Environment> = std::mem::take(&mut *pool.idle.lock().await);
+                let stopped = environments.len() as u32;
+                let shutdowns = environments.into_iter().map(|mut env| async move {
+                    env.shutdown(ShutdownReason::Spindown).await;
+                });
+                futures::future::join_all(shutdowns).await;
+                if pool.count.fetch_sub(stopped, std::sync::atomic::Ordering::SeqCst) == stopped {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+
+    /// Waits until no environment of `function` is busy (post-runtime phases included): the
+    /// next invocation then finds a warm one, if any exists.
+    pub async fn idle(&self, function: &str) {
+        let Some(pool) = self.pools.get(function) else { return };
+        while pool.idle.lock().await.len() < pool.count.load(std::sync::atomic::Ordering::SeqCst) as usize {
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 
@@ -126,17 +143,23 @@ impl LambdaService {
 
     async fn run(&self, request: InvokeRequest) -> InvokeOutcome {
         let Some(pool) = self.pools.get(&request.function_name).cloned() else { return InvokeOutcome::NotFound };
-        // The invocation runs to its end even when the caller goes away (a client hanging up on
-        // API Gateway does not stop the function): its environment and concurrency slot are
-        // never lost with the caller's future.
-        let invocation = tokio::spawn(Self::run_in(pool, Arc::clone(&self.settings), request));
-        invocation.await.unwrap_or_else(|error| InvokeOutcome::Failed {
+        // The invocation runs to its end on its own task: a caller going away (a client hanging
+        // up on API Gateway) does not stop the function or lose its environment, and the caller
+        // gets the response while the extensions may still be busy with the invocation.
+        let (respond, response) = tokio::sync::oneshot::channel();
+        tokio::spawn(Self::run_in(pool, Arc::clone(&self.settings), request, respond));
+        response.await.unwrap_or_else(|_| InvokeOutcome::Failed {
             error_type: "ServiceException".into(),
-            message: format!("the invocation task failed: {error}"),
+            message: "the invocation ended without an outcome".into(),
         })
     }
 
-    async fn run_in(pool: Arc<Pool>, settings: Arc<LambdaSettings>, request: InvokeRequest) -> InvokeOutcome {
+    async fn run_in(
+        pool: Arc<Pool>,
+        settings: Arc<LambdaSettings>,
+        request: InvokeRequest,
+        respond: tokio::sync::oneshot::Sender<InvokeOutcome>,
+    ) {
         let reused = pool.idle.lock().await.pop();
         let mut environment = match reused {
             Some(environment) => environment,
@@ -148,24 +171,29 @@ impl LambdaService {
                     |n| (n < pool.limit).then_some(n + 1),
                 );
                 if grown.is_err() {
-                    return InvokeOutcome::Throttled;
+                    let _ = respond.send(InvokeOutcome::Throttled);
+                    return;
                 }
                 match Environment::init(&pool.spec, &settings).await {
                     Ok(environment) => environment,
                     Err((error_type, message)) => {
                         pool.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                        return InvokeOutcome::Failed { error_type, message };
+                        let _ = respond.send(InvokeOutcome::Failed { error_type, message });
+                        return;
                     }
                 }
             }
         };
-        let outcome = environment.invoke(&request).await;
+        let mut respond = Some(respond);
+        let outcome = environment.invoke(&request, &mut respond).await;
         if environment.healthy {
             pool.idle.lock().await.push(environment);
         } else {
             pool.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         }
-        outcome
+        if let Some(respond) = respond {
+            let _ = respond.send(outcome);
+        }
     }
 }
 

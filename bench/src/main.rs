@@ -1,0 +1,346 @@
+//! `books-bench`: what books-telemetry costs a function, measured in the local cloud's Lambda
+//! emulator with the release binaries as the images hold them, side by side in one run:
+//!
+//! - cold starts of the query function without an extension, with books-telemetry and with a
+//!   peer extension on the `lambda-extension` crate (`bench/peer`), interleaved round by round;
+//! - warm invocations of the same function without an extension, with books-telemetry in each
+//!   flush mode and with the peer, interleaved in blocks, with the extensions' memory and CPU.
+//!   Each variant has one caller and one environment: a call goes out once the previous one's
+//!   post-runtime phase is over, so the caller's latency (response as soon as the runtime posts
+//!   it, as in Lambda) and the extension's post-runtime time are measured apart.
+//!
+//! It reads the deployment Terraform made in the local AWS endpoint (like `books-local`) and
+//! writes raw samples as JSON; `scripts/bench_report.py` turns them into `bench/report.md`.
+//!
+//! ```text
+//! books-bench --rest-api-id ID --rootfs DIR --peer PATH --out FILE [--cold-starts 30] [--invocations 2000]
+//! ```
+
+mod proc;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region};
+use books_local::cloud::FunctionConfig;
+use books_local::invoke::{FunctionSpec, InvokeOutcome, InvokeRequest, Invoker};
+use books_local::lambda::observe::{InitTimeline, InvokeTimeline, Observation};
+use books_local::lambda::{LambdaService, LambdaSettings};
+use books_local::stream_poller::StreamPoller;
+use books_testkit::ApiRequest;
+use serde_json::{json, Value};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+type Error = Box<dyn std::error::Error>;
+
+/// Invocations per variant before its turn passes to the next one.
+const BLOCK: usize = 100;
+/// Warm-up invocations per variant, not measured.
+const WARM_UP: usize = 50;
+
+struct Args {
+    endpoint: String,
+    rest_api_id: String,
+    rootfs: PathBuf,
+    peer: PathBuf,
+    out: PathBuf,
+    cold_starts: usize,
+    invocations: usize,
+}
+
+fn parse_args() -> Result<Args, Error> {
+    let mut args = std::env::args().skip(1);
+    let mut endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
+    let (mut rest_api_id, mut rootfs, mut peer, mut out) = (None, None, None, None);
+    let (mut cold_starts, mut invocations) = (30, 2_000);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--endpoint" => endpoint = Some(value),
+            "--rest-api-id" => rest_api_id = Some(value),
+            "--rootfs" => rootfs = Some(value),
+            "--peer" => peer = Some(value),
+            "--out" => out = Some(value),
+            "--cold-starts" => cold_starts = value.parse()?,
+            "--invocations" => invocations = value.parse()?,
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    let required = |value: Option<_>, flag: &str| value.ok_or_else(|| format!("{flag} is required"));
+    Ok(Args {
+        endpoint: required(endpoint, "--endpoint (or AWS_ENDPOINT_URL)")?,
+        rest_api_id: required(rest_api_id, "--rest-api-id")?,
+        rootfs: required(rootfs, "--rootfs")?.into(),
+        peer: required(peer, "--peer")?.into(),
+        out: required(out, "--out")?.into(),
+        cold_starts,
+        invocations,
+    })
+}
+
+/// One way of running the query function: which extension, configured how.
+#[derive(Clone)]
+struct Variant {
+    name: &'static str,
+    spec: FunctionSpec,
+}
+
+impl Variant {
+    fn without_extension(base: &FunctionSpec) -> Self {
+        Self { name: "none", spec: FunctionSpec { extensions_dir: None, ..base.clone() } }
+    }
+
+    fn books_telemetry(name: &'static str, base: &FunctionSpec, flush: &str) -> Self {
+        let mut spec = base.clone();
+        spec.environment.insert("BOOKS_TELEMETRY_FLUSH".into(), flush.into());
+        Self { name, spec }
+    }
+
+    fn peer(base: &FunctionSpec, dir: &Path) -> Result<Self, Error> {
+        let mut spec = FunctionSpec { extensions_dir: Some(dir.to_owned()), ..base.clone() };
+        // The crate binds a fixed port on every interface: one per variant, as environments share
+        // this machine's network (in Lambda each has its own).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        spec.environment.insert("PEER_TELEMETRY_PORT".into(), port.to_string());
+        Ok(Self { name: "peer", spec })
+    }
+
+    fn start(&self, settings: &LambdaSettings) -> (Arc<LambdaService>, UnboundedReceiver<Observation>) {
+        let (observer, observations) = tokio::sync::mpsc::unbounded_channel();
+        let settings = LambdaSettings { observer: Some(observer), ..settings.clone() };
+        (LambdaService::new(vec![self.spec.clone()], settings), observations)
+    }
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1_000.0
+}
+
+/// Invokes the function with an API Gateway event and insists on `expected`.
+async fn call(service: &LambdaService, function: &str, event: &Value, expected: u16) -> Result<Value, Error> {
+    let request = InvokeRequest {
+        function_name: function.to_owned(),
+        payload: event.to_string().into_bytes(),
+        ..Default::default()
+    };
+    match service.invoke(request).await {
+        InvokeOutcome::Response(body) => {
+            let response: Value = serde_json::from_slice(&body)?;
+            if response["statusCode"] != expected {
+                return Err(format!("{function} answered {response} where {expected} was expected").into());
+            }
+            Ok(serde_json::from_str(response["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null))
+        }
+        other => Err(format!("{function} failed: {other:?}").into()),
+    }
+}
+
+/// Creates one book through the command function and waits until the projector made it
+/// readable through the query function; returns its id.
+async fn seed(
+    functions: &[FunctionSpec],
+    mappings: &[books_local::cloud::EventSourceMapping],
+    settings: &LambdaSettings,
+    aws: &aws_config::SdkConfig,
+) -> Result<String, Error> {
+    let find = |role: &str| {
+        functions.iter().find(|f| f.name.ends_with(role)).map(|f| f.name.clone()).ok_or(format!("no *{role} function"))
+    };
+    let (command, query) = (find("-command")?, find("-query")?);
+    let service = LambdaService::new(functions.to_vec(), settings.clone());
+    let invoker: Arc<dyn Invoker> = service.clone();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let pollers: Vec<_> = mappings
+        .iter()
+        .filter(|m| m.enabled)
+        .map(|mapping| {
+            let mut stopped = stopped.clone();
+            let poller = StreamPoller::new(mapping.clone(), aws, Arc::clone(&invoker));
+            tokio::spawn(poller.run(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }))
+        })
+        .collect();
+    let isbn = format!("978{:09}", std::process::id() % 1_000_000_000);
+    let check: u32 = isbn.chars().enumerate().map(|(i, c)| c.to_digit(10).unwrap_or(0) * [1, 3][i % 2]).sum();
+    let book = json!({"title": "The benchmark", "authors": ["Ada Lovelace"], "isbn": format!("{isbn}{}", (10 - check % 10) % 10),
+        "published_year": 1843, "tags": ["bench"]});
+    let created = call(&service, &command, &ApiRequest::post("/books").json(&book).event(), 201).await?;
+    let id = created["id"].as_str().ok_or("the created book has no id")?.to_owned();
+    let get = ApiRequest::get(&format!("/books/{id}")).event();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while call(&service, &query, &get, 200).await.is_err() {
+        if Instant::now() > deadline {
+            return Err(format!("book {id} did not become readable within 30 s").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop.send(true);
+    for poller in pollers {
+        let _ = poller.await;
+    }
+    service.shutdown().await;
+    Ok(id)
+}
+
+fn drain(observations: &mut UnboundedReceiver<Observation>) -> (Vec<InitTimeline>, Vec<InvokeTimeline>) {
+    let (mut inits, mut invokes) = (Vec::new(), Vec::new());
+    while let Ok(observation) = observations.try_recv() {
+        match observation {
+            Observation::Init(init) => inits.push(init),
+            Observation::Invoke(invoke) => invokes.push(invoke),
+        }
+    }
+    (inits, invokes)
+}
+
+/// Cold starts, round-robin over the variants so that each sees the same machine.
+async fn cold_starts(
+    variants: &[Variant],
+    settings: &LambdaSettings,
+    get: &Value,
+    rounds: usize,
+) -> Result<Value, Error> {
+    let mut samples = Vec::new();
+    for round in 0..rounds {
+        for offset in 0..variants.len() {
+            // Rotate who goes first: no variant always follows the same one.
+            let variant = &variants[(round + offset) % variants.len()];
+            let (service, mut observations) = variant.start(settings);
+            let started = Instant::now();
+            call(&service, &variant.spec.name, get, 200).await?;
+            let first_response = started.elapsed();
+            service.shutdown().await;
+            let (inits, invokes) = drain(&mut observations);
+            let (Some(init), Some(invoke)) = (inits.first(), invokes.first()) else {
+                return Err(format!("{}: the emulator reported no init or invocation", variant.name).into());
+            };
+            let extension = init.extensions.first().map(|e| {
+                json!({"name": e.name, "spawned_ms": ms(e.spawned), "registered_ms": ms(e.registered),
+                       "subscribed_ms": e.subscribed.map(ms), "ready_ms": e.ready.map(ms),
+                       "ready_after_spawn_ms": e.ready_after_spawn().map(ms)})
+            });
+            samples.push(json!({"variant": variant.name, "first_response_ms": ms(first_response),
+                "init_ms": ms(init.init), "runtime_ms": ms(invoke.runtime), "post_runtime_ms": ms(invoke.post_runtime),
+                "extension": extension}));
+        }
+        eprintln!("  cold starts: round {}/{rounds}", round + 1);
+    }
+    Ok(Value::Array(samples))
+}
+
+/// Warm invocations in blocks, variant after variant, with the extensions' memory and CPU.
+async fn invocations(
+    variants: &[Variant],
+    settings: &LambdaSettings,
+    get: &Value,
+    total: usize,
+) -> Result<Value, Error> {
+    let mut running = Vec::new();
+    for variant in variants {
+        let (service, mut observations) = variant.start(settings);
+        for _ in 0..WARM_UP {
+            call(&service, &variant.spec.name, get, 200).await?;
+            service.idle(&variant.spec.name).await;
+        }
+        let (inits, _) = drain(&mut observations);
+        let pid = inits.first().and_then(|i| i.extensions.first()).map(|e| e.pid);
+        running.push((variant, service, observations, pid, Vec::new()));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await; // let background work settle: idle now
+    let idle: Vec<Option<proc::Usage>> = running.iter().map(|(_, _, _, pid, _)| pid.and_then(proc::usage)).collect();
+    let mut peak_rss = vec![0u64; running.len()];
+    for block in 0..total.div_ceil(BLOCK) {
+        for (index, (variant, service, _, pid, client)) in running.iter_mut().enumerate() {
+            for _ in 0..BLOCK {
+                let started = Instant::now();
+                call(service, &variant.spec.name, get, 200).await?;
+                client.push(ms(started.elapsed()));
+                // One caller after another on one warm environment: the next call waits for
+                // the extension's post-runtime work, as Lambda would not reuse a busy one.
+                service.idle(&variant.spec.name).await;
+            }
+            if let Some(usage) = pid.and_then(proc::usage) {
+                peak_rss[index] = peak_rss[index].max(usage.rss_kb);
+            }
+        }
+        eprintln!("  invocations: {} of {total} per variant", (block + 1) * BLOCK);
+    }
+    let mut results = serde_json::Map::new();
+    for (index, (variant, service, mut observations, pid, client)) in running.into_iter().enumerate() {
+        let loaded = pid.and_then(proc::usage);
+        let (_, invokes) = drain(&mut observations);
+        let measured = &invokes[invokes.len().saturating_sub(client.len())..];
+        let extension = match (&idle[index], &loaded) {
+            (Some(idle), Some(loaded)) => json!({
+                "rss_idle_kb": idle.rss_kb, "rss_load_kb": peak_rss[index], "rss_peak_kb": loaded.peak_rss_kb,
+                "cpu_ms_per_invocation": (loaded.cpu_ms - idle.cpu_ms) / client.len() as f64,
+            }),
+            _ => Value::Null,
+        };
+        results.insert(
+            variant.name.to_owned(),
+            json!({
+                "client_ms": client,
+                "runtime_ms": measured.iter().map(|i| ms(i.runtime)).collect::<Vec<_>>(),
+                "post_runtime_ms": measured.iter().map(|i| ms(i.post_runtime)).collect::<Vec<_>>(),
+                "extension": extension,
+            }),
+        );
+        service.shutdown().await;
+    }
+    Ok(Value::Object(results))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let args = parse_args()?;
+    let aws = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(&args.endpoint)
+        .region(Region::new(std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into())))
+        .load()
+        .await;
+    let topology = books_local::cloud::read(&aws, &args.rest_api_id, "v1").await?;
+    let spec = |function: &FunctionConfig| function.spec(&args.rootfs.join(function.image_kind()));
+    let functions: Vec<FunctionSpec> = topology.functions.iter().map(spec).collect();
+    let query = functions.iter().find(|f| f.name.ends_with("-query")).ok_or("no query function")?.clone();
+    if !query.extensions_dir.as_ref().is_some_and(|d| d.join("books-telemetry").is_file()) {
+        return Err(format!("{} has no books-telemetry in {:?}", query.name, query.extensions_dir).into());
+    }
+    let peer_dir = args.out.with_extension("peer");
+    std::fs::create_dir_all(&peer_dir)?;
+    std::fs::copy(&args.peer, peer_dir.join("peer-telemetry"))?;
+    let settings = LambdaSettings {
+        aws_endpoint_url: Some(args.endpoint.clone()),
+        account_id: topology.gateway.account_id.clone(),
+        ..LambdaSettings::default()
+    };
+
+    eprintln!("==> seeding one book through the command function and the projector");
+    let id = seed(&functions, &topology.mappings, &settings, &aws).await?;
+    let get = ApiRequest::get(&format!("/books/{id}")).event();
+
+    let cold = [
+        Variant::without_extension(&query),
+        Variant::books_telemetry("books-telemetry", &query, "adaptive"),
+        Variant::peer(&query, &peer_dir)?,
+    ];
+    eprintln!("==> {} cold starts per variant", args.cold_starts);
+    let cold_starts = cold_starts(&cold, &settings, &get, args.cold_starts).await?;
+
+    let warm = [
+        Variant::without_extension(&query),
+        Variant::books_telemetry("books-telemetry end", &query, "end"),
+        Variant::books_telemetry("books-telemetry background", &query, "background"),
+        Variant::books_telemetry("books-telemetry adaptive", &query, "adaptive"),
+        Variant::peer(&query, &peer_dir)?,
+    ];
+    eprintln!("==> {} warm invocations per variant, in blocks of {BLOCK}", args.invocations);
+    let invocations = invocations(&warm, &settings, &get, args.invocations).await?;
+
+    let report = json!({"function": query.name, "memory_mb": query.memory_mb, "cold_starts": cold_starts, "invocations": invocations});
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)?;
+    eprintln!("==> wrote {}", args.out.display());
+    Ok(())
+}

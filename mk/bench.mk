@@ -1,0 +1,49 @@
+# `make bench`: every benchmark, side by side in one run, into bench/report.md and its plots.
+# Included by the root Makefile (uses its BUILD, VENV, CARGO, TARGET_DIR, TERRAFORM, WITH_MOTO
+# and mk/images.mk's release-binaries).
+
+# What is measured is what ships: the static release binaries, built for this machine.
+HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
+HOST_RUST_TARGET = $(RUST_TARGET_$(HOST_ARCH))
+BENCH_RELEASE_DIR = $(TARGET_DIR)/$(HOST_RUST_TARGET)/release
+BENCH_DIR = $(abspath $(BUILD))/bench
+
+.PHONY: bench tools-bench
+bench: venv check-rust check-terraform tools-bench $(TF_CLI_CONFIG_FILE) ## Benchmarks side by side in one run: cold starts, extension cost, telemetry and API throughput, a peer extension; writes bench/report.md
+	@mkdir -p $(BENCH_DIR)
+	@echo "==> [1/5] handlers vs. the bare DynamoDB calls they make"
+	$(WITH_MOTO) -- $(CARGO) bench -p books --bench handlers --locked | tee $(BENCH_DIR)/handlers.txt
+	@echo "==> [2/5] telemetry pipeline throughput, one core"
+	BENCH_JSON=$(BENCH_DIR)/pipeline.json $(CARGO) bench -p books-telemetry --bench pipeline --locked
+	@echo "==> [3/5] release binaries for $(HOST_ARCH), as the images hold them, and the peer built the same way"
+	$(MAKE) release-binaries ARCH=$(HOST_ARCH)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO) zigbuild --release --locked --target $(HOST_RUST_TARGET) -p books-bench-peer
+	@echo "==> [4/5] books-bench and books-local (release)"
+	$(CARGO) build --release --locked -p books-bench -p books-local
+	@echo "==> [5/5] measuring in the local cloud"
+	RELEASE_DIR=$(abspath $(BENCH_RELEASE_DIR)) PEER=$(abspath $(BENCH_RELEASE_DIR))/peer-telemetry \
+	  BENCH_BIN=$(abspath $(TARGET_DIR))/release/books-bench BOOKS_LOCAL=$(abspath $(TARGET_DIR))/release/books-local \
+	  PIPELINE=$(BENCH_DIR)/pipeline.json HANDLERS=$(BENCH_DIR)/handlers.txt BUILD=$(abspath $(BUILD)) TERRAFORM=$(TERRAFORM) \
+	  $(WITH_MOTO) -- scripts/bench
+
+# The load generator: Debian's wrk.
+tools-bench:
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "==> installing wrk (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else \
+	    echo "error: wrk is missing. Install it: sudo apt-get install wrk"; exit 1; \
+	  fi; }
+
+# A short run of the whole of `make bench` on the debug builds, into .build/bench-smoke: keeps
+# the benchmark working (its figures mean nothing). Part of `make test`.
+.PHONY: test-bench
+test-bench: venv check-rust check-terraform tools-bench local-build $(TF_CLI_CONFIG_FILE)
+	@echo "==> a short make bench on the debug builds (keeps it working; figures meaningless)"
+	$(CARGO) build --locked -p books-bench -p books-bench-peer
+	RELEASE_DIR=$(abspath $(TARGET_DIR))/debug PEER=$(abspath $(TARGET_DIR))/debug/peer-telemetry \
+	  BENCH_BIN=$(abspath $(TARGET_DIR))/debug/books-bench BOOKS_LOCAL=$(abspath $(TARGET_DIR))/debug/books-local \
+	  COLD_STARTS=2 INVOCATIONS=100 WRK_SECONDS=3 WRK_WARMUP_SECONDS=1 WRK_SETTLE_SECONDS=5 BENCH_OUT=$(abspath $(BUILD))/bench-smoke \
+	  BUILD=$(abspath $(BUILD)) TERRAFORM=$(TERRAFORM) $(WITH_MOTO) -- scripts/bench
+	$(VENV_PY) scripts/check_bench.py $(BUILD)/bench-smoke

@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Checks a report written by `make bench` (used on the short run of `make test-bench`):
+every part is there with its plots, every goal was measured, and no request failed.
+
+    check_bench.py DIR      (DIR holds report.md and its SVG plots)
+"""
+
+import os
+import re
+import sys
+
+PARTS = ["## Goals", "## 1. Cold start", "## 2. Extension cost per invocation", "## 3. Telemetry pipeline throughput",
+         "## 4. API throughput", "## 5. Side by side with a peer"]
+
+
+def problems(directory):
+    with open(os.path.join(directory, "report.md")) as f:
+        text = f.read()
+    found = [f"missing section {part!r}" for part in PARTS if part not in text]
+    for plot in re.findall(r"\]\(([\w.-]+\.svg)\)", text):
+        path = os.path.join(directory, plot)
+        if not os.path.exists(path) or os.path.getsize(path) < 1000:
+            found.append(f"plot {plot} is missing or empty")
+    if len(re.findall(r"\]\(([\w.-]+\.svg)\)", text)) < 4:
+        found.append("fewer than four plots")
+    goals = text.split("## Goals", 1)[-1].split("## 1.", 1)[0]
+    for row in goals.splitlines():
+        if row.startswith("| ") and ("–" in row or "not measured" in row) and "telemetry pipeline" not in row:
+            found.append(f"goal not measured: {row}")
+    api = text.split("## 4. API throughput", 1)[-1].split("## 5.", 1)[0]
+    rows = [row.split("|")[1:-1] for row in api.splitlines() if row.startswith("| GET") or row.startswith("| POST")]
+    if len(rows) != 6:
+        found.append(f"expected 6 API runs (GET and POST at 1, 8, 64 connections), found {len(rows)}")
+    for cells in rows:
+        if int(cells[-1]) != 0 or int(cells[-2]) == 0:
+            found.append(f"API run with errors or no requests: {'|'.join(cells)}")
+    return found
+
+
+def main():
+    found = problems(sys.argv[1])
+    for problem in found:
+        print(f"bench report: {problem}")
+    if not found:
+        print("bench report: every part, plot and goal is there; no request failed")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Tests of scripts/bench_report.py: percentiles, and a whole report from synthetic results."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import unittest
+
+SCRIPTS = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(SCRIPTS))
+import bench_report  # noqa: E402
+import check_bench  # noqa: E402
+
+
+class Percentiles(unittest.TestCase):
+    def test_nearest_rank(self):
+        values = list(range(1, 101))
+        self.assertEqual(bench_report.percentile(values, 50), 50)
+        self.assertEqual(bench_report.percentile(values, 99), 99)
+        self.assertEqual(bench_report.percentile(values, 100), 100)
+        self.assertEqual(bench_report.percentile([7.0], 99), 7.0)
+
+    def test_ignores_missing_values_and_reports_none_for_nothing(self):
+        self.assertEqual(bench_report.percentile([None, 3.0, None], 50), 3.0)
+        self.assertIsNone(bench_report.percentile([], 50))
+        self.assertIsNone(bench_report.percentile([None], 50))
+
+
+def cold_sample(variant, first, ready=None):
+    extension = None
+    if ready is not None:
+        extension = {"name": variant, "spawned_ms": 1.0, "registered_ms": 1.5, "subscribed_ms": 2.0,
+                     "ready_ms": 1.0 + ready, "ready_after_spawn_ms": ready}
+    return {"variant": variant, "first_response_ms": first, "init_ms": first / 2, "runtime_ms": 1.0,
+            "post_runtime_ms": 0.1, "extension": extension}
+
+
+def warm(client, post, rss_kb=None):
+    extension = None
+    if rss_kb:
+        extension = {"rss_idle_kb": rss_kb - 100, "rss_load_kb": rss_kb, "rss_peak_kb": rss_kb,
+                     "cpu_ms_per_invocation": 0.05}
+    return {"client_ms": client, "runtime_ms": client, "post_runtime_ms": post, "extension": extension}
+
+
+class Report(unittest.TestCase):
+    def write_results(self, directory, background_post):
+        cold = []
+        for _ in range(30):
+            cold += [cold_sample("none", 100.0), cold_sample("books-telemetry", 105.0, ready=3.0),
+                     cold_sample("peer", 130.0, ready=9.0)]
+        invocations = {
+            "none": warm([2.0] * 200, [0.01] * 200),
+            "books-telemetry end": warm([30.0] * 200, [28.0] * 200, 6000),
+            "books-telemetry background": warm([2.1] * 200, [background_post] * 200, 6000),
+            "books-telemetry adaptive": warm([2.2] * 200, [0.2] * 200, 6000),
+            "peer": warm([3.0] * 200, [0.05] * 200, 9000),
+        }
+        results = os.path.join(directory, "results")
+        os.makedirs(results)
+        with open(os.path.join(results, "lambda.json"), "w") as f:
+            json.dump({"function": "books-local-query", "memory_mb": 256, "cold_starts": cold,
+                       "invocations": invocations}, f)
+        with open(os.path.join(results, "api.jsonl"), "w") as f:
+            for operation in ("get", "post"):
+                for connections in (1, 8, 64):
+                    summary = {"requests": 1000, "seconds": 10.0, "rps": 100.0 * connections,
+                               "errors": {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0},
+                               "latency_ms": {"mean": 5.0, "p50": 4.0, "p90": 6.0, "p99": 9.0, "max": 20.0}}
+                    f.write(json.dumps({"operation": operation, "connections": connections, "summary": summary}) + "\n")
+        pipeline = os.path.join(directory, "pipeline.json")
+        with open(pipeline, "w") as f:
+            json.dump({"records_per_pass": 8000, "deliveries_per_pass": 50, "rounds": {},
+                       "pipeline_records_per_s": 250_000.0, "parse_records_per_s": 800_000.0,
+                       "shipped_bytes_per_record": 270.0, "delivered_bytes_per_record": 400.0}, f)
+        binary = os.path.join(directory, "books-telemetry")
+        with open(binary, "wb") as f:
+            f.write(b"\0" * (5 * 2**20))
+        return results, pipeline, binary
+
+    def report(self, background_post):
+        with tempfile.TemporaryDirectory() as directory:
+            results, pipeline, binary = self.write_results(directory, background_post)
+            out = os.path.join(directory, "out")
+            subprocess.run([sys.executable, str(SCRIPTS / "bench_report.py"), "--results", results,
+                            "--pipeline", pipeline, "--binaries", binary, "--out", out],
+                           check=True, capture_output=True)
+            plots = sorted(p for p in os.listdir(out) if p.endswith(".svg"))
+            self.problems = check_bench.problems(out)
+            with open(os.path.join(out, "report.md")) as f:
+                text = f.read()
+            with open(os.path.join(out, "report.md"), "w") as f:
+                f.write(text.replace("| 1000 | 0 |", "| 1000 | 3 |", 1))  # one run with errors
+            self.problems_with_errors = check_bench.problems(out)
+            with open(os.path.join(out, "report.md"), "w") as f:
+                f.write(text)
+            with open(os.path.join(out, "report.md")) as f:
+                return f.read(), plots
+
+    def test_every_part_with_its_plots_and_goals(self):
+        text, plots = self.report(background_post=0.3)
+        for heading in ("## Goals", "## 1. Cold start", "## 2. Extension cost per invocation",
+                        "## 3. Telemetry pipeline throughput", "## 4. API throughput", "## 5. Side by side with a peer"):
+            self.assertIn(heading, text)
+        self.assertEqual(plots, ["api-throughput.svg", "cold-start.svg", "invocation-latency.svg", "post-runtime.svg"])
+        for plot in plots:
+            self.assertIn(f"]({plot})", text)
+        self.assertIn("| cold start with vs without extension (p50) | ≤ 1.1× | 1.05× | met |", text)
+        self.assertIn("| extension ready after spawn | < 5 ms | p50 3.00 ms, p99 3.00 ms | met |", text)
+        self.assertIn("| extension binary | < 6 MiB | 5.00 MiB | met |", text)
+        self.assertIn("| post-runtime p99, background flush | < 1 ms | 0.300 ms | met |", text)
+        self.assertIn("| peer (lambda-extension crate) | 130.00 | 130.00 | 130.00 | 65.00 |", text)
+        self.assertIn("| books-telemetry end | 200 | 30.00 | 30.00 | 28.000 | 28.000 | 15.00× |", text)
+
+    def test_the_checker_accepts_a_whole_report_and_refuses_failed_requests(self):
+        self.report(background_post=0.3)
+        self.assertEqual(self.problems, [])
+        self.assertEqual(len(self.problems_with_errors), 1, self.problems_with_errors)
+        self.assertIn("API run with errors", self.problems_with_errors[0])
+
+    def test_a_missed_goal_says_so(self):
+        text, _ = self.report(background_post=4.0)
+        self.assertIn("| post-runtime p99, background flush | < 1 ms | 4.000 ms | **not met** |", text)
+
+
+if __name__ == "__main__":
+    unittest.main()
