@@ -29,8 +29,9 @@ def problems(directory):
             found.append(f"goal not measured: {row}")
     api = text.split("## 4. API throughput", 1)[-1].split("## 5.", 1)[0]
     rows = [row.split("|")[1:-1] for row in api.splitlines() if row.startswith("| GET") or row.startswith("| POST")]
-    if len(rows) != 6:
-        found.append(f"expected 6 API runs (GET and POST at 1, 8, 64 connections), found {len(rows)}")
+    for operation in ("GET", "POST"):
+        if not any(cells[0].strip() == operation for cells in rows):
+            found.append(f"no {operation} run in the API throughput")
     for cells in rows:
         if int(cells[-1]) != 0 or int(cells[-2]) == 0:
             found.append(f"API run with errors or no requests: {'|'.join(cells)}")

@@ -12,7 +12,7 @@ use lambda_extension::{service_fn, Extension, LambdaEvent, NextEvent};
 use lambda_runtime_api_client::body::Body;
 use lambda_runtime_api_client::{build_request, Client};
 use serde_json::json;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, Notify, OnceCell};
 
 use crate::config::Config;
 use crate::flush::Flusher;
@@ -25,12 +25,31 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// The Telemetry API streams we take.
 pub const TELEMETRY_TYPES: [&str; 3] = ["platform", "function", "extension"];
 
+/// The flusher, made once by whoever needs it first: building the CloudWatch Logs client
+/// (credentials, TLS roots) takes milliseconds, which Lambda would add to every cold start if
+/// it came before registration (the runtime starts once every extension has registered).
+struct LateFlusher {
+    cell: OnceCell<Arc<Flusher>>,
+    pipeline: Arc<Pipeline>,
+    config: Config,
+}
+
+impl LateFlusher {
+    async fn get(&self) -> Arc<Flusher> {
+        let made = self.cell.get_or_init(|| async {
+            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .http_client(crate::ship::https_client())
+                .load()
+                .await;
+            let shipper = Shipper::new(&sdk, self.config.log_group.clone(), self.config.log_stream.clone());
+            Arc::new(Flusher::new(Arc::clone(&self.pipeline), shipper, &self.config))
+        });
+        Arc::clone(made.await)
+    }
+}
+
 /// Runs the extension until SHUTDOWN has been handled.
 pub async fn run(config: Config) -> Result<(), Error> {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(crate::ship::https_client())
-        .load()
-        .await;
     let pipeline = Arc::new(Pipeline::new(&config));
     let listener =
         listener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -39,8 +58,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let serving = tokio::spawn(listener::serve(listener, deliveries));
     tokio::spawn(Arc::clone(&pipeline).consume(incoming));
 
-    let shipper = Shipper::new(&sdk, config.log_group.clone(), config.log_stream.clone());
-    let flusher = Arc::new(Flusher::new(pipeline, shipper, &config));
+    let flusher = Arc::new(LateFlusher { cell: OnceCell::new(), pipeline, config: config.clone() });
     let finished = Arc::new(Notify::new());
     let subscribed = Arc::new(AtomicBool::new(false));
     let processor = {
@@ -51,12 +69,12 @@ pub async fn run(config: Config) -> Result<(), Error> {
             async move {
                 match event.next {
                     NextEvent::Invoke(invoke) if subscribed => {
-                        flusher.on_invoke(invoke.request_id, invoke.deadline_ms).await
+                        flusher.get().await.on_invoke(invoke.request_id, invoke.deadline_ms).await
                     }
                     NextEvent::Invoke(_) => {}
                     NextEvent::Shutdown(shutdown) => {
                         if subscribed {
-                            flusher.on_shutdown(shutdown.deadline_ms).await;
+                            flusher.get().await.on_shutdown(shutdown.deadline_ms).await;
                         }
                         finished.notify_one();
                     }
@@ -67,6 +85,10 @@ pub async fn run(config: Config) -> Result<(), Error> {
     };
     let extension =
         Extension::new().with_events(&["INVOKE", "SHUTDOWN"]).with_events_processor(processor).register().await?;
+    // Registered: the runtime may start. The client is made meanwhile, off the critical path.
+    tokio::spawn(async move {
+        flusher.get().await;
+    });
     let client = Client::builder().build()?;
     match subscribe(&client, &extension.extension_id, port, config.delivery_timeout_ms).await {
         Ok(()) => {
