@@ -275,7 +275,10 @@ def api_section(plt, api, out_dir):
         "POST creates a book with a fresh ISBN each time (stream and projector included). Errors count "
         "socket errors and non-2xx answers. Everything shares this machine's cores with the moto server, a "
         "single Python process that serves every DynamoDB, stream and CloudWatch Logs call: its throughput, "
-        "not the functions', sets these figures, and a 64-connection run can exceed a function's reserved "
+        "not the functions', sets these figures (a POST is a DynamoDB transaction, and moto deep-copies the whole "
+        "table it touches, once per item, so as to be able to roll it back: POSTs slow down as the tables "
+        "grow), and a 64-connection "
+        "run can exceed a function's reserved "
         "concurrency (each environment stays busy until its extension is done), which API Gateway answers "
         "with 500s as Lambda throttles.",
         "",

@@ -37,10 +37,18 @@ struct LateFlusher {
 impl LateFlusher {
     async fn get(&self) -> Arc<Flusher> {
         let made = self.cell.get_or_init(|| async {
-            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .http_client(crate::ship::https_client())
-                .load()
-                .await;
+            let load = || {
+                aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .http_client(crate::ship::https_client())
+                    .load()
+            };
+            // On a thread of its own: reading TLS roots and configuration blocks, and the
+            // extension's one thread must stay free to subscribe and wait for its first event.
+            let runtime = tokio::runtime::Handle::current();
+            let sdk = match tokio::task::spawn_blocking(move || runtime.block_on(load())).await {
+                Ok(sdk) => sdk,
+                Err(_) => load().await,
+            };
             let shipper = Shipper::new(&sdk, self.config.log_group.clone(), self.config.log_stream.clone());
             Arc::new(Flusher::new(Arc::clone(&self.pipeline), shipper, &self.config))
         });
