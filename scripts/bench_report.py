@@ -110,6 +110,17 @@ def save(plt, figure, out_dir, name):
     return name
 
 
+def log_x(axes):
+    """A log x axis labelled 0.1, 0.2, 0.5, 1, 2, 5… rather than in powers of ten."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axes.set_xscale("log")
+    axis = axes.xaxis
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def cdf_plot(plt, series, title, xlabel, out_dir, name):
     figure, axes = plt.subplots(figsize=(8, 4.2))
     for variant, values in series:
@@ -117,7 +128,7 @@ def cdf_plot(plt, series, title, xlabel, out_dir, name):
         if not values:
             continue
         axes.plot(values, [(i + 1) / len(values) for i in range(len(values))], label=label(variant), linewidth=1.6)
-    axes.set_xscale("log")
+    log_x(axes)
     axes.set_xlabel(xlabel)
     axes.set_ylabel("fraction of samples ≤ x")
     axes.set_title(title)
