@@ -308,6 +308,8 @@ async fn main() -> Result<(), Error> {
     if !query.extensions_dir.as_ref().is_some_and(|d| d.join("books-telemetry").is_file()) {
         return Err(format!("{} has no books-telemetry in {:?}", query.name, query.extensions_dir).into());
     }
+    // The peer alone in a folder next to the results: the emulator starts every executable of a
+    // function's extensions folder.
     let peer_dir = args.out.with_extension("peer");
     std::fs::create_dir_all(&peer_dir)?;
     std::fs::copy(&args.peer, peer_dir.join("peer-telemetry"))?;
