@@ -184,13 +184,13 @@ async fn the_caller_gets_the_response_while_the_environment_waits_for_its_extens
     let fixture = Fixture::new(
         Duration::from_secs(5),
         true,
-        &[("FIXTURE_AFTER_INVOKE_MS", "400"), ("FIXTURE_TELEMETRY", r#"{"timeoutMs": 25}"#)],
+        &[("FIXTURE_AFTER_INVOKE_MS", "1500"), ("FIXTURE_TELEMETRY", r#"{"timeoutMs": 25}"#)],
     );
     let (observer, mut observations) = tokio::sync::mpsc::unbounded_channel();
     let service =
         LambdaService::new(vec![fixture.spec.clone()], LambdaSettings { observer: Some(observer), ..settings() });
     response(invoke(&service, json!({})).await);
-    // The extension still works on the invocation for 400 ms: its invoke phase is not over...
+    // The extension still works on the invocation for 1.5 s: its invoke phase is not over...
     let mut seen = Vec::new();
     while let Ok(observation) = observations.try_recv() {
         seen.push(observation);
@@ -219,20 +219,16 @@ async fn the_observer_gets_the_init_and_invocation_timelines() {
     let (observer, mut observations) = tokio::sync::mpsc::unbounded_channel();
     let service =
         LambdaService::new(vec![fixture.spec.clone()], LambdaSettings { observer: Some(observer), ..settings() });
-    let mut seen = Vec::new();
     for _ in 0..2 {
         response(invoke(&service, json!({})).await);
-        // The environment is busy until its invoke phase is over, reported last.
-        loop {
-            let observation = observations.recv().await.expect("the service is running");
-            let over = matches!(observation, Observation::Invoke(_));
-            seen.push(observation);
-            if over {
-                break;
-            }
-        }
+        // The environment is busy until its invoke phase is over: then the next call reuses it.
+        service.idle("fixture").await;
     }
     service.shutdown().await;
+    let mut seen = Vec::new();
+    while let Ok(observation) = observations.try_recv() {
+        seen.push(observation);
+    }
     let [Observation::Init(init), Observation::Invoke(cold), Observation::Invoke(warm)] = seen.as_slice() else {
         panic!("one init then two invocations, got {seen:?}");
     };
@@ -356,7 +352,9 @@ async fn a_caller_hanging_up_loses_neither_the_invocation_nor_its_environment() 
         let gave_up =
             tokio::time::timeout(Duration::from_millis(300), invoke(&service, json!({"sleep_ms": 600}))).await;
         assert!(gave_up.is_err(), "neither throttled nor failed: the call outlived its caller");
-        tokio::time::sleep(Duration::from_millis(600)).await; // the function finishes meanwhile
+        tokio::time::timeout(Duration::from_secs(10), service.idle("fixture"))
+            .await
+            .expect("the abandoned invocation ended in its environment, which is free again");
     }
     // Reserved concurrency is 2: had the abandoned invocations kept their slots, the third call
     // above and this one would be throttled.
