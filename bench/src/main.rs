@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region};
 use books_local::cloud::FunctionConfig;
 use books_local::invoke::{FunctionSpec, InvokeOutcome, InvokeRequest, Invoker};
 use books_local::lambda::observe::{InitTimeline, InvokeTimeline, Observation};
@@ -296,11 +295,8 @@ async fn invocations(
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let args = parse_args()?;
-    let aws = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(&args.endpoint)
-        .region(Region::new(std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into())))
-        .load()
-        .await;
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
+    let aws = books_local::cloud::sdk_config(&args.endpoint, &region).await;
     let topology = books_local::cloud::read(&aws, &args.rest_api_id, "v1").await?;
     let spec = |function: &FunctionConfig| function.spec(&args.rootfs.join(function.image_kind()));
     let functions: Vec<FunctionSpec> = topology.functions.iter().map(spec).collect();

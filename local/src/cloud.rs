@@ -138,6 +138,19 @@ pub fn function_name_of(arn_or_uri: &str) -> String {
     name.split(':').next().unwrap_or_default().to_owned()
 }
 
+/// The SDK configuration of the local AWS endpoint, on the workspace's one TLS stack (rustls
+/// with ring, see its manifest); credentials come the usual way (moto takes any).
+pub async fn sdk_config(endpoint: &str, region: &str) -> SdkConfig {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(region.to_owned()))
+        .load()
+        .await
+}
+
 /// Reads the REST API `rest_api` (its id or its name) and its stage `stage`, the usage plans,
 /// keys and functions behind them, and the functions' DynamoDB event source mappings.
 pub async fn read(config: &SdkConfig, rest_api: &str, stage: &str) -> Result<Topology, CloudError> {

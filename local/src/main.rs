@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region};
 use books_local::gateway::Gateway;
 use books_local::invoke::Invoker;
 use books_local::lambda::{LambdaService, LambdaSettings};
@@ -74,11 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .init();
     let args = parse_args();
-    let aws = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(&args.endpoint)
-        .region(Region::new(args.region.clone()))
-        .load()
-        .await;
+    let aws = books_local::cloud::sdk_config(&args.endpoint, &args.region).await;
     let topology = books_local::cloud::read(&aws, &args.rest_api_id, &args.stage).await?;
 
     let mut specs = Vec::new();

@@ -7,6 +7,8 @@
 //! Bench-only: it is never shipped. Reads `BOOKS_TELEMETRY_LOG_GROUP` like ours, and
 //! `PEER_TELEMETRY_PORT` for its listener (the crate binds a fixed port on every interface).
 
+use aws_config::BehaviorVersion;
+use aws_sdk_cloudwatchlogs::config::SharedHttpClient;
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_cloudwatchlogs::Client;
 use lambda_extension::{service_fn, Error, Extension, LambdaTelemetry, LambdaTelemetryRecord, SharedService};
@@ -40,7 +42,7 @@ async fn main() -> Result<(), Error> {
     let group = std::env::var("BOOKS_TELEMETRY_LOG_GROUP")?;
     let port: u16 = std::env::var("PEER_TELEMETRY_PORT").map_or(Ok(9003), |p| p.parse())?;
     let stream = format!("peer/{}", std::process::id());
-    let client = Client::new(&aws_config::load_from_env().await);
+    let client = Client::new(&aws_config::defaults(BehaviorVersion::latest()).http_client(https_client()).load().await);
     client.create_log_stream().log_group_name(&group).log_stream_name(&stream).send().await?;
 
     let processor = SharedService::new(service_fn(move |events: Vec<LambdaTelemetry>| {
@@ -48,4 +50,10 @@ async fn main() -> Result<(), Error> {
         async move { ship(&client, &group, &stream, events).await }
     }));
     Extension::new().with_telemetry_processor(processor).with_telemetry_port_number(port).run().await
+}
+
+/// The SDK's HTTPS client on rustls with ring, as everywhere in the workspace (see its manifest).
+fn https_client() -> SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
 }

@@ -35,7 +35,14 @@ pub mod vars {
 /// The shared AWS configuration. Like every AWS SDK it honours `AWS_REGION`,
 /// `AWS_ENDPOINT_URL` and the credential chain, so the local cloud needs no special path.
 pub async fn aws() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client()).load().await
+}
+
+/// The SDK's HTTPS client on rustls with ring, the workspace's one TLS stack (see the
+/// workspace manifest: the SDK's default, aws-lc, is not built).
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
 }
 
 /// A DynamoDB client on the shared configuration; build it once per process.

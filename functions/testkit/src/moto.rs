@@ -26,11 +26,18 @@ pub fn endpoint() -> &'static str {
 /// AWS SDK configuration aimed at moto with fake credentials.
 pub async fn aws_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
         .endpoint_url(endpoint())
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "books-testkit"))
         .load()
         .await
+}
+
+/// The SDK's HTTP client on rustls with ring, as everywhere in the workspace (see its manifest).
+pub fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
 }
 
 fn start_private_moto() -> String {

@@ -121,25 +121,18 @@ fn python_extension() -> PathBuf {
     launcher
 }
 
-/// The `fixture-extension` binary (on the lambda-extension crate), built once per test run.
+/// The `fixture-extension` binary (examples/, on the lambda-extension crate), which `cargo test`
+/// builds with the tests. A test binary lives in <target>/debug/deps; examples in
+/// <target>/debug/examples.
 pub fn crate_extension() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = std::process::Command::new(cargo)
-                .args(["build", "--quiet", "-p", "books-local-fixtures", "--bin", "fixture-extension"])
-                .current_dir(workspace())
-                .status()
-                .expect("run cargo build for the fixture");
-            assert!(status.success(), "building fixture-extension failed");
-            // This test binary lives in <target>/debug/deps; the fixture in <target>/debug.
-            let exe = std::env::current_exe().unwrap();
-            let binary = exe.parent().and_then(|deps| deps.parent()).unwrap().join("fixture-extension");
-            assert!(binary.exists(), "{} was not built", binary.display());
-            binary
-        })
-        .clone()
+    let exe = std::env::current_exe().unwrap();
+    let binary = exe.parent().and_then(|deps| deps.parent()).unwrap().join("examples/fixture-extension");
+    assert!(
+        binary.exists(),
+        "{} is missing. Fix: cargo test -p books-local (builds the examples with the tests)",
+        binary.display()
+    );
+    binary
 }
 
 fn make_executable(path: &Path) {
