@@ -44,22 +44,41 @@ $(VENV)/.installed: requirements.txt | check-python
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $@
 
-# --- tests ------------------------------------------------------------------------------------
+# --- builds and checks shared by make run, make check and make test ------------------------------
 
-.PHONY: test test-rust lint
-test: test-rust test-scripts lint ## Everything: Rust tests against moto, clippy, rustfmt, Terraform against moto, the images, the local cloud end to end
+# One debug build of the whole workspace, for the local cloud and every test: every cargo command
+# here selects all packages with their tests, so cargo unifies features the same way each time
+# and nothing is compiled twice (a subset of packages, or a feature of one crate, would rebuild
+# the AWS SDK clients with other features).
+DEBUG_BUILD := $(CARGO) build --workspace --lib --bins --tests --examples --locked
 
-test-rust: venv check-rust ## Unit and integration tests of the workspace, against a private moto server
+.PHONY: build-debug build-debug-run
+build-debug: check-rust ## The debug build of the whole workspace that make run, check and test share
+	+$(MAKE) build-debug-run
+build-debug-run:
+	+$(DEBUG_BUILD)
+
+.PHONY: test-rust test-rust-run
+test-rust: venv build-debug ## Unit and integration tests of the workspace, against a private moto server
+	+$(MAKE) test-rust-run
+test-rust-run:
 	@echo "==> cargo test --workspace (moto server started for the run)"
-	$(WITH_MOTO) -- $(CARGO) test --workspace --locked
+	+$(WITH_MOTO) -- $(CARGO) test --workspace --locked
 
 .PHONY: test-scripts
-test-scripts: venv ## Tests of the Python tools (dashboard drift check and renderer) against a moto server
+test-scripts: venv ## Tests of the Python tools (dashboard drift check and renderer, bench report) against a moto server
 	$(VENV_PY) -m unittest discover -s scripts/tests
 
-lint: check-rust ## cargo fmt --check and clippy with warnings denied
+.PHONY: lint fmt-check clippy
+lint: fmt-check clippy ## cargo fmt --check and clippy with warnings denied
+fmt-check: check-rust
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+clippy: check-rust
+	+$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+.PHONY: check
+check: fmt-check clippy ## The inner loop (a few minutes): rustfmt, clippy and the unit tests; make test is the gate
+	+$(CARGO) test --workspace --locked --lib --bins --examples
 
 .PHONY: fmt
 fmt: ## Format the Rust code
@@ -68,26 +87,26 @@ fmt: ## Format the Rust code
 # --- the local cloud ----------------------------------------------------------------------------
 
 PORT ?= 3000
-LOCAL_BINS := books-command books-query books-projector books-telemetry books-local
 # Where cargo puts its builds (honours CARGO_TARGET_DIR like cargo does).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run local-build
-run: venv check-rust check-terraform local-build $(TF_CLI_CONFIG_FILE) ## The local cloud: moto + Terraform + books-local on http://127.0.0.1:$(PORT)/v1
+.PHONY: run local-build local-build-run
+run: venv check-rust check-terraform local-build $(TF_CLI_CONFIG_FILE) ## The local cloud: moto + Terraform + books-local on http://127.0.0.1:3000/v1 (PORT=…)
 	@echo "==> starting the local AWS endpoint (moto)"
 	BUILD=$(abspath $(BUILD)) PORT=$(PORT) TERRAFORM=$(TERRAFORM) $(WITH_MOTO) -- scripts/local-cloud
 
-.PHONY: test-local-e2e
-test-local-e2e: test-images venv check-rust check-terraform local-build $(TF_CLI_CONFIG_FILE) ## End to end through the local cloud running the unpacked images (Terraform on moto, books-local, the gateway)
+.PHONY: test-local-e2e test-local-e2e-run
+test-local-e2e: test-images venv local-build $(TF_CLI_CONFIG_FILE) ## End to end through the local cloud running the unpacked images (Terraform on moto, books-local, the gateway)
+	+$(MAKE) test-local-e2e-run
+test-local-e2e-run: check-terraform
 	@echo "==> end-to-end tests through the local cloud, functions and extension from the images"
-	BUILD=$(abspath $(BUILD)) ROOTFS=$(abspath $(BUILD))/image-rootfs TERRAFORM=$(TERRAFORM) CARGO=$(CARGO) \
-	  $(WITH_MOTO) -- scripts/e2e-local
+	+BUILD=$(abspath $(BUILD)) ROOTFS=$(abspath $(BUILD))/image-rootfs TERRAFORM=$(TERRAFORM) CARGO=$(CARGO) \
+	  BOOKS_LOCAL=$(abspath $(TARGET_DIR))/debug/books-local LOCAL_CLOUD_NAME=e2e $(WITH_MOTO) -- scripts/e2e-local
 
-test: test-local-e2e test-bench
-
-local-build: check-rust
-	@echo "==> building the functions, the extension and books-local"
-	$(CARGO) build --locked $(addprefix --bin ,$(LOCAL_BINS))
+# The binaries of the local cloud: the shared debug build, laid out as the images hold them.
+local-build: build-debug
+	+$(MAKE) local-build-run
+local-build-run:
 	@mkdir -p $(BUILD)/bin
 	@cp -f $(TARGET_DIR)/debug/books-local $(BUILD)/bin/books-local
 	scripts/stage-rootfs $(TARGET_DIR)/debug $(BUILD)/rootfs $(TARGET_DIR)/debug/books-telemetry

@@ -7,10 +7,13 @@ RUST_TARGET_arm64  := aarch64-unknown-linux-musl
 RUST_TARGET_x86_64 := x86_64-unknown-linux-musl
 RUST_TARGET := $(or $(RUST_TARGET_$(ARCH)),$(error ARCH must be arm64 or x86_64))
 FUNCTION_BINS := books-command books-query books-projector
+# The cargo profile of the binaries: release is what ships; make test builds the architecture it
+# only inspects with image-check (see Cargo.toml).
+PROFILE ?= release
 # How the extension is built (on its own): release, optimised for size (for every profile, as
 # `make bench` measures its pipeline with the bench profile).
 EXTENSION_BUILD_ENV := CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_BENCH_OPT_LEVEL=s
-RELEASE_DIR = $(TARGET_DIR)/$(RUST_TARGET)/release
+RELEASE_DIR = $(TARGET_DIR)/$(RUST_TARGET)/$(PROFILE)
 # Images are tagged with the git revision (ECR repositories are immutable: one tag, one image).
 IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
 BASE_IMAGE ?= public.ecr.aws/lambda/provided:al2023
@@ -21,16 +24,23 @@ DIGESTS ?= $(abspath $(BUILD))/delivery/images.auto.tfvars.json
 IMAGE_ENV = BIN_DIR=$(abspath $(RELEASE_DIR)) ARCH=$(ARCH) TAG=$(IMAGE_TAG) BASE_IMAGE=$(BASE_IMAGE) \
 	CONTAINER_TOOL=$(CONTAINER_TOOL) DIGESTS=$(DIGESTS) VENV_PY=$(abspath $(VENV_PY)) TERRAFORM=$(TERRAFORM)
 
-.PHONY: release-binaries images hadolint aws-lambda-delivery aws-lambda-provision aws-lambda-destroy test-images tools-images
+.PHONY: release-binaries release-binaries-run rust-targets images hadolint aws-lambda-delivery aws-lambda-provision aws-lambda-destroy
 
-release-binaries: venv check-rust ## Static release binaries for ARCH (arm64|x86_64), cross-linked by cargo-zigbuild
-	@rustup target list --installed 2>/dev/null | grep -qx $(RUST_TARGET) || rustup target add $(RUST_TARGET)
-	@echo "==> cargo zigbuild --release --target $(RUST_TARGET)"
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO) zigbuild --release --locked --target $(RUST_TARGET) $(addprefix -p ,$(FUNCTION_BINS))
+# The musl targets of both architectures (rustup), for the static binaries.
+rust-targets: check-rust
+	@for target in $(RUST_TARGET_arm64) $(RUST_TARGET_x86_64); do \
+	  rustup target list --installed 2>/dev/null | grep -qx $$target || rustup target add $$target; done
+
+release-binaries: venv rust-targets ## Static release binaries for ARCH (arm64|x86_64), cross-linked by cargo-zigbuild (PROFILE=release)
+	+$(MAKE) release-binaries-run
+release-binaries-run:
+	@echo "==> cargo zigbuild --profile $(PROFILE) --target $(RUST_TARGET)"
+	+PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO) zigbuild --profile $(PROFILE) --locked --target $(RUST_TARGET) $(addprefix -p ,$(FUNCTION_BINS))
 	@# The extension on its own: built with the functions, cargo would unify their features into
-	@# it (aws-lc TLS, env-filter's regex), some 2 MB of what it does not use. Optimised for size:
-	@# it is loaded into every cold start, and its pipeline loses < 10% (make bench measures it so).
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(EXTENSION_BUILD_ENV) $(CARGO) zigbuild --release --locked --target $(RUST_TARGET) -p books-telemetry
+	@# it (env-filter's regex, the functions' tokio and hyper features), what it does not use.
+	@# Optimised for size: it is loaded into every cold start, and its pipeline loses < 10%
+	@# (make bench measures it so).
+	+PATH="$(abspath $(VENV))/bin:$$PATH" $(EXTENSION_BUILD_ENV) $(CARGO) zigbuild --profile $(PROFILE) --locked --target $(RUST_TARGET) -p books-telemetry
 
 hadolint: venv ## Lint docker/Dockerfile (hadolint, pinned in requirements.txt)
 	$(VENV)/bin/hadolint docker/Dockerfile
@@ -40,7 +50,7 @@ images: release-binaries hadolint ## Build both images (CONTAINER_TOOL=docker|po
 
 aws-lambda-delivery: ## Build and push both images to ECR (or REGISTRY=host:port), record their digests
 	$(IMAGE_ENV) REGISTRY=$(REGISTRY) scripts/aws-lambda preflight
-	$(MAKE) --no-print-directory release-binaries hadolint
+	+$(MAKE) --no-print-directory release-binaries hadolint
 	$(IMAGE_ENV) REGISTRY=$(REGISTRY) scripts/aws-lambda delivery
 
 aws-lambda-provision: venv $(TF_CLI_CONFIG_FILE) ## terraform apply with the delivered digests; prints the URL and how to read the API key
@@ -51,25 +61,32 @@ aws-lambda-destroy: venv $(TF_CLI_CONFIG_FILE) ## terraform destroy of the AWS d
 
 # The tools the image tests need: Debian's buildah, skopeo, umoci and docker-registry.
 IMAGE_TOOLS := buildah skopeo umoci docker-registry
+.PHONY: tools-images
 tools-images:
-	@missing=""; for t in $(IMAGE_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "==> installing$$missing (apt-get)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(IMAGE_TOOLS) >/dev/null; \
-	  else \
-	    echo "error: missing$$missing. Install them: sudo apt-get install $(IMAGE_TOOLS)"; exit 1; \
-	  fi; \
-	fi
+	@scripts/apt-tools $(IMAGE_TOOLS)
 
 # Without Docker or AWS: both images built by buildah on a scratch base, for arm64 (what ships)
 # and x86_64, pushed through the delivery target to a registry on 127.0.0.1, pulled back by
 # digest, unpacked and inspected; the root file systems for this machine's architecture are
-# what test-local-e2e runs.
-IMAGE_HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
-test-images: tools-images venv check-rust ## Build, push (local registry), pull back and inspect both images for both architectures; no Docker, no AWS
-	$(MAKE) --no-print-directory release-binaries ARCH=arm64
-	$(MAKE) --no-print-directory release-binaries ARCH=x86_64
-	$(MAKE) --no-print-directory hadolint
-	HOST_ARCH=$(IMAGE_HOST_ARCH) BUILD=$(abspath $(BUILD)) TAG=$(IMAGE_TAG) \
-	  TARGET_DIR=$(abspath $(TARGET_DIR)) scripts/test-images
+# what test-local-e2e runs. This machine's architecture is built as it ships (release), the
+# other one, only inspected, with the cheaper image-check profile (static and stripped alike).
+HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
+OTHER_ARCH := $(if $(filter arm64,$(HOST_ARCH)),x86_64,arm64)
+HOST_RUST_TARGET = $(RUST_TARGET_$(HOST_ARCH))
+HOST_RELEASE_DIR = $(TARGET_DIR)/$(RUST_TARGET_$(HOST_ARCH))/release
+OTHER_IMAGE_CHECK_DIR = $(TARGET_DIR)/$(RUST_TARGET_$(OTHER_ARCH))/image-check
+
+.PHONY: test-images test-images-run release-host release-other
+test-images: tools-images venv rust-targets ## Build, push (local registry), pull back and inspect both images for both architectures; no Docker, no AWS
+	+$(MAKE) release-host
+	+$(MAKE) release-other
+	+$(MAKE) test-images-run
+release-host:
+	+$(MAKE) release-binaries-run ARCH=$(HOST_ARCH) PROFILE=release
+release-other:
+	+$(MAKE) release-binaries-run ARCH=$(OTHER_ARCH) PROFILE=image-check
+test-images-run:
+	$(VENV)/bin/hadolint docker/Dockerfile
+	HOST_ARCH=$(HOST_ARCH) BUILD=$(abspath $(BUILD)) TAG=$(IMAGE_TAG) \
+	  BIN_DIR_$(HOST_ARCH)=$(abspath $(HOST_RELEASE_DIR)) BIN_DIR_$(OTHER_ARCH)=$(abspath $(OTHER_IMAGE_CHECK_DIR)) \
+	  scripts/test-images

@@ -43,14 +43,17 @@ $(TF_CLI_CONFIG_FILE): tf-cli-config-always
 	  if [ -n "$(TF_MIRROR)" ]; then echo "==> terraform providers from the local mirror $(TF_MIRROR)"; \
 	  else echo "==> terraform providers from the registry (no local mirror found)"; fi; fi
 
-.PHONY: test-terraform tf-init tf-static tf-local
+.PHONY: test-terraform tf-init tf-static tf-static-run tf-local tf-local-run
 test-terraform: tf-static tf-local ## Terraform: fmt, validate, checkov, then apply + re-plan + checks + destroy against moto
 
 # The lock file init writes (terraform/.terraform.lock.hcl) is git-ignored: see versions.tf.
+# make test runs init once, before the phases that use Terraform (they run side by side).
 tf-init: check-terraform $(TF_CLI_CONFIG_FILE)
 	TF_DATA_DIR=$(TF_TEST_DATA) $(TERRAFORM) -chdir=$(TF_DIR) init -backend=false -input=false -no-color >/dev/null
 
 tf-static: tf-init venv
+	+$(MAKE) tf-static-run
+tf-static-run:
 	@echo "==> terraform fmt / validate"
 	$(TERRAFORM) fmt -check -recursive $(TF_DIR)
 	TF_DATA_DIR=$(TF_TEST_DATA) $(TERRAFORM) -chdir=$(TF_DIR) validate -no-color
@@ -59,10 +62,10 @@ tf-static: tf-init venv
 	  --download-external-modules false --skip-download --skip-path tests
 
 tf-local: tf-init venv
+	+$(MAKE) tf-local-run
+tf-local-run:
 	@echo "==> terraform apply / plan / checks / destroy against a private moto server"
 	@rm -f $(TF_TEST_STATE) $(TF_TEST_STATE).backup
 	$(WITH_MOTO) -- env TF_DATA_DIR=$(TF_TEST_DATA) TF_TEST_STATE=$(TF_TEST_STATE) \
 	  TF_TEST_VARS='$(TF_TEST_VARS)' \
 	  TERRAFORM=$(TERRAFORM) TF_DIR=$(TF_DIR) $(VENV_PY) $(TF_DIR)/tests/local_cycle.py
-
-test: test-terraform

@@ -1,0 +1,69 @@
+# `make test`: the complete gate, as phases that run side by side where two cores allow, each with
+# its own log (.build/phases/<phase>.log) and wall time, and a table of them at the end (also
+# when a phase fails). Included by the root Makefile; the phases call the same targets a
+# developer runs one by one (their `-run` halves, without the prerequisites this graph orders).
+#
+# Every build is compiled once: one debug build of the workspace (tests, the local cloud, the
+# bench driver), one release build of this machine's architecture (images, end to end, bench
+# smoke run), one cheaper build of the other architecture (its images are only inspected).
+
+# Phases at once. Every cargo build joins make's jobserver (the `+` recipes), so builds side by
+# side share the cores instead of each taking them all; one more job than cores lets a build
+# keep going while another phase waits on moto, a download or a single-threaded link.
+TEST_JOBS ?= 3
+PHASE := scripts/phase run
+
+.PHONY: test test-phases
+test: ## Everything, the gate CI runs: every Rust test against moto, lint, Terraform against moto, the images, the local cloud end to end, a short bench; prints its phases' wall times
+	@scripts/phase reset
+	+@status=0; $(MAKE) -j$(TEST_JOBS) test-phases || status=$$?; scripts/phase table; exit $$status
+
+# Listed in the order make should start them when a job slot frees: the long builds first.
+test-phases: phase-build-debug phase-venv phase-release-host phase-release-other phase-tools \
+  phase-tf-init phase-terraform-moto phase-clippy phase-rust-tests phase-images phase-e2e \
+  phase-bench-smoke phase-terraform-static phase-python-tests phase-fmt
+
+# --- set-up: installs on a fresh machine, seconds afterwards --------------------------------------
+.PHONY: phase-venv phase-tools phase-rust-targets phase-tf-init
+phase-venv: check-python
+	@$(PHASE) venv -- $(MAKE) venv
+phase-tools:
+	@$(PHASE) tools -- scripts/apt-tools $(IMAGE_TOOLS) wrk
+phase-rust-targets: check-rust
+	@$(PHASE) rust-targets -- $(MAKE) rust-targets
+# Once, before the phases that run Terraform side by side (init writes the module's lock file).
+phase-tf-init: check-terraform $(TF_CLI_CONFIG_FILE)
+	@$(PHASE) terraform-init -- $(MAKE) tf-init
+
+# --- builds -----------------------------------------------------------------------------------------
+.PHONY: phase-build-debug phase-release-host phase-release-other phase-clippy phase-fmt
+phase-build-debug: check-rust
+	+@$(PHASE) build-debug -- $(MAKE) build-debug-run
+phase-release-host: phase-venv phase-rust-targets
+	+@$(PHASE) release-$(HOST_ARCH) -- $(MAKE) release-host
+phase-release-other: phase-venv phase-rust-targets
+	+@$(PHASE) image-check-$(OTHER_ARCH) -- $(MAKE) release-other
+# After the debug build and before the phases that call cargo test: clippy locks the same build
+# folder, and a test phase would wait for it with the local cloud running.
+phase-clippy: phase-build-debug
+	+@$(PHASE) clippy -- $(MAKE) clippy
+phase-fmt: check-rust
+	@$(PHASE) fmt -- $(MAKE) fmt-check
+
+# --- tests ------------------------------------------------------------------------------------------
+.PHONY: phase-rust-tests phase-python-tests phase-terraform-static phase-terraform-moto phase-images \
+  phase-e2e phase-bench-smoke
+phase-rust-tests: phase-build-debug phase-venv | phase-clippy
+	+@$(PHASE) rust-tests -- $(MAKE) test-rust-run
+phase-python-tests: phase-venv
+	@$(PHASE) python-tests -- $(MAKE) test-scripts
+phase-terraform-static: phase-venv phase-tf-init
+	@$(PHASE) terraform-static -- $(MAKE) tf-static-run
+phase-terraform-moto: phase-venv phase-tf-init
+	@$(PHASE) terraform-moto -- $(MAKE) tf-local-run
+phase-images: phase-release-host phase-release-other phase-tools phase-venv
+	@$(PHASE) images -- $(MAKE) test-images-run
+phase-e2e: phase-images phase-build-debug phase-tf-init | phase-clippy
+	+@$(PHASE) e2e -- $(MAKE) test-local-e2e-run
+phase-bench-smoke: phase-build-debug phase-release-host phase-tools phase-tf-init | phase-clippy
+	+@$(PHASE) bench-smoke -- $(MAKE) test-bench-run
