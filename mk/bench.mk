@@ -15,7 +15,7 @@ bench: venv check-rust check-terraform tools-bench $(TF_CLI_CONFIG_FILE) ## Benc
 	@echo "==> [2/5] telemetry pipeline throughput, one core"
 	BENCH_JSON=$(BENCH_DIR)/pipeline.json $(EXTENSION_BUILD_ENV) $(CARGO) bench -p books-telemetry --bench pipeline --locked
 	@echo "==> [3/5] release binaries for $(HOST_ARCH), as the images hold them, and the peer built the same way"
-	$(MAKE) release-binaries ARCH=$(HOST_ARCH)
+	+$(MAKE) release-binaries ARCH=$(HOST_ARCH)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(EXTENSION_BUILD_ENV) $(CARGO) zigbuild --release --locked --target $(HOST_RUST_TARGET) -p books-bench-peer
 	@echo "==> [4/5] books-bench and books-local (release)"
 	$(CARGO) build --release --locked -p books-bench -p books-local
@@ -31,15 +31,15 @@ tools-bench:
 
 # A short run of the whole of `make bench` into .build/bench-smoke, part of `make test`: keeps the
 # benchmark working (its figures mean nothing; 64 connections would only measure two cores
-# scaling out). It measures the binaries the image tests and the end-to-end run use (this
-# machine's release build), driven by the shared debug build's books-bench and books-local.
+# scaling out). It runs the binaries the image tests and the end-to-end run use (TEST_PROFILE,
+# this machine's architecture), driven by the shared debug build's books-bench and books-local.
 .PHONY: test-bench test-bench-run
 test-bench: venv check-terraform tools-bench local-build $(TF_CLI_CONFIG_FILE) ## A short make bench on the binaries make test builds (keeps the benchmark working)
-	+$(MAKE) release-host
+	+$(MAKE) test-binaries-$(HOST_ARCH)
 	+$(MAKE) test-bench-run
 test-bench-run:
 	@echo "==> a short make bench (keeps it working; figures meaningless)"
-	RELEASE_DIR=$(abspath $(HOST_RELEASE_DIR)) PEER=$(abspath $(TARGET_DIR))/debug/peer-telemetry \
+	RELEASE_DIR=$(abspath $(call TEST_BIN_DIR,$(HOST_ARCH))) PEER=$(abspath $(TARGET_DIR))/debug/peer-telemetry \
 	  BENCH_BIN=$(abspath $(TARGET_DIR))/debug/books-bench BOOKS_LOCAL=$(abspath $(TARGET_DIR))/debug/books-local \
 	  COLD_STARTS=2 INVOCATIONS=100 WRK_SECONDS=2 WRK_WARMUP_SECONDS=1 WRK_SETTLE_SECONDS=3 WRK_CONNECTIONS='1 8' BENCH_OUT=$(abspath $(BUILD))/bench-smoke \
 	  BUILD=$(abspath $(BUILD)) LOCAL_CLOUD_NAME=bench-smoke TERRAFORM=$(TERRAFORM) $(WITH_MOTO) -- scripts/bench

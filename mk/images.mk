@@ -7,8 +7,8 @@ RUST_TARGET_arm64  := aarch64-unknown-linux-musl
 RUST_TARGET_x86_64 := x86_64-unknown-linux-musl
 RUST_TARGET := $(or $(RUST_TARGET_$(ARCH)),$(error ARCH must be arm64 or x86_64))
 FUNCTION_BINS := books-command books-query books-projector
-# The cargo profile of the binaries: release is what ships; make test builds the architecture it
-# only inspects with image-check (see Cargo.toml).
+# The cargo profile of the binaries: release is what ships; make test builds image-check (see
+# Cargo.toml and TEST_PROFILE below).
 PROFILE ?= release
 # How the extension is built (on its own): release, optimised for size (for every profile, as
 # `make bench` measures its pipeline with the bench profile).
@@ -33,14 +33,16 @@ rust-targets: check-rust
 
 release-binaries: venv rust-targets ## Static release binaries for ARCH (arm64|x86_64), cross-linked by cargo-zigbuild (PROFILE=release)
 	+$(MAKE) release-binaries-run
+# In release, the extension is built on its own: with the functions, cargo would unify their
+# features into it (env-filter's regex, the functions' tokio and hyper features), what it does
+# not use; and optimised for size: it is loaded into every cold start, and its pipeline loses
+# < 10% (make bench measures it so). Other profiles build all four binaries at once.
+ZIGBUILD = PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO) zigbuild --profile $(PROFILE) --locked --target $(RUST_TARGET)
+EXTENSION_ALONE = $(filter release,$(PROFILE))
 release-binaries-run:
 	@echo "==> cargo zigbuild --profile $(PROFILE) --target $(RUST_TARGET)"
-	+PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO) zigbuild --profile $(PROFILE) --locked --target $(RUST_TARGET) $(addprefix -p ,$(FUNCTION_BINS))
-	@# The extension on its own: built with the functions, cargo would unify their features into
-	@# it (env-filter's regex, the functions' tokio and hyper features), what it does not use.
-	@# Optimised for size: it is loaded into every cold start, and its pipeline loses < 10%
-	@# (make bench measures it so).
-	+PATH="$(abspath $(VENV))/bin:$$PATH" $(EXTENSION_BUILD_ENV) $(CARGO) zigbuild --profile $(PROFILE) --locked --target $(RUST_TARGET) -p books-telemetry
+	+$(ZIGBUILD) $(addprefix -p ,$(FUNCTION_BINS) $(if $(EXTENSION_ALONE),,books-telemetry))
+	+$(if $(EXTENSION_ALONE),$(EXTENSION_BUILD_ENV) $(ZIGBUILD) -p books-telemetry,@true)
 
 hadolint: venv ## Lint docker/Dockerfile (hadolint, pinned in requirements.txt)
 	$(VENV)/bin/hadolint docker/Dockerfile
@@ -68,25 +70,28 @@ tools-images:
 # Without Docker or AWS: both images built by buildah on a scratch base, for arm64 (what ships)
 # and x86_64, pushed through the delivery target to a registry on 127.0.0.1, pulled back by
 # digest, unpacked and inspected; the root file systems for this machine's architecture are
-# what test-local-e2e runs. This machine's architecture is built as it ships (release), the
-# other one, only inspected, with the cheaper image-check profile (static and stripped alike).
+# what test-local-e2e runs.
+#
+# The binaries make test builds for the images, the end-to-end run and the bench smoke run:
+# image-check, release without its optimisations (static, stripped, panic = abort alike; see
+# Cargo.toml). The release profile's fat LTO was 14 of make test's 40 CPU-minutes. To test
+# exactly what ships: make test TEST_PROFILE=release (about twice as long).
+TEST_PROFILE ?= image-check
 HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 OTHER_ARCH := $(if $(filter arm64,$(HOST_ARCH)),x86_64,arm64)
 HOST_RUST_TARGET = $(RUST_TARGET_$(HOST_ARCH))
-HOST_RELEASE_DIR = $(TARGET_DIR)/$(RUST_TARGET_$(HOST_ARCH))/release
-OTHER_IMAGE_CHECK_DIR = $(TARGET_DIR)/$(RUST_TARGET_$(OTHER_ARCH))/image-check
+HOST_RELEASE_DIR = $(TARGET_DIR)/$(HOST_RUST_TARGET)/release
+TEST_BIN_DIR = $(TARGET_DIR)/$(RUST_TARGET_$(1))/$(TEST_PROFILE)
 
-.PHONY: test-images test-images-run release-host release-other
+.PHONY: test-images test-images-run test-binaries-arm64 test-binaries-x86_64
 test-images: tools-images venv rust-targets ## Build, push (local registry), pull back and inspect both images for both architectures; no Docker, no AWS
-	+$(MAKE) release-host
-	+$(MAKE) release-other
+	+$(MAKE) test-binaries-$(HOST_ARCH)
+	+$(MAKE) test-binaries-$(OTHER_ARCH)
 	+$(MAKE) test-images-run
-release-host:
-	+$(MAKE) release-binaries-run ARCH=$(HOST_ARCH) PROFILE=release
-release-other:
-	+$(MAKE) release-binaries-run ARCH=$(OTHER_ARCH) PROFILE=image-check
+test-binaries-arm64 test-binaries-x86_64:
+	+$(MAKE) release-binaries-run ARCH=$(@:test-binaries-%=%) PROFILE=$(TEST_PROFILE)
 test-images-run:
 	$(VENV)/bin/hadolint docker/Dockerfile
 	HOST_ARCH=$(HOST_ARCH) BUILD=$(abspath $(BUILD)) TAG=$(IMAGE_TAG) \
-	  BIN_DIR_$(HOST_ARCH)=$(abspath $(HOST_RELEASE_DIR)) BIN_DIR_$(OTHER_ARCH)=$(abspath $(OTHER_IMAGE_CHECK_DIR)) \
+	  BIN_DIR_arm64=$(abspath $(call TEST_BIN_DIR,arm64)) BIN_DIR_x86_64=$(abspath $(call TEST_BIN_DIR,x86_64)) \
 	  scripts/test-images

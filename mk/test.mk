@@ -4,8 +4,8 @@
 # developer runs one by one (their `-run` halves, without the prerequisites this graph orders).
 #
 # Every build is compiled once: one debug build of the workspace (tests, the local cloud, the
-# bench driver), one release build of this machine's architecture (images, end to end, bench
-# smoke run), one cheaper build of the other architecture (its images are only inspected).
+# bench driver) and one static build per architecture with TEST_PROFILE (mk/images.mk): both
+# architectures' images, and this machine's for the end-to-end and bench smoke runs.
 
 # Phases at once. Every cargo build joins make's jobserver (the `+` recipes), so builds side by
 # side share the cores instead of each taking them all; one more job than cores lets a build
@@ -19,7 +19,7 @@ test: ## Everything, the gate CI runs: every Rust test against moto, lint, Terra
 	+@status=0; $(MAKE) -j$(TEST_JOBS) test-phases || status=$$?; scripts/phase table; exit $$status
 
 # Listed in the order make should start them when a job slot frees: the long builds first.
-test-phases: phase-build-debug phase-venv phase-release-host phase-release-other phase-tools \
+test-phases: phase-build-debug phase-venv phase-binaries-host phase-binaries-other phase-tools \
   phase-tf-init phase-terraform-moto phase-clippy phase-rust-tests phase-images phase-e2e \
   phase-bench-smoke phase-terraform-static phase-python-tests phase-fmt
 
@@ -36,13 +36,13 @@ phase-tf-init: check-terraform $(TF_CLI_CONFIG_FILE)
 	@$(PHASE) terraform-init -- $(MAKE) tf-init
 
 # --- builds -----------------------------------------------------------------------------------------
-.PHONY: phase-build-debug phase-release-host phase-release-other phase-clippy phase-fmt
+.PHONY: phase-build-debug phase-binaries-host phase-binaries-other phase-clippy phase-fmt
 phase-build-debug: check-rust
 	+@$(PHASE) build-debug -- $(MAKE) build-debug-run
-phase-release-host: phase-venv phase-rust-targets
-	+@$(PHASE) release-$(HOST_ARCH) -- $(MAKE) release-host
-phase-release-other: phase-venv phase-rust-targets
-	+@$(PHASE) image-check-$(OTHER_ARCH) -- $(MAKE) release-other
+phase-binaries-host: phase-venv phase-rust-targets
+	+@$(PHASE) binaries-$(HOST_ARCH) -- $(MAKE) test-binaries-$(HOST_ARCH)
+phase-binaries-other: phase-venv phase-rust-targets
+	+@$(PHASE) binaries-$(OTHER_ARCH) -- $(MAKE) test-binaries-$(OTHER_ARCH)
 # After the debug build and before the phases that call cargo test: clippy locks the same build
 # folder, and a test phase would wait for it with the local cloud running.
 phase-clippy: phase-build-debug
@@ -61,9 +61,9 @@ phase-terraform-static: phase-venv phase-tf-init
 	@$(PHASE) terraform-static -- $(MAKE) tf-static-run
 phase-terraform-moto: phase-venv phase-tf-init
 	@$(PHASE) terraform-moto -- $(MAKE) tf-local-run
-phase-images: phase-release-host phase-release-other phase-tools phase-venv
+phase-images: phase-binaries-host phase-binaries-other phase-tools phase-venv
 	@$(PHASE) images -- $(MAKE) test-images-run
 phase-e2e: phase-images phase-build-debug phase-tf-init | phase-clippy
 	+@$(PHASE) e2e -- $(MAKE) test-local-e2e-run
-phase-bench-smoke: phase-build-debug phase-release-host phase-tools phase-tf-init | phase-clippy
+phase-bench-smoke: phase-build-debug phase-binaries-host phase-tools phase-tf-init | phase-clippy
 	+@$(PHASE) bench-smoke -- $(MAKE) test-bench-run

@@ -255,7 +255,7 @@ async fn background_flush_never_holds_the_invocation() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 
     rig.flusher.pipeline().ingest(&runtime_done("req-bg"));
-    for _ in 0..100 {
+    for _ in 0..600 {
         if !support::messages(&rig.shipped_or_empty().await).is_empty() {
             break;
         }

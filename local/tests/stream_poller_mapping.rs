@@ -78,7 +78,7 @@ impl Running {
 
     async fn stop(self) {
         let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("the poller stops").expect("poller task");
+        tokio::time::timeout(Duration::from_secs(30), self.task).await.expect("the poller stops").expect("poller task");
     }
 }
 

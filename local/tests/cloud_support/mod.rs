@@ -426,7 +426,7 @@ impl RunningGateway {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), task).await.expect("gateway stops").expect("gateway task");
+            tokio::time::timeout(Duration::from_secs(30), task).await.expect("gateway stops").expect("gateway task");
         }
     }
 }

@@ -140,9 +140,10 @@ fn make_executable(path: &Path) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// Waits (bounded) until `check` holds; panics with `what` otherwise.
+/// Waits (bounded, 30 s: generous on a loaded machine) until `check` holds; panics with `what`
+/// otherwise.
 pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..200 {
+    for _ in 0..600 {
         if check() {
             return;
         }
