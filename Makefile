@@ -66,7 +66,7 @@ test-rust-run:
 	+$(WITH_MOTO) -- $(CARGO) test --workspace --locked
 
 .PHONY: test-scripts
-test-scripts: venv ## Tests of the Python tools (dashboard drift check and renderer, bench report) against a moto server
+test-scripts: venv build-debug ## Tests of the Python tools (dashboard drift check and renderer, bench report) against a moto server
 	$(VENV_PY) -m unittest discover -s scripts/tests
 
 .PHONY: lint fmt-check clippy
@@ -112,10 +112,11 @@ local-build-run:
 	scripts/stage-rootfs $(TARGET_DIR)/debug $(BUILD)/rootfs $(TARGET_DIR)/debug/books-telemetry
 
 .PHONY: dashboard-preview
-dashboard-preview: venv ## Draw the dashboards from what a running local cloud emitted (make run prints the command)
+dashboard-preview: venv build-debug ## Draw the dashboards from what a running local cloud emitted (make run prints the command)
 	@test -n "$$AWS_ENDPOINT_URL" || { echo "error: set AWS_ENDPOINT_URL to the local cloud's moto endpoint (make run prints it)"; exit 1; }
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-testing} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-testing} \
-	  AWS_REGION=$${AWS_REGION:-us-east-1} $(VENV_PY) scripts/dashboards.py render --log-group-prefix /books/local/ \
+	  AWS_REGION=$${AWS_REGION:-us-east-1} BOOKS_LOCAL=$(TARGET_DIR)/debug/books-local \
+	  $(VENV_PY) scripts/dashboards.py render --log-group-prefix /books/local/ \
 	  --out-dir $(BUILD)/dashboards
 
 .PHONY: clean

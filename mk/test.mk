@@ -55,7 +55,7 @@ phase-fmt: check-rust
   phase-e2e phase-bench-smoke
 phase-rust-tests: phase-build-debug phase-venv | phase-clippy
 	+@$(PHASE) rust-tests -- $(MAKE) test-rust-run
-phase-python-tests: phase-venv
+phase-python-tests: phase-venv phase-build-debug
 	@$(PHASE) python-tests -- $(MAKE) test-scripts
 phase-terraform-static: phase-venv phase-tf-init
 	@$(PHASE) terraform-static -- $(MAKE) tf-static-run

@@ -9,7 +9,9 @@
         Draws every dashboard from the EMF values found in CloudWatch Logs, laid out as
         CloudWatch lays it out, so one sees what it will show before deploying.
 
-Both read the endpoint, region and credentials the way boto3 does (AWS_ENDPOINT_URL for the
+The EMF values come from `books-local metrics` (the project's one EMF reader, in Rust; its path
+in BOOKS_LOCAL, default target/debug/books-local); dashboards and alarms from CloudWatch through
+boto3. Both read the endpoint, region and credentials the usual way (AWS_ENDPOINT_URL for the
 local cloud's moto server).
 """
 
@@ -18,6 +20,8 @@ import collections
 import json
 import math
 import os
+import pathlib
+import subprocess
 import sys
 
 import boto3
@@ -27,60 +31,28 @@ STATS = ("Sum", "Average", "Minimum", "Maximum", "SampleCount")
 
 # --- what was emitted ------------------------------------------------------------------------
 
-
-def emf_points(document):
-    """[(namespace, metric, dims, timestamp_ms, value)] of one EMF document; dims is a sorted tuple."""
-    aws = document.get("_aws") if isinstance(document, dict) else None
-    if not isinstance(aws, dict):
-        return []
-    timestamp = aws.get("Timestamp", 0)
-    points = []
-    for directive in aws.get("CloudWatchMetrics", []):
-        namespace = directive.get("Namespace")
-        for dimension_set in directive.get("Dimensions") or [[]]:
-            if any(name not in document for name in dimension_set):
-                continue
-            dims = tuple(sorted((name, str(document[name])) for name in dimension_set))
-            for metric in directive.get("Metrics", []):
-                value = document.get(metric.get("Name"))
-                values = value if isinstance(value, list) else [value]
-                for v in values:
-                    if isinstance(v, (int, float)) and not isinstance(v, bool):
-                        points.append((namespace, metric["Name"], dims, timestamp, float(v)))
-    return points
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def log_messages(logs, group):
-    """Every message of every stream of a log group, oldest first per stream."""
-    for streams in logs.get_paginator("describe_log_streams").paginate(logGroupName=group):
-        for stream in streams["logStreams"]:
-            token = None
-            while True:
-                args = dict(logGroupName=group, logStreamName=stream["logStreamName"], startFromHead=True)
-                if token:
-                    args["nextToken"] = token
-                page = logs.get_log_events(**args)
-                yield from (event["message"] for event in page["events"])
-                next_token = page.get("nextForwardToken")
-                if not page["events"] or next_token == token:
-                    break
-                token = next_token
+def books_local():
+    path = pathlib.Path(os.environ.get("BOOKS_LOCAL") or ROOT / "target/debug/books-local")
+    if not path.is_file():
+        raise SystemExit(f"error: {path} is missing. Fix: make build-debug (or set BOOKS_LOCAL)")
+    return path
 
 
-def collect_points(logs, prefix=""):
+def as_point(metric):
+    """(namespace, metric, dims, timestamp_ms, value) of one line of `books-local metrics`;
+    dims is a sorted tuple of (name, value)."""
+    dims = tuple(sorted((name, value) for name, value in metric["dimensions"]))
+    return metric["namespace"], metric["name"], dims, metric["timestamp_ms"], float(metric["value"])
+
+
+def collect_points(prefix=""):
     """Every EMF value in the log groups whose name starts with `prefix`."""
-    points = []
-    kwargs = {"logGroupNamePrefix": prefix} if prefix else {}
-    for page in logs.get_paginator("describe_log_groups").paginate(**kwargs):
-        for group in page["logGroups"]:
-            for message in log_messages(logs, group["logGroupName"]):
-                if '"_aws"' not in message:
-                    continue
-                try:
-                    points.extend(emf_points(json.loads(message)))
-                except ValueError:
-                    pass
-    return points
+    command = [str(books_local()), "metrics", "--log-group-prefix", prefix or "/"]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return [as_point(json.loads(line)) for line in output.splitlines() if line.strip()]
 
 
 # --- what dashboards and alarms reference ----------------------------------------------------
@@ -159,8 +131,8 @@ def deployed_alarms(cloudwatch):
     return [a for p in cloudwatch.get_paginator("describe_alarms").paginate() for a in p["MetricAlarms"]]
 
 
-def check(args, logs, cloudwatch):
-    points = collect_points(logs, args.log_group_prefix)
+def check(args, cloudwatch):
+    points = collect_points(args.log_group_prefix)
     emitted = {(ns, metric, dims) for ns, metric, dims, _, _ in points}
     dashboards = deployed_dashboards(cloudwatch)
     alarms = deployed_alarms(cloudwatch)
@@ -217,13 +189,13 @@ def series(points, key, stat, bucket_ms, start_ms, end_ms):
     return xs, ys
 
 
-def render(args, logs, cloudwatch):
+def render(args, cloudwatch):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = collect_points(logs, args.log_group_prefix)
+    points = collect_points(args.log_group_prefix)
     dashboards = deployed_dashboards(cloudwatch)
     if not dashboards:
         print("error: no dashboard deployed", file=sys.stderr)
@@ -333,9 +305,8 @@ def main(argv=None):
             command.add_argument("--bucket-seconds", type=int, default=10)
     args = parser.parse_args(argv)
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    logs = boto3.client("logs", region_name=region)
     cloudwatch = boto3.client("cloudwatch", region_name=region)
-    return check(args, logs, cloudwatch) if args.command == "check" else render(args, logs, cloudwatch)
+    return check(args, cloudwatch) if args.command == "check" else render(args, cloudwatch)
 
 
 if __name__ == "__main__":

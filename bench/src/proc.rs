@@ -2,7 +2,7 @@
 
 /// What a process used so far.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Usage {
+pub(crate) struct Usage {
     /// Resident set size now.
     pub rss_kb: u64,
     /// The highest resident set size it ever had.
@@ -12,7 +12,7 @@ pub struct Usage {
 }
 
 /// `None` once the process is gone.
-pub fn usage(pid: u32) -> Option<Usage> {
+pub(crate) fn usage(pid: u32) -> Option<Usage> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse(&status, &stat, clock_ticks_per_second())

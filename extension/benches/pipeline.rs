@@ -9,10 +9,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use books_telemetry::buffer::EVENT_OVERHEAD_BYTES;
-use books_telemetry::config::Config;
-use books_telemetry::pipeline::Pipeline;
-use books_telemetry::ship::batch;
+use books_telemetry::batch;
+use books_telemetry::Config;
+use books_telemetry::Pipeline;
+use books_telemetry::EVENT_OVERHEAD_BYTES;
 use serde_json::{json, Value};
 
 const INVOCATIONS_PER_DELIVERY: usize = 20;

@@ -7,16 +7,38 @@ use std::collections::VecDeque;
 /// CloudWatch Logs counts this many bytes per event on top of its message.
 pub const EVENT_OVERHEAD_BYTES: usize = 26;
 
-/// One log event as CloudWatch Logs stores it.
+/// One log event as CloudWatch Logs stores it, and what it carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEvent {
+    /// When, in milliseconds since the epoch.
     pub timestamp_ms: i64,
+    /// The message (a JSON object, serialised).
     pub message: String,
+    /// A log line, or an EMF document the extension rendered: they are kept apart all the way
+    /// to CloudWatch and back.
+    pub kind: EventKind,
+}
+
+/// What a log event carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A log line (the function's or an extension's, EMF documents it wrote that are not
+    /// merged included, or a platform record): kept in the byte-capped buffer.
+    Log,
+    /// An EMF document the extension rendered from aggregated values: kept apart from the cap,
+    /// so its values (`LogsDropped` among them) are not lost with the lines.
+    Metrics,
 }
 
 impl LogEvent {
+    /// A log line.
     pub fn new(timestamp_ms: i64, message: String) -> Self {
-        Self { timestamp_ms, message }
+        Self { timestamp_ms, message, kind: EventKind::Log }
+    }
+
+    /// An EMF document the extension rendered.
+    pub fn metrics(timestamp_ms: i64, document: String) -> Self {
+        Self { timestamp_ms, message: document, kind: EventKind::Metrics }
     }
 
     /// The bytes this event counts for in a `PutLogEvents` batch.
@@ -25,8 +47,9 @@ impl LogEvent {
     }
 }
 
+/// The log lines waiting for a flush, at most `capacity` bytes as CloudWatch counts them.
 #[derive(Debug)]
-pub struct LogBuffer {
+pub(crate) struct LogBuffer {
     events: VecDeque<LogEvent>,
     bytes: usize,
     capacity: usize,
@@ -35,12 +58,12 @@ pub struct LogBuffer {
 }
 
 impl LogBuffer {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self { events: VecDeque::new(), bytes: 0, capacity, dropped: 0 }
     }
 
     /// Appends an event, dropping the oldest ones if the cap is exceeded.
-    pub fn push(&mut self, event: LogEvent) {
+    pub(crate) fn push(&mut self, event: LogEvent) {
         self.bytes += event.size();
         self.events.push_back(event);
         self.enforce_cap();
@@ -48,7 +71,7 @@ impl LogBuffer {
 
     /// Puts back events a flush could not send, ahead of what arrived meanwhile; if the buffer
     /// overflows, the oldest go first.
-    pub fn restore(&mut self, events: Vec<LogEvent>) {
+    pub(crate) fn restore(&mut self, events: Vec<LogEvent>) {
         for event in events.into_iter().rev() {
             self.bytes += event.size();
             self.events.push_front(event);
@@ -68,29 +91,29 @@ impl LogBuffer {
         }
     }
 
-    pub fn take_all(&mut self) -> Vec<LogEvent> {
+    pub(crate) fn take_all(&mut self) -> Vec<LogEvent> {
         self.bytes = 0;
         self.events.drain(..).collect()
     }
 
     /// The number of events dropped since the last call.
-    pub fn take_dropped(&mut self) -> u64 {
+    pub(crate) fn take_dropped(&mut self) -> u64 {
         std::mem::take(&mut self.dropped)
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.events.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.events.is_empty()
     }
 
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
 }

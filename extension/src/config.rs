@@ -1,10 +1,32 @@
 //! Configuration, only from `BOOKS_TELEMETRY_*` environment variables (plus the variables Lambda
-//! gives every extension), with defaults that suit a production function.
+//! gives every extension), with defaults that suit a production function. The bottom of the
+//! module tree: it depends on no other module.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::flush::Strategy;
+/// When to flush (`BOOKS_TELEMETRY_FLUSH`); `flush` applies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// At the end of each invocation while they are rare, in the background when frequent.
+    Adaptive,
+    /// At the end of each invocation, before the next event is taken.
+    End,
+    /// In the background, every interval.
+    Background,
+}
+
+impl Strategy {
+    /// Reads a strategy's name (case-insensitive; `periodic` is `background`).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "adaptive" => Some(Self::Adaptive),
+            "end" => Some(Self::End),
+            "background" | "periodic" => Some(Self::Background),
+            _ => None,
+        }
+    }
+}
 
 /// Every variable the extension reads, with its default, for `--help`-like documentation.
 pub const VARIABLES: [(&str, &str); 12] = [
@@ -22,33 +44,59 @@ pub const VARIABLES: [(&str, &str); 12] = [
     ("BOOKS_TELEMETRY_LOG", "level of the extension's own diagnostics on stderr (default: warn)"),
 ];
 
+/// The extension's settings (see [`VARIABLES`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// Where to ship.
     pub log_group: String,
+    /// The stream in it.
     pub log_stream: String,
+    /// EMF namespace of the platform metrics.
     pub namespace: String,
+    /// Value of their `Service` dimension.
     pub service: String,
+    /// The function (`AWS_LAMBDA_FUNCTION_NAME`).
     pub function_name: String,
+    /// Its version (`AWS_LAMBDA_FUNCTION_VERSION`).
     pub function_version: String,
+    /// When to flush.
     pub flush: Strategy,
+    /// Background flush period and the adaptive threshold.
     pub flush_interval: Duration,
+    /// Cap of the log buffer.
     pub buffer_bytes: usize,
+    /// The Telemetry API listener's address.
     pub listen: SocketAddr,
+    /// The subscription's `timeoutMs`.
     pub delivery_timeout_ms: u32,
+    /// Whether platform reports and failures are shipped as log events too.
     pub platform_logs: bool,
+    /// Time kept free before the SHUTDOWN deadline.
     pub shutdown_margin: Duration,
+    /// Level of the extension's own diagnostics.
     pub log_level: tracing::Level,
 }
 
+/// A variable that is missing or wrong.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
+    /// A required variable is not set.
     #[error("{0} is required")]
     Missing(&'static str),
+    /// A variable's value is not what it must be.
     #[error("{name} is invalid ({value:?}): {expected}")]
-    Invalid { name: &'static str, value: String, expected: &'static str },
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What it must be.
+        expected: &'static str,
+    },
 }
 
 impl Config {
+    /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -84,8 +132,8 @@ impl Config {
             })?,
         };
         let platform_logs = match get("BOOKS_TELEMETRY_PLATFORM_LOGS").as_deref() {
-            None | Some("true") | Some("1") => true,
-            Some("false") | Some("0") => false,
+            None | Some("true" | "1") => true,
+            Some("false" | "0") => false,
             Some(other) => {
                 return Err(ConfigError::Invalid {
                     name: "BOOKS_TELEMETRY_PLATFORM_LOGS",

@@ -1,65 +1,80 @@
 //! CloudWatch Embedded Metric Format: the platform metrics the extension derives, and the
 //! aggregation of every value observed between two flushes into as few documents as the EMF
 //! limits allow (one per namespace, dimension set and minute, split only beyond the limits).
+//! Function documents are read with the workspace's one EMF reader (`telemetry_schema::emf`).
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
-
-/// At most this many metrics in one document.
-pub const MAX_METRICS_PER_DOCUMENT: usize = 100;
-/// At most this many values of one metric in one document.
-pub const MAX_VALUES_PER_METRIC: usize = 100;
-/// At most this many dimensions in one dimension set.
-pub const MAX_DIMENSIONS_PER_SET: usize = 30;
+use telemetry_schema::emf::{
+    Dimensions, Document, MAX_METRICS_PER_DOCUMENT, MAX_VALUES_PER_METRIC, STANDARD_RESOLUTION,
+};
 
 /// The dimension every platform metric carries.
 pub const SERVICE_DIMENSION: &str = "Service";
 
-pub const COLD_START: &str = "ColdStart";
-pub const INIT_DURATION: &str = "InitDuration";
-pub const DURATION: &str = "Duration";
-pub const BILLED_DURATION: &str = "BilledDuration";
-pub const MAX_MEMORY_USED: &str = "MaxMemoryUsed";
-pub const MEMORY_UTILIZATION: &str = "MemoryUtilization";
-pub const ERRORS: &str = "Errors";
-pub const TIMEOUTS: &str = "Timeouts";
-pub const POST_RUNTIME_DURATION: &str = "PostRuntimeDuration";
-pub const LOGS_DROPPED: &str = "LogsDropped";
-
 /// One metric the extension emits, dimension `Service`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetricDef {
+    /// Its name.
     pub name: &'static str,
+    /// Its CloudWatch unit.
     pub unit: &'static str,
+    /// What it measures.
     pub description: &'static str,
 }
+
+/// 1 for an invocation that followed an init, else 0.
+pub const COLD_START: MetricDef =
+    MetricDef { name: "ColdStart", unit: "Count", description: "1 for an invocation that followed an init, else 0" };
+/// The init phase of a cold start.
+pub const INIT_DURATION: MetricDef =
+    MetricDef { name: "InitDuration", unit: "Milliseconds", description: "init phase of a cold start" };
+/// The invoke phase.
+pub const DURATION: MetricDef =
+    MetricDef { name: "Duration", unit: "Milliseconds", description: "invoke phase, runtime and extensions" };
+/// What is billed.
+pub const BILLED_DURATION: MetricDef =
+    MetricDef { name: "BilledDuration", unit: "Milliseconds", description: "billed duration" };
+/// The environment's peak memory.
+pub const MAX_MEMORY_USED: MetricDef =
+    MetricDef { name: "MaxMemoryUsed", unit: "Megabytes", description: "peak memory of the environment" };
+/// Peak memory over configured memory.
+pub const MEMORY_UTILIZATION: MetricDef =
+    MetricDef { name: "MemoryUtilization", unit: "Percent", description: "peak memory over configured memory" };
+/// 1 for an invocation that ended in error, else 0.
+pub const ERRORS: MetricDef =
+    MetricDef { name: "Errors", unit: "Count", description: "1 for an invocation that ended in error, else 0" };
+/// 1 for an invocation that timed out, else 0.
+pub const TIMEOUTS: MetricDef =
+    MetricDef { name: "Timeouts", unit: "Count", description: "1 for an invocation that timed out, else 0" };
+/// Extension time after the runtime's answer.
+pub const POST_RUNTIME_DURATION: MetricDef = MetricDef {
+    name: "PostRuntimeDuration",
+    unit: "Milliseconds",
+    description: "time extensions spent after the runtime answered",
+};
+/// Log records lost.
+pub const LOGS_DROPPED: MetricDef = MetricDef {
+    name: "LogsDropped",
+    unit: "Count",
+    description: "log records lost: dropped by the platform or by the extension's bounded buffer",
+};
 
 /// Every metric the extension derives from the platform stream and from its own work: the list
 /// dashboards and alarms are checked against.
 pub const PLATFORM_METRICS: [MetricDef; 10] = [
-    MetricDef { name: COLD_START, unit: "Count", description: "1 for an invocation that followed an init, else 0" },
-    MetricDef { name: INIT_DURATION, unit: "Milliseconds", description: "init phase of a cold start" },
-    MetricDef { name: DURATION, unit: "Milliseconds", description: "invoke phase, runtime and extensions" },
-    MetricDef { name: BILLED_DURATION, unit: "Milliseconds", description: "billed duration" },
-    MetricDef { name: MAX_MEMORY_USED, unit: "Megabytes", description: "peak memory of the environment" },
-    MetricDef { name: MEMORY_UTILIZATION, unit: "Percent", description: "peak memory over configured memory" },
-    MetricDef { name: ERRORS, unit: "Count", description: "1 for an invocation that ended in error, else 0" },
-    MetricDef { name: TIMEOUTS, unit: "Count", description: "1 for an invocation that timed out, else 0" },
-    MetricDef {
-        name: POST_RUNTIME_DURATION,
-        unit: "Milliseconds",
-        description: "time extensions spent after the runtime answered",
-    },
-    MetricDef {
-        name: LOGS_DROPPED,
-        unit: "Count",
-        description: "log records lost: dropped by the platform or by the extension's bounded buffer",
-    },
+    COLD_START,
+    INIT_DURATION,
+    DURATION,
+    BILLED_DURATION,
+    MAX_MEMORY_USED,
+    MEMORY_UTILIZATION,
+    ERRORS,
+    TIMEOUTS,
+    POST_RUNTIME_DURATION,
+    LOGS_DROPPED,
 ];
-
-/// Names and values of a dimension set, in the order the document declared them.
-pub type Dimensions = Vec<(String, String)>;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct GroupKey {
@@ -82,24 +97,24 @@ struct Series {
 
 /// One metric value waiting to be aggregated.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Observation {
-    pub time_ms: i64,
-    pub namespace: String,
-    pub dimensions: Dimensions,
-    pub name: String,
-    pub unit: Option<String>,
-    pub value: f64,
+pub(crate) struct Observation {
+    pub(crate) time_ms: i64,
+    pub(crate) namespace: String,
+    pub(crate) dimensions: Dimensions,
+    pub(crate) name: String,
+    pub(crate) unit: Option<String>,
+    pub(crate) value: f64,
 }
 
 /// Values observed since the last flush, grouped by minute, namespace and dimension set.
 #[derive(Debug, Default)]
-pub struct Aggregator {
+pub(crate) struct Aggregator {
     groups: BTreeMap<GroupKey, Group>,
     values: usize,
 }
 
 impl Aggregator {
-    pub fn observe(&mut self, observation: Observation) {
+    pub(crate) fn observe(&mut self, observation: Observation) {
         let key = GroupKey {
             minute: observation.time_ms.div_euclid(60_000),
             namespace: observation.namespace,
@@ -118,31 +133,42 @@ impl Aggregator {
 
     /// Takes the values of an EMF document the function wrote. Returns false, taking nothing,
     /// when the document is not one this aggregator can merge without changing its meaning
-    /// (high-resolution metrics, oversized dimension sets, values that are not numbers): such
-    /// a document is shipped as it is.
-    pub fn observe_document(&mut self, document: &Map<String, Value>, fallback_ms: i64) -> bool {
-        match read_document(document, fallback_ms) {
-            Some(observations) => {
-                for observation in observations {
-                    self.observe(observation);
-                }
-                true
-            }
-            None => false,
+    /// (high-resolution metrics, or anything CloudWatch would not extract): such a document is
+    /// shipped as it is.
+    pub(crate) fn observe_document(&mut self, document: &Map<String, Value>, fallback_ms: i64) -> bool {
+        let Ok(document) = Document::read(document) else { return false };
+        if document.metrics.iter().any(|m| m.storage_resolution != STANDARD_RESOLUTION) {
+            return false;
         }
+        let time_ms = document.timestamp_ms.unwrap_or(fallback_ms);
+        for metric in document.metrics {
+            for dimensions in &metric.dimension_sets {
+                for value in &metric.values {
+                    self.observe(Observation {
+                        time_ms,
+                        namespace: metric.namespace.clone(),
+                        dimensions: dimensions.clone(),
+                        name: metric.name.clone(),
+                        unit: metric.unit.clone(),
+                        value: *value,
+                    });
+                }
+            }
+        }
+        true
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.groups.is_empty()
     }
 
     /// Values waiting for the next flush.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.values
     }
 
     /// Renders everything observed as EMF documents, `(timestamp ms, JSON)`, and starts afresh.
-    pub fn drain(&mut self) -> Vec<(i64, String)> {
+    pub(crate) fn drain(&mut self) -> Vec<(i64, String)> {
         let groups = std::mem::take(&mut self.groups);
         self.values = 0;
         let mut documents = Vec::new();
@@ -199,78 +225,6 @@ fn render(key: &GroupKey, timestamp: i64, metrics: &[(&String, Option<&str>, &[f
     Value::Object(document).to_string()
 }
 
-/// Whether a JSON object is an EMF document.
-pub fn is_document(object: &Map<String, Value>) -> bool {
-    object.get("_aws").and_then(|aws| aws.get("CloudWatchMetrics")).is_some()
-}
-
-/// Whether a log message is an EMF document.
-pub fn is_document_text(message: &str) -> bool {
-    message.contains("\"_aws\"")
-        && serde_json::from_str::<Value>(message).ok().and_then(|v| v.as_object().map(is_document)).unwrap_or(false)
-}
-
-/// Every value a document declares, once per dimension set; `None` if anything is off.
-fn read_document(document: &Map<String, Value>, fallback_ms: i64) -> Option<Vec<Observation>> {
-    let aws = document.get("_aws")?.as_object()?;
-    let time_ms = match aws.get("Timestamp") {
-        None => fallback_ms,
-        Some(t) => t.as_i64()?,
-    };
-    let mut observations = Vec::new();
-    for directive in aws.get("CloudWatchMetrics")?.as_array()? {
-        let namespace = directive.get("Namespace")?.as_str().filter(|n| !n.is_empty())?;
-        let mut sets = Vec::new();
-        for set in directive.get("Dimensions")?.as_array()? {
-            let names = set.as_array()?;
-            if names.len() > MAX_DIMENSIONS_PER_SET {
-                return None;
-            }
-            let dimensions = names
-                .iter()
-                .map(|name| {
-                    let name = name.as_str()?;
-                    Some((name.to_owned(), document.get(name)?.as_str()?.to_owned()))
-                })
-                .collect::<Option<Dimensions>>()?;
-            sets.push(dimensions);
-        }
-        if sets.is_empty() {
-            sets.push(Vec::new());
-        }
-        for metric in directive.get("Metrics")?.as_array()? {
-            let name = metric.get("Name")?.as_str()?;
-            if metric.get("StorageResolution").is_some_and(|r| r.as_i64() != Some(60)) {
-                return None;
-            }
-            let unit = match metric.get("Unit") {
-                None => None,
-                Some(unit) => Some(unit.as_str()?.to_owned()),
-            };
-            let values: Vec<f64> = match document.get(name)? {
-                Value::Number(n) => vec![n.as_f64()?],
-                Value::Array(items) if !items.is_empty() => {
-                    items.iter().map(Value::as_f64).collect::<Option<Vec<f64>>>()?
-                }
-                _ => return None,
-            };
-            for dimensions in &sets {
-                for value in &values {
-                    observations.push(Observation {
-                        time_ms,
-                        namespace: namespace.to_owned(),
-                        dimensions: dimensions.clone(),
-                        name: name.to_owned(),
-                        unit: unit.clone(),
-                        value: *value,
-                    });
-                }
-            }
-        }
-    }
-    Some(observations)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,7 +234,11 @@ mod tests {
         vec![(SERVICE_DIMENSION.to_owned(), value.to_owned())]
     }
 
-    fn observation(time_ms: i64, name: &str, value: f64) -> Observation {
+    fn observation(time_ms: i64, metric: &MetricDef, value: f64) -> Observation {
+        Observation { name: metric.name.into(), unit: Some(metric.unit.into()), ..named(time_ms, metric.name, value) }
+    }
+
+    fn named(time_ms: i64, name: &str, value: f64) -> Observation {
         Observation {
             time_ms,
             namespace: "Books".into(),
@@ -295,12 +253,19 @@ mod tests {
         serde_json::from_str::<Value>(document).unwrap().as_object().unwrap().clone()
     }
 
-    /// Every (namespace, dimensions, metric, value) a set of documents declares.
+    /// Every (namespace, dimensions, metric, value) a set of documents declares, as the
+    /// workspace's EMF reader reads them.
     fn values_of(documents: &[(i64, String)]) -> Vec<(String, Dimensions, String, u64)> {
         let mut all = Vec::new();
-        for (time, document) in documents {
-            let observations = read_document(&parse(document), *time).expect("our own documents are valid EMF");
-            all.extend(observations.into_iter().map(|o| (o.namespace, o.dimensions, o.name, o.value.to_bits())));
+        for (_, document) in documents {
+            let read = Document::parse(document).expect("our own documents are valid EMF");
+            for metric in read.metrics {
+                for dimensions in &metric.dimension_sets {
+                    for value in &metric.values {
+                        all.push((metric.namespace.clone(), dimensions.clone(), metric.name.clone(), value.to_bits()));
+                    }
+                }
+            }
         }
         all.sort();
         all
@@ -310,9 +275,9 @@ mod tests {
     fn values_of_one_metric_share_one_document() {
         let mut aggregator = Aggregator::default();
         for i in 0..5 {
-            aggregator.observe(observation(1_000 + i, DURATION, i as f64));
+            aggregator.observe(observation(1_000 + i, &DURATION, i as f64));
         }
-        aggregator.observe(observation(1_010, INIT_DURATION, 80.0));
+        aggregator.observe(observation(1_010, &INIT_DURATION, 80.0));
         let documents = aggregator.drain();
         assert_eq!(documents.len(), 1);
         let document = parse(&documents[0].1);
@@ -327,9 +292,9 @@ mod tests {
     #[test]
     fn different_minutes_and_dimensions_are_different_documents() {
         let mut aggregator = Aggregator::default();
-        aggregator.observe(observation(59_999, DURATION, 1.0));
-        aggregator.observe(observation(60_000, DURATION, 2.0));
-        let mut other = observation(60_001, DURATION, 3.0);
+        aggregator.observe(observation(59_999, &DURATION, 1.0));
+        aggregator.observe(observation(60_000, &DURATION, 2.0));
+        let mut other = observation(60_001, &DURATION, 3.0);
         other.dimensions = service("query");
         aggregator.observe(other);
         assert_eq!(aggregator.drain().len(), 3);
@@ -382,7 +347,7 @@ mod tests {
             let mut aggregator = Aggregator::default();
             let mut expected = Vec::new();
             for (time, metric, service_index, value) in observations {
-                let mut o = observation(time, &format!("M{metric}"), value);
+                let mut o = named(time, &format!("M{metric}"), value);
                 o.dimensions = service(&format!("s{service_index}"));
                 expected.push((o.namespace.clone(), o.dimensions.clone(), o.name.clone(), o.value.to_bits()));
                 aggregator.observe(o);

@@ -10,31 +10,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::Config;
-use crate::pipeline::{now_ms, Backlog, Pipeline, Progress};
+use crate::config::{Config, Strategy};
+use crate::pipeline::{now_ms, Backlog, Outgoing, Pipeline, Progress};
 use crate::ship::Shipper;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strategy {
-    Adaptive,
-    End,
-    Background,
-}
-
-impl Strategy {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text.to_ascii_lowercase().as_str() {
-            "adaptive" => Some(Self::Adaptive),
-            "end" => Some(Self::End),
-            "background" | "periodic" => Some(Self::Background),
-            _ => None,
-        }
-    }
-}
 
 /// How one invocation is flushed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// After the runtime answered, before the extension asks for the next event.
     End,
     /// After the runtime answered, without holding the next event, when the interval is due.
@@ -55,20 +37,20 @@ const MIN_SAMPLES: usize = 2;
 
 /// Chooses the mode of each invocation from the recent invocation rate.
 #[derive(Debug)]
-pub struct Policy {
+pub(crate) struct Policy {
     strategy: Strategy,
     interval: Duration,
     starts: VecDeque<Instant>,
 }
 
 impl Policy {
-    pub fn new(strategy: Strategy, interval: Duration) -> Self {
+    pub(crate) fn new(strategy: Strategy, interval: Duration) -> Self {
         Self { strategy, interval, starts: VecDeque::with_capacity(WINDOW) }
     }
 
     /// Adaptive: background once the mean gap between recent invocations is shorter than the
     /// flush interval (flushing at every end would then ship more often than asked for).
-    pub fn on_invoke(&mut self, now: Instant) -> Mode {
+    pub(crate) fn on_invoke(&mut self, now: Instant) -> Mode {
         if self.starts.len() == WINDOW {
             self.starts.pop_front();
         }
@@ -92,9 +74,13 @@ impl Policy {
 /// The outcome of one flush.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct FlushReport {
+    /// Events CloudWatch stored.
     pub sent: usize,
+    /// Events CloudWatch refused for good.
     pub rejected: usize,
+    /// Events given back to the pipeline for the next flush.
     pub unsent: usize,
+    /// Why they were not sent.
     pub error: Option<String>,
 }
 
@@ -119,6 +105,7 @@ struct Retry {
 }
 
 impl Flusher {
+    /// A flusher of `pipeline` through `shipper`, by the configured strategy.
     pub fn new(pipeline: Arc<Pipeline>, shipper: Shipper, config: &Config) -> Self {
         Self {
             pipeline,
@@ -133,6 +120,7 @@ impl Flusher {
         }
     }
 
+    /// The pipeline it flushes.
     pub fn pipeline(&self) -> &Arc<Pipeline> {
         &self.pipeline
     }
@@ -144,9 +132,7 @@ impl Flusher {
         if outgoing.is_empty() {
             return FlushReport::default();
         }
-        let mut events = outgoing.documents;
-        events.extend(outgoing.logs);
-        let shipment = self.shipper.ship(events, deadline).await;
+        let shipment = self.shipper.ship(outgoing.into_events(), deadline).await;
         self.pipeline.count_rejected(shipment.rejected);
         let report = FlushReport {
             sent: shipment.sent,
@@ -154,10 +140,7 @@ impl Flusher {
             unsent: shipment.unsent.len(),
             error: shipment.error,
         };
-        // Batching sorted them by time: tell documents (kept apart from the byte cap) by content.
-        let (unsent_documents, unsent_logs) =
-            shipment.unsent.into_iter().partition(|e| crate::emf::is_document_text(&e.message));
-        self.pipeline.give_back(crate::pipeline::Outgoing { logs: unsent_logs, documents: unsent_documents });
+        self.pipeline.give_back(Outgoing::from_events(shipment.unsent));
         *lock(&self.last) = Instant::now();
         let mut retry = lock(&self.retry);
         if report.unsent > 0 {
@@ -255,7 +238,7 @@ impl Flusher {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The instant of an epoch-milliseconds deadline from the Extensions API.

@@ -11,19 +11,42 @@ use http_body_util::BodyExt;
 use lambda_extension::{service_fn, Extension, LambdaEvent, NextEvent};
 use lambda_runtime_api_client::body::Body;
 use lambda_runtime_api_client::{build_request, Client};
-use serde_json::json;
+use telemetry_schema::subscription::{
+    Buffering, Destination, Protocol, SubscribeRequest, API_VERSION, MAX_BYTES, MAX_ITEMS,
+};
+use telemetry_schema::StreamType;
 use tokio::sync::{mpsc, Notify, OnceCell};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::flush::Flusher;
 use crate::pipeline::Pipeline;
 use crate::ship::Shipper;
-use crate::telemetry::{listener, API_VERSION, SCHEMA_VERSION};
+use crate::telemetry::{listener, SCHEMA_VERSION};
 
-pub type Error = Box<dyn std::error::Error + Send + Sync>;
+/// An error of the Extensions API client (the `lambda-extension` crate's).
+type ApiError = lambda_extension::Error;
+
+/// Why the extension stopped before SHUTDOWN.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Telemetry API listener could not bind.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The Extensions API refused or failed (registration, next event).
+    #[error("Extensions API: {0}")]
+    ExtensionsApi(ApiError),
+    /// The Telemetry API listener stopped.
+    #[error("the telemetry listener stopped")]
+    ListenerStopped,
+}
 
 /// The Telemetry API streams we take.
-pub const TELEMETRY_TYPES: [&str; 3] = ["platform", "function", "extension"];
+pub(crate) const TELEMETRY_TYPES: [StreamType; 3] = [StreamType::Platform, StreamType::Function, StreamType::Extension];
 
 /// The flusher, made once by whoever needs it first: building the CloudWatch Logs client
 /// (credentials, TLS roots) takes milliseconds, which Lambda would add to every cold start if
@@ -59,9 +82,9 @@ impl LateFlusher {
 /// Runs the extension until SHUTDOWN has been handled.
 pub async fn run(config: Config) -> Result<(), Error> {
     let pipeline = Arc::new(Pipeline::new(&config));
-    let listener =
-        listener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let port = listener.local_addr()?.port();
+    let listen = |source| Error::Listen { address: config.listen, source };
+    let listener = listener::bind(config.listen).await.map_err(listen)?;
+    let port = listener.local_addr().map_err(listen)?.port();
     let (deliveries, incoming) = mpsc::unbounded_channel();
     let serving = tokio::spawn(listener::serve(listener, deliveries));
     tokio::spawn(Arc::clone(&pipeline).consume(incoming));
@@ -77,7 +100,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
             async move {
                 match event.next {
                     NextEvent::Invoke(invoke) if subscribed => {
-                        flusher.get().await.on_invoke(invoke.request_id, invoke.deadline_ms).await
+                        flusher.get().await.on_invoke(invoke.request_id, invoke.deadline_ms).await;
                     }
                     NextEvent::Invoke(_) => {}
                     NextEvent::Shutdown(shutdown) => {
@@ -87,17 +110,21 @@ pub async fn run(config: Config) -> Result<(), Error> {
                         finished.notify_one();
                     }
                 }
-                Ok::<(), Error>(())
+                Ok::<(), ApiError>(())
             }
         })
     };
-    let extension =
-        Extension::new().with_events(&["INVOKE", "SHUTDOWN"]).with_events_processor(processor).register().await?;
+    let extension = Extension::new()
+        .with_events(&["INVOKE", "SHUTDOWN"])
+        .with_events_processor(processor)
+        .register()
+        .await
+        .map_err(Error::ExtensionsApi)?;
     // Registered: the runtime may start. The client is made meanwhile, off the critical path.
     tokio::spawn(async move {
         flusher.get().await;
     });
-    let client = Client::builder().build()?;
+    let client = Client::builder().build().map_err(|e| Error::ExtensionsApi(e.into()))?;
     match subscribe(&client, &extension.extension_id, port, config.delivery_timeout_ms).await {
         Ok(()) => {
             subscribed.store(true, Ordering::Release);
@@ -106,43 +133,58 @@ pub async fn run(config: Config) -> Result<(), Error> {
         // Without telemetry there is nothing to ship; failing the init would take the function
         // down with us, so say it on stderr and stay out of the way.
         Err(error) => {
-            tracing::error!(%error, "books-telemetry is disabled: the Telemetry API refused the subscription")
+            tracing::error!(%error, "books-telemetry is disabled: the Telemetry API refused the subscription");
         }
     }
     let extension_id = extension.extension_id.clone();
     tokio::select! {
         biased;
         _ = finished.notified() => Ok(()),
-        result = extension.run() => result,
+        result = extension.run() => result.map_err(Error::ExtensionsApi),
         _ = serving => {
-            let error: Error = "the telemetry listener stopped".into();
+            let error = Error::ListenerStopped;
             report_error(&client, &extension_id, "exit", "Extension.ListenerStopped", &error).await;
             Err(error)
         }
     }
 }
 
+/// Why the Telemetry API subscription failed.
+#[derive(Debug, thiserror::Error)]
+enum SubscribeError {
+    #[error("cannot reach the Telemetry API: {0}")]
+    Call(ApiError),
+    #[error("the Telemetry API refused the subscription ({status}): {body}")]
+    Refused { status: http::StatusCode, body: String },
+}
+
 /// Subscribes the listener to the platform, function and extension streams.
-async fn subscribe(client: &Client, extension_id: &str, port: u16, timeout_ms: u32) -> Result<(), Error> {
-    let body = json!({
-        "schemaVersion": SCHEMA_VERSION,
-        "types": TELEMETRY_TYPES,
-        "buffering": {"maxItems": 1000, "maxBytes": 262_144, "timeoutMs": timeout_ms},
-        "destination": {"protocol": "HTTP", "URI": format!("http://sandbox.localdomain:{port}")},
-    });
+async fn subscribe(client: &Client, extension_id: &str, port: u16, timeout_ms: u32) -> Result<(), SubscribeError> {
+    let body = SubscribeRequest {
+        schema_version: SCHEMA_VERSION,
+        destination: Destination { protocol: Protocol::Http, uri: format!("http://sandbox.localdomain:{port}") },
+        types: TELEMETRY_TYPES.to_vec(),
+        buffering: Buffering {
+            max_items: Some(MAX_ITEMS.default),
+            max_bytes: Some(MAX_BYTES.default),
+            timeout_ms: Some(timeout_ms.into()),
+        },
+    };
+    let body = serde_json::to_vec(&body).map_err(|e| SubscribeError::Call(e.into()))?;
     let request: Request<Body> = build_request()
         .method(Method::PUT)
         .uri(format!("/{API_VERSION}/telemetry"))
         .header("Lambda-Extension-Identifier", extension_id)
         .header("Content-Type", "application/json")
-        .body(Body::from(body.to_string()))?;
-    let response = client.call(request).await?;
+        .body(Body::from(body))
+        .map_err(|e| SubscribeError::Call(e.into()))?;
+    let response = client.call(request).await.map_err(SubscribeError::Call)?;
     let status = response.status();
     if status.is_success() {
         return Ok(());
     }
-    let text = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    Err(format!("Telemetry API subscription refused ({status}): {}", String::from_utf8_lossy(&text)).into())
+    let text = response.into_body().collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
+    Err(SubscribeError::Refused { status, body: String::from_utf8_lossy(&text).into_owned() })
 }
 
 /// Tells Lambda about a fatal error (`phase` is `init` or `exit`), as the Extensions API asks.
@@ -167,7 +209,7 @@ async fn report_error(client: &Client, extension_id: &str, phase: &str, error_ty
 
 /// Misconfigured: say so on stderr (it reaches the function's own log) and stay out of the way,
 /// so the function keeps serving. A telemetry gap is better than an outage.
-pub async fn run_disabled(error: crate::config::ConfigError) -> Result<(), Error> {
+pub async fn run_disabled(error: ConfigError) -> Result<(), Error> {
     tracing::error!(%error, "books-telemetry is disabled until its configuration (BOOKS_TELEMETRY_*) is fixed");
     let finished = Arc::new(Notify::new());
     let processor = {
@@ -178,15 +220,19 @@ pub async fn run_disabled(error: crate::config::ConfigError) -> Result<(), Error
                 if let NextEvent::Shutdown(_) = event.next {
                     finished.notify_one();
                 }
-                Ok::<(), Error>(())
+                Ok::<(), ApiError>(())
             }
         })
     };
-    let extension =
-        Extension::new().with_events(&["INVOKE", "SHUTDOWN"]).with_events_processor(processor).register().await?;
+    let extension = Extension::new()
+        .with_events(&["INVOKE", "SHUTDOWN"])
+        .with_events_processor(processor)
+        .register()
+        .await
+        .map_err(Error::ExtensionsApi)?;
     tokio::select! {
         biased;
         _ = finished.notified() => Ok(()),
-        result = extension.run() => result,
+        result = extension.run() => result.map_err(Error::ExtensionsApi),
     }
 }

@@ -1,18 +1,25 @@
-//! The state between the listener and the shipper: records come in (enriched, turned into
-//! metrics, buffered), flushes take events out and give back what they could not send.
+//! The state between the listener and the shipper. Each delivery is read once into the shared
+//! schema's records; then, record by record: a function or extension line is structured and
+//! enriched (`enrich`) into the log buffer, or, if it is an EMF document, merged into the
+//! aggregator (`emf`); a platform event moves the invocation context and the flush progress on
+//! and becomes platform metrics. Flushes take log events and rendered documents out, apart, and
+//! give back what they could not send.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::Value;
+use telemetry_schema::{Event, LogLine, Platform, Record, Report, Status};
 use tokio::sync::{mpsc, watch};
 
-use crate::buffer::{LogBuffer, LogEvent};
+use crate::buffer::{EventKind, LogBuffer, LogEvent};
 use crate::config::Config;
-use crate::emf::{self, Aggregator, Observation};
-use crate::telemetry::record::{self, Kind, Record};
+use crate::emf::{self, Aggregator, MetricDef, Observation};
+use crate::enrich::{self, Function, Invocation};
+use crate::telemetry;
 
 /// Rendered EMF documents a failed flush keeps for the next one (they are small: one per
 /// dimension set and minute). Beyond this the oldest are dropped and counted.
@@ -23,7 +30,9 @@ pub const MAX_PENDING_DOCUMENTS: usize = 1_000;
 /// invocation may start before a waiter of the previous one looks.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Progress {
+    /// The last invocation that started.
     pub last_started: Option<String>,
+    /// The last invocation reported.
     pub last_reported: Option<String>,
     started: VecDeque<String>,
     runtime_done: VecDeque<String>,
@@ -33,10 +42,12 @@ pub struct Progress {
 const RECENT_REQUESTS: usize = 64;
 
 impl Progress {
+    /// Whether `platform.start` of this invocation arrived.
     pub fn has_started(&self, request_id: &str) -> bool {
         self.started.iter().any(|id| id == request_id)
     }
 
+    /// Whether `platform.runtimeDone` of this invocation arrived.
     pub fn runtime_done(&self, request_id: &str) -> bool {
         self.runtime_done.iter().any(|id| id == request_id)
     }
@@ -54,32 +65,54 @@ impl Progress {
     }
 }
 
-/// What a flush takes out of the pipeline.
+/// What a flush takes out of the pipeline: log lines and EMF documents, kept apart.
 #[derive(Debug, Default)]
 pub struct Outgoing {
+    /// Log events, oldest first.
     pub logs: Vec<LogEvent>,
+    /// EMF documents: pending ones, then fresh ones.
     pub documents: Vec<LogEvent>,
 }
 
 impl Outgoing {
+    /// Nothing to ship.
     pub fn is_empty(&self) -> bool {
         self.logs.is_empty() && self.documents.is_empty()
     }
 
+    /// Events to ship.
     pub fn len(&self) -> usize {
         self.logs.len() + self.documents.len()
+    }
+
+    /// Every event, for one shipment.
+    pub fn into_events(self) -> Vec<LogEvent> {
+        let mut events = self.documents;
+        events.extend(self.logs);
+        events
+    }
+
+    /// Events a shipment could not send, sorted back into logs and documents by their kind.
+    pub fn from_events(events: Vec<LogEvent>) -> Self {
+        let (documents, logs) = events.into_iter().partition(|e| e.kind == EventKind::Metrics);
+        Self { logs, documents }
     }
 }
 
 /// What is left in the pipeline (at shutdown, what could not be sent).
 #[derive(Debug, Default, PartialEq)]
 pub struct Backlog {
+    /// Log events.
     pub logs: usize,
+    /// Rendered EMF documents.
     pub documents: usize,
+    /// Metric values not yet rendered.
     pub metric_values: usize,
+    /// Drops not yet reported as `LogsDropped`.
     pub dropped_unreported: u64,
 }
 
+/// Records in, events out; shared by the listener's consumer and the flusher.
 pub struct Pipeline {
     settings: Settings,
     state: Mutex<State>,
@@ -89,8 +122,7 @@ pub struct Pipeline {
 struct Settings {
     namespace: String,
     service: String,
-    function_name: String,
-    function_version: String,
+    function: Function,
     platform_logs: bool,
 }
 
@@ -101,27 +133,32 @@ struct State {
     /// Events lost outside the buffer (refused by CloudWatch, documents over the cap) not yet
     /// reported as `LogsDropped`.
     dropped: u64,
-    context: Context,
-}
-
-/// The invocation the records belong to, from the platform events in the same stream.
-#[derive(Default)]
-struct Context {
-    request_id: Option<String>,
-    trace_id: Option<String>,
-    /// True until the first invocation of this environment has been reported.
-    cold: bool,
+    invocation: Invocation,
+    /// `platform.runtimeDone` durations by request id, until the report makes them
+    /// `PostRuntimeDuration`.
     runtime_ms: HashMap<String, f64>,
 }
 
+/// A platform event shipped as a log event (`BOOKS_TELEMETRY_PLATFORM_LOGS`).
+#[derive(Serialize)]
+struct PlatformLog<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    record: &'a Platform,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+    function_name: &'a str,
+    function_version: &'a str,
+}
+
 impl Pipeline {
+    /// An empty pipeline for this configuration.
     pub fn new(config: &Config) -> Self {
         Self {
             settings: Settings {
                 namespace: config.namespace.clone(),
                 service: config.service.clone(),
-                function_name: config.function_name.clone(),
-                function_version: config.function_version.clone(),
+                function: Function { name: config.function_name.clone(), version: config.function_version.clone() },
                 platform_logs: config.platform_logs,
             },
             state: Mutex::new(State {
@@ -129,14 +166,15 @@ impl Pipeline {
                 metrics: Aggregator::default(),
                 documents: VecDeque::new(),
                 dropped: 0,
-                context: Context { cold: true, ..Context::default() },
+                invocation: Invocation { cold: true, ..Invocation::default() },
+                runtime_ms: HashMap::new(),
             }),
             progress: watch::Sender::new(Progress::default()),
         }
     }
 
     /// Takes deliveries from the listener until it goes away.
-    pub async fn consume(self: std::sync::Arc<Self>, mut deliveries: mpsc::UnboundedReceiver<Bytes>) {
+    pub(crate) async fn consume(self: std::sync::Arc<Self>, mut deliveries: mpsc::UnboundedReceiver<Bytes>) {
         while let Some(body) = deliveries.recv().await {
             self.ingest(&body);
         }
@@ -144,12 +182,13 @@ impl Pipeline {
 
     /// Processes one Telemetry API delivery.
     pub fn ingest(&self, body: &[u8]) {
-        let records = record::parse_delivery(body, now_ms());
+        let records = telemetry::read_delivery(body);
+        let now = now_ms();
         let mut progress = self.progress.borrow().clone();
         {
             let mut state = self.lock();
             for record in records {
-                self.process(&mut state, record, &mut progress);
+                self.process(&mut state, record, now, &mut progress);
             }
         }
         self.progress.send_if_modified(|current| {
@@ -159,8 +198,9 @@ impl Pipeline {
         });
     }
 
-    pub fn progress(&self) -> watch::Receiver<Progress> {
-        self.progress.subscribe()
+    /// The lifecycle seen so far.
+    pub fn progress(&self) -> Progress {
+        self.progress.borrow().clone()
     }
 
     /// Waits until `done` holds for the lifecycle seen so far, or the timeout; true if it held.
@@ -173,164 +213,127 @@ impl Pipeline {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock aborts the process (panic = abort), so poisoning only
         // happens in tests; the state is still consistent enough to keep shipping.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn process(&self, state: &mut State, record: Record, progress: &mut Progress) {
-        match record.kind {
-            Kind::Function(line) => self.line(state, record.time_ms, line, None),
-            Kind::Extension(line) => self.line(state, record.time_ms, line, Some("extension")),
-            Kind::Platform { event, record: body } => self.platform(state, record.time_ms, &event, body, progress),
-            Kind::Unknown(raw) => {
+    fn process(&self, state: &mut State, record: Record, now: i64, progress: &mut Progress) {
+        let time_ms = record.time_ms().unwrap_or(now);
+        match record.event {
+            Event::Function(line) => self.line(state, time_ms, line, None),
+            Event::Extension(line) => self.line(state, time_ms, line, Some("extension")),
+            Event::Platform(event) => self.platform(state, time_ms, &event, progress),
+            // Shipped as it came: a record of a kind this schema does not know yet.
+            Event::Unknown(raw) => {
                 let message = match raw {
                     Value::String(text) => text,
                     other => other.to_string(),
                 };
-                state.buffer.push(LogEvent::new(record.time_ms, message));
+                state.buffer.push(LogEvent::new(time_ms, message));
             }
         }
     }
 
-    fn line(&self, state: &mut State, time_ms: i64, line: Value, source: Option<&str>) {
-        let mut object = match line {
-            Value::Object(object) => object,
-            Value::String(text) => {
-                let text = text.trim_end_matches(['\n', '\r']);
-                if text.trim().is_empty() {
-                    return;
-                }
-                match text.trim_start().starts_with('{').then(|| serde_json::from_str::<Value>(text)) {
-                    Some(Ok(Value::Object(object))) => object,
-                    _ => Map::from_iter([("message".to_owned(), Value::String(text.to_owned()))]),
-                }
-            }
-            other => Map::from_iter([("message".to_owned(), other)]),
-        };
-        if emf::is_document(&object) {
+    fn line(&self, state: &mut State, time_ms: i64, line: LogLine, source: Option<&str>) {
+        let Some(mut object) = enrich::structure(line) else { return };
+        if telemetry_schema::emf::is_document(&object) {
             if !state.metrics.observe_document(&object, time_ms) {
-                // Not ours to merge: CloudWatch still extracts it as it is.
+                // Not ours to merge: shipped as the function wrote it, a line of its output
+                // (CloudWatch still extracts it).
                 state.buffer.push(LogEvent::new(time_ms, Value::Object(object).to_string()));
             }
             return;
         }
         if let Some(source) = source {
-            object.entry("source").or_insert_with(|| json!(source));
+            object.entry("source").or_insert_with(|| Value::String(source.to_owned()));
         }
-        self.enrich(&state.context, &mut object);
+        enrich::enrich(&mut object, &state.invocation, &self.settings.function);
         state.buffer.push(LogEvent::new(time_ms, Value::Object(object).to_string()));
     }
 
-    /// Adds what a reader needs to place a line, unless the line already says it.
-    fn enrich(&self, context: &Context, object: &mut Map<String, Value>) {
-        let has = |object: &Map<String, Value>, keys: &[&str]| keys.iter().any(|k| object.contains_key(*k));
-        if !has(object, &["request_id", "requestId", "AWSRequestId", "aws_request_id"]) {
-            if let Some(id) = &context.request_id {
-                object.insert("request_id".into(), json!(id));
+    fn platform(&self, state: &mut State, time_ms: i64, event: &Platform, progress: &mut Progress) {
+        let request_id = event.request_id();
+        let keep = match event {
+            Platform::Start(start) => {
+                state.invocation.request_id = Some(start.request_id.clone());
+                state.invocation.trace_id = start.tracing.as_ref().map(|t| t.value.clone());
+                Progress::remember(&mut progress.started, &start.request_id);
+                progress.last_started = Some(start.request_id.clone());
+                false
             }
-        }
-        if !has(object, &["cold_start", "coldStart"]) {
-            object.insert("cold_start".into(), json!(context.cold));
-        }
-        if !has(object, &["function_name", "functionName"]) {
-            object.insert("function_name".into(), json!(self.settings.function_name));
-        }
-        if !has(object, &["function_version", "functionVersion"]) {
-            object.insert("function_version".into(), json!(self.settings.function_version));
-        }
-        if !has(object, &["trace_id", "traceId", "xray_trace_id"]) {
-            if let Some(trace) = &context.trace_id {
-                object.insert("trace_id".into(), json!(trace));
+            Platform::InitStart(_) => false,
+            Platform::RuntimeDone(done) => {
+                if let Some(metrics) = &done.metrics {
+                    if state.runtime_ms.len() > RECENT_REQUESTS {
+                        state.runtime_ms.clear();
+                    }
+                    state.runtime_ms.insert(done.request_id.clone(), metrics.duration_ms);
+                }
+                Progress::remember(&mut progress.runtime_done, &done.request_id);
+                done.status.as_ref().is_some_and(|s| *s != Status::Success)
             }
-        }
-    }
-
-    fn platform(&self, state: &mut State, time_ms: i64, event: &str, record: Value, progress: &mut Progress) {
-        let request_id = record.get("requestId").and_then(Value::as_str).map(str::to_owned);
-        let status = record.get("status").and_then(Value::as_str).unwrap_or("success");
-        let metrics = record.get("metrics").cloned().unwrap_or(Value::Null);
-        let mut keep = match event {
-            "platform.start" | "platform.initStart" => false,
-            "platform.runtimeDone" | "platform.initRuntimeDone" => status != "success",
+            Platform::InitRuntimeDone(done) => done.status != Status::Success,
+            Platform::Report(report) => {
+                self.report_metrics(state, time_ms, report);
+                state.invocation.cold = false;
+                progress.last_reported = Some(report.request_id.clone());
+                true
+            }
+            Platform::LogsDropped(dropped) => {
+                self.observe(state, time_ms, &emf::LOGS_DROPPED, dropped.dropped_records as f64);
+                true
+            }
             _ => true,
         };
-        match event {
-            "platform.start" => {
-                state.context.request_id = request_id.clone();
-                state.context.trace_id = record.pointer("/tracing/value").and_then(Value::as_str).map(str::to_owned);
-                if let Some(id) = &request_id {
-                    Progress::remember(&mut progress.started, id);
-                }
-                progress.last_started = request_id.clone();
-            }
-            "platform.runtimeDone" => {
-                if let (Some(id), Some(ms)) = (&request_id, metrics.get("durationMs").and_then(Value::as_f64)) {
-                    if state.context.runtime_ms.len() > 64 {
-                        state.context.runtime_ms.clear();
-                    }
-                    state.context.runtime_ms.insert(id.clone(), ms);
-                }
-                if let Some(id) = &request_id {
-                    Progress::remember(&mut progress.runtime_done, id);
-                }
-            }
-            "platform.report" => {
-                self.report_metrics(state, time_ms, request_id.as_deref(), status, &metrics);
-                state.context.cold = false;
-                progress.last_reported = request_id.clone();
-            }
-            "platform.logsDropped" => {
-                let dropped = record.get("droppedRecords").and_then(Value::as_f64).unwrap_or(0.0);
-                self.observe(state, time_ms, emf::LOGS_DROPPED, "Count", dropped);
-            }
-            _ => keep = true,
-        }
         if keep && self.settings.platform_logs {
-            let mut object = Map::from_iter([("type".to_owned(), json!(event)), ("record".to_owned(), record)]);
-            if let Some(id) = request_id {
-                object.insert("request_id".into(), json!(id));
+            let log = PlatformLog {
+                kind: event.type_name(),
+                record: event,
+                request_id,
+                function_name: &self.settings.function.name,
+                function_version: &self.settings.function.version,
+            };
+            match serde_json::to_string(&log) {
+                Ok(message) => state.buffer.push(LogEvent::new(time_ms, message)),
+                Err(error) => tracing::warn!(%error, "a platform event could not be written as a log event"),
             }
-            object.insert("function_name".into(), json!(self.settings.function_name));
-            object.insert("function_version".into(), json!(self.settings.function_version));
-            state.buffer.push(LogEvent::new(time_ms, Value::Object(object).to_string()));
         }
     }
 
-    fn report_metrics(&self, state: &mut State, time_ms: i64, request_id: Option<&str>, status: &str, metrics: &Value) {
-        let number = |key: &str| metrics.get(key).and_then(Value::as_f64);
-        let init = number("initDurationMs");
-        self.observe(state, time_ms, emf::COLD_START, "Count", if init.is_some() { 1.0 } else { 0.0 });
-        if let Some(init) = init {
-            self.observe(state, time_ms, emf::INIT_DURATION, "Milliseconds", init);
+    fn report_metrics(&self, state: &mut State, time_ms: i64, report: &Report) {
+        let metrics = &report.metrics;
+        let cold = metrics.init_duration_ms.is_some();
+        self.observe(state, time_ms, &emf::COLD_START, if cold { 1.0 } else { 0.0 });
+        if let Some(init) = metrics.init_duration_ms {
+            self.observe(state, time_ms, &emf::INIT_DURATION, init);
         }
-        let duration = number("durationMs");
-        if let Some(duration) = duration {
-            self.observe(state, time_ms, emf::DURATION, "Milliseconds", duration);
+        self.observe(state, time_ms, &emf::DURATION, metrics.duration_ms);
+        if let Some(billed) = metrics.billed_duration_ms {
+            self.observe(state, time_ms, &emf::BILLED_DURATION, billed as f64);
         }
-        if let Some(billed) = number("billedDurationMs") {
-            self.observe(state, time_ms, emf::BILLED_DURATION, "Milliseconds", billed);
-        }
-        if let Some(used) = number("maxMemoryUsedMB") {
-            self.observe(state, time_ms, emf::MAX_MEMORY_USED, "Megabytes", used);
-            if let Some(size) = number("memorySizeMB").filter(|s| *s > 0.0) {
-                self.observe(state, time_ms, emf::MEMORY_UTILIZATION, "Percent", used / size * 100.0);
+        if let Some(used) = metrics.max_memory_used_mb {
+            self.observe(state, time_ms, &emf::MAX_MEMORY_USED, used as f64);
+            if let Some(size) = metrics.memory_size_mb.filter(|s| *s > 0) {
+                self.observe(state, time_ms, &emf::MEMORY_UTILIZATION, used as f64 / size as f64 * 100.0);
             }
         }
-        let failed = matches!(status, "error" | "failure");
-        self.observe(state, time_ms, emf::ERRORS, "Count", if failed { 1.0 } else { 0.0 });
-        self.observe(state, time_ms, emf::TIMEOUTS, "Count", if status == "timeout" { 1.0 } else { 0.0 });
-        let runtime = request_id.and_then(|id| state.context.runtime_ms.remove(id));
-        if let (Some(duration), Some(runtime)) = (duration, runtime) {
-            self.observe(state, time_ms, emf::POST_RUNTIME_DURATION, "Milliseconds", (duration - runtime).max(0.0));
+        // A report without a status is a success (as in AWS's own example).
+        let status = report.status.as_ref().unwrap_or(&Status::Success);
+        let failed = matches!(status, Status::Error | Status::Failure);
+        self.observe(state, time_ms, &emf::ERRORS, if failed { 1.0 } else { 0.0 });
+        self.observe(state, time_ms, &emf::TIMEOUTS, if *status == Status::Timeout { 1.0 } else { 0.0 });
+        if let Some(runtime) = state.runtime_ms.remove(&report.request_id) {
+            let post_runtime = (metrics.duration_ms - runtime).max(0.0);
+            self.observe(state, time_ms, &emf::POST_RUNTIME_DURATION, post_runtime);
         }
     }
 
-    fn observe(&self, state: &mut State, time_ms: i64, name: &str, unit: &str, value: f64) {
+    fn observe(&self, state: &mut State, time_ms: i64, metric: &MetricDef, value: f64) {
         state.metrics.observe(Observation {
             time_ms,
             namespace: self.settings.namespace.clone(),
             dimensions: vec![(emf::SERVICE_DIMENSION.to_owned(), self.settings.service.clone())],
-            name: name.to_owned(),
-            unit: Some(unit.to_owned()),
+            name: metric.name.to_owned(),
+            unit: Some(metric.unit.to_owned()),
             value,
         });
     }
@@ -343,9 +346,9 @@ impl Pipeline {
         if dropped == 0 && state.buffer.is_empty() && state.metrics.is_empty() && state.documents.is_empty() {
             return Outgoing::default();
         }
-        self.observe(&mut state, now_ms, emf::LOGS_DROPPED, "Count", dropped as f64);
+        self.observe(&mut state, now_ms, &emf::LOGS_DROPPED, dropped as f64);
         let mut documents: Vec<LogEvent> = state.documents.drain(..).collect();
-        documents.extend(state.metrics.drain().into_iter().map(|(time, document)| LogEvent::new(time, document)));
+        documents.extend(state.metrics.drain().into_iter().map(|(time, document)| LogEvent::metrics(time, document)));
         Outgoing { logs: state.buffer.take_all(), documents }
     }
 
@@ -368,11 +371,13 @@ impl Pipeline {
         self.lock().dropped += events as u64;
     }
 
+    /// Bytes in the log buffer, and its cap.
     pub fn buffered_bytes(&self) -> (usize, usize) {
         let state = self.lock();
         (state.buffer.bytes(), state.buffer.capacity())
     }
 
+    /// What the pipeline still holds.
     pub fn backlog(&self) -> Backlog {
         let mut state = self.lock();
         let dropped_unreported = state.buffer.take_dropped() + state.dropped;
@@ -386,6 +391,7 @@ impl Pipeline {
     }
 }
 
+/// Now, in milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -393,6 +399,7 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn pipeline(buffer_bytes: usize) -> Pipeline {
         let mut config = Config::from_lookup(|name| match name {
@@ -407,7 +414,7 @@ mod tests {
         Pipeline::new(&config)
     }
 
-    fn deliver(pipeline: &Pipeline, records: Value) {
+    fn deliver(pipeline: &Pipeline, records: &Value) {
         pipeline.ingest(records.to_string().as_bytes());
     }
 
@@ -451,7 +458,7 @@ mod tests {
         let pipeline = pipeline(1 << 20);
         deliver(
             &pipeline,
-            invocation(
+            &invocation(
                 "r1",
                 true,
                 vec![
@@ -478,19 +485,19 @@ mod tests {
     #[test]
     fn reports_become_platform_metrics() {
         let pipeline = pipeline(1 << 20);
-        deliver(&pipeline, invocation("r1", true, vec![]));
-        deliver(&pipeline, invocation("r2", false, vec![json!("warm")]));
+        deliver(&pipeline, &invocation("r1", true, vec![]));
+        deliver(&pipeline, &invocation("r2", false, vec![json!("warm")]));
         let out = pipeline.take_outgoing(now_ms());
-        assert_eq!(metric_values(&out, emf::COLD_START), [1.0, 0.0]);
-        assert_eq!(metric_values(&out, emf::INIT_DURATION), [80.0]);
-        assert_eq!(metric_values(&out, emf::DURATION), [23.5, 23.5]);
-        assert_eq!(metric_values(&out, emf::BILLED_DURATION), [24.0, 24.0]);
-        assert_eq!(metric_values(&out, emf::MAX_MEMORY_USED), [32.0, 32.0]);
-        assert_eq!(metric_values(&out, emf::MEMORY_UTILIZATION), [25.0, 25.0]);
-        assert_eq!(metric_values(&out, emf::ERRORS), [0.0, 0.0]);
-        assert_eq!(metric_values(&out, emf::TIMEOUTS), [0.0, 0.0]);
-        assert_eq!(metric_values(&out, emf::POST_RUNTIME_DURATION), [3.5, 3.5]);
-        assert_eq!(metric_values(&out, emf::LOGS_DROPPED), [0.0]);
+        assert_eq!(metric_values(&out, emf::COLD_START.name), [1.0, 0.0]);
+        assert_eq!(metric_values(&out, emf::INIT_DURATION.name), [80.0]);
+        assert_eq!(metric_values(&out, emf::DURATION.name), [23.5, 23.5]);
+        assert_eq!(metric_values(&out, emf::BILLED_DURATION.name), [24.0, 24.0]);
+        assert_eq!(metric_values(&out, emf::MAX_MEMORY_USED.name), [32.0, 32.0]);
+        assert_eq!(metric_values(&out, emf::MEMORY_UTILIZATION.name), [25.0, 25.0]);
+        assert_eq!(metric_values(&out, emf::ERRORS.name), [0.0, 0.0]);
+        assert_eq!(metric_values(&out, emf::TIMEOUTS.name), [0.0, 0.0]);
+        assert_eq!(metric_values(&out, emf::POST_RUNTIME_DURATION.name), [3.5, 3.5]);
+        assert_eq!(metric_values(&out, emf::LOGS_DROPPED.name), [0.0]);
         let warm = logs(&out).into_iter().find(|l| l["message"] == "warm").unwrap();
         assert_eq!(warm["cold_start"], false);
         // One document for the records' minute, one for the flush's own LogsDropped (now).
@@ -505,11 +512,11 @@ mod tests {
             {"time": "2026-11-24T10:00:01Z", "type": "platform.report", "record": {"requestId": "b", "status": "timeout", "metrics": {"durationMs": 3000.0}}},
             {"time": "2026-11-24T10:00:02Z", "type": "platform.logsDropped", "record": {"reason": "x", "droppedRecords": 7, "droppedBytes": 700}},
         ]);
-        deliver(&pipeline, body);
+        deliver(&pipeline, &body);
         let out = pipeline.take_outgoing(now_ms());
-        assert_eq!(metric_values(&out, emf::ERRORS), [1.0, 0.0]);
-        assert_eq!(metric_values(&out, emf::TIMEOUTS), [0.0, 1.0]);
-        assert_eq!(metric_values(&out, emf::LOGS_DROPPED).iter().sum::<f64>(), 7.0);
+        assert_eq!(metric_values(&out, emf::ERRORS.name), [1.0, 0.0]);
+        assert_eq!(metric_values(&out, emf::TIMEOUTS.name), [0.0, 1.0]);
+        assert_eq!(metric_values(&out, emf::LOGS_DROPPED.name).iter().sum::<f64>(), 7.0);
         let types: Vec<Value> = logs(&out).iter().map(|l| l["type"].clone()).collect();
         assert_eq!(types, [json!("platform.report"), json!("platform.report"), json!("platform.logsDropped")]);
     }
@@ -518,7 +525,7 @@ mod tests {
     fn function_emf_documents_are_metrics_not_logs() {
         let pipeline = pipeline(1 << 20);
         let document = r#"{"_aws":{"Timestamp":1764000000000,"CloudWatchMetrics":[{"Namespace":"Books","Dimensions":[["Service"]],"Metrics":[{"Name":"BooksCreated","Unit":"Count"}]}]},"Service":"command","BooksCreated":1}"#;
-        deliver(&pipeline, invocation("r1", false, vec![json!(document), json!(document)]));
+        deliver(&pipeline, &invocation("r1", false, vec![json!(document), json!(document)]));
         let out = pipeline.take_outgoing(now_ms());
         assert_eq!(metric_values(&out, "BooksCreated"), [1.0, 1.0]);
         assert!(logs(&out).iter().all(|l| l.get("BooksCreated").is_none()));
@@ -527,9 +534,9 @@ mod tests {
     #[test]
     fn progress_remembers_invocations_a_later_one_has_overtaken() {
         let pipeline = pipeline(1 << 20);
-        deliver(&pipeline, invocation("r1", true, vec![]));
-        deliver(&pipeline, invocation("r2", false, vec![]));
-        let progress = pipeline.progress().borrow().clone();
+        deliver(&pipeline, &invocation("r1", true, vec![]));
+        deliver(&pipeline, &invocation("r2", false, vec![]));
+        let progress = pipeline.progress();
         assert!(progress.has_started("r1") && progress.has_started("r2"));
         assert!(progress.runtime_done("r1") && progress.runtime_done("r2"));
         assert!(!progress.has_started("r3"));
@@ -540,16 +547,16 @@ mod tests {
     fn own_drops_are_reported_exactly_once() {
         let pipeline = pipeline(64 << 10);
         let lines: Vec<Value> = (0..200).map(|i| json!(format!("{i:0>1000}"))).collect();
-        deliver(&pipeline, invocation("r1", false, lines));
+        deliver(&pipeline, &invocation("r1", false, lines));
         let out = pipeline.take_outgoing(now_ms());
         let kept = out.logs.len() as f64;
-        let dropped: f64 = metric_values(&out, emf::LOGS_DROPPED).iter().sum();
+        let dropped: f64 = metric_values(&out, emf::LOGS_DROPPED.name).iter().sum();
         assert!(dropped > 0.0);
         assert_eq!(kept + dropped, 201.0, "200 function lines and the report line: kept or counted");
         pipeline.give_back(out);
         let again = pipeline.take_outgoing(now_ms());
         assert_eq!(
-            metric_values(&again, emf::LOGS_DROPPED).iter().sum::<f64>(),
+            metric_values(&again, emf::LOGS_DROPPED.name).iter().sum::<f64>(),
             dropped,
             "documents kept, not re-counted"
         );

@@ -3,14 +3,17 @@
 //! keeps the newest events within the buffer bound and counts every drop, and SHUTDOWN right
 //! after a burst ships it all.
 
+// A test crate: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::sync::Arc;
 
 use aws_sdk_cloudwatchlogs::Client as LogsClient;
-use books_telemetry::flush::Flusher;
-use books_telemetry::pipeline::{now_ms, Backlog, Pipeline};
-use books_telemetry::ship::Shipper;
+use books_telemetry::Flusher;
+use books_telemetry::Shipper;
+use books_telemetry::{now_ms, Backlog, Pipeline};
 use serde_json::{json, Value};
 use support::{Fault, FaultProxy};
 
@@ -180,7 +183,7 @@ async fn oversized_line_is_truncated_with_a_marker() {
     let truncated: Vec<Value> = shipped
         .iter()
         .filter_map(|(_, m)| serde_json::from_str::<Value>(m).ok())
-        .filter(|v| v.get(books_telemetry::ship::batch::TRUNCATED_MARKER).is_some())
+        .filter(|v| v.get(books_telemetry::batch::TRUNCATED_MARKER).is_some())
         .collect();
     assert_eq!(truncated.len(), 1);
     assert!(truncated[0]["original_bytes"].as_u64().unwrap() > 400_000);
@@ -271,7 +274,7 @@ async fn silent_telemetry_never_holds_an_invocation_until_its_deadline() {
     rig.flusher.on_invoke("req-silent".into(), (now_ms() + 60_000) as u64).await;
     let held = started.elapsed();
     assert!(
-        held >= books_telemetry::flush::TELEMETRY_SILENCE_LIMIT && held < std::time::Duration::from_secs(30),
+        held >= books_telemetry::TELEMETRY_SILENCE_LIMIT && held < std::time::Duration::from_secs(30),
         "held {held:?}: waits for the platform a while, never for the whole 60 s deadline"
     );
 }

@@ -14,23 +14,38 @@ use crate::gateway::{
 };
 use crate::invoke::FunctionSpec;
 
+/// Why the topology could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CloudError {
+    /// A call to the local AWS endpoint failed.
     #[error("reading {what} from the local AWS endpoint: {reason}")]
-    Request { what: &'static str, reason: String },
+    Request {
+        /// What was being read.
+        what: &'static str,
+        /// The SDK's error, with its context.
+        reason: String,
+    },
+    /// No REST API of that id or name.
     #[error("no REST API named or with id {0:?} in the local AWS endpoint (did Terraform apply?)")]
     RestApiNotFound(String),
+    /// The REST API has no such stage.
     #[error("REST API {rest_api} has no stage {stage:?}")]
-    StageNotFound { rest_api: String, stage: String },
+    StageNotFound {
+        /// The REST API's id.
+        rest_api: String,
+        /// The stage asked for.
+        stage: String,
+    },
 }
 
-fn request_failed<E: std::error::Error>(what: &'static str) -> impl FnOnce(E) -> CloudError {
+pub(crate) fn request_failed<E: std::error::Error>(what: &'static str) -> impl FnOnce(E) -> CloudError {
     move |err| CloudError::Request { what, reason: DisplayErrorContext(err).to_string() }
 }
 
 /// Everything the local cloud serves, as the local AWS endpoint describes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Topology {
+    /// The REST API stage: routes, keys, usage plans, limits.
     pub gateway: GatewayConfig,
     /// Every function the gateway or an event source mapping invokes, by name.
     pub functions: Vec<FunctionConfig>,
@@ -41,15 +56,23 @@ pub struct Topology {
 /// A function as Lambda knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionConfig {
+    /// The function's name.
     pub name: String,
+    /// Its unqualified ARN.
     pub arn: String,
+    /// Its version (`$LATEST`).
     pub version: String,
+    /// The image it runs (`<repository>@sha256:…`).
     pub image_uri: String,
     /// The image config's command: the handler first, then its arguments.
     pub command: Vec<String>,
+    /// Its memory size.
     pub memory_mb: u32,
+    /// Its timeout.
     pub timeout: Duration,
+    /// Its environment variables.
     pub environment: BTreeMap<String, String>,
+    /// Its reserved concurrency, if set.
     pub reserved_concurrency: Option<u32>,
 }
 
@@ -102,28 +125,37 @@ pub fn function_spec(config: &FunctionConfig, image_root: &Path) -> FunctionSpec
     }
 }
 
+/// Where a mapping starts reading its stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartingPosition {
+    /// The oldest record the stream holds.
     TrimHorizon,
+    /// Only records written from now on.
     Latest,
 }
 
 /// A DynamoDB stream event source mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventSourceMapping {
+    /// The mapping's id.
     pub uuid: String,
+    /// The function it invokes.
     pub function_name: String,
     /// The stream's ARN.
     pub event_source_arn: String,
+    /// Records per invocation at most.
     pub batch_size: usize,
     /// `None` retries until the record expires (`-1`).
     pub maximum_retry_attempts: Option<u32>,
+    /// Whether a failed batch is split in two and each half retried.
     pub bisect_batch_on_function_error: bool,
     /// `None` keeps records however old (`-1`).
     pub maximum_record_age: Option<Duration>,
     /// `FunctionResponseTypes` holds `ReportBatchItemFailures`.
     pub report_batch_item_failures: bool,
+    /// Where it starts reading.
     pub starting_position: StartingPosition,
+    /// Whether it polls.
     pub enabled: bool,
 }
 
@@ -185,23 +217,19 @@ async fn read_gateway(
             api.binary_media_types().to_vec(),
         ),
         Err(_) => {
-            let mut found;
-            let mut position = None;
-            loop {
-                let page = apigw
-                    .get_rest_apis()
-                    .limit(500)
-                    .set_position(position)
-                    .send()
-                    .await
-                    .map_err(request_failed("REST APIs"))?;
-                found = page.items().iter().find(|a| a.name() == Some(rest_api)).cloned();
-                position = page.position().map(str::to_owned);
-                if found.is_some() || position.is_none() {
-                    break;
-                }
-            }
-            let api = found.ok_or_else(|| CloudError::RestApiNotFound(rest_api.to_owned()))?;
+            let apis = apigw
+                .get_rest_apis()
+                .limit(500)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(request_failed("REST APIs"))?;
+            let api = apis
+                .into_iter()
+                .find(|a| a.name() == Some(rest_api))
+                .ok_or_else(|| CloudError::RestApiNotFound(rest_api.to_owned()))?;
             (
                 api.id().unwrap_or_default().to_owned(),
                 api.name().unwrap_or_default().to_owned(),
@@ -231,54 +259,48 @@ async fn read_gateway(
         .collect();
 
     let mut resources = Vec::new();
-    let mut position = None;
-    loop {
-        let page = apigw
-            .get_resources()
-            .rest_api_id(&rest_api_id)
-            .limit(500)
-            .set_position(position)
-            .send()
-            .await
-            .map_err(request_failed("REST API resources"))?;
-        for resource in page.items() {
-            let (Some(id), Some(path)) = (resource.id(), resource.path()) else { continue };
-            let mut methods = BTreeMap::new();
-            let names: Vec<String> =
-                resource.resource_methods().map(|m| m.keys().cloned().collect()).unwrap_or_default();
-            for http_method in names {
-                let method = apigw
-                    .get_method()
-                    .rest_api_id(&rest_api_id)
-                    .resource_id(id)
-                    .http_method(&http_method)
-                    .send()
-                    .await
-                    .map_err(request_failed("REST API method"))?;
-                let integration = method.method_integration();
-                let throttle = [format!("{path}/{http_method}"), format!("{path}/*"), "*/*".to_owned()]
-                    .iter()
-                    .find_map(|key| method_throttles.get(key).copied());
-                methods.insert(
-                    http_method.clone(),
-                    Method {
-                        function_name: integration.and_then(|i| i.uri()).map(function_name_of).unwrap_or_default(),
-                        timeout: integration
-                            .map(|i| i.timeout_in_millis())
-                            .filter(|ms| *ms > 0)
-                            .map(|ms| Duration::from_millis(ms as u64)),
-                        api_key_required: method.api_key_required().unwrap_or(false),
-                        http_method,
-                        throttle,
-                    },
-                );
-            }
-            resources.push(Resource { id: id.to_owned(), path: path.to_owned(), methods });
+    let items = apigw
+        .get_resources()
+        .rest_api_id(&rest_api_id)
+        .limit(500)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(request_failed("REST API resources"))?;
+    for resource in &items {
+        let (Some(id), Some(path)) = (resource.id(), resource.path()) else { continue };
+        let mut methods = BTreeMap::new();
+        let names: Vec<String> = resource.resource_methods().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        for http_method in names {
+            let method = apigw
+                .get_method()
+                .rest_api_id(&rest_api_id)
+                .resource_id(id)
+                .http_method(&http_method)
+                .send()
+                .await
+                .map_err(request_failed("REST API method"))?;
+            let integration = method.method_integration();
+            let throttle = [format!("{path}/{http_method}"), format!("{path}/*"), "*/*".to_owned()]
+                .iter()
+                .find_map(|key| method_throttles.get(key).copied());
+            methods.insert(
+                http_method.clone(),
+                Method {
+                    function_name: integration.and_then(|i| i.uri()).map(function_name_of).unwrap_or_default(),
+                    timeout: integration
+                        .map(aws_sdk_apigateway::types::Integration::timeout_in_millis)
+                        .filter(|ms| *ms > 0)
+                        .map(|ms| Duration::from_millis(ms as u64)),
+                    api_key_required: method.api_key_required().unwrap_or(false),
+                    http_method,
+                    throttle,
+                },
+            );
         }
-        position = page.position().map(str::to_owned);
-        if position.is_none() {
-            break;
-        }
+        resources.push(Resource { id: id.to_owned(), path: path.to_owned(), methods });
     }
 
     let keys = read_keys(apigw, &rest_api_id, stage_name).await?;
@@ -317,85 +339,69 @@ async fn read_keys(
     stage: &str,
 ) -> Result<Vec<ApiKey>, CloudError> {
     let mut plan_of_key: BTreeMap<String, UsagePlan> = BTreeMap::new();
-    let mut position = None;
-    loop {
-        let page = apigw
-            .get_usage_plans()
+    let plans = apigw
+        .get_usage_plans()
+        .limit(500)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(request_failed("usage plans"))?;
+    for plan in &plans {
+        let attached = plan.api_stages().iter().any(|s| s.api_id() == Some(rest_api_id) && s.stage() == Some(stage));
+        let Some(plan_id) = plan.id().filter(|_| attached) else { continue };
+        let usage_plan = UsagePlan {
+            id: plan_id.to_owned(),
+            name: plan.name().unwrap_or_default().to_owned(),
+            throttle: plan
+                .throttle()
+                .map(|t| Throttle { rate: t.rate_limit(), burst: u32::try_from(t.burst_limit()).unwrap_or(0) }),
+            quota: plan.quota().and_then(|q| {
+                Some(Quota {
+                    limit: u64::try_from(q.limit()).ok()?,
+                    period: QuotaPeriod::parse(q.period()?.as_str())?,
+                    offset: u64::try_from(q.offset()).unwrap_or(0),
+                })
+            }),
+        };
+        let keys = apigw
+            .get_usage_plan_keys()
+            .usage_plan_id(plan_id)
             .limit(500)
-            .set_position(position)
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
-            .map_err(request_failed("usage plans"))?;
-        for plan in page.items() {
-            let attached =
-                plan.api_stages().iter().any(|s| s.api_id() == Some(rest_api_id) && s.stage() == Some(stage));
-            let Some(plan_id) = plan.id().filter(|_| attached) else { continue };
-            let usage_plan = UsagePlan {
-                id: plan_id.to_owned(),
-                name: plan.name().unwrap_or_default().to_owned(),
-                throttle: plan
-                    .throttle()
-                    .map(|t| Throttle { rate: t.rate_limit(), burst: u32::try_from(t.burst_limit()).unwrap_or(0) }),
-                quota: plan.quota().and_then(|q| {
-                    Some(Quota {
-                        limit: u64::try_from(q.limit()).ok()?,
-                        period: QuotaPeriod::parse(q.period()?.as_str())?,
-                        offset: u64::try_from(q.offset()).unwrap_or(0),
-                    })
-                }),
-            };
-            let mut key_position = None;
-            loop {
-                let keys = apigw
-                    .get_usage_plan_keys()
-                    .usage_plan_id(plan_id)
-                    .limit(500)
-                    .set_position(key_position)
-                    .send()
-                    .await
-                    .map_err(request_failed("usage plan keys"))?;
-                for key in keys.items() {
-                    if let Some(id) = key.id() {
-                        plan_of_key.insert(id.to_owned(), usage_plan.clone());
-                    }
-                }
-                key_position = keys.position().map(str::to_owned);
-                if key_position.is_none() {
-                    break;
-                }
+            .map_err(request_failed("usage plan keys"))?;
+        for key in keys {
+            if let Some(id) = key.id() {
+                plan_of_key.insert(id.to_owned(), usage_plan.clone());
             }
-        }
-        position = page.position().map(str::to_owned);
-        if position.is_none() {
-            break;
         }
     }
 
     let mut keys = Vec::new();
-    let mut position = None;
-    loop {
-        let page = apigw
-            .get_api_keys()
-            .include_values(true)
-            .limit(500)
-            .set_position(position)
-            .send()
-            .await
-            .map_err(request_failed("API keys"))?;
-        for key in page.items() {
-            let (Some(id), Some(value)) = (key.id(), key.value()) else { continue };
-            keys.push(ApiKey {
-                id: id.to_owned(),
-                name: key.name().unwrap_or_default().to_owned(),
-                value: value.to_owned(),
-                enabled: key.enabled(),
-                plan: plan_of_key.get(id).cloned(),
-            });
-        }
-        position = page.position().map(str::to_owned);
-        if position.is_none() {
-            break;
-        }
+    let api_keys = apigw
+        .get_api_keys()
+        .include_values(true)
+        .limit(500)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(request_failed("API keys"))?;
+    for key in &api_keys {
+        let (Some(id), Some(value)) = (key.id(), key.value()) else { continue };
+        keys.push(ApiKey {
+            id: id.to_owned(),
+            name: key.name().unwrap_or_default().to_owned(),
+            value: value.to_owned(),
+            enabled: key.enabled(),
+            plan: plan_of_key.get(id).cloned(),
+        });
     }
     Ok(keys)
 }
@@ -403,49 +409,41 @@ async fn read_keys(
 /// The DynamoDB stream event source mappings (other sources are not emulated).
 async fn read_mappings(lambda: &aws_sdk_lambda::Client) -> Result<Vec<EventSourceMapping>, CloudError> {
     let mut mappings = Vec::new();
-    let mut marker = None;
-    loop {
-        let page = lambda
-            .list_event_source_mappings()
-            .set_marker(marker)
-            .send()
-            .await
-            .map_err(request_failed("event source mappings"))?;
-        for mapping in page.event_source_mappings() {
-            let (Some(source), Some(function)) = (mapping.event_source_arn(), mapping.function_arn()) else { continue };
-            if !source.starts_with("arn:aws:dynamodb:") || !source.contains("/stream/") {
-                continue;
-            }
-            mappings.push(EventSourceMapping {
-                uuid: mapping.uuid().unwrap_or_default().to_owned(),
-                function_name: function_name_of(function),
-                event_source_arn: source.to_owned(),
-                batch_size: mapping
-                    .batch_size()
-                    .and_then(|n| usize::try_from(n).ok())
-                    .filter(|n| *n > 0)
-                    .unwrap_or(100),
-                maximum_retry_attempts: mapping.maximum_retry_attempts().and_then(|n| u32::try_from(n).ok()),
-                bisect_batch_on_function_error: mapping.bisect_batch_on_function_error().unwrap_or(false),
-                maximum_record_age: mapping
-                    .maximum_record_age_in_seconds()
-                    .and_then(|s| u64::try_from(s).ok())
-                    .map(Duration::from_secs),
-                report_batch_item_failures: mapping
-                    .function_response_types()
-                    .iter()
-                    .any(|t| t.as_str() == "ReportBatchItemFailures"),
-                starting_position: match mapping.starting_position().map(|p| p.as_str()) {
-                    Some("LATEST") => StartingPosition::Latest,
-                    _ => StartingPosition::TrimHorizon,
-                },
-                enabled: !matches!(mapping.state(), Some("Disabled" | "Disabling")),
-            });
+    let listed = lambda
+        .list_event_source_mappings()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(request_failed("event source mappings"))?;
+    for mapping in &listed {
+        let (Some(source), Some(function)) = (mapping.event_source_arn(), mapping.function_arn()) else { continue };
+        if !source.starts_with("arn:aws:dynamodb:") || !source.contains("/stream/") {
+            continue;
         }
-        marker = page.next_marker().map(str::to_owned);
-        if marker.is_none() {
-            break;
-        }
+        mappings.push(EventSourceMapping {
+            uuid: mapping.uuid().unwrap_or_default().to_owned(),
+            function_name: function_name_of(function),
+            event_source_arn: source.to_owned(),
+            batch_size: mapping.batch_size().and_then(|n| usize::try_from(n).ok()).filter(|n| *n > 0).unwrap_or(100),
+            maximum_retry_attempts: mapping.maximum_retry_attempts().and_then(|n| u32::try_from(n).ok()),
+            bisect_batch_on_function_error: mapping.bisect_batch_on_function_error().unwrap_or(false),
+            maximum_record_age: mapping
+                .maximum_record_age_in_seconds()
+                .and_then(|s| u64::try_from(s).ok())
+                .map(Duration::from_secs),
+            report_batch_item_failures: mapping
+                .function_response_types()
+                .iter()
+                .any(|t| t.as_str() == "ReportBatchItemFailures"),
+            starting_position: match mapping.starting_position().map(aws_sdk_lambda::types::EventSourcePosition::as_str)
+            {
+                Some("LATEST") => StartingPosition::Latest,
+                _ => StartingPosition::TrimHorizon,
+            },
+            enabled: !matches!(mapping.state(), Some("Disabled" | "Disabling")),
+        });
     }
     Ok(mappings)
 }
@@ -456,7 +454,7 @@ async fn read_function(lambda: &aws_sdk_lambda::Client, name: &str) -> Result<Fu
     // GetFunction includes the concurrency; GetFunctionConcurrency is the authoritative call.
     let reserved = match lambda.get_function_concurrency().function_name(name).send().await {
         Ok(concurrency) => concurrency.reserved_concurrent_executions(),
-        Err(_) => function.concurrency().and_then(|c| c.reserved_concurrent_executions()),
+        Err(_) => function.concurrency().and_then(aws_sdk_lambda::types::Concurrency::reserved_concurrent_executions),
     };
     Ok(FunctionConfig {
         name: name.to_owned(),
@@ -468,9 +466,15 @@ async fn read_function(lambda: &aws_sdk_lambda::Client, name: &str) -> Result<Fu
             .and_then(|r| r.image_config())
             .map(|c| c.command().to_vec())
             .unwrap_or_default(),
-        memory_mb: configuration.and_then(|c| c.memory_size()).and_then(|m| u32::try_from(m).ok()).unwrap_or(128),
+        memory_mb: configuration
+            .and_then(aws_sdk_lambda::types::FunctionConfiguration::memory_size)
+            .and_then(|m| u32::try_from(m).ok())
+            .unwrap_or(128),
         timeout: Duration::from_secs(
-            configuration.and_then(|c| c.timeout()).and_then(|t| u64::try_from(t).ok()).unwrap_or(3),
+            configuration
+                .and_then(aws_sdk_lambda::types::FunctionConfiguration::timeout)
+                .and_then(|t| u64::try_from(t).ok())
+                .unwrap_or(3),
         ),
         environment: configuration
             .and_then(|c| c.environment())

@@ -7,42 +7,42 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-pub type Body = Full<Bytes>;
-pub type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Body>;
+pub(crate) type Body = Full<Bytes>;
+pub(crate) type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Body>;
 
-pub fn client() -> HttpClient {
+pub(crate) fn client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-pub async fn read_body(req: Request<hyper::body::Incoming>) -> (http::request::Parts, Bytes) {
+pub(crate) async fn read_body(req: Request<hyper::body::Incoming>) -> (http::request::Parts, Bytes) {
     let (parts, body) = req.into_parts();
-    let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let bytes = body.collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
     (parts, bytes)
 }
 
-pub fn response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+pub(crate) fn response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     response
 }
 
-pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     let mut response = response(status, value.to_string());
     response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     response
 }
 
 /// The error body shape the Lambda APIs answer with.
-pub fn lambda_error(status: StatusCode, error_type: &str, message: &str) -> Response<Body> {
+pub(crate) fn lambda_error(status: StatusCode, error_type: &str, message: &str) -> Response<Body> {
     json(status, &serde_json::json!({ "errorType": error_type, "errorMessage": message }))
 }
 
-pub fn header<'a>(parts: &'a http::request::Parts, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(parts: &'a http::request::Parts, name: &str) -> Option<&'a str> {
     parts.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// A random UUID (v4 layout), as AWS uses for request ids.
-pub fn uuid() -> String {
+pub(crate) fn uuid() -> String {
     let bytes = ulid::Ulid::new().0.to_be_bytes();
     let mut b = bytes;
     // Mix the time part with the random part so ids from one millisecond differ everywhere.

@@ -25,7 +25,9 @@ pub struct FunctionSpec {
     pub task_root: PathBuf,
     /// Folder whose executables start as external extensions (the image's `/opt/extensions`).
     pub extensions_dir: Option<PathBuf>,
+    /// Memory size, reported in `platform.report`.
     pub memory_mb: u32,
+    /// How long an invocation may run.
     pub timeout: Duration,
     /// The function's own environment variables (from its configuration).
     pub environment: BTreeMap<String, String>,
@@ -40,7 +42,9 @@ pub struct FunctionSpec {
 /// One invocation request (the `Invoke` API, `RequestResponse`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InvokeRequest {
+    /// The function to invoke.
     pub function_name: String,
+    /// The event, JSON.
     pub payload: Vec<u8>,
     /// `X-Amzn-Trace-Id` to pass as `Lambda-Runtime-Trace-Id`; generated when absent.
     pub trace_id: Option<String>,
@@ -56,18 +60,39 @@ pub enum InvokeOutcome {
     /// The runtime posted a response.
     Response(Vec<u8>),
     /// The runtime posted an error (`Unhandled` function error), with its JSON body.
-    FunctionError { error_type: String, payload: Vec<u8> },
+    FunctionError {
+        /// `Lambda-Runtime-Function-Error-Type`, e.g. `Runtime.HandlerError`.
+        error_type: String,
+        /// The error document the runtime posted.
+        payload: Vec<u8>,
+    },
     /// The function ran past its timeout; the environment was shut down.
     Timeout,
     /// The runtime or init failed (crash, init error, exit); the environment was shut down.
-    Failed { error_type: String, message: String },
+    Failed {
+        /// Lambda's error type, e.g. `Runtime.ExitError`.
+        error_type: String,
+        /// What happened.
+        message: String,
+    },
     /// No environment could take the invocation (concurrency limit reached).
     Throttled,
     /// No function of that name.
     NotFound,
 }
 
+impl InvokeOutcome {
+    /// The error type of a function error or a failure, as telemetry reports it.
+    pub fn error_type(&self) -> Option<&str> {
+        match self {
+            Self::FunctionError { error_type, .. } | Self::Failed { error_type, .. } => Some(error_type),
+            _ => None,
+        }
+    }
+}
+
 /// The Lambda service as the front doors see it.
 pub trait Invoker: Send + Sync {
+    /// Runs one invocation to its outcome.
     fn invoke(&self, request: InvokeRequest) -> BoxFuture<'_, InvokeOutcome>;
 }

@@ -1,70 +1,126 @@
-//! `books-local`: the local cloud. Reads what Terraform created in the local AWS endpoint,
-//! starts the Lambda emulator with the binaries laid out as in the images, serves the REST
-//! stage and polls the streams, until Ctrl-C; then shuts every environment down cleanly.
+//! `books-local`: the local cloud. `serve` reads what Terraform created in the local AWS
+//! endpoint, starts the Lambda emulator with the binaries laid out as in the images, serves the
+//! REST stage and polls the streams until Ctrl-C, then shuts every environment down cleanly;
+//! `metrics` prints the EMF values that reached the local CloudWatch Logs.
 //!
 //! ```text
-//! books-local --endpoint http://127.0.0.1:4566 --rest-api-id abc123 --rootfs .build/rootfs [--stage v1] [--port 3000]
+//! books-local serve --endpoint http://127.0.0.1:4566 --rest-api-id abc123 --rootfs .build/rootfs [--ready-file F]
+//! books-local metrics --endpoint http://127.0.0.1:4566 [--log-group-prefix /books/local/]
 //! ```
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use books_local::cloud::CloudError;
 use books_local::gateway::Gateway;
 use books_local::invoke::Invoker;
 use books_local::lambda::{LambdaService, LambdaSettings};
 use books_local::stream_poller::StreamPoller;
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
 
-struct Args {
+/// The Books API's local cloud: the unchanged binaries in an emulated Lambda behind an emulated
+/// API Gateway, against a local AWS endpoint (moto).
+#[derive(Parser)]
+#[command(name = "books-local", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the stage Terraform created, until Ctrl-C.
+    Serve(ServeArgs),
+    /// Print every EMF value in the local CloudWatch Logs, one JSON object per line.
+    Metrics(MetricsArgs),
+}
+
+/// Where the local AWS endpoint is.
+#[derive(Args)]
+struct Endpoint {
+    /// The local AWS endpoint (moto).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
     endpoint: String,
-    rest_api_id: String,
-    stage: String,
-    rootfs: PathBuf,
-    port: u16,
+    /// Its region.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
     region: String,
-    idle_timeout: Duration,
 }
 
-fn usage(problem: &str) -> ! {
-    eprintln!("books-local: {problem}");
-    eprintln!("usage: books-local --endpoint URL --rest-api-id ID --rootfs DIR [--stage v1] [--port 3000] [--idle-timeout-secs 300]");
-    std::process::exit(2);
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    endpoint: Endpoint,
+    /// The REST API to serve (its id or its name).
+    #[arg(long)]
+    rest_api_id: String,
+    /// Its stage.
+    #[arg(long, default_value = "v1")]
+    stage: String,
+    /// The folder of the images' root file systems (`<rootfs>/<command|query>/var/task/…`).
+    #[arg(long)]
+    rootfs: PathBuf,
+    /// The gateway's port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// Seconds an environment may stay idle before it is spun down.
+    #[arg(long = "idle-timeout-secs", default_value_t = 300)]
+    idle_timeout_secs: u64,
+    /// Where to write, once serving, what clients need as JSON (base URL, API key, endpoint,
+    /// process ids); removed at the end.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
 }
 
-fn parse_args() -> Args {
-    let mut args = std::env::args().skip(1);
-    let mut endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
-    let (mut rest_api_id, mut rootfs) = (None, None);
-    let (mut stage, mut port, mut idle) = ("v1".to_owned(), 3000u16, 300u64);
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| usage(&format!("{flag} needs a value")));
-        match flag.as_str() {
-            "--endpoint" => endpoint = Some(value()),
-            "--rest-api-id" => rest_api_id = Some(value()),
-            "--stage" => stage = value(),
-            "--rootfs" => rootfs = Some(PathBuf::from(value())),
-            "--port" => port = value().parse().unwrap_or_else(|_| usage("--port must be a number")),
-            "--idle-timeout-secs" => {
-                idle = value().parse().unwrap_or_else(|_| usage("--idle-timeout-secs must be a number"))
-            }
-            "-h" | "--help" => usage("runs the Books API locally"),
-            other => usage(&format!("unknown argument {other}")),
-        }
-    }
-    Args {
-        endpoint: endpoint.unwrap_or_else(|| usage("--endpoint (or AWS_ENDPOINT_URL) is required")),
-        rest_api_id: rest_api_id.unwrap_or_else(|| usage("--rest-api-id is required")),
-        stage,
-        rootfs: rootfs.unwrap_or_else(|| usage("--rootfs is required")),
-        port,
-        region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned()),
-        idle_timeout: Duration::from_secs(idle),
-    }
+#[derive(Args)]
+struct MetricsArgs {
+    #[command(flatten)]
+    endpoint: Endpoint,
+    /// Only the log groups whose names start with this.
+    #[arg(long, default_value = "/")]
+    log_group_prefix: String,
+}
+
+/// What `serve` writes to its ready file: everything a script or a test needs to talk to it.
+#[derive(Serialize)]
+struct Ready<'a> {
+    /// `http://127.0.0.1:<port>/<stage>`.
+    base_url: &'a str,
+    /// A key of a usage plan attached to the stage, if there is one.
+    api_key: Option<&'a str>,
+    /// The local AWS endpoint.
+    aws_endpoint_url: &'a str,
+    region: &'a str,
+    rest_api_id: &'a str,
+    stage: &'a str,
+    /// The functions it serves.
+    functions: Vec<&'a str>,
+    /// This process.
+    pid: u32,
+    /// The local AWS endpoint's process, when `scripts/with-moto` started it (`BOOKS_MOTO_PID`).
+    endpoint_pid: Option<u32>,
+}
+
+/// Why the local cloud could not start.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error(transparent)]
+    Topology(#[from] CloudError),
+    #[error("{function} runs {handler} but {} does not exist; build and stage the binaries with `make run`", path.display())]
+    MissingBinary { function: String, handler: String, path: PathBuf },
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+    let what = what.into();
+    move |source| StartError::Io { what, source }
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BOOKS_LOCAL_LOG")
@@ -72,22 +128,44 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = parse_args();
-    let aws = books_local::cloud::sdk_config(&args.endpoint, &args.region).await;
+    let result = match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::Metrics(args) => metrics(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("books-local: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn metrics(args: MetricsArgs) -> Result<(), StartError> {
+    let aws = books_local::cloud::sdk_config(&args.endpoint.endpoint, &args.endpoint.region).await;
+    let points = books_local::emitted::metric_points(&aws, &args.log_group_prefix).await?;
+    let mut out = std::io::stdout().lock();
+    for point in points {
+        let line = serde_json::to_string(&point).map_err(|e| io("metric point")(e.into()))?;
+        writeln!(out, "{line}").map_err(io("stdout"))?;
+    }
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> Result<(), StartError> {
+    let endpoint = &args.endpoint;
+    let aws = books_local::cloud::sdk_config(&endpoint.endpoint, &endpoint.region).await;
     let topology = books_local::cloud::read(&aws, &args.rest_api_id, &args.stage).await?;
 
     let mut specs = Vec::new();
     for function in &topology.functions {
-        let root = args.rootfs.join(function.image_kind());
-        let spec = function.spec(&root);
+        let spec = function.spec(&args.rootfs.join(function.image_kind()));
         if !spec.bootstrap.is_file() {
-            return Err(format!(
-                "{} runs {} but {} does not exist; build and stage the binaries with `make run`",
-                function.name,
-                spec.handler,
-                spec.bootstrap.display()
-            )
-            .into());
+            return Err(StartError::MissingBinary {
+                function: function.name.clone(),
+                handler: spec.handler,
+                path: spec.bootstrap,
+            });
         }
         tracing::info!(function = %spec.name, bootstrap = %spec.bootstrap.display(),
             extensions = ?spec.extensions_dir, memory_mb = spec.memory_mb, timeout = ?spec.timeout,
@@ -95,9 +173,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         specs.push(spec);
     }
     let settings = LambdaSettings {
-        aws_endpoint_url: Some(args.endpoint.clone()),
-        region: args.region.clone(),
-        idle_timeout: args.idle_timeout,
+        aws_endpoint_url: Some(endpoint.endpoint.clone()),
+        region: endpoint.region.clone(),
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
         account_id: topology.gateway.account_id.clone(),
         ..LambdaSettings::default()
     };
@@ -113,26 +191,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let poller = StreamPoller::new(mapping.clone(), &aws, Arc::clone(&invoker));
         tasks.push(tokio::spawn(poller.run(stopped(stop_rx.clone()))));
     }
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
-    let base_url = format!("http://127.0.0.1:{}/{}", listener.local_addr()?.port(), args.stage);
-    let key = topology.gateway.keys.iter().find(|k| k.enabled && k.plan.is_some()).map(|k| k.value.clone());
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await.map_err(io("gateway port"))?;
+    let port = listener.local_addr().map_err(io("gateway port"))?.port();
+    let base_url = format!("http://127.0.0.1:{port}/{}", args.stage);
+    let key = topology.gateway.keys.iter().find(|k| k.enabled && k.plan.is_some()).map(|k| k.value.as_str());
     let gateway = Gateway::new(topology.gateway.clone(), Arc::clone(&invoker));
     tasks.push(tokio::spawn(gateway.serve(listener, stopped(stop_rx.clone()))));
 
-    let mut out = std::io::stdout();
-    writeln!(out, "\nBooks API running locally")?;
-    writeln!(out, "  base URL : {base_url}")?;
-    match &key {
-        Some(key) => {
-            writeln!(out, "  API key  : {key}")?;
-            writeln!(out, "  try      : curl -s -H 'x-api-key: {key}' {base_url}/books")?;
-        }
-        None => writeln!(out, "  (no API key is attached to a usage plan of this stage)")?,
+    if let Some(path) = &args.ready_file {
+        let ready = Ready {
+            base_url: &base_url,
+            api_key: key,
+            aws_endpoint_url: &endpoint.endpoint,
+            region: &endpoint.region,
+            rest_api_id: &topology.gateway.rest_api_id,
+            stage: &args.stage,
+            functions: topology.functions.iter().map(|f| f.name.as_str()).collect(),
+            pid: std::process::id(),
+            endpoint_pid: std::env::var("BOOKS_MOTO_PID").ok().and_then(|pid| pid.parse().ok()),
+        };
+        write_ready_file(path, &ready)?;
     }
-    writeln!(out, "  Ctrl-C stops it (environments get SHUTDOWN and flush)\n")?;
-    out.flush()?;
+    print_banner(&base_url, key, args.ready_file.as_deref()).map_err(io("stdout"))?;
 
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(io("SIGTERM handler"))?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
@@ -143,6 +226,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = task.await;
     }
     lambda.shutdown().await;
+    if let Some(path) = &args.ready_file {
+        let _ = std::fs::remove_file(path);
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Written whole or not at all: a reader polling for the file never sees half of it.
+fn write_ready_file(path: &Path, ready: &Ready<'_>) -> Result<(), StartError> {
+    let json = serde_json::to_vec_pretty(ready).map_err(|e| io("ready file")(e.into()))?;
+    let staging = path.with_extension("tmp");
+    std::fs::write(&staging, json).map_err(io(format!("writing {}", staging.display())))?;
+    std::fs::rename(&staging, path).map_err(io(format!("writing {}", path.display())))
+}
+
+fn print_banner(base_url: &str, key: Option<&str>, ready_file: Option<&Path>) -> std::io::Result<()> {
+    let mut out = std::io::stdout();
+    writeln!(out, "\nBooks API running locally")?;
+    writeln!(out, "  base URL : {base_url}")?;
+    match key {
+        Some(key) => {
+            writeln!(out, "  API key  : {key}")?;
+            writeln!(out, "  try      : curl -s -H 'x-api-key: {key}' {base_url}/books")?;
+        }
+        None => writeln!(out, "  (no API key is attached to a usage plan of this stage)")?,
+    }
+    if let Some(path) = ready_file {
+        writeln!(out, "  as JSON  : {}", path.display())?;
+    }
+    writeln!(out, "  Ctrl-C stops it (environments get SHUTDOWN and flush)\n")?;
+    out.flush()
 }

@@ -56,8 +56,9 @@ pub struct StreamPoller {
 }
 
 impl StreamPoller {
+    /// A poller of `mapping`'s stream, invoking its function through `invoker`.
     pub fn new(mapping: EventSourceMapping, config: &aws_config::SdkConfig, invoker: Arc<dyn Invoker>) -> Self {
-        let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".to_owned());
+        let region = config.region().map(std::string::ToString::to_string).unwrap_or_else(|| "us-east-1".to_owned());
         Self {
             mapping,
             streams: aws_sdk_dynamodbstreams::Client::new(config),
@@ -323,13 +324,13 @@ pub fn lambda_record(record: &Record, event_source_arn: &str, region: &str) -> V
         })
     };
     let mut dynamodb = json!({
-        "ApproximateCreationDateTime": change.and_then(|c| c.approximate_creation_date_time()).map(|t| t.secs()),
+        "ApproximateCreationDateTime": change.and_then(|c| c.approximate_creation_date_time()).map(aws_sdk_apigateway::primitives::DateTime::secs),
         "Keys": image(change.and_then(|c| c.keys())),
         "NewImage": image(change.and_then(|c| c.new_image())),
         "OldImage": image(change.and_then(|c| c.old_image())),
         "SequenceNumber": change.and_then(|c| c.sequence_number()),
-        "SizeBytes": change.and_then(|c| c.size_bytes()),
-        "StreamViewType": change.and_then(|c| c.stream_view_type()).map(|v| v.as_str()),
+        "SizeBytes": change.and_then(aws_sdk_dynamodbstreams::types::StreamRecord::size_bytes),
+        "StreamViewType": change.and_then(|c| c.stream_view_type()).map(aws_sdk_dynamodbstreams::types::StreamViewType::as_str),
     });
     // Lambda leaves out what the stream view type does not carry (no OldImage on INSERT, …).
     if let Value::Object(fields) = &mut dynamodb {
@@ -337,7 +338,7 @@ pub fn lambda_record(record: &Record, event_source_arn: &str, region: &str) -> V
     }
     json!({
         "eventID": record.event_id(),
-        "eventName": record.event_name().map(|n| n.as_str()),
+        "eventName": record.event_name().map(aws_sdk_dynamodbstreams::types::OperationType::as_str),
         "eventVersion": record.event_version().unwrap_or("1.1"),
         "eventSource": "aws:dynamodb",
         "awsRegion": record.aws_region().unwrap_or(region),

@@ -1,6 +1,9 @@
 //! `cloud` reads back, from moto, everything the Terraform root module creates: the REST API's
 //! routes and integrations, stage throttling, usage plan, keys, functions and the mapping.
 
+// A test crate: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
 mod cloud_support;
 
 use std::path::Path;

@@ -5,6 +5,9 @@
 //! Ignored by a plain `cargo test` (it needs the cloud running) rather than hidden behind a
 //! feature: the whole workspace then builds with one set of features, once.
 
+// A test crate: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,14 +35,15 @@ struct Api {
 }
 
 impl Api {
-    fn from_env() -> Self {
-        let var = |name: &str| {
-            std::env::var(name)
-                .unwrap_or_else(|_| panic!("{name} is not set: run this suite with `make test-local-e2e`"))
-        };
+    /// The cloud `scripts/e2e-local` started, from the ready file books-local wrote.
+    fn from_ready_file() -> Self {
+        let path = std::env::var("BOOKS_LOCAL_READY")
+            .unwrap_or_else(|_| panic!("BOOKS_LOCAL_READY is not set: run this suite with `make test-local-e2e`"));
+        let ready: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let text = |key: &str| ready[key].as_str().unwrap_or_else(|| panic!("{path} has no {key}")).to_owned();
         Self {
-            base: var("BOOKS_E2E_URL"),
-            key: var("BOOKS_E2E_API_KEY"),
+            base: text("base_url"),
+            key: text("api_key"),
             client: Client::builder(TokioExecutor::new()).build_http(),
         }
     }
@@ -95,7 +99,7 @@ fn book() -> Value {
 #[tokio::test]
 #[ignore = "needs a running local cloud: `make test-local-e2e` starts one and runs this with --ignored"]
 async fn the_local_cloud_serves_the_books_api_behind_keys_and_a_usage_plan() {
-    let api = Api::from_env();
+    let api = Api::from_ready_file();
     let id = ulid::Ulid::new().to_string();
     let routes = [
         ("POST", "/books".to_owned()),

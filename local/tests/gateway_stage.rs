@@ -1,6 +1,9 @@
 //! The emulated REST stage against the topology read from moto, with a recording invoker: key
 //! enforcement, routing, the proxy event and response, throttling, quota, timeouts and errors.
 
+// A test crate: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
 mod cloud_support;
 
 use std::sync::Arc;

@@ -1,6 +1,9 @@
 //! Conformance of the emulated Lambda execution environment: the Runtime, Extensions and
 //! Telemetry APIs as the fixtures in `tests/fixtures` see them, and the documented lifecycle.
 
+// A test crate: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::sync::Arc;

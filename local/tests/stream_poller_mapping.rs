@@ -1,6 +1,9 @@
 //! The event source mapping played on a real moto table and stream, with a recording invoker:
 //! batch size and order, the record shape, partial batch responses, bisection, retry limits.
 
+// A test crate: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
 mod cloud_support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,4 +1,5 @@
-"""Tests of scripts/dashboards.py: pure parsing, and check/render against a real moto server."""
+"""Tests of scripts/dashboards.py: pure parsing, and check/render against a real moto server,
+with the EMF values read by the debug build's books-local (`make build-debug`)."""
 
 import contextlib
 import io
@@ -27,15 +28,10 @@ QUERY_GET = (("Operation", "GetBook"), ("Service", "query"))
 
 
 class Parsing(unittest.TestCase):
-    def test_emf_values_per_dimension_set(self):
-        points = dashboards.emf_points(DOCUMENT)
-        self.assertEqual(len(points), 4)
-        self.assertIn(("Books", "RequestLatency", QUERY_GET, 60_000, 5.0), points)
-        self.assertIn(("Books", "RequestLatency", QUERY, 60_000, 3.0), points)
-
-    def test_not_emf_is_nothing(self):
-        self.assertEqual(dashboards.emf_points({"message": "hi"}), [])
-        self.assertEqual(dashboards.emf_points([1, 2]), [])
+    def test_a_point_of_books_local_metrics(self):
+        line = {"log_group": "/g", "namespace": "Books", "name": "RequestLatency", "unit": "Milliseconds",
+                "dimensions": [["Service", "query"], ["Operation", "GetBook"]], "timestamp_ms": 60_000, "value": 5}
+        self.assertEqual(dashboards.as_point(line), ("Books", "RequestLatency", QUERY_GET, 60_000, 5.0))
 
     def test_widget_rows_expand_the_dot_shorthand_and_skip_expressions(self):
         widget = {"properties": {"metrics": [

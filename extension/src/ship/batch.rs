@@ -6,7 +6,9 @@ use serde_json::json;
 
 use crate::buffer::{LogEvent, EVENT_OVERHEAD_BYTES};
 
+/// Bytes per `PutLogEvents` batch at most (messages plus 26 bytes per event).
 pub const MAX_BATCH_BYTES: usize = 1_048_576;
+/// Events per batch at most.
 pub const MAX_BATCH_EVENTS: usize = 10_000;
 /// A batch must span less than 24 hours.
 pub const MAX_BATCH_SPAN_MS: i64 = 24 * 60 * 60 * 1000;

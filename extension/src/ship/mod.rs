@@ -14,6 +14,8 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::SdkConfig;
+use aws_sdk_cloudwatchlogs::operation::create_log_stream::CreateLogStreamError;
+use aws_sdk_cloudwatchlogs::operation::put_log_events::PutLogEventsError;
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_cloudwatchlogs::Client;
 use tokio::time::Instant;
@@ -50,7 +52,7 @@ enum PutError {
 
 /// The HTTPS client of every AWS call: rustls on ring, a lighter TLS stack than the SDK's
 /// default (aws-lc) for a binary that must load fast.
-pub fn https_client() -> aws_sdk_cloudwatchlogs::config::SharedHttpClient {
+pub(crate) fn https_client() -> aws_sdk_cloudwatchlogs::config::SharedHttpClient {
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
     aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
 }
@@ -76,10 +78,12 @@ impl Shipper {
         Self { client: Client::from_conf(config), log_group, log_stream, stream_ready: AtomicBool::new(false) }
     }
 
+    /// The log group it ships to.
     pub fn log_group(&self) -> &str {
         &self.log_group
     }
 
+    /// The log stream it ships to.
     pub fn log_stream(&self) -> &str {
         &self.log_stream
     }
@@ -156,11 +160,11 @@ impl Shipper {
             })),
             Err(error) => {
                 let service = error.as_service_error();
-                if service.is_some_and(|e| e.is_resource_not_found_exception()) {
+                if service.is_some_and(PutLogEventsError::is_resource_not_found_exception) {
                     self.stream_ready.store(false, Ordering::Release);
                     return Err(PutError::Retryable("log stream not found".into()));
                 }
-                if service.is_some_and(|e| e.is_invalid_parameter_exception()) {
+                if service.is_some_and(PutLogEventsError::is_invalid_parameter_exception) {
                     return Err(PutError::Rejected(format!(
                         "{}",
                         aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&error)
@@ -181,7 +185,9 @@ impl Shipper {
             .await;
         match result {
             Ok(_) => {}
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_already_exists_exception()) => {}
+            Err(error)
+                if error.as_service_error().is_some_and(CreateLogStreamError::is_resource_already_exists_exception) => {
+            }
             Err(error) => {
                 return Err(PutError::Retryable(format!(
                     "cannot create log stream {} in {}: {}",

@@ -14,12 +14,12 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc::UnboundedSender;
 
 /// Binds the listener; with port 0 the system picks a free one (see `local_addr`).
-pub async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+pub(crate) async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(address).await
 }
 
 /// Serves deliveries until the process ends, sending each body to `deliveries`.
-pub async fn serve(listener: TcpListener, deliveries: UnboundedSender<Bytes>) {
+pub(crate) async fn serve(listener: TcpListener, deliveries: UnboundedSender<Bytes>) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,

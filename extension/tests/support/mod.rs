@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_cloudwatchlogs::Client as LogsClient;
-use books_telemetry::config::Config;
+use books_telemetry::Config;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 
 /// What the proxy does with the next requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
+pub(crate) enum Fault {
     /// Forward to moto.
     None,
     /// Answer 400 ThrottlingException, as CloudWatch Logs does past its rate.
@@ -34,18 +34,18 @@ pub enum Fault {
     Drop,
 }
 
-pub struct FaultProxy {
-    pub url: String,
+pub(crate) struct FaultProxy {
+    pub(crate) url: String,
     fault: Arc<Mutex<(Fault, usize)>>,
     /// Requests by `X-Amz-Target` operation (`PutLogEvents`, `CreateLogStream`…), and whether faulted.
     seen: Arc<Mutex<Vec<(String, bool)>>>,
     /// Headers of the PutLogEvents requests that reached moto.
-    pub put_headers: Arc<Mutex<Vec<http::HeaderMap>>>,
+    pub(crate) put_headers: Arc<Mutex<Vec<http::HeaderMap>>>,
     forwarded: Arc<AtomicUsize>,
 }
 
 impl FaultProxy {
-    pub async fn start(upstream: &str) -> Self {
+    pub(crate) async fn start(upstream: &str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
         let address: SocketAddr = listener.local_addr().unwrap();
         let proxy = Self {
@@ -108,7 +108,7 @@ impl FaultProxy {
                                 put_headers.lock().unwrap().push(parts.headers.clone());
                             }
                             let body = body.collect().await.map_err(|_| "body")?.to_bytes();
-                            let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                            let path = parts.uri.path_and_query().map(http::uri::PathAndQuery::as_str).unwrap_or("/");
                             let mut forward = Request::builder().method(parts.method).uri(format!("{upstream}{path}"));
                             for (name, value) in &parts.headers {
                                 if name != "host" {
@@ -133,16 +133,16 @@ impl FaultProxy {
     }
 
     /// Applies `fault` to the next `count` requests (`usize::MAX`: until told otherwise).
-    pub fn set(&self, fault: Fault, count: usize) {
+    pub(crate) fn set(&self, fault: Fault, count: usize) {
         *self.fault.lock().unwrap() = (fault, count);
     }
 
-    pub fn heal(&self) {
+    pub(crate) fn heal(&self) {
         self.set(Fault::None, 0);
     }
 
     /// How many requests of an operation were faulted and how many went through.
-    pub fn count(&self, operation: &str) -> (usize, usize) {
+    pub(crate) fn count(&self, operation: &str) -> (usize, usize) {
         let seen = self.seen.lock().unwrap();
         let faulted = seen.iter().filter(|(op, f)| op == operation && *f).count();
         let passed = seen.iter().filter(|(op, f)| op == operation && !*f).count();
@@ -160,7 +160,7 @@ fn error(status: u16, kind: &str, message: &str) -> Response<Full<Bytes>> {
 }
 
 /// The extension's configuration for a test, shipping to `log_group`.
-pub fn config(log_group: &str, extra: &[(&str, &str)]) -> Config {
+pub(crate) fn config(log_group: &str, extra: &[(&str, &str)]) -> Config {
     let mut vars: HashMap<&str, String> = HashMap::from([
         ("BOOKS_TELEMETRY_LOG_GROUP", log_group.to_owned()),
         ("BOOKS_TELEMETRY_SERVICE", "command".to_owned()),
@@ -174,21 +174,21 @@ pub fn config(log_group: &str, extra: &[(&str, &str)]) -> Config {
 }
 
 /// SDK configuration aimed at `endpoint` (moto, or the proxy in front of it).
-pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+pub(crate) async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
     let mut config = books_testkit::aws_config().await.into_builder();
     config.set_endpoint_url(Some(endpoint.to_owned()));
     config.build()
 }
 
 /// A fresh log group in moto.
-pub async fn log_group(logs: &LogsClient, name: &str) -> String {
+pub(crate) async fn log_group(logs: &LogsClient, name: &str) -> String {
     let name = format!("/books-telemetry-test/{name}/{}", ulid::Ulid::new());
     logs.create_log_group().log_group_name(&name).send().await.expect("create the log group in moto");
     name
 }
 
 /// Every event of a stream, oldest first.
-pub async fn read_stream(logs: &LogsClient, group: &str, stream: &str) -> Vec<(i64, String)> {
+pub(crate) async fn read_stream(logs: &LogsClient, group: &str, stream: &str) -> Vec<(i64, String)> {
     let mut events = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -215,7 +215,7 @@ pub async fn read_stream(logs: &LogsClient, group: &str, stream: &str) -> Vec<(i
 }
 
 /// The function lines in shipped events (enriched JSON objects with a `message`, no `type`).
-pub fn messages(events: &[(i64, String)]) -> Vec<String> {
+pub(crate) fn messages(events: &[(i64, String)]) -> Vec<String> {
     events
         .iter()
         .filter_map(|(_, m)| serde_json::from_str::<Value>(m).ok())
@@ -225,7 +225,7 @@ pub fn messages(events: &[(i64, String)]) -> Vec<String> {
 }
 
 /// All values of a metric across the EMF documents among the events.
-pub fn metric_values(events: &[(i64, String)], name: &str) -> Vec<f64> {
+pub(crate) fn metric_values(events: &[(i64, String)], name: &str) -> Vec<f64> {
     let mut values = Vec::new();
     for (_, message) in events {
         let Ok(document) = serde_json::from_str::<Value>(message) else { continue };
@@ -242,7 +242,7 @@ pub fn metric_values(events: &[(i64, String)], name: &str) -> Vec<f64> {
 }
 
 /// A Telemetry API delivery of function lines at consecutive milliseconds.
-pub fn function_lines(start_ms: i64, lines: &[String]) -> Vec<u8> {
+pub(crate) fn function_lines(start_ms: i64, lines: &[String]) -> Vec<u8> {
     let records: Vec<Value> = lines
         .iter()
         .enumerate()

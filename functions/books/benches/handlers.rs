@@ -7,6 +7,9 @@
 //! - `GET /books/{id}` through the query handler vs. the bare `GetItem` it issues;
 //! - validating a book body vs. only parsing its JSON (pure CPU).
 
+// Bench set-up, like a test: a panic stops the run with the message it carries.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

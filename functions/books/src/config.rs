@@ -5,7 +5,9 @@
 #[derive(Debug, thiserror::Error)]
 #[error("environment variable {name}: {problem}")]
 pub struct ConfigError {
+    /// The variable, one of [`vars`].
     pub name: &'static str,
+    /// What is wrong with it ("is not set", "is empty", or a check of its value).
     pub problem: String,
 }
 

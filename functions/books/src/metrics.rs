@@ -3,19 +3,19 @@
 
 use metrics::Unit;
 
-pub const BOOKS_CREATED: &str = "BooksCreated";
-pub const BOOKS_UPDATED: &str = "BooksUpdated";
-pub const BOOKS_DELETED: &str = "BooksDeleted";
-pub const CONCURRENCY_CONFLICTS: &str = "ConcurrencyConflicts";
-pub const ISBN_CONFLICTS: &str = "IsbnConflicts";
-pub const VALIDATION_ERRORS: &str = "ValidationErrors";
-pub const IDEMPOTENT_REPLAYS: &str = "IdempotentReplays";
-pub const SERVER_ERRORS: &str = "ServerErrors";
-pub const REQUEST_LATENCY: &str = "RequestLatency";
-pub const DYNAMODB_LATENCY: &str = "DynamoDbLatency";
-pub const EVENTS_PROJECTED: &str = "EventsProjected";
-pub const PROJECTION_FAILURES: &str = "ProjectionFailures";
-pub const PROJECTION_LAG: &str = "ProjectionLag";
+pub(crate) const BOOKS_CREATED: &str = "BooksCreated";
+pub(crate) const BOOKS_UPDATED: &str = "BooksUpdated";
+pub(crate) const BOOKS_DELETED: &str = "BooksDeleted";
+pub(crate) const CONCURRENCY_CONFLICTS: &str = "ConcurrencyConflicts";
+pub(crate) const ISBN_CONFLICTS: &str = "IsbnConflicts";
+pub(crate) const VALIDATION_ERRORS: &str = "ValidationErrors";
+pub(crate) const IDEMPOTENT_REPLAYS: &str = "IdempotentReplays";
+pub(crate) const SERVER_ERRORS: &str = "ServerErrors";
+pub(crate) const REQUEST_LATENCY: &str = "RequestLatency";
+pub(crate) const DYNAMODB_LATENCY: &str = "DynamoDbLatency";
+pub(crate) const EVENTS_PROJECTED: &str = "EventsProjected";
+pub(crate) const PROJECTION_FAILURES: &str = "ProjectionFailures";
+pub(crate) const PROJECTION_LAG: &str = "ProjectionLag";
 
 /// The dimension every metric carries (set once per process from `BOOKS_SERVICE`).
 pub const SERVICE: &str = "Service";
@@ -25,10 +25,13 @@ pub const OPERATION: &str = "Operation";
 /// One metric the functions emit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetricDef {
+    /// The CloudWatch metric name.
     pub name: &'static str,
+    /// Milliseconds makes it a histogram, anything else a counter (see [`describe`]).
     pub unit: Unit,
     /// Dimension names, `Service` first.
     pub dimensions: &'static [&'static str],
+    /// What one count or one value is.
     pub description: &'static str,
 }
 
@@ -104,7 +107,7 @@ pub fn describe() {
 
 /// The API operations, the values of the `Operation` dimension of request metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
+pub(crate) enum Operation {
     CreateBook,
     GetBook,
     ListBooks,
@@ -114,7 +117,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::CreateBook => "CreateBook",
             Self::GetBook => "GetBook",

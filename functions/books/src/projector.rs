@@ -18,13 +18,21 @@ pub enum Projection {
     /// Not a book (ISBN guard, idempotency record): nothing to project.
     Ignored,
     /// `applied` of `writes` view items changed; the rest were already as new or newer.
-    Applied { writes: usize, applied: usize },
+    Applied {
+        /// View items the record maps to: live items and tombstones.
+        writes: usize,
+        /// Those whose conditional write took effect.
+        applied: usize,
+    },
 }
 
+/// Why a stream record was not applied; the batch reports it as an item failure.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectError {
+    /// An image of a book item that does not decode: the event id and the decoding error.
     #[error("record {0} has an image this projector cannot read: {1}")]
     Unreadable(String, serde_dynamo::Error),
+    /// A write to the view failed.
     #[error(transparent)]
     Store(#[from] DynamoError),
 }

@@ -63,12 +63,12 @@ where
 /// The line format of the observability contract. tracing-subscriber's own JSON format nests
 /// span fields under `span`/`spans`; the contract wants them at the top level, so this small
 /// formatter merges them (inner spans win, event fields win over span fields).
-pub struct JsonLines {
+pub(crate) struct JsonLines {
     service: String,
 }
 
 impl JsonLines {
-    pub fn new(service: &str) -> Self {
+    pub(crate) fn new(service: &str) -> Self {
         Self { service: service.to_owned() }
     }
 }
@@ -139,6 +139,7 @@ impl<S> Layer<S> for InvocationLayer {
     }
 }
 
+/// The handler wrapped by [`InvocationLayer`].
 pub struct InvocationService<S> {
     inner: S,
 }

@@ -1,6 +1,9 @@
 //! The HTTP contract of design.md §3, row by row, through real API Gateway REST proxy events
 //! and real DynamoDB (moto). Reads go through the projector, as in production.
 
+// A test crate: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use books_testkit::ApiRequest;

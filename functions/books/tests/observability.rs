@@ -1,6 +1,9 @@
 //! The function side of the observability contract: the handlers emit the metrics of
 //! `books::metrics::ALL` as EMF documents. One test only: the metrics recorder is process-wide.
 
+// A test crate: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeMap;

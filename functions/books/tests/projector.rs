@@ -1,6 +1,9 @@
 //! The projector on the stream records moto's DynamoDB Streams really produced after real
 //! writes: INSERT, MODIFY, REMOVE, replays, out-of-order delivery and failures.
 
+// A test crate: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use aws_lambda_events::event::dynamodb::EventRecord;

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-pub const TEST_API_KEY_ID: &str = "testkeyid01";
+pub(crate) const TEST_API_KEY_ID: &str = "testkeyid01";
 
 /// Builder of one proxy event.
 #[derive(Debug, Clone)]
@@ -18,6 +18,7 @@ pub struct ApiRequest {
 }
 
 impl ApiRequest {
+    /// A request of `method` to `path` (under the stage, e.g. `/books/01J…`).
     pub fn new(method: &str, path: &str) -> Self {
         Self {
             method: method.to_owned(),
@@ -30,27 +31,33 @@ impl ApiRequest {
         }
     }
 
+    /// A GET.
     pub fn get(path: &str) -> Self {
         Self::new("GET", path)
     }
 
+    /// A POST.
     pub fn post(path: &str) -> Self {
         Self::new("POST", path)
     }
 
+    /// A PUT.
     pub fn put(path: &str) -> Self {
         Self::new("PUT", path)
     }
 
+    /// A DELETE.
     pub fn delete(path: &str) -> Self {
         Self::new("DELETE", path)
     }
 
+    /// Adds a header.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
     }
 
+    /// Adds a query string parameter.
     pub fn query(mut self, name: &str, value: &str) -> Self {
         self.query.push((name.to_owned(), value.to_owned()));
         self
@@ -61,6 +68,7 @@ impl ApiRequest {
         self.header("Content-Type", "application/json").raw_body(&body.to_string())
     }
 
+    /// A body as it is, without a content type.
     pub fn raw_body(mut self, body: &str) -> Self {
         self.body = Some(body.to_owned());
         self
@@ -68,26 +76,13 @@ impl ApiRequest {
 
     /// Sends the body base64-encoded, as API Gateway does for binary media types.
     pub fn base64_body(mut self, bytes: &[u8]) -> Self {
-        use std::fmt::Write;
-        // Minimal encoder, to keep the test kit free of another dependency.
-        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    let _ = out.write_char(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        self.body = Some(out);
+        use base64::Engine as _;
+        self.body = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
         self.base64 = true;
         self
     }
 
+    /// The id of the API key the gateway validated (`requestContext.identity.apiKeyId`).
     pub fn api_key_id(mut self, id: &str) -> Self {
         self.api_key_id = id.to_owned();
         self

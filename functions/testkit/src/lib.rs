@@ -2,6 +2,9 @@
 //! DynamoDB tables created from `terraform/tables.json` (the definition Terraform uses too),
 //! API Gateway REST proxy events, and the stream records moto really produced.
 
+// Test support: a panic fails the test that called it, with the message it carries.
+#![allow(clippy::unwrap_used)]
+
 mod apigw;
 mod moto;
 mod streams;

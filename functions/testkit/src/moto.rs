@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 
-pub const REGION: &str = "us-east-1";
+pub(crate) const REGION: &str = "us-east-1";
 
 /// The endpoint URL of the moto server every test talks to.
 pub fn endpoint() -> &'static str {
@@ -35,7 +35,7 @@ pub async fn aws_config() -> SdkConfig {
 }
 
 /// The SDK's HTTP client on rustls with ring, as everywhere in the workspace (see its manifest).
-pub fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+pub(crate) fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
     aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
 }

@@ -16,6 +16,7 @@ pub struct StreamReader {
 }
 
 impl StreamReader {
+    /// A reader of `table`'s stream, from its first record.
     pub async fn new(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Self {
         let config = crate::aws_config().await;
         let described = dynamodb.describe_table().table_name(table).send().await.expect("describe table");

@@ -27,6 +27,7 @@ impl TableSchema {
         self.0.get(key).and_then(Value::as_str)
     }
 
+    /// Creates a table of this schema named `table_name` (stream and TTL included).
     pub async fn create(&self, client: &Client, table_name: &str) {
         let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
         let mut schema = vec![key(self.text("hash_key").expect("hash_key"), KeyType::Hash).unwrap()];
@@ -99,12 +100,16 @@ impl TableSchema {
 
 /// The `books` and `books_view` tables of one test.
 pub struct TestTables {
+    /// A DynamoDB client on moto.
     pub client: Client,
+    /// The write model's table.
     pub books: String,
+    /// The read model's table.
     pub books_view: String,
 }
 
 impl TestTables {
+    /// Creates both tables, with names of their own.
     pub async fn create() -> Self {
         let client = Client::new(&crate::aws_config().await);
         let suffix = ulid::Ulid::new().to_string().to_lowercase();

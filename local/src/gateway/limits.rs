@@ -11,18 +11,18 @@ use super::config::{Quota, QuotaPeriod, Throttle};
 
 /// A token bucket that starts full.
 #[derive(Debug)]
-pub struct TokenBucket {
+pub(super) struct TokenBucket {
     tokens: f64,
     refilled: Instant,
 }
 
 impl TokenBucket {
-    pub fn full(limits: Throttle, now: Instant) -> Self {
+    pub(super) fn full(limits: Throttle, now: Instant) -> Self {
         Self { tokens: f64::from(limits.burst), refilled: now }
     }
 
     /// Takes one token if there is one.
-    pub fn try_take(&mut self, limits: Throttle, now: Instant) -> bool {
+    pub(super) fn try_take(&mut self, limits: Throttle, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
         self.tokens = (self.tokens + elapsed * limits.rate).min(f64::from(limits.burst));
         self.refilled = now;
@@ -37,7 +37,7 @@ impl TokenBucket {
 
 /// The first day of the quota period holding `now`: UTC midnight, the Sunday of the week, or the
 /// first of the month.
-pub fn period_start(period: QuotaPeriod, now: DateTime<Utc>) -> NaiveDate {
+pub(super) fn period_start(period: QuotaPeriod, now: DateTime<Utc>) -> NaiveDate {
     let today = now.date_naive();
     match period {
         QuotaPeriod::Day => today,
@@ -55,14 +55,14 @@ struct QuotaUse {
 
 /// Token buckets by name (a key id, a method) and quota use by key id.
 #[derive(Debug, Default)]
-pub struct Limits {
+pub(super) struct Limits {
     buckets: Mutex<HashMap<String, TokenBucket>>,
     quotas: Mutex<HashMap<String, QuotaUse>>,
 }
 
 impl Limits {
     /// Takes a token from the named bucket; `false` means throttled.
-    pub fn take_token(&self, bucket: &str, limits: Throttle) -> bool {
+    pub(super) fn take_token(&self, bucket: &str, limits: Throttle) -> bool {
         let now = Instant::now();
         let Ok(mut buckets) = self.buckets.lock() else { return true };
         buckets.entry(bucket.to_owned()).or_insert_with(|| TokenBucket::full(limits, now)).try_take(limits, now)
@@ -70,7 +70,7 @@ impl Limits {
 
     /// Counts one request against the key's quota; `false` means the quota is spent. The first
     /// period this stage counts is the plan's "initial" one, where `offset` requests are gone.
-    pub fn count_request(&self, key_id: &str, quota: Quota) -> bool {
+    pub(super) fn count_request(&self, key_id: &str, quota: Quota) -> bool {
         let period = period_start(quota.period, Utc::now());
         let Ok(mut quotas) = self.quotas.lock() else { return true };
         let usage = quotas.entry(key_id.to_owned()).or_insert(QuotaUse { period, used: 0, first_period: true });

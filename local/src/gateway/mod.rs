@@ -53,6 +53,7 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// The status API Gateway answers with.
     pub fn status(self) -> StatusCode {
         match self {
             Self::MissingAuthenticationToken | Self::Forbidden => StatusCode::FORBIDDEN,
@@ -63,6 +64,7 @@ impl GatewayError {
         }
     }
 
+    /// The `message` of its JSON body.
     pub fn message(self) -> &'static str {
         match self {
             Self::MissingAuthenticationToken => "Missing Authentication Token",
@@ -125,14 +127,16 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
-    Gateway::new(config, invoker).serve(listener, shutdown).await
+    Gateway::new(config, invoker).serve(listener, shutdown).await;
 }
 
 impl Gateway {
+    /// A gateway serving `config`'s stage, invoking functions through `invoker`.
     pub fn new(config: GatewayConfig, invoker: Arc<dyn Invoker>) -> Arc<Self> {
         Arc::new(Self { config, invoker, limits: Limits::default() })
     }
 
+    /// The stage it serves.
     pub fn config(&self) -> &GatewayConfig {
         &self.config
     }

@@ -16,9 +16,13 @@ use super::routing::Route;
 
 /// What API Gateway knows about a request when it calls the integration.
 pub struct RequestContext<'a> {
+    /// API Gateway's request id (`x-amzn-RequestId`).
     pub request_id: &'a str,
+    /// Its extended request id (`x-amz-apigw-id`).
     pub extended_request_id: &'a str,
+    /// When the request arrived.
     pub received: DateTime<Utc>,
+    /// The client's address.
     pub source_ip: &'a str,
     /// Set only once the key has been validated.
     pub api_key: Option<&'a ApiKey>,
@@ -26,11 +30,15 @@ pub struct RequestContext<'a> {
 
 /// A request as the integration sees it.
 pub struct IncomingRequest<'a> {
+    /// The HTTP method.
     pub method: &'a str,
     /// The full request path, stage included (`/v1/books`).
     pub path: &'a str,
+    /// The raw query string, if any.
     pub query: Option<&'a str>,
+    /// The request headers.
     pub headers: &'a HeaderMap,
+    /// The request body.
     pub body: &'a [u8],
 }
 
@@ -188,14 +196,19 @@ fn percent_decode(text: &str) -> String {
 /// Why a function's answer is not a proxy response.
 #[derive(Debug, thiserror::Error)]
 pub enum MalformedResponse {
+    /// The payload is not a JSON object.
     #[error("the payload is not a JSON object")]
     NotAnObject,
+    /// `statusCode` is missing or not a status.
     #[error("statusCode is missing or not an HTTP status")]
     StatusCode,
+    /// A header name or value HTTP does not allow.
     #[error("header {0:?} is not a valid header")]
     Header(String),
+    /// `body` is neither a string nor null.
     #[error("body is neither a string nor null")]
     Body,
+    /// `isBase64Encoded` with a body that is not base64.
     #[error("isBase64Encoded is set but body is not base64")]
     Base64,
 }
@@ -203,8 +216,11 @@ pub enum MalformedResponse {
 /// An HTTP response mapped back from a proxy response.
 #[derive(Debug)]
 pub struct ProxyResponse {
+    /// The status.
     pub status: StatusCode,
+    /// Headers and multi-value headers, merged.
     pub headers: HeaderMap,
+    /// The body, decoded if it was base64.
     pub body: Bytes,
 }
 

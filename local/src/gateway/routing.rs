@@ -8,7 +8,9 @@ use super::config::{Method, Resource};
 /// A resource matched by a request path, with its path parameters.
 #[derive(Debug)]
 pub struct Route<'a> {
+    /// The resource.
     pub resource: &'a Resource,
+    /// Its path parameters, by name (`id`, `proxy`).
     pub path_parameters: BTreeMap<String, String>,
 }
 

@@ -2,179 +2,57 @@
 //! endpoint serving the Runtime, Extensions and Telemetry APIs, and the lifecycle AWS documents
 //! — init, invoke (done when the runtime and every INVOKE extension called next), shutdown.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use serde_json::{json, Value};
+use serde_json::{json, Map};
+use telemetry_schema::{
+    InitStart, InitializationType, Phase, Platform, Report, ReportMetrics, RuntimeDone, RuntimeDoneMetrics, Start,
+    Status, StreamType, TraceContext,
+};
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 
 use super::observe::{ExtensionTimeline, InitTimeline, InvokeTimeline, Observation, Observer};
 use super::process::{self, Process};
-use super::telemetry_api::{log_record, platform_record, Stream, Subscriber};
-use super::LambdaSettings;
-use crate::http_util::{self, HttpClient};
+use super::sandbox::{duration_ms, Invocation, RuntimeAnswer, Sandbox};
+use super::settings::LambdaSettings;
+use super::telemetry_api::Subscriber;
+use crate::http_util;
 use crate::invoke::{FunctionSpec, InvokeOutcome, InvokeRequest};
 
+/// How long an init phase may take (Lambda's 10 s for on-demand environments).
 pub const INIT_LIMIT: Duration = Duration::from_secs(10);
 const SHUTDOWN_WITH_EXTENSIONS: Duration = Duration::from_millis(2_000);
 const SHUTDOWN_RUNTIME_ONLY: Duration = Duration::from_millis(500);
 
-/// An invocation handed to the runtime's `next`.
-#[derive(Debug, Clone)]
-pub struct Invocation {
-    pub request_id: String,
-    pub deadline_ms: u64,
-    pub payload: Bytes,
-    pub trace_id: String,
-    pub client_context: Option<String>,
-    pub cognito_identity: Option<String>,
+/// Why an init phase failed, in Lambda's words: the `errorType` of `platform.initReport` and
+/// of the invocation that asked for the environment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error_type}: {message}")]
+pub(super) struct InitFailure {
+    /// `Extension.Crash`, `Runtime.InitError`, `Sandbox.Timedout`, …
+    pub(super) error_type: &'static str,
+    pub(super) message: String,
 }
 
-/// What the runtime posted for the current invocation.
-#[derive(Debug, Clone)]
-pub enum RuntimeAnswer {
-    Response(Bytes),
-    Error { error_type: String, body: Bytes },
-}
-
-#[derive(Debug)]
-pub struct Extension {
-    pub id: String,
-    pub name: String,
-    pub invoke: bool,
-    pub shutdown: bool,
-    /// Parked in `event/next`, i.e. done with everything it was given.
-    pub waiting: bool,
-    pub events: VecDeque<Value>,
-    pub registered_at: Instant,
-    pub subscribed_at: Option<Instant>,
-    /// Its first `event/next`.
-    pub ready_at: Option<Instant>,
-}
-
-/// State shared by the API handlers and the controller; every change wakes every waiter.
-#[derive(Debug, Default)]
-pub struct SandboxState {
-    pub accepting_registrations: bool,
-    pub extensions: Vec<Extension>,
-    pub runtime_waiting: bool,
-    pub pending: Option<Invocation>,
-    pub current: Option<String>,
-    pub answer: Option<RuntimeAnswer>,
-    pub init_error: Option<String>,
-    pub exit_errors: Vec<String>,
-    pub exited: Vec<String>,
-}
-
-/// A record kept from the init phase, replayed to extensions that subscribe during init (they
-/// cannot subscribe before `platform.initStart` has happened).
-#[derive(Debug, Clone)]
-enum Backlog {
-    Platform(Value),
-    Log(Stream, String),
-}
-
-pub struct Sandbox {
-    pub spec: FunctionSpec,
-    pub state: Mutex<SandboxState>,
-    changed: Notify,
-    pub subscribers: Mutex<Vec<Arc<Subscriber>>>,
-    /// Telemetry of the init phase; `None` once init is over.
-    backlog: Mutex<Option<Vec<Backlog>>>,
-    pub client: HttpClient,
-}
-
-impl Sandbox {
-    pub fn update<T>(&self, change: impl FnOnce(&mut SandboxState) -> T) -> T {
-        let result = match self.state.lock() {
-            Ok(mut state) => change(&mut state),
-            Err(poisoned) => change(&mut poisoned.into_inner()),
-        };
-        self.changed.notify_waiters();
-        result
-    }
-
-    /// Waits until `check` yields a value; it runs under the lock after every change.
-    pub async fn wait_for<T>(&self, mut check: impl FnMut(&mut SandboxState) -> Option<T>) -> T {
-        loop {
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let found = match self.state.lock() {
-                Ok(mut state) => check(&mut state),
-                Err(poisoned) => check(&mut poisoned.into_inner()),
-            };
-            if let Some(value) = found {
-                return value;
-            }
-            notified.await;
-        }
-    }
-
-    /// Sends a record to every subscriber that asked for its stream.
-    fn emit(&self, stream: Stream, record: impl Fn(bool) -> Value) {
-        let Ok(subscribers) = self.subscribers.lock() else { return };
-        for subscriber in subscribers.iter().filter(|s| s.wants(stream)) {
-            subscriber.push(record(subscriber.subscription.structured_records()));
-        }
-    }
-
-    pub fn emit_platform(&self, kind: &str, record: Value) {
-        let record = platform_record(kind, record);
-        if let Ok(mut backlog) = self.backlog.lock() {
-            if let Some(backlog) = backlog.as_mut() {
-                backlog.push(Backlog::Platform(record.clone()));
-            }
-        }
-        self.emit(Stream::Platform, |_| record.clone());
-    }
-
-    /// A line a process wrote, as a `function` or `extension` record.
-    pub fn emit_log(&self, stream: Stream, line: &str) {
-        if let Ok(mut backlog) = self.backlog.lock() {
-            if let Some(backlog) = backlog.as_mut() {
-                backlog.push(Backlog::Log(stream, line.to_owned()));
-            }
-        }
-        self.emit(stream, |structured| log_record(stream, line, structured));
-    }
-
-    /// Adds a subscriber and replays the init phase's records it asked for.
-    pub fn subscribe(&self, subscriber: Arc<Subscriber>) {
-        if let Ok(backlog) = self.backlog.lock() {
-            for record in backlog.iter().flatten() {
-                match record {
-                    Backlog::Platform(value) if subscriber.wants(Stream::Platform) => subscriber.push(value.clone()),
-                    Backlog::Log(stream, line) if subscriber.wants(*stream) => {
-                        subscriber.push(log_record(*stream, line, subscriber.subscription.structured_records()))
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if let Ok(mut subscribers) = self.subscribers.lock() {
-            subscribers.push(subscriber);
-        }
-    }
-
-    fn end_backlog(&self) {
-        if let Ok(mut backlog) = self.backlog.lock() {
-            *backlog = None;
-        }
+impl InitFailure {
+    fn new(error_type: &'static str, message: impl Into<String>) -> Self {
+        Self { error_type, message: message.into() }
     }
 }
 
 /// Why an environment is shut down (the `shutdownReason` of the SHUTDOWN event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShutdownReason {
+    /// The environment was idle and is reclaimed.
     Spindown,
+    /// An invocation ran past its timeout.
     Timeout,
+    /// The runtime or an extension failed.
     Failure,
 }
 
@@ -188,7 +66,7 @@ impl ShutdownReason {
     }
 }
 
-pub struct Environment {
+pub(super) struct Environment {
     pub sandbox: Arc<Sandbox>,
     pub api_address: std::net::SocketAddr,
     runtime: Option<Process>,
@@ -203,20 +81,13 @@ pub struct Environment {
 
 impl Environment {
     /// Starts the API endpoint and the processes, and runs the init phase.
-    pub async fn init(spec: &FunctionSpec, settings: &LambdaSettings) -> Result<Self, (String, String)> {
+    pub(super) async fn init(spec: &FunctionSpec, settings: &LambdaSettings) -> Result<Self, InitFailure> {
         let started = Instant::now();
-        let sandbox = Arc::new(Sandbox {
-            spec: spec.clone(),
-            state: Mutex::new(SandboxState { accepting_registrations: true, ..Default::default() }),
-            changed: Notify::new(),
-            subscribers: Mutex::new(Vec::new()),
-            backlog: Mutex::new(Some(Vec::new())),
-            client: http_util::client(),
-        });
-        let listener =
-            TcpListener::bind("127.0.0.1:0").await.map_err(|e| ("Runtime.ApiError".into(), e.to_string()))?;
-        let api_address = listener.local_addr().map_err(|e| ("Runtime.ApiError".into(), e.to_string()))?;
-        let server = tokio::spawn(serve(listener, Arc::clone(&sandbox)));
+        let sandbox = Arc::new(Sandbox::new(spec.clone()));
+        let api_error = |e: std::io::Error| InitFailure::new("Runtime.ApiError", e.to_string());
+        let listener = TcpListener::bind("127.0.0.1:0").await.map_err(api_error)?;
+        let api_address = listener.local_addr().map_err(api_error)?;
+        let server = tokio::spawn(super::api::serve(listener, Arc::clone(&sandbox)));
         let mut environment = Self {
             sandbox: Arc::clone(&sandbox),
             api_address,
@@ -229,42 +100,30 @@ impl Environment {
             healthy: true,
             observer: settings.observer.clone(),
         };
-        sandbox.emit_platform(
-            "platform.initStart",
-            json!({"initializationType": "on-demand", "phase": "init", "functionName": spec.name,
-                   "functionVersion": spec.version, "runtimeVersion": "provided:al2023",
-                   "instanceId": http_util::uuid(), "instanceMaxMemory": spec.memory_mb as u64 * 1024 * 1024}),
-        );
+        sandbox.emit_platform(Platform::InitStart(InitStart {
+            initialization_type: InitializationType::OnDemand,
+            phase: Phase::Init,
+            function_name: spec.name.clone(),
+            function_version: spec.version.clone(),
+            runtime_version: Some("provided:al2023".into()),
+            runtime_version_arn: None,
+            instance_id: Some(http_util::uuid()),
+            instance_max_memory: Some(u64::from(spec.memory_mb) * 1024 * 1024),
+            other: Map::new(),
+        }));
         let mut spawns = Vec::new();
         match environment.run_init(settings, started, &mut spawns).await {
             Ok(()) => {
                 environment.init_duration = started.elapsed();
                 environment.observe_init(started, &spawns);
-                let ms = duration_ms(environment.init_duration);
-                sandbox.emit_platform(
-                    "platform.initRuntimeDone",
-                    json!({"initializationType": "on-demand", "phase": "init", "status": "success"}),
-                );
-                sandbox.emit_platform(
-                    "platform.initReport",
-                    json!({"initializationType": "on-demand", "phase": "init", "status": "success",
-                           "metrics": {"durationMs": ms}}),
-                );
+                sandbox.emit_init_end(Status::Success, None, environment.init_duration);
                 sandbox.end_backlog();
                 Ok(environment)
             }
-            Err((error_type, message)) => {
-                sandbox.emit_platform(
-                    "platform.initRuntimeDone",
-                    json!({"initializationType": "on-demand", "phase": "init", "status": "failure", "errorType": error_type}),
-                );
-                sandbox.emit_platform(
-                    "platform.initReport",
-                    json!({"initializationType": "on-demand", "phase": "init", "status": "failure", "errorType": error_type,
-                           "metrics": {"durationMs": duration_ms(started.elapsed())}}),
-                );
+            Err(failure) => {
+                sandbox.emit_init_end(Status::Failure, Some(failure.error_type), started.elapsed());
                 environment.shutdown(ShutdownReason::Failure).await;
-                Err((error_type, message))
+                Err(failure)
             }
         }
     }
@@ -275,7 +134,7 @@ impl Environment {
         settings: &LambdaSettings,
         started: Instant,
         spawns: &mut Vec<(String, Instant)>,
-    ) -> Result<(), (String, String)> {
+    ) -> Result<(), InitFailure> {
         let sandbox_ref = Arc::clone(&self.sandbox);
         let spec = &sandbox_ref.spec;
         let deadline = tokio::time::Instant::from_std(started + INIT_LIMIT);
@@ -295,11 +154,11 @@ impl Environment {
             let label = format!("{}/{name}", spec.name);
             let on_line = move |line: &str| {
                 eprintln!("[{label}] {line}");
-                sandbox.emit_log(Stream::Extension, line);
+                sandbox.emit_log(&StreamType::Extension, line);
             };
             spawns.push((name.clone(), Instant::now()));
             let process = process::spawn(&name, path, &[], &spec.task_root, &extension_env, on_line)
-                .map_err(|e| ("Extension.LaunchError".to_owned(), format!("{}: {e}", path.display())))?;
+                .map_err(|e| InitFailure::new("Extension.LaunchError", format!("{}: {e}", path.display())))?;
             self.watch_exit(&process);
             self.extensions.push(process);
         }
@@ -309,14 +168,17 @@ impl Environment {
             deadline,
             self.sandbox.wait_for(|s| {
                 if let Some(name) = s.exited.first() {
-                    return Some(Err(("Extension.Crash".to_owned(), format!("extension {name} exited during init"))));
+                    return Some(Err(InitFailure::new(
+                        "Extension.Crash",
+                        format!("extension {name} exited during init"),
+                    )));
                 }
                 (s.extensions.len() >= expected).then_some(Ok(()))
             }),
         )
         .await;
         match registered {
-            Err(_) => return Err(("Extension.InitTimeout".into(), "extensions did not register in time".into())),
+            Err(_) => return Err(InitFailure::new("Extension.InitTimeout", "extensions did not register in time")),
             Ok(Err(err)) => return Err(err),
             Ok(Ok(())) => {}
         }
@@ -326,11 +188,13 @@ impl Environment {
         let label = spec.name.clone();
         let on_line = move |line: &str| {
             eprintln!("[{label}] {line}");
-            sandbox.emit_log(Stream::Function, line);
+            sandbox.emit_log(&StreamType::Function, line);
         };
         let runtime =
             process::spawn("runtime", &spec.bootstrap, &spec.bootstrap_args, &spec.task_root, &runtime_env, on_line)
-                .map_err(|e| ("Runtime.InvalidEntrypoint".to_owned(), format!("{}: {e}", spec.bootstrap.display())))?;
+                .map_err(|e| {
+                    InitFailure::new("Runtime.InvalidEntrypoint", format!("{}: {e}", spec.bootstrap.display()))
+                })?;
         self.watch_exit(&runtime);
         self.runtime = Some(runtime);
 
@@ -338,17 +202,17 @@ impl Environment {
             deadline,
             self.sandbox.wait_for(|s| {
                 if let Some(error) = &s.init_error {
-                    return Some(Err(("Runtime.InitError".to_owned(), error.clone())));
+                    return Some(Err(InitFailure::new("Runtime.InitError", error.clone())));
                 }
                 if let Some(name) = s.exited.first() {
-                    return Some(Err(("Runtime.ExitError".to_owned(), format!("{name} exited during init"))));
+                    return Some(Err(InitFailure::new("Runtime.ExitError", format!("{name} exited during init"))));
                 }
                 (s.runtime_waiting && s.extensions.iter().all(|e| e.waiting)).then_some(Ok(()))
             }),
         )
         .await;
         match ready {
-            Err(_) => Err(("Sandbox.Timedout".into(), format!("init did not finish within {INIT_LIMIT:?}"))),
+            Err(_) => Err(InitFailure::new("Sandbox.Timedout", format!("init did not finish within {INIT_LIMIT:?}"))),
             Ok(result) => result,
         }
     }
@@ -403,7 +267,7 @@ impl Environment {
     /// as the runtime posts it, while the environment stays busy until every extension is done
     /// with the invocation (the post-runtime phase). Returns the outcome when the invoke phase
     /// is over; `respond` is left for failures, which are answered once the environment is gone.
-    pub async fn invoke(
+    pub(super) async fn invoke(
         &mut self,
         request: &InvokeRequest,
         respond: &mut Option<oneshot::Sender<InvokeOutcome>>,
@@ -419,11 +283,12 @@ impl Environment {
         self.invocations += 1;
         self.last_used = Instant::now();
 
-        self.sandbox.emit_platform(
-            "platform.start",
-            json!({"requestId": request_id, "version": spec.version,
-            "tracing": {"type": "X-Amzn-Trace-Id", "value": trace_id}}),
-        );
+        self.sandbox.emit_platform(Platform::Start(Start {
+            request_id: request_id.clone(),
+            version: Some(spec.version.clone()),
+            tracing: Some(TraceContext::amzn_trace_id(&trace_id)),
+            other: Map::new(),
+        }));
         let invocation = Invocation {
             request_id: request_id.clone(),
             deadline_ms,
@@ -459,26 +324,33 @@ impl Environment {
         let answered_at = Instant::now();
         let runtime_ms = duration_ms(answered_at - started);
         let (status, outcome) = match answered {
-            Err(_) => ("timeout", InvokeOutcome::Timeout),
+            Err(_) => (Status::Timeout, InvokeOutcome::Timeout),
             Ok(Err(())) => (
-                "failure",
+                Status::Failure,
                 InvokeOutcome::Failed { error_type: "Runtime.ExitError".into(), message: "the runtime exited".into() },
             ),
-            Ok(Ok(RuntimeAnswer::Response(body))) => ("success", InvokeOutcome::Response(body.to_vec())),
+            Ok(Ok(RuntimeAnswer::Response(body))) => (Status::Success, InvokeOutcome::Response(body.to_vec())),
             Ok(Ok(RuntimeAnswer::Error { error_type, body })) => {
-                ("error", InvokeOutcome::FunctionError { error_type, payload: body.to_vec() })
+                (Status::Error, InvokeOutcome::FunctionError { error_type, payload: body.to_vec() })
             }
         };
         let produced = match &outcome {
             InvokeOutcome::Response(body) => body.len(),
             _ => 0,
         };
-        self.sandbox.emit_platform(
-            "platform.runtimeDone",
-            json!({"requestId": request_id, "status": status,
-            "tracing": {"type": "X-Amzn-Trace-Id", "value": trace_id},
-            "metrics": {"durationMs": runtime_ms, "producedBytes": produced}}),
-        );
+        self.sandbox.emit_platform(Platform::RuntimeDone(RuntimeDone {
+            request_id: request_id.clone(),
+            status: Some(status.clone()),
+            error_type: outcome.error_type().map(str::to_owned),
+            metrics: Some(RuntimeDoneMetrics {
+                duration_ms: runtime_ms,
+                produced_bytes: Some(produced as u64),
+                other: Map::new(),
+            }),
+            tracing: Some(TraceContext::amzn_trace_id(&trace_id)),
+            spans: None,
+            other: Map::new(),
+        }));
 
         if matches!(outcome, InvokeOutcome::Response(_) | InvokeOutcome::FunctionError { .. }) {
             if let Some(respond) = respond.take() {
@@ -494,13 +366,13 @@ impl Environment {
             )
             .await;
             if done.is_err() {
-                self.report(&request_id, "timeout", started, first, &trace_id);
+                self.report(&request_id, Status::Timeout, None, started, first, &trace_id);
                 self.healthy = false;
                 self.shutdown(ShutdownReason::Timeout).await;
                 return outcome;
             }
         }
-        self.report(&request_id, status, started, first, &trace_id);
+        self.report(&request_id, status, outcome.error_type(), started, first, &trace_id);
         if let Some(observer) = &self.observer {
             let _ = observer.send(Observation::Invoke(InvokeTimeline {
                 function: spec.name.clone(),
@@ -526,25 +398,40 @@ impl Environment {
         outcome
     }
 
-    fn report(&self, request_id: &str, status: &str, started: Instant, first: bool, trace_id: &str) {
+    fn report(
+        &self,
+        request_id: &str,
+        status: Status,
+        error_type: Option<&str>,
+        started: Instant,
+        first: bool,
+        trace_id: &str,
+    ) {
         let spec = &self.sandbox.spec;
         let duration = duration_ms(started.elapsed());
         let memory: u64 = self.runtime.iter().chain(&self.extensions).map(|p| process::peak_memory_mb(p.pid)).sum();
-        let mut metrics = json!({"durationMs": duration, "billedDurationMs": duration.ceil() as u64,
-            "memorySizeMB": spec.memory_mb, "maxMemoryUsedMB": memory});
-        if first {
-            metrics["initDurationMs"] = json!(duration_ms(self.init_duration));
-        }
-        self.sandbox.emit_platform(
-            "platform.report",
-            json!({"requestId": request_id, "status": status,
-            "metrics": metrics, "tracing": {"type": "X-Amzn-Trace-Id", "value": trace_id}}),
-        );
+        self.sandbox.emit_platform(Platform::Report(Report {
+            request_id: request_id.to_owned(),
+            status: Some(status),
+            error_type: error_type.map(str::to_owned),
+            metrics: ReportMetrics {
+                duration_ms: duration,
+                billed_duration_ms: Some(duration.ceil() as u64),
+                memory_size_mb: Some(u64::from(spec.memory_mb)),
+                max_memory_used_mb: Some(memory),
+                init_duration_ms: first.then(|| duration_ms(self.init_duration)),
+                restore_duration_ms: None,
+                other: Map::new(),
+            },
+            tracing: Some(TraceContext::amzn_trace_id(trace_id)),
+            spans: None,
+            other: Map::new(),
+        }));
     }
 
     /// Shuts the environment down: runtime SIGTERM, SHUTDOWN events to extensions, SIGKILL at
     /// the deadline; telemetry is delivered until the end.
-    pub async fn shutdown(&mut self, reason: ShutdownReason) {
+    pub(super) async fn shutdown(&mut self, reason: ShutdownReason) {
         self.healthy = false;
         let limit = if self.extensions.is_empty() { SHUTDOWN_RUNTIME_ONLY } else { SHUTDOWN_WITH_EXTENSIONS };
         let deadline = Instant::now() + limit;
@@ -580,10 +467,6 @@ impl Environment {
     }
 }
 
-fn duration_ms(duration: Duration) -> f64 {
-    (duration.as_secs_f64() * 1_000_000.0).round() / 1_000.0
-}
-
 fn is_executable(path: &std::path::Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
@@ -602,7 +485,7 @@ fn new_trace_id() -> String {
 }
 
 /// The variables Lambda defines for the runtime, plus the function's own.
-pub fn runtime_environment(
+pub(super) fn runtime_environment(
     spec: &FunctionSpec,
     settings: &LambdaSettings,
     api: std::net::SocketAddr,
@@ -655,21 +538,10 @@ pub const HIDDEN_FROM_EXTENSIONS: [&str; 10] = [
     "_HANDLER",
 ];
 
-pub fn extension_environment(runtime: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+pub(super) fn extension_environment(runtime: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     runtime
         .iter()
         .filter(|(k, _)| !HIDDEN_FROM_EXTENSIONS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
-}
-
-async fn serve(listener: TcpListener, sandbox: Arc<Sandbox>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
-        let sandbox = Arc::clone(&sandbox);
-        tokio::spawn(async move {
-            let service = service_fn(move |req| super::route(Arc::clone(&sandbox), req));
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-        });
-    }
 }

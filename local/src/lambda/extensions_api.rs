@@ -6,11 +6,12 @@ use std::sync::Arc;
 use http::StatusCode;
 use hyper::Response;
 use serde_json::{json, Value};
+use telemetry_schema::{ExtensionState, Platform};
 
-use super::environment::{Extension, Sandbox};
+use super::sandbox::{Extension, Sandbox};
 use crate::http_util::{self, Body};
 
-pub fn register(sandbox: &Sandbox, name: Option<&str>, body: &[u8]) -> Response<Body> {
+pub(super) fn register(sandbox: &Sandbox, name: Option<&str>, body: &[u8]) -> Response<Body> {
     let Some(name) = name.filter(|n| !n.is_empty()) else {
         return http_util::lambda_error(StatusCode::BAD_REQUEST, "InvalidRequest", "Lambda-Extension-Name is required");
     };
@@ -47,7 +48,13 @@ pub fn register(sandbox: &Sandbox, name: Option<&str>, body: &[u8]) -> Response<
     if let Err(reason) = registered {
         return http_util::lambda_error(StatusCode::FORBIDDEN, "Extension.RegistrationError", reason);
     }
-    sandbox.emit_platform("platform.extension", json!({"name": name, "state": "Ready", "events": events}));
+    sandbox.emit_platform(Platform::Extension(ExtensionState {
+        name: name.to_owned(),
+        state: "Ready".into(),
+        events,
+        error_type: None,
+        other: serde_json::Map::new(),
+    }));
     let spec = &sandbox.spec;
     let mut response = http_util::json(
         StatusCode::OK,
@@ -59,7 +66,7 @@ pub fn register(sandbox: &Sandbox, name: Option<&str>, body: &[u8]) -> Response<
     response
 }
 
-pub async fn next(sandbox: Arc<Sandbox>, id: Option<&str>) -> Response<Body> {
+pub(super) async fn next(sandbox: Arc<Sandbox>, id: Option<&str>) -> Response<Body> {
     let Some(id) = id else {
         return http_util::lambda_error(
             StatusCode::FORBIDDEN,
@@ -97,7 +104,13 @@ pub async fn next(sandbox: Arc<Sandbox>, id: Option<&str>) -> Response<Body> {
     response
 }
 
-pub fn error(sandbox: &Sandbox, id: Option<&str>, error_type: Option<&str>, body: &[u8], init: bool) -> Response<Body> {
+pub(super) fn error(
+    sandbox: &Sandbox,
+    id: Option<&str>,
+    error_type: Option<&str>,
+    body: &[u8],
+    init: bool,
+) -> Response<Body> {
     let Some(id) = id else {
         return http_util::lambda_error(
             StatusCode::FORBIDDEN,

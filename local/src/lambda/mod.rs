@@ -1,63 +1,28 @@
 //! The emulated Lambda service: per function a pool of execution environments, each with its
 //! own Runtime, Extensions and Telemetry API endpoint, running the unchanged binaries.
 
+mod api;
 mod environment;
 mod extensions_api;
 pub mod observe;
 mod process;
 mod runtime_api;
+mod sandbox;
+mod settings;
 mod telemetry_api;
 
 pub use environment::{ShutdownReason, HIDDEN_FROM_EXTENSIONS, INIT_LIMIT};
-pub use telemetry_api::{Subscription, SCHEMA_VERSIONS};
+pub use settings::LambdaSettings;
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use http::{Method, StatusCode};
-use hyper::{Request, Response};
 use tokio::sync::Mutex;
 
-use self::environment::{Environment, Sandbox};
-use crate::http_util::{self, header, Body};
+use self::environment::Environment;
 use crate::invoke::{FunctionSpec, InvokeOutcome, InvokeRequest, Invoker};
-
-/// How the emulated service runs functions.
-#[derive(Debug, Clone)]
-pub struct LambdaSettings {
-    /// AWS endpoint handed to functions as AWS_ENDPOINT_URL (the local moto server), if any.
-    pub aws_endpoint_url: Option<String>,
-    pub region: String,
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: String,
-    /// An environment idle this long is spun down (SHUTDOWN reason SPINDOWN).
-    pub idle_timeout: Duration,
-    /// Concurrency when a function has no reserved concurrency.
-    pub default_concurrency: u32,
-    pub account_id: String,
-    /// Receives the platform's timelines of inits and invocations (the benchmark listens).
-    pub observer: Option<observe::Observer>,
-}
-
-impl Default for LambdaSettings {
-    fn default() -> Self {
-        Self {
-            aws_endpoint_url: None,
-            region: "us-east-1".into(),
-            access_key_id: "testing".into(),
-            secret_access_key: "testing".into(),
-            session_token: "testing".into(),
-            idle_timeout: Duration::from_secs(300),
-            default_concurrency: 10,
-            account_id: "123456789012".into(),
-            observer: None,
-        }
-    }
-}
 
 /// The environments of one function.
 struct Pool {
@@ -68,12 +33,14 @@ struct Pool {
     limit: u32,
 }
 
+/// The emulated Lambda service: invoke a function by name, as the `Invoke` API does.
 pub struct LambdaService {
     pools: HashMap<String, Arc<Pool>>,
     settings: Arc<LambdaSettings>,
 }
 
 impl LambdaService {
+    /// A service running `functions` (no environment exists until the first invocation).
     pub fn new(functions: Vec<FunctionSpec>, settings: LambdaSettings) -> Arc<Self> {
         let pools = functions
             .into_iter()
@@ -176,9 +143,12 @@ impl LambdaService {
                 }
                 match Environment::init(&pool.spec, &settings).await {
                     Ok(environment) => environment,
-                    Err((error_type, message)) => {
+                    Err(failure) => {
                         pool.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                        let _ = respond.send(InvokeOutcome::Failed { error_type, message });
+                        let _ = respond.send(InvokeOutcome::Failed {
+                            error_type: failure.error_type.to_owned(),
+                            message: failure.message,
+                        });
                         return;
                     }
                 }
@@ -200,87 +170,5 @@ impl LambdaService {
 impl Invoker for LambdaService {
     fn invoke(&self, request: InvokeRequest) -> BoxFuture<'_, InvokeOutcome> {
         Box::pin(self.run(request))
-    }
-}
-
-/// Routes a request to the environment's Runtime, Extensions or Telemetry API.
-async fn route(sandbox: Arc<Sandbox>, req: Request<hyper::body::Incoming>) -> Result<Response<Body>, Infallible> {
-    let (parts, body) = http_util::read_body(req).await;
-    let path = parts.uri.path().to_owned();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let extension_id = header(&parts, "lambda-extension-identifier");
-    let response = match (&parts.method, segments.as_slice()) {
-        (&Method::GET, ["2018-06-01", "runtime", "invocation", "next"]) => runtime_api::next(sandbox).await,
-        (&Method::POST, ["2018-06-01", "runtime", "invocation", id, "response"]) => {
-            runtime_api::respond(&sandbox, id, environment::RuntimeAnswer::Response(body.clone()), body.len())
-        }
-        (&Method::POST, ["2018-06-01", "runtime", "invocation", id, "error"]) => {
-            let answer = runtime_api::error_answer(header(&parts, "lambda-runtime-function-error-type"), body.clone());
-            runtime_api::respond(&sandbox, id, answer, body.len())
-        }
-        (&Method::POST, ["2018-06-01", "runtime", "init", "error"]) => {
-            runtime_api::init_error(&sandbox, header(&parts, "lambda-runtime-function-error-type"), &body)
-        }
-        (&Method::POST, ["2020-01-01", "extension", "register"]) => {
-            extensions_api::register(&sandbox, header(&parts, "lambda-extension-name"), &body)
-        }
-        (&Method::GET, ["2020-01-01", "extension", "event", "next"]) => {
-            let id = extension_id.map(str::to_owned);
-            extensions_api::next(sandbox, id.as_deref()).await
-        }
-        (&Method::POST, ["2020-01-01", "extension", kind @ ("init" | "exit"), "error"]) => extensions_api::error(
-            &sandbox,
-            extension_id,
-            header(&parts, "lambda-extension-function-error-type"),
-            &body,
-            *kind == "init",
-        ),
-        (&Method::PUT, ["2022-07-01", "telemetry"]) => subscribe(&sandbox, extension_id, &body),
-        _ => http_util::lambda_error(StatusCode::NOT_FOUND, "NotFound", &format!("{} {path}", parts.method)),
-    };
-    Ok(response)
-}
-
-fn subscribe(sandbox: &Sandbox, extension_id: Option<&str>, body: &[u8]) -> Response<Body> {
-    let known = extension_id
-        .is_some_and(|id| sandbox.state.lock().map(|s| s.extensions.iter().any(|e| e.id == id)).unwrap_or(false));
-    if !known {
-        return http_util::lambda_error(
-            StatusCode::FORBIDDEN,
-            "Telemetry.UnknownExtensionIdentifier",
-            "unknown extension id",
-        );
-    }
-    match Subscription::parse(body) {
-        Ok(subscription) => {
-            let name = sandbox
-                .state
-                .lock()
-                .ok()
-                .and_then(|s| s.extensions.iter().find(|e| Some(e.id.as_str()) == extension_id).map(|e| e.name.clone()))
-                .unwrap_or_default();
-            let types: Vec<&str> = subscription
-                .types
-                .iter()
-                .map(|t| match t {
-                    telemetry_api::Stream::Platform => "platform",
-                    telemetry_api::Stream::Function => "function",
-                    telemetry_api::Stream::Extension => "extension",
-                })
-                .collect();
-            sandbox.update(|s| {
-                if let Some(extension) = s.extensions.iter_mut().find(|e| Some(e.id.as_str()) == extension_id) {
-                    extension.subscribed_at.get_or_insert_with(std::time::Instant::now);
-                }
-            });
-            let subscriber = telemetry_api::Subscriber::start(subscription, sandbox.client.clone());
-            sandbox.subscribe(subscriber);
-            sandbox.emit_platform(
-                "platform.telemetrySubscription",
-                serde_json::json!({"name": name, "state": "Subscribed", "types": types}),
-            );
-            http_util::response(StatusCode::OK, "OK")
-        }
-        Err(message) => http_util::lambda_error(StatusCode::BAD_REQUEST, "ValidationError", &message),
     }
 }

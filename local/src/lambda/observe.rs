@@ -8,28 +8,38 @@ use std::time::Duration;
 /// Where the emulator sends its observations (see [`crate::lambda::LambdaSettings::observer`]).
 pub type Observer = tokio::sync::mpsc::UnboundedSender<Observation>;
 
+/// One observation of the platform.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observation {
+    /// An init phase ended.
     Init(InitTimeline),
+    /// An invocation ended (its post-runtime phase included).
     Invoke(InvokeTimeline),
 }
 
 /// One successful init phase; every offset counts from the environment's creation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InitTimeline {
+    /// The function.
     pub function: String,
     /// Creation until the runtime and every extension waited in `next` (`InitDuration`).
     pub init: Duration,
+    /// Each extension's steps.
     pub extensions: Vec<ExtensionTimeline>,
     /// The runtime's process id.
     pub runtime_pid: u32,
 }
 
+/// One extension's init steps, as offsets from the environment's creation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExtensionTimeline {
+    /// Its name (the file in `/opt/extensions`).
     pub name: String,
+    /// Its process id.
     pub pid: u32,
+    /// When its process started.
     pub spawned: Duration,
+    /// When it registered with the Extensions API.
     pub registered: Duration,
     /// Its Telemetry API subscription, if it made one.
     pub subscribed: Option<Duration>,
@@ -48,11 +58,14 @@ impl ExtensionTimeline {
 /// One invocation that reached the runtime.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvokeTimeline {
+    /// The function.
     pub function: String,
+    /// The invocation.
     pub request_id: String,
     /// Invoke until the runtime posted its response or error.
     pub runtime: Duration,
     /// The runtime's answer until the runtime and every INVOKE extension waited in `next`.
     pub post_runtime: Duration,
+    /// Whether it followed the environment's init.
     pub cold: bool,
 }

@@ -9,14 +9,14 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// A started process and its pid (kept after the child handle is taken for waiting).
-pub struct Process {
+pub(super) struct Process {
     pub name: String,
     pub pid: u32,
     pub child: Child,
 }
 
 /// Starts `program` with a clean environment and hands every output line to `on_line`.
-pub fn spawn(
+pub(super) fn spawn(
     name: &str,
     program: &Path,
     args: &[String],
@@ -57,7 +57,7 @@ pub fn spawn(
 }
 
 /// Peak resident memory of a process in MB (VmHWM), 0 when it is gone.
-pub fn peak_memory_mb(pid: u32) -> u64 {
+pub(super) fn peak_memory_mb(pid: u32) -> u64 {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return 0 };
     status
         .lines()
@@ -66,7 +66,7 @@ pub fn peak_memory_mb(pid: u32) -> u64 {
         .map_or(0, |kb| kb.div_ceil(1024))
 }
 
-pub fn signal(pid: u32, signal: i32) {
+pub(super) fn signal(pid: u32, signal: i32) {
     if pid > 0 {
         // SAFETY: kill(2) on a pid we started; a stale pid at worst gets ESRCH.
         unsafe {

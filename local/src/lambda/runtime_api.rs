@@ -7,13 +7,13 @@ use bytes::Bytes;
 use http::StatusCode;
 use hyper::Response;
 
-use super::environment::{RuntimeAnswer, Sandbox};
+use super::sandbox::{RuntimeAnswer, Sandbox};
 use crate::http_util::{self, Body};
 
 /// Largest synchronous response Lambda accepts.
-pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+pub(super) const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
 
-pub async fn next(sandbox: Arc<Sandbox>) -> Response<Body> {
+pub(super) async fn next(sandbox: Arc<Sandbox>) -> Response<Body> {
     sandbox.update(|s| s.runtime_waiting = true);
     let invocation = sandbox.wait_for(|s| s.pending.take()).await;
     let mut response = http_util::response(StatusCode::OK, invocation.payload.clone());
@@ -36,7 +36,7 @@ pub async fn next(sandbox: Arc<Sandbox>) -> Response<Body> {
     response
 }
 
-pub fn respond(sandbox: &Sandbox, request_id: &str, answer: RuntimeAnswer, size: usize) -> Response<Body> {
+pub(super) fn respond(sandbox: &Sandbox, request_id: &str, answer: RuntimeAnswer, size: usize) -> Response<Body> {
     if size > MAX_RESPONSE_BYTES {
         return http_util::lambda_error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -63,11 +63,11 @@ pub fn respond(sandbox: &Sandbox, request_id: &str, answer: RuntimeAnswer, size:
     }
 }
 
-pub fn error_answer(error_type: Option<&str>, body: Bytes) -> RuntimeAnswer {
+pub(super) fn error_answer(error_type: Option<&str>, body: Bytes) -> RuntimeAnswer {
     RuntimeAnswer::Error { error_type: error_type.unwrap_or("Unhandled").to_owned(), body }
 }
 
-pub fn init_error(sandbox: &Sandbox, error_type: Option<&str>, body: &[u8]) -> Response<Body> {
+pub(super) fn init_error(sandbox: &Sandbox, error_type: Option<&str>, body: &[u8]) -> Response<Body> {
     let message = format!("{}: {}", error_type.unwrap_or("Runtime.Unknown"), String::from_utf8_lossy(body));
     sandbox.update(|s| s.init_error = Some(message));
     http_util::json(StatusCode::ACCEPTED, &serde_json::json!({"status": "OK"}))

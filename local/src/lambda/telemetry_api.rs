@@ -8,114 +8,62 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use serde_json::{json, Value};
+use telemetry_schema::subscription::{EffectiveBuffering, SubscribeRequest, SubscriptionError};
+use telemetry_schema::{LogsDropped, Platform, Record, SchemaVersion, StreamType};
 use tokio::sync::Notify;
 
 use crate::http_util::HttpClient;
 
-pub const SCHEMA_VERSIONS: [&str; 3] = ["2022-07-01", "2022-12-13", "2025-01-29"];
 const QUEUE_LIMIT_ITEMS: usize = 20_000;
 const DELIVERY_ATTEMPTS: usize = 3;
 
-/// The kinds of record a subscriber may ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Platform,
-    Function,
-    Extension,
-}
-
-impl Stream {
-    fn parse(name: &str) -> Option<Self> {
-        match name {
-            "platform" => Some(Self::Platform),
-            "function" => Some(Self::Function),
-            "extension" => Some(Self::Extension),
-            _ => None,
-        }
-    }
-}
-
-/// A validated subscription request.
+/// A validated subscription: what the extension asked for, with the buffering in effect.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Subscription {
-    pub schema_version: String,
-    pub destination: String,
-    pub types: Vec<Stream>,
-    pub max_items: usize,
-    pub max_bytes: usize,
-    pub timeout: Duration,
+pub(crate) struct Subscription {
+    pub(crate) schema_version: SchemaVersion,
+    /// Where deliveries go, on this machine's loopback (Lambda's `sandbox.localdomain`).
+    pub(crate) destination: String,
+    pub(crate) types: Vec<StreamType>,
+    pub(crate) buffering: EffectiveBuffering,
 }
 
 impl Subscription {
-    /// Parses a subscribe body, with the documented defaults and ranges.
-    pub fn parse(body: &[u8]) -> Result<Self, String> {
-        let value: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
-        let schema_version = value["schemaVersion"].as_str().ok_or("schemaVersion is required")?.to_owned();
-        if !SCHEMA_VERSIONS.contains(&schema_version.as_str()) {
-            return Err(format!("schemaVersion {schema_version} is not supported; use one of {SCHEMA_VERSIONS:?}"));
-        }
-        let destination = &value["destination"];
-        if destination["protocol"].as_str() != Some("HTTP") {
-            return Err("destination.protocol must be HTTP".into());
-        }
-        let uri = destination["URI"].as_str().ok_or("destination.URI is required")?;
-        if !uri.starts_with("http://") {
-            return Err("destination.URI must be an http:// URI".into());
-        }
-        let types = value["types"]
-            .as_array()
-            .ok_or("types is required")?
-            .iter()
-            .map(|t| t.as_str().and_then(Stream::parse).ok_or(format!("unknown type {t}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        if types.is_empty() {
-            return Err("types must not be empty".into());
-        }
-        let buffering = &value["buffering"];
-        let ranged = |key: &str, default: u64, min: u64, max: u64| -> Result<u64, String> {
-            match buffering.get(key) {
-                None | Some(Value::Null) => Ok(default),
-                Some(v) => match v.as_u64() {
-                    Some(n) if (min..=max).contains(&n) => Ok(n),
-                    _ => Err(format!("buffering.{key} must be between {min} and {max}")),
-                },
-            }
-        };
+    /// Reads a subscribe body, with the documented defaults and ranges.
+    pub(crate) fn parse(body: &[u8]) -> Result<Self, SubscriptionError> {
+        let (request, buffering) = SubscribeRequest::parse(body)?;
         Ok(Self {
-            schema_version,
+            schema_version: request.schema_version,
             // Lambda's name for the sandbox; here the sandbox is this machine's loopback.
-            destination: uri.replacen("sandbox.localdomain", "127.0.0.1", 1),
-            types,
-            max_items: ranged("maxItems", 1_000, 1_000, 10_000)? as usize,
-            max_bytes: ranged("maxBytes", 262_144, 262_144, 1_048_576)? as usize,
-            timeout: Duration::from_millis(ranged("timeoutMs", 1_000, 25, 30_000)?),
+            destination: request.destination.uri.replacen("sandbox.localdomain", "127.0.0.1", 1),
+            types: request.types,
+            buffering,
         })
     }
 
     /// Whether function lines that are JSON objects are delivered as objects.
-    pub fn structured_records(&self) -> bool {
-        self.schema_version.as_str() >= "2022-12-13"
+    pub(crate) fn structured_records(&self) -> bool {
+        self.schema_version.structured_log_lines()
     }
 }
 
 /// One subscriber's queue and delivery loop.
-pub struct Subscriber {
-    pub subscription: Subscription,
+pub(crate) struct Subscriber {
+    pub(crate) subscription: Subscription,
     queue: Mutex<Queue>,
     wake: Notify,
 }
 
 #[derive(Default)]
 struct Queue {
-    items: VecDeque<(Value, usize)>,
+    /// Records and their size in a delivery.
+    items: VecDeque<(Record, usize)>,
     dropped_records: u64,
     dropped_bytes: u64,
     closing: bool,
 }
 
 impl Subscriber {
-    pub fn start(subscription: Subscription, client: HttpClient) -> Arc<Self> {
+    pub(crate) fn start(subscription: Subscription, client: HttpClient) -> Arc<Self> {
         let subscriber = Self::new(subscription);
         tokio::spawn(Arc::clone(&subscriber).deliver(client));
         subscriber
@@ -125,13 +73,13 @@ impl Subscriber {
         Arc::new(Self { subscription, queue: Mutex::new(Queue::default()), wake: Notify::new() })
     }
 
-    pub fn wants(&self, stream: Stream) -> bool {
-        self.subscription.types.contains(&stream)
+    pub(crate) fn wants(&self, stream: &StreamType) -> bool {
+        self.subscription.types.contains(stream)
     }
 
     /// Queues a record; when the subscriber falls behind the oldest records are dropped.
-    pub fn push(&self, record: Value) {
-        let size = record.to_string().len();
+    pub(crate) fn push(&self, record: Record) {
+        let size = serde_json::to_vec(&record).map_or(0, |bytes| bytes.len());
         if let Ok(mut queue) = self.queue.lock() {
             if queue.items.len() >= QUEUE_LIMIT_ITEMS {
                 if let Some((_, dropped)) = queue.items.pop_front() {
@@ -145,7 +93,7 @@ impl Subscriber {
     }
 
     /// Delivers everything queued now, then stops.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         if let Ok(mut queue) = self.queue.lock() {
             queue.closing = true;
         }
@@ -166,7 +114,7 @@ impl Subscriber {
                 }
                 self.wake.notified().await;
             }
-            let deadline = tokio::time::Instant::now() + self.subscription.timeout;
+            let deadline = tokio::time::Instant::now() + self.subscription.buffering.timeout;
             loop {
                 let (full, closing) =
                     self.queue.lock().map(|q| (self.batch_full(&q), q.closing)).unwrap_or((true, true));
@@ -185,30 +133,28 @@ impl Subscriber {
     }
 
     fn batch_full(&self, queue: &Queue) -> bool {
-        let bytes: usize = queue.items.iter().take(self.subscription.max_items).map(|(_, s)| s + 1).sum();
-        queue.items.len() >= self.subscription.max_items || bytes >= self.subscription.max_bytes
+        let limits = self.subscription.buffering;
+        let bytes: usize = queue.items.iter().take(limits.max_items).map(|(_, s)| s + 1).sum();
+        queue.items.len() >= limits.max_items || bytes >= limits.max_bytes
     }
 
-    fn take_batch(&self) -> Vec<Value> {
+    fn take_batch(&self) -> Vec<Record> {
         let Ok(mut queue) = self.queue.lock() else { return Vec::new() };
+        let limits = self.subscription.buffering;
         let mut batch = Vec::new();
         if queue.dropped_records > 0 {
-            batch.push(platform_record(
-                "platform.logsDropped",
-                json!({
-                    "reason": "Some logs were dropped because the subscriber did not keep up.",
-                    "droppedRecords": queue.dropped_records,
-                    "droppedBytes": queue.dropped_bytes,
-                }),
-            ));
+            batch.push(Record::now(Platform::LogsDropped(LogsDropped {
+                reason: "Some logs were dropped because the subscriber did not keep up.".into(),
+                dropped_records: queue.dropped_records,
+                dropped_bytes: queue.dropped_bytes,
+                other: serde_json::Map::new(),
+            })));
             queue.dropped_records = 0;
             queue.dropped_bytes = 0;
         }
         let mut bytes = 2;
         while let Some((_, size)) = queue.items.front() {
-            if batch.len() >= self.subscription.max_items
-                || (!batch.is_empty() && bytes + size + 1 > self.subscription.max_bytes)
-            {
+            if batch.len() >= limits.max_items || (!batch.is_empty() && bytes + size + 1 > limits.max_bytes) {
                 break;
             }
             bytes += size + 1;
@@ -219,8 +165,14 @@ impl Subscriber {
         batch
     }
 
-    async fn post(&self, client: &HttpClient, batch: Vec<Value>) {
-        let body = Bytes::from(Value::Array(batch).to_string());
+    async fn post(&self, client: &HttpClient, batch: Vec<Record>) {
+        let body = match serde_json::to_vec(&batch) {
+            Ok(body) => Bytes::from(body),
+            Err(error) => {
+                tracing::error!(%error, "telemetry batch not serialisable: dropped");
+                return;
+            }
+        };
         for attempt in 0..DELIVERY_ATTEMPTS {
             let request = http::Request::post(&self.subscription.destination)
                 .header(http::header::CONTENT_TYPE, "application/json")
@@ -237,50 +189,22 @@ impl Subscriber {
     }
 }
 
-/// A `platform.*` record stamped now.
-pub fn platform_record(kind: &str, record: Value) -> Value {
-    json!({ "time": now(), "type": kind, "record": record })
-}
-
-pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// Builds a log record for a line a process wrote.
-pub fn log_record(stream: Stream, line: &str, structured: bool) -> Value {
-    let kind = if stream == Stream::Function { "function" } else { "extension" };
-    let record = match serde_json::from_str::<Value>(line) {
-        Ok(object @ Value::Object(_)) if structured => object,
-        _ => Value::String(line.to_owned()),
-    };
-    json!({ "time": now(), "type": kind, "record": record })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
+    use telemetry_schema::{Event, LogLine};
 
     #[test]
-    fn subscriptions_are_validated_with_documented_ranges() {
-        let body = |buffering: Value| {
-            json!({"schemaVersion": "2022-12-13", "destination": {"protocol": "HTTP", "URI": "http://sandbox.localdomain:8080"},
-                   "types": ["platform", "function"], "buffering": buffering})
-            .to_string()
-        };
-        let ok = Subscription::parse(body(json!({})).as_bytes()).unwrap();
-        assert_eq!((ok.max_items, ok.max_bytes, ok.timeout), (1000, 262_144, Duration::from_millis(1000)));
-        assert_eq!(ok.destination, "http://127.0.0.1:8080");
-        assert!(ok.structured_records());
-        for bad in [
-            json!({"maxItems": 999}),
-            json!({"maxBytes": 2_000_000}),
-            json!({"timeoutMs": 24}),
-            json!({"timeoutMs": 30_001}),
-        ] {
-            assert!(Subscription::parse(body(bad.clone()).as_bytes()).is_err(), "{bad}");
-        }
-        let old = json!({"schemaVersion": "2021-01-01", "destination": {"protocol": "HTTP", "URI": "http://x"}, "types": ["platform"]});
-        assert!(Subscription::parse(old.to_string().as_bytes()).is_err());
+    fn a_subscription_delivers_to_the_loopback_with_the_documented_defaults() {
+        let body = json!({"schemaVersion": "2022-12-13", "types": ["platform", "function"],
+            "destination": {"protocol": "HTTP", "URI": "http://sandbox.localdomain:8080"}});
+        let subscription = Subscription::parse(body.to_string().as_bytes()).unwrap();
+        assert_eq!(subscription.destination, "http://127.0.0.1:8080");
+        let buffering = subscription.buffering;
+        assert_eq!((buffering.max_items, buffering.max_bytes), (1000, 262_144));
+        assert_eq!(buffering.timeout, Duration::from_millis(1000));
+        assert!(subscription.structured_records());
     }
 
     #[test]
@@ -288,25 +212,18 @@ mod tests {
         let body = json!({"schemaVersion": "2022-12-13", "destination": {"protocol": "HTTP", "URI": "http://127.0.0.1:9"},
                           "types": ["function"]});
         let subscriber = Subscriber::new(Subscription::parse(body.to_string().as_bytes()).unwrap());
-        let record = |n: usize| json!({"time": "t", "type": "function", "record": format!("line {n}")});
+        let record = |n: usize| Record::now(Event::Function(LogLine::Text(format!("line {n}"))));
+        let size = |n: usize| serde_json::to_vec(&record(n)).unwrap().len() as u64;
         for n in 0..QUEUE_LIMIT_ITEMS + 5 {
             subscriber.push(record(n));
         }
-        let batch = subscriber.take_batch();
+        let batch: Vec<Value> = subscriber.take_batch().iter().map(|r| serde_json::to_value(r).unwrap()).collect();
         assert_eq!(batch[0]["type"], "platform.logsDropped");
         assert_eq!(batch[0]["record"]["droppedRecords"], 5);
-        let dropped_bytes = (0..5).map(|n| record(n).to_string().len() as u64).sum::<u64>();
-        assert_eq!(batch[0]["record"]["droppedBytes"], dropped_bytes);
+        assert_eq!(batch[0]["record"]["droppedBytes"], (0..5).map(size).sum::<u64>());
         assert_eq!(batch[1]["record"], "line 5", "the oldest were dropped");
-        assert_eq!(batch.len(), subscriber.subscription.max_items, "the notice counts towards maxItems");
-        assert_ne!(subscriber.take_batch()[0]["type"], "platform.logsDropped", "reported once");
-    }
-
-    #[test]
-    fn function_lines_are_objects_only_for_new_schemas() {
-        let line = r#"{"level":"INFO","message":"hi"}"#;
-        assert!(log_record(Stream::Function, line, true)["record"].is_object());
-        assert!(log_record(Stream::Function, line, false)["record"].is_string());
-        assert!(log_record(Stream::Function, "plain", true)["record"].is_string());
+        assert_eq!(batch.len(), subscriber.subscription.buffering.max_items, "the notice counts towards maxItems");
+        let next = subscriber.take_batch();
+        assert_ne!(next[0].type_name(), "platform.logsDropped", "reported once");
     }
 }

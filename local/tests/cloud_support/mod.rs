@@ -20,17 +20,17 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use http_body_util::{BodyExt, Full};
 
-pub const STAGE: &str = "v1";
-pub const ACCOUNT: &str = "123456789012";
-pub const REGION: &str = "us-east-1";
+pub(crate) const STAGE: &str = "v1";
+pub(crate) const ACCOUNT: &str = "123456789012";
+pub(crate) const REGION: &str = "us-east-1";
 
 /// The usage plan's limits (Terraform's `var.throttle` and `var.quota`).
 #[derive(Debug, Clone, Copy)]
-pub struct PlanLimits {
-    pub rate: f64,
-    pub burst: i32,
-    pub quota: i32,
-    pub quota_offset: i32,
+pub(crate) struct PlanLimits {
+    pub(crate) rate: f64,
+    pub(crate) burst: i32,
+    pub(crate) quota: i32,
+    pub(crate) quota_offset: i32,
 }
 
 impl Default for PlanLimits {
@@ -40,40 +40,40 @@ impl Default for PlanLimits {
 }
 
 #[derive(Debug, Clone)]
-pub struct Key {
-    pub id: String,
-    pub value: String,
+pub(crate) struct Key {
+    pub(crate) id: String,
+    pub(crate) value: String,
 }
 
 #[derive(Debug, Clone)]
-pub struct Function {
-    pub name: String,
-    pub arn: String,
-    pub image_uri: String,
+pub(crate) struct Function {
+    pub(crate) name: String,
+    pub(crate) arn: String,
+    pub(crate) image_uri: String,
 }
 
 /// What the fixture created, with unique names so tests can share one moto.
-pub struct CloudFixture {
-    pub aws: SdkConfig,
-    pub rest_api_id: String,
-    pub rest_api_name: String,
-    pub usage_plan_id: String,
+pub(crate) struct CloudFixture {
+    pub(crate) aws: SdkConfig,
+    pub(crate) rest_api_id: String,
+    pub(crate) rest_api_name: String,
+    pub(crate) usage_plan_id: String,
     /// Enabled and in the stage's usage plan.
-    pub key: Key,
+    pub(crate) key: Key,
     /// Enabled, but in no usage plan.
-    pub key_without_plan: Key,
+    pub(crate) key_without_plan: Key,
     /// In the usage plan, but disabled.
-    pub disabled_key: Key,
-    pub command: Function,
-    pub query: Function,
-    pub projector: Function,
+    pub(crate) disabled_key: Key,
+    pub(crate) command: Function,
+    pub(crate) query: Function,
+    pub(crate) projector: Function,
     /// Resource ids by path.
-    pub resource_ids: std::collections::BTreeMap<String, String>,
+    pub(crate) resource_ids: std::collections::BTreeMap<String, String>,
 }
 
 /// The method table of the fixture's REST API (Terraform's `local.methods`), plus a keyless
 /// health check and a greedy proxy resource.
-pub const METHODS: &[(&str, &str, &str, bool)] = &[
+pub(crate) const METHODS: &[(&str, &str, &str, bool)] = &[
     ("/books", "POST", "command", true),
     ("/books", "GET", "query", true),
     ("/books/{id}", "GET", "query", true),
@@ -83,7 +83,7 @@ pub const METHODS: &[(&str, &str, &str, bool)] = &[
     ("/health", "GET", "query", false),
 ];
 
-pub async fn aws() -> SdkConfig {
+pub(crate) async fn aws() -> SdkConfig {
     books_testkit::aws_config().await
 }
 
@@ -116,11 +116,11 @@ async fn lambda_role() -> String {
 }
 
 impl CloudFixture {
-    pub async fn create() -> Self {
+    pub(crate) async fn create() -> Self {
         Self::create_with(PlanLimits::default()).await
     }
 
-    pub async fn create_with(limits: PlanLimits) -> Self {
+    pub(crate) async fn create_with(limits: PlanLimits) -> Self {
         let aws = aws().await;
         let apigw = aws_sdk_apigateway::Client::new(&aws);
         let lambda = aws_sdk_lambda::Client::new(&aws);
@@ -328,7 +328,7 @@ impl CloudFixture {
     }
 
     /// The projector's event source mapping on `stream_arn`, as Terraform declares it.
-    pub async fn map_stream(&self, stream_arn: &str) -> String {
+    pub(crate) async fn map_stream(&self, stream_arn: &str) -> String {
         let lambda = aws_sdk_lambda::Client::new(&self.aws);
         let mapping = lambda
             .create_event_source_mapping()
@@ -348,13 +348,13 @@ impl CloudFixture {
     }
 
     /// The stage as `cloud` reads it.
-    pub async fn gateway_config(&self) -> GatewayConfig {
+    pub(crate) async fn gateway_config(&self) -> GatewayConfig {
         books_local::cloud::read(&self.aws, &self.rest_api_id, STAGE).await.expect("read the topology").gateway
     }
 }
 
 /// The stream ARN of a test table (see `books_testkit::TestTables`).
-pub async fn stream_arn(tables: &books_testkit::TestTables) -> String {
+pub(crate) async fn stream_arn(tables: &books_testkit::TestTables) -> String {
     let described = tables.client.describe_table().table_name(&tables.books).send().await.expect("describe table");
     described.table().and_then(|t| t.latest_stream_arn()).expect("the books table has a stream").to_owned()
 }
@@ -363,13 +363,13 @@ type Script = dyn Fn(&InvokeRequest) -> BoxFuture<'static, InvokeOutcome> + Send
 
 /// An `Invoker` that records every request and answers with a script.
 #[derive(Clone)]
-pub struct RecordingInvoker {
+pub(crate) struct RecordingInvoker {
     requests: Arc<Mutex<Vec<InvokeRequest>>>,
     script: Arc<Script>,
 }
 
 impl RecordingInvoker {
-    pub fn new<F>(script: impl Fn(&InvokeRequest) -> F + Send + Sync + 'static) -> Self
+    pub(crate) fn new<F>(script: impl Fn(&InvokeRequest) -> F + Send + Sync + 'static) -> Self
     where
         F: std::future::Future<Output = InvokeOutcome> + Send + 'static,
     {
@@ -377,19 +377,19 @@ impl RecordingInvoker {
     }
 
     /// Answers every invocation with `response` (a proxy response or a batch response).
-    pub fn answering(response: serde_json::Value) -> Self {
+    pub(crate) fn answering(response: serde_json::Value) -> Self {
         Self::new(move |_| {
             let payload = response.to_string().into_bytes();
             async move { InvokeOutcome::Response(payload) }
         })
     }
 
-    pub fn requests(&self) -> Vec<InvokeRequest> {
+    pub(crate) fn requests(&self) -> Vec<InvokeRequest> {
         self.requests.lock().expect("requests").clone()
     }
 
     /// The payloads received, as JSON.
-    pub fn events(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn events(&self) -> Vec<serde_json::Value> {
         self.requests().iter().map(|r| serde_json::from_slice(&r.payload).expect("JSON payload")).collect()
     }
 }
@@ -403,14 +403,14 @@ impl Invoker for RecordingInvoker {
 }
 
 /// A gateway serving the stage on a free port, stopped when dropped.
-pub struct RunningGateway {
-    pub base_url: String,
+pub(crate) struct RunningGateway {
+    pub(crate) base_url: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningGateway {
-    pub async fn start(config: GatewayConfig, invoker: Arc<dyn Invoker>) -> Self {
+    pub(crate) async fn start(config: GatewayConfig, invoker: Arc<dyn Invoker>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address: SocketAddr = listener.local_addr().expect("address");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -421,7 +421,7 @@ impl RunningGateway {
     }
 
     /// Stops accepting and waits for requests in flight.
-    pub async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -439,33 +439,33 @@ impl Drop for RunningGateway {
     }
 }
 
-pub type HttpClient =
+pub(crate) type HttpClient =
     hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
-pub fn client() -> HttpClient {
+pub(crate) fn client() -> HttpClient {
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
 }
 
 /// A response, read whole.
 #[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: http::HeaderMap,
-    pub body: Bytes,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 impl Reply {
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("JSON body ({e}): {:?}", self.body))
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 
 /// Sends one request; `headers` are added in order (repeat a name for several values).
-pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+pub(crate) async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
     let mut request = http::Request::builder().method(method).uri(url);
     for (name, value) in headers {
         request = request.header(*name, *value);

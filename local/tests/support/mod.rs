@@ -10,7 +10,7 @@ use std::time::Duration;
 use books_local::invoke::FunctionSpec;
 use serde_json::Value;
 
-pub fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
@@ -21,17 +21,17 @@ fn python() -> PathBuf {
 }
 
 /// A function run by the Python runtime fixture, optionally with the extension fixture.
-pub struct Fixture {
-    pub dir: tempdir::Dir,
-    pub spec: FunctionSpec,
+pub(crate) struct Fixture {
+    pub(crate) dir: tempdir::Dir,
+    pub(crate) spec: FunctionSpec,
 }
 
-pub mod tempdir {
+pub(crate) mod tempdir {
     /// A temporary directory removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
+    pub(crate) struct Dir(pub std::path::PathBuf);
 
     impl Dir {
-        pub fn new() -> Self {
+        pub(crate) fn new() -> Self {
             let path = std::env::temp_dir().join(format!("books-local-test-{}", ulid::Ulid::new()));
             std::fs::create_dir_all(&path).unwrap();
             Self(path)
@@ -46,12 +46,12 @@ pub mod tempdir {
 }
 
 impl Fixture {
-    pub fn new(timeout: Duration, with_extension: bool, env: &[(&str, &str)]) -> Self {
+    pub(crate) fn new(timeout: Duration, with_extension: bool, env: &[(&str, &str)]) -> Self {
         Self::with_extension_binary(timeout, with_extension.then(python_extension), env)
     }
 
     /// A function whose one extension is `extension` (a script or binary), if any.
-    pub fn with_extension_binary(timeout: Duration, extension: Option<PathBuf>, env: &[(&str, &str)]) -> Self {
+    pub(crate) fn with_extension_binary(timeout: Duration, extension: Option<PathBuf>, env: &[(&str, &str)]) -> Self {
         let dir = tempdir::Dir::new();
         let task = dir.0.join("var/task");
         std::fs::create_dir_all(&task).unwrap();
@@ -86,7 +86,7 @@ impl Fixture {
     }
 
     /// JSON lines a fixture wrote (`runtime.jsonl`, `extension.jsonl`).
-    pub fn lines(&self, file: &str) -> Vec<Value> {
+    pub(crate) fn lines(&self, file: &str) -> Vec<Value> {
         std::fs::read_to_string(self.dir.0.join(file))
             .unwrap_or_default()
             .lines()
@@ -95,12 +95,12 @@ impl Fixture {
     }
 
     /// Extension log entries of one kind.
-    pub fn extension(&self, kind: &str) -> Vec<Value> {
+    pub(crate) fn extension(&self, kind: &str) -> Vec<Value> {
         self.lines("extension.jsonl").into_iter().filter(|l| l["kind"] == kind).map(|l| l["value"].clone()).collect()
     }
 
     /// Every telemetry record the extension received, in order.
-    pub fn telemetry(&self) -> Vec<Value> {
+    pub(crate) fn telemetry(&self) -> Vec<Value> {
         self.extension("telemetry")
             .into_iter()
             .flat_map(|batch| batch.as_array().cloned().unwrap_or_default())
@@ -124,7 +124,7 @@ fn python_extension() -> PathBuf {
 /// The `fixture-extension` binary (examples/, on the lambda-extension crate), which `cargo test`
 /// builds with the tests. A test binary lives in <target>/debug/deps; examples in
 /// <target>/debug/examples.
-pub fn crate_extension() -> PathBuf {
+pub(crate) fn crate_extension() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let binary = exe.parent().and_then(|deps| deps.parent()).unwrap().join("examples/fixture-extension");
     assert!(
@@ -142,7 +142,7 @@ fn make_executable(path: &Path) {
 
 /// Waits (bounded, 30 s: generous on a loaded machine) until `check` holds; panics with `what`
 /// otherwise.
-pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     for _ in 0..600 {
         if check() {
             return;

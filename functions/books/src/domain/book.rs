@@ -10,20 +10,20 @@ use serde_json::{Map, Value};
 use super::isbn::Isbn;
 use super::ValidationErrors;
 
-pub const TITLE_MAX_CHARS: usize = 300;
-pub const AUTHORS_MAX: usize = 20;
-pub const AUTHOR_MAX_CHARS: usize = 200;
-pub const TAGS_MAX: usize = 20;
-pub const TAG_MAX_CHARS: usize = 50;
-pub const DESCRIPTION_MAX_CHARS: usize = 4_000;
-pub const FIRST_PRINTED_YEAR: i32 = 1450;
+const TITLE_MAX_CHARS: usize = 300;
+const AUTHORS_MAX: usize = 20;
+pub(crate) const AUTHOR_MAX_CHARS: usize = 200;
+const TAGS_MAX: usize = 20;
+pub(crate) const TAG_MAX_CHARS: usize = 50;
+const DESCRIPTION_MAX_CHARS: usize = 4_000;
+const FIRST_PRINTED_YEAR: i32 = 1450;
 
 /// A book's identity: a ULID made by the server, so ids sort by creation time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BookId(ulid::Ulid);
 
 impl BookId {
-    pub fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         Self(ulid::Ulid::new())
     }
 
@@ -48,17 +48,19 @@ impl fmt::Display for BookId {
 pub struct Version(u64);
 
 impl Version {
-    pub const FIRST: Version = Version(1);
+    pub(crate) const FIRST: Version = Version(1);
 
+    /// The version numbered `value`.
     pub fn new(value: u64) -> Self {
         Self(value)
     }
 
+    /// The number, as the ETag and the stored `version` attribute carry it.
     pub fn get(self) -> u64 {
         self.0
     }
 
-    pub fn next(self) -> Self {
+    pub(crate) fn next(self) -> Self {
         Self(self.0 + 1)
     }
 }
@@ -79,12 +81,12 @@ pub fn lookup_key(text: &str) -> String {
 /// The client-controlled content of a book, validated. Used by create and by replace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookDraft {
-    pub title: String,
-    pub authors: Vec<String>,
-    pub isbn: Isbn,
-    pub published_year: i32,
-    pub tags: Vec<String>,
-    pub description: String,
+    title: String,
+    authors: Vec<String>,
+    isbn: Isbn,
+    published_year: i32,
+    tags: Vec<String>,
+    description: String,
 }
 
 /// Fields a client may send back unchanged from a representation it read; they are ignored.
@@ -269,22 +271,32 @@ fn parse_description(object: &Map<String, Value>, errors: &mut ValidationErrors)
 /// A stored book as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Book {
+    /// The [`BookId`], in its 26-character form.
     pub id: String,
+    /// Trimmed, 1 to 300 characters on a single line.
     pub title: String,
+    /// 1 to 20 names of at most 200 characters, none alike apart from case and spacing.
     pub authors: Vec<String>,
+    /// The 13 digits of the ISBN-13, whatever form the client sent.
     pub isbn: String,
+    /// From 1450 to the year after the write that set it.
     pub published_year: i32,
+    /// Up to 20 tags of at most 50 characters, none alike apart from case and spacing.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// At most 4,000 characters; empty when the client sent none.
     #[serde(default)]
     pub description: String,
+    /// The version this representation shows; its ETag.
     pub version: Version,
+    /// When the book was created, as [`timestamp`] writes it.
     pub created_at: String,
+    /// When the book last changed; `created_at` until it is replaced.
     pub updated_at: String,
 }
 
 impl Book {
-    pub fn new(id: BookId, draft: BookDraft, now: DateTime<Utc>) -> Self {
+    pub(crate) fn new(id: BookId, draft: BookDraft, now: DateTime<Utc>) -> Self {
         let stamp = timestamp(now);
         Self::from_draft(id.to_string(), draft, Version::FIRST, stamp.clone(), stamp)
     }
@@ -336,8 +348,8 @@ mod tests {
         })
     }
 
-    fn fields(body: Value) -> Vec<String> {
-        BookDraft::parse(&body, now()).unwrap_err().errors.into_iter().map(|e| e.field).collect()
+    fn fields(body: &Value) -> Vec<String> {
+        BookDraft::parse(body, now()).unwrap_err().errors.into_iter().map(|e| e.field).collect()
     }
 
     #[test]
@@ -359,16 +371,16 @@ mod tests {
 
     #[test]
     fn every_missing_required_field_is_named() {
-        assert_eq!(fields(json!({})), vec!["title", "authors", "isbn", "published_year"]);
+        assert_eq!(fields(&json!({})), vec!["title", "authors", "isbn", "published_year"]);
     }
 
     #[test]
     fn title_bounds() {
         let mut body = valid();
         body["title"] = json!("   ");
-        assert_eq!(fields(body.clone()), vec!["title"]);
+        assert_eq!(fields(&body), vec!["title"]);
         body["title"] = json!("x".repeat(TITLE_MAX_CHARS + 1));
-        assert_eq!(fields(body.clone()), vec!["title"]);
+        assert_eq!(fields(&body), vec!["title"]);
         body["title"] = json!("é".repeat(TITLE_MAX_CHARS));
         assert!(BookDraft::parse(&body, now()).is_ok());
     }
@@ -377,11 +389,11 @@ mod tests {
     fn author_count_and_duplicates() {
         let mut body = valid();
         body["authors"] = json!([]);
-        assert_eq!(fields(body.clone()), vec!["authors"]);
+        assert_eq!(fields(&body), vec!["authors"]);
         body["authors"] = json!((0..=AUTHORS_MAX).map(|i| format!("A{i}")).collect::<Vec<_>>());
-        assert_eq!(fields(body.clone()), vec!["authors"]);
+        assert_eq!(fields(&body), vec!["authors"]);
         body["authors"] = json!(["Ann", "ann ", 3]);
-        assert_eq!(fields(body), vec!["authors[1]", "authors[2]"]);
+        assert_eq!(fields(&body), vec!["authors[1]", "authors[2]"]);
     }
 
     #[test]
@@ -392,32 +404,32 @@ mod tests {
             assert_eq!(BookDraft::parse(&body, now()).is_ok(), ok, "year {year}");
         }
         body["published_year"] = json!("1974");
-        assert_eq!(fields(body.clone()), vec!["published_year"]);
+        assert_eq!(fields(&body), vec!["published_year"]);
         body["published_year"] = json!(1974.5);
-        assert_eq!(fields(body), vec!["published_year"]);
+        assert_eq!(fields(&body), vec!["published_year"]);
     }
 
     #[test]
     fn tag_count_and_length() {
         let mut body = valid();
         body["tags"] = json!((0..=TAGS_MAX).map(|i| format!("t{i}")).collect::<Vec<_>>());
-        assert_eq!(fields(body.clone()), vec!["tags"]);
+        assert_eq!(fields(&body), vec!["tags"]);
         body["tags"] = json!(["ok", "x".repeat(TAG_MAX_CHARS + 1)]);
-        assert_eq!(fields(body), vec!["tags[1]"]);
+        assert_eq!(fields(&body), vec!["tags[1]"]);
     }
 
     #[test]
     fn description_is_bounded() {
         let mut body = valid();
         body["description"] = json!("d".repeat(DESCRIPTION_MAX_CHARS + 1));
-        assert_eq!(fields(body), vec!["description"]);
+        assert_eq!(fields(&body), vec!["description"]);
     }
 
     #[test]
     fn unknown_fields_are_rejected_and_read_only_ones_ignored() {
         let mut body = valid();
         body["colour"] = json!("red");
-        assert_eq!(fields(body.clone()), vec!["colour"]);
+        assert_eq!(fields(&body), vec!["colour"]);
         body.as_object_mut().unwrap().remove("colour");
         body["id"] = json!("whatever");
         body["version"] = json!(7);

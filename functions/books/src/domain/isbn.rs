@@ -5,10 +5,11 @@ use std::fmt;
 
 /// A checksum-verified ISBN, always held in its 13-digit form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Isbn(String);
+pub(crate) struct Isbn(String);
 
+/// Why a text is not an ISBN, worded to follow the field name (`isbn must contain …`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum IsbnError {
+pub(crate) enum IsbnError {
     #[error("must contain 10 or 13 digits (hyphens and spaces are allowed), found {0}")]
     Length(usize),
     #[error("contains '{0}', which is not a digit")]
@@ -20,7 +21,7 @@ pub enum IsbnError {
 }
 
 impl Isbn {
-    pub fn parse(raw: &str) -> Result<Self, IsbnError> {
+    pub(crate) fn parse(raw: &str) -> Result<Self, IsbnError> {
         let compact: Vec<char> = raw.chars().filter(|c| *c != '-' && *c != ' ').collect();
         match compact.len() {
             10 => Self::from_isbn10(&compact),
@@ -29,7 +30,7 @@ impl Isbn {
         }
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 

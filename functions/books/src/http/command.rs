@@ -21,11 +21,13 @@ const WRITE_ATTEMPTS: usize = 3;
 /// Everything the command handler needs, built once per process.
 #[derive(Clone)]
 pub struct Commands {
-    pub store: BookStore,
-    pub clock: fn() -> DateTime<Utc>,
+    pub(crate) store: BookStore,
+    /// Read once per request, so validation and timestamps see the same time.
+    pub(crate) clock: fn() -> DateTime<Utc>,
 }
 
 impl Commands {
+    /// Commands on `store`, on the system clock.
     pub fn new(store: BookStore) -> Self {
         Self { store, clock: Utc::now }
     }
@@ -50,6 +52,8 @@ pub async fn handle(commands: &Commands, req: Request) -> Response<Body> {
     super::finish(operation, started, result, &req, &request_id)
 }
 
+// Takes the error by value so that call sites read `.map_err(internal)`.
+#[allow(clippy::needless_pass_by_value)]
 fn internal(err: DynamoError) -> ApiError {
     tracing::error!(error = %err, source = ?err.source, "store call failed");
     ApiError::Internal

@@ -14,8 +14,9 @@ type HmacSha256 = Hmac<Sha256>;
 /// Minimum secret length: HMAC-SHA256 wants at least 256 bits of key.
 pub const MIN_KEY_BYTES: usize = 32;
 
+/// Why a cursor was refused, worded to follow the parameter name (`cursor is not …`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CursorError {
+pub(crate) enum CursorError {
     #[error("is not a cursor issued by this API")]
     Invalid,
     #[error("belongs to a query with other filters")]
@@ -34,6 +35,7 @@ struct Payload {
 pub struct CursorKey(Vec<u8>);
 
 impl CursorKey {
+    /// A key from the secret in `BOOKS_CURSOR_KEY`; `Err` when it is shorter than [`MIN_KEY_BYTES`].
     pub fn new(secret: &[u8]) -> Result<Self, String> {
         if secret.len() < MIN_KEY_BYTES {
             return Err(format!("the cursor key must have at least {MIN_KEY_BYTES} bytes, found {}", secret.len()));
@@ -46,7 +48,7 @@ impl CursorKey {
         HmacSha256::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
     }
 
-    pub fn encode(&self, query: &str, key: &ViewKey) -> String {
+    pub(crate) fn encode(&self, query: &str, key: &ViewKey) -> String {
         let payload = serde_json::to_vec(&Payload { q: query.to_owned(), key: key.clone() }).unwrap_or_default();
         let mut mac = self.mac();
         mac.update(&payload);
@@ -54,7 +56,7 @@ impl CursorKey {
         format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(tag))
     }
 
-    pub fn decode(&self, query: &str, cursor: &str) -> Result<ViewKey, CursorError> {
+    pub(crate) fn decode(&self, query: &str, cursor: &str) -> Result<ViewKey, CursorError> {
         let (payload, tag) = cursor.split_once('.').ok_or(CursorError::Invalid)?;
         let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| CursorError::Invalid)?;
         let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| CursorError::Invalid)?;

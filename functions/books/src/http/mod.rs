@@ -4,11 +4,11 @@
 
 pub mod command;
 mod cursor;
-pub mod problem;
+mod problem;
 pub mod query;
 
-pub use cursor::{CursorError, CursorKey, MIN_KEY_BYTES};
-pub use problem::ApiError;
+pub use cursor::{CursorKey, MIN_KEY_BYTES};
+pub(crate) use problem::ApiError;
 
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use lambda_http::request::RequestContext;
@@ -20,18 +20,18 @@ use crate::domain::Version;
 use crate::metrics::Operation;
 
 /// Largest accepted request body.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The API's resources, whatever stage or base path they are served under.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resource {
+pub(crate) enum Resource {
     Books,
     Book(String),
 }
 
 impl Resource {
     /// Recognises `/books` and `/books/{id}` from the event's own path (without the stage).
-    pub fn of(req: &Request) -> Option<Self> {
+    pub(crate) fn of(req: &Request) -> Option<Self> {
         let path = req.raw_http_path();
         let mut segments = path.trim_matches('/').split('/');
         match (segments.next(), segments.next(), segments.next()) {
@@ -47,7 +47,7 @@ impl Resource {
 
 /// The id every response and log line carries: Lambda's request id when running in Lambda,
 /// else API Gateway's.
-pub fn request_id(req: &Request) -> String {
+pub(crate) fn request_id(req: &Request) -> String {
     if let Some(context) = req.lambda_context_ref() {
         return context.request_id.clone();
     }
@@ -58,7 +58,7 @@ pub fn request_id(req: &Request) -> String {
 }
 
 /// The API key id API Gateway validated for this request, if any (scopes idempotency keys).
-pub fn api_key_id(req: &Request) -> Option<String> {
+pub(crate) fn api_key_id(req: &Request) -> Option<String> {
     match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV1(context)) => context.identity.api_key_id.clone(),
         _ => None,
@@ -66,7 +66,7 @@ pub fn api_key_id(req: &Request) -> Option<String> {
 }
 
 /// Reads the body as a JSON value: present, at most 64 KiB, `application/json`, well-formed.
-pub fn json_body(req: &Request) -> Result<Value, ApiError> {
+pub(crate) fn json_body(req: &Request) -> Result<Value, ApiError> {
     let bytes: &[u8] = req.body().as_ref();
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
@@ -110,7 +110,7 @@ pub(crate) fn finish(
     if let Err(err) = &result {
         match err {
             ApiError::Validation(_) | ApiError::MalformedJson(_) | ApiError::MissingBody => {
-                metrics::counter!(m::VALIDATION_ERRORS).increment(1)
+                metrics::counter!(m::VALIDATION_ERRORS).increment(1);
             }
             ApiError::PreconditionFailed { .. } => metrics::counter!(m::CONCURRENCY_CONFLICTS).increment(1),
             ApiError::DuplicateIsbn => metrics::counter!(m::ISBN_CONFLICTS).increment(1),
@@ -131,13 +131,13 @@ pub(crate) fn finish(
 }
 
 /// The strong ETag of a version.
-pub fn etag(version: Version) -> String {
+pub(crate) fn etag(version: Version) -> String {
     format!("\"{version}\"")
 }
 
 /// An `If-Match` / `If-None-Match` header: `*` or a list of entity tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EntityTags {
+pub(crate) enum EntityTags {
     Any,
     /// `(weak, opaque tag without quotes)` pairs.
     List(Vec<(bool, String)>),
@@ -145,7 +145,7 @@ pub enum EntityTags {
 
 impl EntityTags {
     /// `None` when the header is absent; `Err` with the header name when it is malformed.
-    pub fn from_header(headers: &HeaderMap, name: &'static str) -> Result<Option<Self>, ApiError> {
+    pub(crate) fn from_header(headers: &HeaderMap, name: &'static str) -> Result<Option<Self>, ApiError> {
         let values: Vec<&HeaderValue> = headers.get_all(name).iter().collect();
         if values.is_empty() {
             return Ok(None);
@@ -177,7 +177,7 @@ impl EntityTags {
     }
 
     /// Strong comparison, as `If-Match` requires.
-    pub fn matches_strongly(&self, version: Version) -> bool {
+    pub(crate) fn matches_strongly(&self, version: Version) -> bool {
         match self {
             Self::Any => true,
             Self::List(tags) => tags.iter().any(|(weak, tag)| !weak && *tag == version.to_string()),
@@ -185,7 +185,7 @@ impl EntityTags {
     }
 
     /// Weak comparison, as `If-None-Match` requires.
-    pub fn matches_weakly(&self, version: Version) -> bool {
+    pub(crate) fn matches_weakly(&self, version: Version) -> bool {
         match self {
             Self::Any => true,
             Self::List(tags) => tags.iter().any(|(_, tag)| *tag == version.to_string()),
@@ -194,7 +194,11 @@ impl EntityTags {
 }
 
 /// A JSON response with the request id.
-pub fn json_response<T: Serialize>(status: StatusCode, body: &T, request_id: &str) -> Result<Response<Body>, ApiError> {
+pub(crate) fn json_response<T: Serialize>(
+    status: StatusCode,
+    body: &T,
+    request_id: &str,
+) -> Result<Response<Body>, ApiError> {
     let text = serde_json::to_string(body).map_err(|_| ApiError::Internal)?;
     let mut response = empty_response(status, request_id);
     *response.body_mut() = Body::Text(text);
@@ -203,7 +207,7 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T, request_id: &st
 }
 
 /// A response without a body, with the request id.
-pub fn empty_response(status: StatusCode, request_id: &str) -> Response<Body> {
+pub(crate) fn empty_response(status: StatusCode, request_id: &str) -> Response<Body> {
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = status;
     if let Ok(id) = HeaderValue::from_str(request_id) {
@@ -213,7 +217,7 @@ pub fn empty_response(status: StatusCode, request_id: &str) -> Response<Body> {
 }
 
 /// Sets a header whose value we produced ourselves (ids, ETags, paths).
-pub fn set_header(response: &mut Response<Body>, name: header::HeaderName, value: &str) {
+pub(crate) fn set_header(response: &mut Response<Body>, name: header::HeaderName, value: &str) {
     if let Ok(value) = HeaderValue::from_str(value) {
         response.headers_mut().insert(name, value);
     }

@@ -7,8 +7,9 @@ use serde::Serialize;
 
 use crate::domain::{FieldError, ValidationErrors, Version};
 
+/// A failed request; `into_response` renders it as problem+json with its status.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error("the request has invalid fields")]
     Validation(ValidationErrors),
     #[error("the body is not valid JSON: {0}")]
@@ -55,7 +56,7 @@ fn field(name: &str, message: impl Into<String>) -> Vec<FieldError> {
 }
 
 impl ApiError {
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::Validation(_) | Self::MalformedJson(_) | Self::MissingBody => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -140,7 +141,7 @@ impl ApiError {
     }
 
     /// Renders the problem document. `instance` is the request path.
-    pub fn into_response(self, request_id: &str, instance: &str) -> Response<Body> {
+    pub(crate) fn into_response(self, request_id: &str, instance: &str) -> Response<Body> {
         let status = self.status();
         let (kind, title, detail, errors) = self.describe();
         let problem = Problem { kind, title, status: status.as_u16(), detail, instance, request_id, errors };

@@ -10,14 +10,16 @@ use crate::domain::{Book, BookId, ValidationErrors, AUTHOR_MAX_CHARS, TAG_MAX_CH
 use crate::metrics::Operation;
 use crate::store::{DynamoError, ListFilter, ViewStore};
 
-pub const DEFAULT_LIMIT: usize = 20;
-pub const MAX_LIMIT: usize = 100;
+const DEFAULT_LIMIT: usize = 20;
+const MAX_LIMIT: usize = 100;
 const QUERY_PARAMETERS: [&str; 4] = ["author", "tag", "limit", "cursor"];
 
 /// Everything the query handler needs, built once per process.
 #[derive(Clone)]
 pub struct Queries {
+    /// The read model every answer comes from.
     pub view: ViewStore,
+    /// Signs the cursors of `GET /books` and checks the ones clients send back.
     pub cursor_key: CursorKey,
 }
 
@@ -40,6 +42,8 @@ pub async fn handle(queries: &Queries, req: Request) -> Response<Body> {
     super::finish(operation, started, result, &req, &request_id)
 }
 
+// Takes the error by value so that call sites read `.map_err(internal)`.
+#[allow(clippy::needless_pass_by_value)]
 fn internal(err: DynamoError) -> ApiError {
     tracing::error!(error = %err, source = ?err.source, "view call failed");
     ApiError::Internal

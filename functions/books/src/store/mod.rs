@@ -5,7 +5,8 @@ mod view;
 mod write;
 
 pub use view::{view_writes, ListFilter, Page, ViewKey, ViewStore, ViewWrite};
-pub use write::{book_from_image, is_book_pk, BookStore, CreateError, IdempotencyRecord, SavedResponse, WriteError};
+pub use write::{book_from_image, is_book_pk, BookStore};
+pub(crate) use write::{CreateError, IdempotencyRecord, SavedResponse, WriteError};
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -15,9 +16,9 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 #[derive(Debug, thiserror::Error)]
 #[error("DynamoDB {operation} failed: {source}")]
 pub struct DynamoError {
-    pub operation: &'static str,
+    pub(crate) operation: &'static str,
     #[source]
-    pub source: Box<dyn std::error::Error + Send + Sync>,
+    pub(crate) source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 impl DynamoError {

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
@@ -59,7 +60,9 @@ pub struct ViewWrite {
 /// What a list request asks for. Author and tag are lookup keys (see `lookup_key`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ListFilter {
+    /// Only books with an author of this name, compared as [`lookup_key`]s.
     pub author: Option<String>,
+    /// Only books with this tag, compared the same way; with `author` too, books with both.
     pub tag: Option<String>,
 }
 
@@ -82,13 +85,15 @@ impl ListFilter {
 /// Where a page ended: the table and index keys of its last item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewKey {
-    pub pk: String,
-    pub sk: String,
-    pub book_id: String,
+    pub(crate) pk: String,
+    pub(crate) sk: String,
+    pub(crate) book_id: String,
 }
 
+/// One page of a list, in id (= creation) order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
+    /// At most the `limit` asked for.
     pub items: Vec<Book>,
     /// Present when more items may follow.
     pub next: Option<ViewKey>,
@@ -102,10 +107,13 @@ pub struct ViewStore {
 }
 
 impl ViewStore {
+    /// The store on `table`, the read model's table name from configuration.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
 
+    /// The book as the view shows it; `None` if it has no live book of this id (never
+    /// created, deleted, or not projected yet).
     pub async fn get(&self, id: &BookId) -> Result<Option<Book>, DynamoError> {
         let output = self
             .client
@@ -190,7 +198,9 @@ impl ViewStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(err) if err.as_service_error().is_some_and(PutItemError::is_conditional_check_failed_exception) => {
+                Ok(false)
+            }
             Err(err) => Err(DynamoError::new("PutItem", err)),
         }
     }

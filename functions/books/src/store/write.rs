@@ -17,7 +17,7 @@ const BOOK_PREFIX: &str = "BOOK#";
 const ISBN_PREFIX: &str = "ISBN#";
 const IDEMPOTENCY_PREFIX: &str = "IDEMPOTENCY#";
 
-pub fn book_pk(id: &str) -> String {
+pub(super) fn book_pk(id: &str) -> String {
     format!("{BOOK_PREFIX}{id}")
 }
 
@@ -49,22 +49,22 @@ struct IsbnGuardItem {
 
 /// An HTTP response kept so that a retried request can be answered identically.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SavedResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
+pub(crate) struct SavedResponse {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: String,
 }
 
 /// The first outcome of a request sent with an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IdempotencyRecord {
+pub(crate) struct IdempotencyRecord {
     /// Hash of the client's key, scoped to its API key, so raw keys are never stored.
-    pub key_hash: String,
+    pub(crate) key_hash: String,
     /// Hash of the canonical request body; a reuse with another body is refused.
-    pub fingerprint: String,
-    pub response: SavedResponse,
+    pub(crate) fingerprint: String,
+    pub(crate) response: SavedResponse,
     /// Epoch seconds after which the record no longer counts (DynamoDB TTL removes it later).
-    pub expires_at: i64,
+    pub(crate) expires_at: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -75,8 +75,9 @@ struct IdempotencyItem {
     expires_at: i64,
 }
 
+/// Why a book was not created: two business outcomes, or a store failure.
 #[derive(Debug, thiserror::Error)]
-pub enum CreateError {
+pub(crate) enum CreateError {
     #[error("a book with this ISBN already exists")]
     DuplicateIsbn,
     #[error("the idempotency key was used by another request")]
@@ -85,8 +86,9 @@ pub enum CreateError {
     Store(#[from] DynamoError),
 }
 
+/// Why a replace or delete did not happen: two business outcomes, or a store failure.
 #[derive(Debug, thiserror::Error)]
-pub enum WriteError {
+pub(crate) enum WriteError {
     /// The book changed or vanished since it was read; re-read to tell which.
     #[error("the book changed since it was read")]
     Stale,
@@ -104,6 +106,7 @@ pub struct BookStore {
 }
 
 impl BookStore {
+    /// The store on `table`, the write model's table name from configuration.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
@@ -123,7 +126,7 @@ impl BookStore {
         Ok(output.item)
     }
 
-    pub async fn get(&self, id: &BookId) -> Result<Option<Book>, DynamoError> {
+    pub(crate) async fn get(&self, id: &BookId) -> Result<Option<Book>, DynamoError> {
         self.item(book_pk(&id.to_string()))
             .await?
             .map(|item| serde_dynamo::from_item::<_, BookItem>(item).map(|i| i.book))
@@ -131,7 +134,7 @@ impl BookStore {
             .map_err(|e| DynamoError::mapping("GetItem", e))
     }
 
-    pub async fn idempotency_record(&self, key_hash: &str) -> Result<Option<IdempotencyRecord>, DynamoError> {
+    pub(crate) async fn idempotency_record(&self, key_hash: &str) -> Result<Option<IdempotencyRecord>, DynamoError> {
         let Some(item) = self.item(idempotency_pk(key_hash)).await? else { return Ok(None) };
         let item: IdempotencyItem = serde_dynamo::from_item(item).map_err(|e| DynamoError::mapping("GetItem", e))?;
         Ok(Some(IdempotencyRecord {
@@ -144,7 +147,7 @@ impl BookStore {
 
     /// Creates a book, its ISBN guard and (optionally) its idempotency record atomically.
     /// `now` is epoch seconds: an expired idempotency record may be overwritten.
-    pub async fn create(
+    pub(crate) async fn create(
         &self,
         book: &Book,
         idempotency: Option<&IdempotencyRecord>,
@@ -205,7 +208,7 @@ impl BookStore {
 
     /// Replaces `current` by `next` if the stored version is still `current.version`, moving
     /// the ISBN guard when the ISBN changes.
-    pub async fn replace(&self, current: &Book, next: &Book) -> Result<(), WriteError> {
+    pub(crate) async fn replace(&self, current: &Book, next: &Book) -> Result<(), WriteError> {
         let mut items = vec![self.put(book_item(next)?, "version = :expected", Some(expected(current.version)))?];
         if current.isbn != next.isbn {
             items.push(self.delete_guard(current)?);
@@ -227,7 +230,7 @@ impl BookStore {
     }
 
     /// Deletes `current` and its ISBN guard if the stored version is still `current.version`.
-    pub async fn delete(&self, current: &Book) -> Result<(), WriteError> {
+    pub(crate) async fn delete(&self, current: &Book) -> Result<(), WriteError> {
         let book = Delete::builder()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(book_pk(&current.id)))

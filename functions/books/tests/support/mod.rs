@@ -13,33 +13,33 @@ use books::store::{BookStore, ViewStore};
 use books_testkit::{stream_event, ApiRequest, StreamReader, TestTables};
 use serde_json::{json, Value};
 
-pub struct TestApi {
-    pub tables: TestTables,
-    pub commands: Commands,
-    pub queries: Queries,
-    pub view: ViewStore,
+pub(crate) struct TestApi {
+    pub(crate) tables: TestTables,
+    pub(crate) commands: Commands,
+    pub(crate) queries: Queries,
+    pub(crate) view: ViewStore,
     stream: tokio::sync::Mutex<StreamReader>,
 }
 
 /// A response as the client sees it.
 #[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: HashMap<String, String>,
-    pub body: String,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: HashMap<String, String>,
+    pub(crate) body: String,
 }
 
 impl Reply {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
     }
 
     /// The fields named by a problem document, in order.
-    pub fn problem_fields(&self) -> Vec<String> {
+    pub(crate) fn problem_fields(&self) -> Vec<String> {
         assert_eq!(self.header("content-type"), Some("application/problem+json"), "{self:?}");
         let body = self.json();
         assert_eq!(body["status"], json!(self.status));
@@ -48,7 +48,7 @@ impl Reply {
 }
 
 impl TestApi {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let tables = TestTables::create().await;
         let store = BookStore::new(tables.client.clone(), &tables.books);
         let view = ViewStore::new(tables.client.clone(), &tables.books_view);
@@ -64,7 +64,7 @@ impl TestApi {
     }
 
     /// Sends a request to the function API Gateway routes it to (GET → query, else command).
-    pub async fn send(&self, request: ApiRequest) -> Reply {
+    pub(crate) async fn send(&self, request: ApiRequest) -> Reply {
         let req = request.build();
         let response = if req.method() == http::Method::GET {
             query::handle(&self.queries, req).await
@@ -87,7 +87,7 @@ impl TestApi {
     }
 
     /// Plays the event source mapping once: every new stream record goes to the projector.
-    pub async fn project(&self) {
+    pub(crate) async fn project(&self) {
         let records = self.stream.lock().await.next_records().await;
         if records.is_empty() {
             return;
@@ -97,14 +97,14 @@ impl TestApi {
     }
 
     /// Creates a book and projects it; returns the created representation.
-    pub async fn create(&self, body: Value) -> Value {
+    pub(crate) async fn create(&self, body: Value) -> Value {
         let reply = self.send(ApiRequest::post("/books").json(&body)).await;
         assert_eq!(reply.status, 201, "{reply:?}");
         self.project().await;
         reply.json()
     }
 
-    pub async fn count_items(&self, table: &str, prefix: &str) -> usize {
+    pub(crate) async fn count_items(&self, table: &str, prefix: &str) -> usize {
         self.tables
             .scan(table)
             .await
@@ -115,7 +115,7 @@ impl TestApi {
 }
 
 /// A valid book body; `n` varies the ISBN and title.
-pub fn book(n: u32) -> Value {
+pub(crate) fn book(n: u32) -> Value {
     json!({
         "title": format!("Book number {n}"),
         "authors": ["Ada Lovelace", "Charles Babbage"],
@@ -127,8 +127,8 @@ pub fn book(n: u32) -> Value {
 }
 
 /// A valid ISBN-13 derived from `n`.
-pub fn isbn13(n: u32) -> String {
-    let body = format!("978{:09}", n);
+pub(crate) fn isbn13(n: u32) -> String {
+    let body = format!("978{n:09}");
     let sum: u32 =
         body.chars().enumerate().map(|(i, c)| c.to_digit(10).unwrap() * if i % 2 == 0 { 1 } else { 3 }).sum();
     format!("{body}{}", (10 - sum % 10) % 10)

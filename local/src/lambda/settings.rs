@@ -1,0 +1,45 @@
+//! How the emulated service runs functions: the region, credentials and endpoint it hands them,
+//! idle spin-down, default concurrency, and who observes the platform.
+
+use std::time::Duration;
+
+use super::observe;
+
+/// How the emulated service runs functions.
+#[derive(Debug, Clone)]
+pub struct LambdaSettings {
+    /// AWS endpoint handed to functions as AWS_ENDPOINT_URL (the local moto server), if any.
+    pub aws_endpoint_url: Option<String>,
+    /// `AWS_REGION` of the functions.
+    pub region: String,
+    /// The credentials handed to functions (Lambda hands its role's).
+    pub access_key_id: String,
+    /// Their secret.
+    pub secret_access_key: String,
+    /// Their session token.
+    pub session_token: String,
+    /// An environment idle this long is spun down (SHUTDOWN reason SPINDOWN).
+    pub idle_timeout: Duration,
+    /// Concurrency when a function has no reserved concurrency.
+    pub default_concurrency: u32,
+    /// The account of the functions' ARNs.
+    pub account_id: String,
+    /// Receives the platform's timelines of inits and invocations (the benchmark listens).
+    pub observer: Option<observe::Observer>,
+}
+
+impl Default for LambdaSettings {
+    fn default() -> Self {
+        Self {
+            aws_endpoint_url: None,
+            region: "us-east-1".into(),
+            access_key_id: "testing".into(),
+            secret_access_key: "testing".into(),
+            session_token: "testing".into(),
+            idle_timeout: Duration::from_secs(300),
+            default_concurrency: 10,
+            account_id: "123456789012".into(),
+            observer: None,
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! CloudWatch Embedded Metric Format: a log event that is a JSON object with an `_aws` member
+//! declaring metrics whose values are members of the same object. [`Document::read`] turns one
+//! into the metric data it declares, as CloudWatch extracts it; it is the one EMF reader of the
+//! workspace (the extension merges function documents with it, the end-to-end check reads what
+//! reached CloudWatch Logs with it).
+
+use serde_json::{Map, Value};
+
+/// At most this many metrics in one document.
+pub const MAX_METRICS_PER_DOCUMENT: usize = 100;
+/// At most this many values of one metric in one document.
+pub const MAX_VALUES_PER_METRIC: usize = 100;
+/// At most this many dimensions in one dimension set.
+pub const MAX_DIMENSIONS_PER_SET: usize = 30;
+/// The storage resolution of a standard metric, in seconds.
+pub const STANDARD_RESOLUTION: u32 = 60;
+/// The storage resolution of a high-resolution metric, in seconds.
+pub const HIGH_RESOLUTION: u32 = 1;
+
+/// Names and values of a dimension set, in the order the document declared them.
+pub type Dimensions = Vec<(String, String)>;
+
+/// One metric a document declares: its values, reported once per dimension set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    /// The namespace of its directive.
+    pub namespace: String,
+    /// Its dimension sets (an empty set when the directive declares none).
+    pub dimension_sets: Vec<Dimensions>,
+    /// Its name.
+    pub name: String,
+    /// Its unit, when declared (`Milliseconds`, `Count`, …).
+    pub unit: Option<String>,
+    /// [`STANDARD_RESOLUTION`] or [`HIGH_RESOLUTION`].
+    pub storage_resolution: u32,
+    /// Its values (a document may hold one number or an array).
+    pub values: Vec<f64>,
+}
+
+/// A document, read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// `_aws.Timestamp`, milliseconds since the epoch, when the document has one.
+    pub timestamp_ms: Option<i64>,
+    /// Every metric of every directive.
+    pub metrics: Vec<Metric>,
+}
+
+/// Why an object is not a document CloudWatch would extract metrics from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmfError {
+    /// Not JSON, or not an object.
+    #[error("not a JSON object")]
+    NotAnObject,
+    /// No `_aws.CloudWatchMetrics` array.
+    #[error("no _aws.CloudWatchMetrics")]
+    NotEmf,
+    /// `_aws.Timestamp` is not an integer.
+    #[error("_aws.Timestamp is not an integer")]
+    Timestamp,
+    /// A directive without a namespace.
+    #[error("a directive has no Namespace")]
+    Namespace,
+    /// A directive's `Dimensions` is not an array of arrays of names.
+    #[error("a directive's Dimensions is not an array of dimension sets")]
+    DimensionSets,
+    /// More than [`MAX_DIMENSIONS_PER_SET`] dimensions in a set.
+    #[error("a dimension set has {0} dimensions (at most {MAX_DIMENSIONS_PER_SET})")]
+    TooManyDimensions(usize),
+    /// A dimension whose value is missing or not a string.
+    #[error("dimension {0} has no string value")]
+    Dimension(String),
+    /// A metric definition without a name, or with a unit that is not a string.
+    #[error("a metric definition is malformed")]
+    Definition,
+    /// A storage resolution other than 1 or 60.
+    #[error("metric {0} has a storage resolution other than 1 or 60")]
+    StorageResolution(String),
+    /// A metric whose value is missing, empty or not numbers.
+    #[error("metric {0} has no numeric value")]
+    Value(String),
+}
+
+/// Whether a JSON object is an EMF document (it declares metrics, well-formed or not).
+pub fn is_document(object: &Map<String, Value>) -> bool {
+    object.get("_aws").and_then(|aws| aws.get("CloudWatchMetrics")).is_some()
+}
+
+impl Document {
+    /// Reads a log message; see [`Document::read`].
+    pub fn parse(message: &str) -> Result<Self, EmfError> {
+        match serde_json::from_str::<Value>(message) {
+            Ok(Value::Object(object)) => Self::read(&object),
+            _ => Err(EmfError::NotAnObject),
+        }
+    }
+
+    /// Reads a document: every metric of every directive with its values and dimension sets.
+    pub fn read(object: &Map<String, Value>) -> Result<Self, EmfError> {
+        let aws = object.get("_aws").and_then(Value::as_object).ok_or(EmfError::NotEmf)?;
+        let timestamp_ms = match aws.get("Timestamp") {
+            None => None,
+            Some(time) => Some(time.as_i64().ok_or(EmfError::Timestamp)?),
+        };
+        let directives = aws.get("CloudWatchMetrics").and_then(Value::as_array).ok_or(EmfError::NotEmf)?;
+        let mut metrics = Vec::new();
+        for directive in directives {
+            let namespace = directive
+                .get("Namespace")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .ok_or(EmfError::Namespace)?;
+            let dimension_sets = dimension_sets(object, directive)?;
+            let definitions = directive.get("Metrics").and_then(Value::as_array).ok_or(EmfError::Definition)?;
+            for definition in definitions {
+                let name = definition.get("Name").and_then(Value::as_str).ok_or(EmfError::Definition)?;
+                let unit = match definition.get("Unit") {
+                    None => None,
+                    Some(unit) => Some(unit.as_str().ok_or(EmfError::Definition)?.to_owned()),
+                };
+                let storage_resolution = match definition.get("StorageResolution") {
+                    None => STANDARD_RESOLUTION,
+                    Some(value) => match value.as_u64() {
+                        Some(1) => HIGH_RESOLUTION,
+                        Some(60) => STANDARD_RESOLUTION,
+                        _ => return Err(EmfError::StorageResolution(name.to_owned())),
+                    },
+                };
+                let values = match object.get(name) {
+                    Some(Value::Number(number)) => vec![number.as_f64().ok_or_else(|| EmfError::Value(name.into()))?],
+                    Some(Value::Array(items)) if !items.is_empty() => items
+                        .iter()
+                        .map(Value::as_f64)
+                        .collect::<Option<Vec<f64>>>()
+                        .ok_or_else(|| EmfError::Value(name.to_owned()))?,
+                    _ => return Err(EmfError::Value(name.to_owned())),
+                };
+                metrics.push(Metric {
+                    namespace: namespace.to_owned(),
+                    dimension_sets: dimension_sets.clone(),
+                    name: name.to_owned(),
+                    unit,
+                    storage_resolution,
+                    values,
+                });
+            }
+        }
+        Ok(Self { timestamp_ms, metrics })
+    }
+}
+
+fn dimension_sets(object: &Map<String, Value>, directive: &Value) -> Result<Vec<Dimensions>, EmfError> {
+    let sets = directive.get("Dimensions").and_then(Value::as_array).ok_or(EmfError::DimensionSets)?;
+    let mut read = Vec::with_capacity(sets.len().max(1));
+    for set in sets {
+        let names = set.as_array().ok_or(EmfError::DimensionSets)?;
+        if names.len() > MAX_DIMENSIONS_PER_SET {
+            return Err(EmfError::TooManyDimensions(names.len()));
+        }
+        let dimensions = names
+            .iter()
+            .map(|name| {
+                let name = name.as_str().ok_or(EmfError::DimensionSets)?;
+                let value = object.get(name).and_then(Value::as_str).ok_or_else(|| EmfError::Dimension(name.into()))?;
+                Ok((name.to_owned(), value.to_owned()))
+            })
+            .collect::<Result<Dimensions, EmfError>>()?;
+        read.push(dimensions);
+    }
+    if read.is_empty() {
+        read.push(Vec::new());
+    }
+    Ok(read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(object) => object,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    #[test]
+    fn the_documented_example_reads_as_cloudwatch_extracts_it() {
+        // The example of AWS's "Specification: Embedded metric format".
+        let document = object(json!({
+            "_aws": {"Timestamp": 1_574_109_732_004_i64, "CloudWatchMetrics": [{
+                "Namespace": "lambda-function-metrics",
+                "Dimensions": [["functionVersion"]],
+                "Metrics": [{"Name": "time", "Unit": "Milliseconds", "StorageResolution": 60}]
+            }]},
+            "functionVersion": "$LATEST", "time": 100, "requestId": "989ffbf8-9ace-4817-a57c-e4dd734019ee"
+        }));
+        let read = Document::read(&document).unwrap();
+        assert_eq!(read.timestamp_ms, Some(1_574_109_732_004));
+        assert_eq!(
+            read.metrics,
+            vec![Metric {
+                namespace: "lambda-function-metrics".into(),
+                dimension_sets: vec![vec![("functionVersion".into(), "$LATEST".into())]],
+                name: "time".into(),
+                unit: Some("Milliseconds".into()),
+                storage_resolution: STANDARD_RESOLUTION,
+                values: vec![100.0],
+            }]
+        );
+    }
+
+    #[test]
+    fn arrays_of_values_high_resolution_and_no_dimensions_are_read() {
+        let document = object(json!({
+            "_aws": {"CloudWatchMetrics": [{"Namespace": "N", "Dimensions": [],
+                "Metrics": [{"Name": "Latency", "StorageResolution": 1}]}]},
+            "Latency": [1, 2.5, 3]
+        }));
+        let read = Document::read(&document).unwrap();
+        assert_eq!(read.timestamp_ms, None);
+        assert_eq!(read.metrics[0].values, [1.0, 2.5, 3.0]);
+        assert_eq!(read.metrics[0].storage_resolution, HIGH_RESOLUTION);
+        assert_eq!(read.metrics[0].dimension_sets, vec![Vec::<(String, String)>::new()]);
+        assert_eq!(read.metrics[0].unit, None);
+    }
+
+    #[test]
+    fn what_cloudwatch_would_not_extract_is_an_error_naming_the_part() {
+        let base = || {
+            json!({"_aws": {"CloudWatchMetrics": [{"Namespace": "N", "Dimensions": [["D"]], "Metrics": [{"Name": "M"}]}]},
+                   "D": "d", "M": 1})
+        };
+        let case = |change: &dyn Fn(&mut Value)| {
+            let mut document = base();
+            change(&mut document);
+            Document::read(&object(document)).unwrap_err()
+        };
+        assert_eq!(case(&|d| d["M"] = json!("x")), EmfError::Value("M".into()));
+        assert_eq!(case(&|d| d["M"] = json!([])), EmfError::Value("M".into()));
+        assert_eq!(case(&|d| d["D"] = json!(1)), EmfError::Dimension("D".into()));
+        assert_eq!(case(&|d| d["_aws"]["Timestamp"] = json!("now")), EmfError::Timestamp);
+        assert_eq!(case(&|d| d["_aws"]["CloudWatchMetrics"][0]["Namespace"] = json!("")), EmfError::Namespace);
+        assert_eq!(
+            case(&|d| d["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["StorageResolution"] = json!(5)),
+            EmfError::StorageResolution("M".into())
+        );
+        let many: Vec<String> = (0..31).map(|i| format!("D{i}")).collect();
+        assert_eq!(
+            case(&|d| d["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = json!([many])),
+            EmfError::TooManyDimensions(31)
+        );
+        assert_eq!(Document::parse("not json"), Err(EmfError::NotAnObject));
+        assert_eq!(Document::parse(r#"{"message": "x"}"#), Err(EmfError::NotEmf));
+    }
+}
