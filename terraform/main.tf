@@ -22,10 +22,11 @@ locals {
 data "aws_region" "current" {}
 
 module "registry" {
-  source      = "./modules/registry"
-  name_prefix = local.name_prefix
-  names       = ["command", "query"]
-  kms_key_arn = var.kms_key_arn
+  source       = "./modules/registry"
+  name_prefix  = local.name_prefix
+  names        = ["command", "query"]
+  kms_key_arn  = var.kms_key_arn
+  force_delete = var.force_delete_images
 }
 
 # tables.json is the one definition of both tables' keys, indexes, TTL and stream: the Rust
@@ -57,6 +58,7 @@ module "command" {
   name                 = "${local.name_prefix}-command"
   image_uri            = local.image_uri.command
   command              = ["/var/task/books-command"]
+  architecture         = var.architecture
   memory_mb            = var.functions.command.memory_mb
   timeout_s            = var.functions.command.timeout_s
   reserved_concurrency = var.functions.command.reserved_concurrency
@@ -82,6 +84,7 @@ module "query" {
   name                 = "${local.name_prefix}-query"
   image_uri            = local.image_uri.query
   command              = ["/var/task/books-query"]
+  architecture         = var.architecture
   memory_mb            = var.functions.query.memory_mb
   timeout_s            = var.functions.query.timeout_s
   reserved_concurrency = var.functions.query.reserved_concurrency
@@ -107,6 +110,7 @@ module "projector" {
   name                 = "${local.name_prefix}-projector"
   image_uri            = local.image_uri.query
   command              = ["/var/task/books-projector"]
+  architecture         = var.architecture
   memory_mb            = var.functions.projector.memory_mb
   timeout_s            = var.functions.projector.timeout_s
   reserved_concurrency = var.functions.projector.reserved_concurrency
@@ -164,10 +168,6 @@ module "api" {
   quota              = var.quota
   log_retention_days = var.log_retention_days
   kms_key_arn        = var.kms_key_arn
-  manage_account     = var.manage_api_gateway_account
-  # moto 5.2 fails on the reset (a patch `remove` without a value: KeyError, HTTP 500, which the
-  # provider retries for many minutes); its state is thrown away with the process anyway.
-  reset_account_on_delete = !local.local_endpoint
 }
 
 module "alarms" {
@@ -191,7 +191,7 @@ module "alarms" {
 module "dashboards" {
   source      = "./modules/dashboards"
   name_prefix = local.name_prefix
-  templates   = [for file in fileset("${path.root}/../dashboards", "*.json") : "${path.root}/../dashboards/${file}"]
+  templates   = [for file in fileset("${path.root}/dashboards", "*.json") : "${path.root}/dashboards/${file}"]
   variables = {
     name_prefix         = local.name_prefix
     region              = data.aws_region.current.name

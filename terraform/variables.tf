@@ -52,6 +52,16 @@ variable "images" {
   }
 }
 
+variable "architecture" {
+  description = "Instruction set of the functions: the architecture the delivered images were built for (the delivery records it; provisioning refuses a mismatch)."
+  type        = string
+  default     = "arm64"
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture must be arm64 or x86_64."
+  }
+}
+
 variable "functions" {
   description = "Memory (MB), timeout (s) and reserved concurrency of each function. reserved_concurrency -1 leaves the function unreserved (new accounts whose concurrency limit is 10 cannot reserve any); 0 stops it."
   type = object({
@@ -203,14 +213,14 @@ variable "alarm_email" {
   }
 }
 
-variable "deletion_protection" {
-  description = "Protect the tables against deletion (turn off only for throw-away environments)."
+variable "force_delete_images" {
+  description = "Let destroy delete the ECR repositories while they still hold images (throw-away environments; `make aws-lambda-destroy DESTROY_DATA=1` sets it for one destroy)."
   type        = bool
-  default     = true
+  default     = false
 }
 
-variable "manage_api_gateway_account" {
-  description = "Set the region-wide API Gateway CloudWatch role that stage logging needs. Disable if another stack already manages it."
+variable "deletion_protection" {
+  description = "Protect the tables against deletion (turn off only for throw-away environments)."
   type        = bool
   default     = true
 }

@@ -1,9 +1,8 @@
-# The dependency lock file (.terraform.lock.hcl) is not committed (see .gitignore): on a machine
-# that installs the provider from an offline filesystem mirror, `init` can record only that
-# mirror's single-platform h1 hash, and a lock holding just that hash makes `init` fail on every
-# other platform. The version constraint below pins the provider instead; a deployment pipeline
-# that wants a lock generates one with `terraform providers lock -platform=...` where the
-# registry is reachable.
+# The provider's exact version and package hashes are in .terraform.lock.hcl (committed). It
+# holds the hashes of the packages this project's machines install (linux_amd64, from their
+# provider mirror); a machine of another platform adds its own once, with the registry
+# reachable, and commits the result:
+#   terraform -chdir=terraform providers lock -platform=linux_amd64 -platform=linux_arm64 -platform=darwin_arm64 -platform=darwin_amd64
 terraform {
   required_version = ">= 1.5"
 

@@ -309,7 +309,15 @@ class Footprint(unittest.TestCase):
             self.assertEqual(repo["imageTagMutability"], "IMMUTABLE")
             self.assertTrue(repo["imageScanningConfiguration"]["scanOnPush"])
             rules = json.loads(self.ecr.get_lifecycle_policy(repositoryName=name)["lifecyclePolicyText"])["rules"]
-            self.assertEqual([r["action"]["type"] for r in rules], ["expire", "expire"])
+            rules.sort(key=lambda r: r["rulePriority"])
+            self.assertEqual([r["action"]["type"] for r in rules], ["expire", "expire", "expire"])
+            # Deployed images are selected first (so no later rule can expire them), and only
+            # beyond the newest deployments; the catch-all comes last, as ECR requires.
+            first, last = rules[0]["selection"], rules[-1]["selection"]
+            self.assertEqual((first["tagStatus"], first["tagPrefixList"]), ("tagged", ["deployed-"]))
+            self.assertEqual(first["countType"], "imageCountMoreThan")
+            self.assertGreaterEqual(first["countNumber"], 1)
+            self.assertEqual(last["tagStatus"], "any")
 
     # --- logs and alarms -------------------------------------------------------------------------
 

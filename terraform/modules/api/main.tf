@@ -138,7 +138,6 @@ resource "aws_api_gateway_stage" "this" {
     })
   }
 
-  depends_on = [aws_api_gateway_account.this]
 }
 
 resource "aws_api_gateway_method_settings" "all" {
@@ -187,55 +186,3 @@ resource "aws_api_gateway_usage_plan_key" "this" {
   usage_plan_id = aws_api_gateway_usage_plan.this.id
 }
 
-# Stage logging needs the region-wide API Gateway CloudWatch role.
-data "aws_iam_policy_document" "apigateway_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["apigateway.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "cloudwatch" {
-  count              = var.manage_account ? 1 : 0
-  name               = "${var.name}-apigateway-cloudwatch"
-  assume_role_policy = data.aws_iam_policy_document.apigateway_assume.json
-}
-
-# What AWS's AmazonAPIGatewayPushToCloudWatchLogs grants, inline: API Gateway writes access and
-# execution logs to groups it names itself, so the resource cannot be narrowed further.
-data "aws_iam_policy_document" "cloudwatch" {
-  statement {
-    actions = [
-      "logs:CreateLogGroup",
-      "logs:CreateLogStream",
-      "logs:DescribeLogGroups",
-      "logs:DescribeLogStreams",
-      "logs:PutLogEvents",
-      "logs:GetLogEvents",
-      "logs:FilterLogEvents",
-    ]
-    resources = ["arn:${data.aws_partition.current.partition}:logs:*:*:*"]
-  }
-}
-
-resource "aws_iam_role_policy" "cloudwatch" {
-  count  = var.manage_account ? 1 : 0
-  name   = "push-to-cloudwatch-logs"
-  role   = aws_iam_role.cloudwatch[0].id
-  policy = data.aws_iam_policy_document.cloudwatch.json
-}
-
-resource "aws_api_gateway_account" "this" {
-  count               = var.manage_account ? 1 : 0
-  cloudwatch_role_arn = aws_iam_role.cloudwatch[0].arn
-  # On destroy, clear the region-wide setting rather than leave it naming the deleted role.
-  # The provider marks the attribute deprecated only because v6 makes resetting the one
-  # behaviour; in v5 (which versions.tf pins) it must still be asked for.
-  reset_on_delete = var.reset_account_on_delete
-  depends_on      = [aws_iam_role_policy.cloudwatch]
-}
-
-data "aws_partition" "current" {}

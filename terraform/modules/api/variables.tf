@@ -39,14 +39,3 @@ variable "kms_key_arn" {
   default     = null
 }
 
-variable "manage_account" {
-  description = "Set the region-wide API Gateway CloudWatch role."
-  type        = bool
-  default     = true
-}
-
-variable "reset_account_on_delete" {
-  description = "On destroy, reset the region-wide API Gateway account settings instead of leaving them naming the deleted role. Off only for endpoints that cannot reset them (moto 5.2 answers the reset with HTTP 500)."
-  type        = bool
-  default     = true
-}

@@ -20,10 +20,25 @@ resource "aws_ecr_lifecycle_policy" "this" {
   for_each   = aws_ecr_repository.this
   repository = each.value.name
 
+  # Rule 1 comes first so that the images environments run are never expired by the others: an
+  # image a rule selects cannot be expired by a rule of lower priority. Provisioning tags what it
+  # deploys `deployed-<environment>-<time>` (scripts/aws-lambda); the newest deployments are kept
+  # (rollback targets), older deployment tags expire with their images unless a newer one holds them.
   policy = jsonencode({
     rules = [
       {
         rulePriority = 1
+        description  = "Keep the images of the newest ${var.keep_deployments} deployments"
+        selection = {
+          tagStatus     = "tagged"
+          tagPrefixList = ["deployed-"]
+          countType     = "imageCountMoreThan"
+          countNumber   = var.keep_deployments
+        }
+        action = { type = "expire" }
+      },
+      {
+        rulePriority = 2
         description  = "Expire untagged images after ${var.untagged_expiry_days} days"
         selection = {
           tagStatus   = "untagged"
@@ -34,8 +49,8 @@ resource "aws_ecr_lifecycle_policy" "this" {
         action = { type = "expire" }
       },
       {
-        rulePriority = 2
-        description  = "Keep the newest ${var.keep_images} images"
+        rulePriority = 3
+        description  = "Keep the newest ${var.keep_images} images never deployed"
         selection = {
           tagStatus   = "any"
           countType   = "imageCountMoreThan"

@@ -24,6 +24,16 @@ variable "keep_images" {
   }
 }
 
+variable "keep_deployments" {
+  description = "How many deployed images (tag prefix deployed-) each repository keeps, whatever their age: the running one and the rollback targets."
+  type        = number
+  default     = 10
+  validation {
+    condition     = var.keep_deployments >= 1
+    error_message = "keep_deployments must be at least 1."
+  }
+}
+
 variable "untagged_expiry_days" {
   description = "Days after which untagged images expire."
   type        = number
