@@ -14,12 +14,13 @@ PROFILE ?= release
 # `make bench` measures its pipeline with the bench profile).
 EXTENSION_BUILD_ENV := CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_BENCH_OPT_LEVEL=s
 RELEASE_DIR = $(TARGET_DIR)/$(RUST_TARGET)/$(PROFILE)
-# Images are tagged with the git revision (ECR repositories are immutable: one tag, one image).
+# The tag of `make images` (the delivery tags by what it built from: scripts/aws-lambda).
 IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
 BASE_IMAGE ?= public.ecr.aws/lambda/provided:al2023
 CONTAINER_TOOL ?=
-# Where the delivery writes the pushed digests and the provisioning reads them.
-DIGESTS ?= $(abspath $(BUILD))/delivery/images.auto.tfvars.json
+# Where a push to REGISTRY (make test-images) writes the pushed digests; the AWS path keeps its
+# delivery record per environment (.deploy/<env>/delivery.json).
+DIGESTS ?= $(abspath $(BUILD))/delivery/images.json
 
 IMAGE_ENV = BIN_DIR=$(abspath $(RELEASE_DIR)) ARCH=$(ARCH) TAG=$(IMAGE_TAG) BASE_IMAGE=$(BASE_IMAGE) \
 	CONTAINER_TOOL=$(CONTAINER_TOOL) DIGESTS=$(DIGESTS) VENV_PY=$(abspath $(VENV_PY)) TERRAFORM=$(TERRAFORM)
@@ -50,16 +51,63 @@ hadolint: venv ## Lint docker/Dockerfile (hadolint, pinned in requirements.txt)
 images: release-binaries hadolint ## Build both images (CONTAINER_TOOL=docker|podman|buildah, BASE_IMAGE, ARCH)
 	$(IMAGE_ENV) scripts/images build
 
-aws-lambda-delivery: ## Build and push both images to ECR (or REGISTRY=host:port), record their digests
-	$(IMAGE_ENV) REGISTRY=$(REGISTRY) scripts/aws-lambda preflight
+# --- the AWS path: ENV, region, state, plan before apply (scripts/aws-lambda says how) ---------
+ENV ?= dev
+AWS_VAULT ?=
+BACKEND ?=
+AUTO_APPROVE ?=
+DESTROY_DATA ?=
+DEPLOY_DIR ?= $(CURDIR)/.deploy
+ECR_STANDIN ?=
+# Whether ARCH was chosen (on the command line or in the environment) rather than defaulted:
+# provisioning then refuses images of another architecture.
+ARCH_EXPLICIT := $(filter command line environment environment override,$(origin ARCH))
+AWS_ENV = $(IMAGE_ENV) ENV=$(ENV) AWS_VAULT=$(AWS_VAULT) BACKEND=$(BACKEND) AUTO_APPROVE=$(AUTO_APPROVE) \
+	DESTROY_DATA=$(DESTROY_DATA) DEPLOY_DIR=$(DEPLOY_DIR) ECR_STANDIN=$(ECR_STANDIN) \
+	ARCH_EXPLICIT=$(ARCH_EXPLICIT) REGISTRY=$(REGISTRY)
+AWS_LAMBDA = $(AWS_ENV) scripts/aws-lambda
+
+.PHONY: aws-lambda-plan aws-lambda-outputs aws-lambda-api-key aws-account aws-state-bucket
+aws-lambda-delivery: venv $(TF_CLI_CONFIG_FILE) ## Build and push both images to ENV's ECR repositories (ARCH, AWS_REGION, AWS_VAULT); record what was delivered
+	$(AWS_LAMBDA) preflight
 	+$(MAKE) --no-print-directory release-binaries hadolint
-	$(IMAGE_ENV) REGISTRY=$(REGISTRY) scripts/aws-lambda delivery
+	$(AWS_LAMBDA) delivery
 
-aws-lambda-provision: venv $(TF_CLI_CONFIG_FILE) ## terraform apply with the delivered digests; prints the URL and how to read the API key
-	$(IMAGE_ENV) scripts/aws-lambda provision
+# `make aws-lambda-delivery aws-lambda-plan aws-lambda-provision` runs them in that order, even
+# under make -j.
+aws-lambda-plan: | $(filter aws-lambda-delivery,$(MAKECMDGOALS))
+aws-lambda-provision: | $(filter aws-lambda-delivery aws-lambda-plan,$(MAKECMDGOALS))
+aws-lambda-plan: venv $(TF_CLI_CONFIG_FILE) ## Save a plan of ENV with its delivered images and print what it changes
+	$(AWS_LAMBDA) plan
 
-aws-lambda-destroy: venv $(TF_CLI_CONFIG_FILE) ## terraform destroy of the AWS deployment
-	$(IMAGE_ENV) scripts/aws-lambda destroy
+aws-lambda-provision: venv $(TF_CLI_CONFIG_FILE) ## Apply ENV's saved plan (or plan and ask; AUTO_APPROVE=1 for automation); prints the URL
+	$(AWS_LAMBDA) provision
+
+aws-lambda-outputs: venv $(TF_CLI_CONFIG_FILE) ## ENV's URL and how to read its API key
+	@$(AWS_LAMBDA) outputs
+
+aws-lambda-api-key: venv $(TF_CLI_CONFIG_FILE) ## ENV's API key, alone (curl -H "x-api-key: $$(make -s aws-lambda-api-key)")
+	@$(AWS_LAMBDA) api-key
+
+aws-lambda-destroy: venv $(TF_CLI_CONFIG_FILE) ## Show what goes, ask, destroy ENV entirely (DESTROY_DATA=1 to delete protected tables and images too)
+	$(AWS_LAMBDA) destroy
+
+aws-account: venv $(TF_CLI_CONFIG_FILE) ## The region's account-wide settings (API Gateway logging role); provisioning runs it when missing
+	$(AWS_LAMBDA) account
+
+aws-state-bucket: venv $(TF_CLI_CONFIG_FILE) ## The region's S3 bucket for Terraform state (BACKEND=s3), versioned, encrypted, locked per state
+	$(AWS_LAMBDA) state-bucket
+
+# The rehearsal of the AWS path (scripts/rehearsal): the README's commands against moto, with a
+# local registry for ECR's, two environments in eu-west-1, the provisioned images run by
+# books-local. make test's binaries (TEST_PROFILE) for this machine's architecture.
+.PHONY: test-deploy test-deploy-run
+test-deploy: tools-images venv rust-targets build-debug $(TF_CLI_CONFIG_FILE) ## Rehearse the deployment: the README's aws-lambda-* commands against moto, two environments, a local registry for ECR
+	+$(MAKE) test-binaries-$(HOST_ARCH)
+	+$(MAKE) test-deploy-run
+test-deploy-run:
+	$(WITH_MOTO) --log $(abspath $(BUILD))/rehearsal-moto.log -- env PROFILE=$(TEST_PROFILE) ARCH=$(HOST_ARCH) \
+	  BOOKS_LOCAL=$(abspath $(TARGET_DIR))/debug/books-local BUILD=$(abspath $(BUILD)) scripts/rehearsal
 
 # The tools the image tests need: Debian's buildah, skopeo, umoci and docker-registry.
 IMAGE_TOOLS := buildah skopeo umoci docker-registry

@@ -14,14 +14,14 @@ TEST_JOBS ?= 3
 PHASE := scripts/phase run
 
 .PHONY: test test-phases
-test: ## Everything, the gate CI runs: every Rust test against moto, lint, Terraform against moto, the images, the local cloud end to end, a short bench; prints its phases' wall times
+test: ## Everything, the gate CI runs: every Rust test against moto, lint, Terraform against moto, the images, the local cloud end to end, the deployment rehearsal, a short bench; prints its phases' wall times
 	@scripts/phase reset
 	+@status=0; $(MAKE) -j$(TEST_JOBS) test-phases || status=$$?; scripts/phase table; exit $$status
 
 # Listed in the order make should start them when a job slot frees: the long builds first.
 test-phases: phase-build-debug phase-venv phase-binaries-host phase-binaries-other phase-tools \
   phase-tf-init phase-terraform-moto phase-clippy phase-rust-tests phase-images phase-e2e \
-  phase-bench-smoke phase-terraform-static phase-python-tests phase-fmt
+  phase-bench-smoke phase-deploy phase-terraform-static phase-python-tests phase-fmt
 
 # --- set-up: installs on a fresh machine, seconds afterwards --------------------------------------
 .PHONY: phase-venv phase-tools phase-rust-targets phase-tf-init
@@ -52,7 +52,7 @@ phase-fmt: check-rust
 
 # --- tests ------------------------------------------------------------------------------------------
 .PHONY: phase-rust-tests phase-python-tests phase-terraform-static phase-terraform-moto phase-images \
-  phase-e2e phase-bench-smoke
+  phase-e2e phase-bench-smoke phase-deploy
 phase-rust-tests: phase-build-debug phase-venv | phase-clippy
 	+@$(PHASE) rust-tests -- $(MAKE) test-rust-run
 phase-python-tests: phase-venv phase-build-debug
@@ -65,5 +65,7 @@ phase-images: phase-binaries-host phase-binaries-other phase-tools phase-venv
 	@$(PHASE) images -- $(MAKE) test-images-run
 phase-e2e: phase-images phase-build-debug phase-tf-init | phase-clippy
 	+@$(PHASE) e2e -- $(MAKE) test-local-e2e-run
+phase-deploy: phase-binaries-host phase-build-debug phase-tools phase-venv phase-tf-init | phase-clippy
+	+@$(PHASE) deploy-rehearsal -- $(MAKE) test-deploy-run
 phase-bench-smoke: phase-build-debug phase-binaries-host phase-tools phase-tf-init | phase-clippy
 	+@$(PHASE) bench-smoke -- $(MAKE) test-bench-run

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""What the delivery and provisioning ask of an image registry, over its HTTP API (the OCI
+distribution API that ECR and Debian's docker-registry both speak), so the same code runs
+against ECR and against the local registry standing in for it in the rehearsal:
+
+    registry.py digest REPOSITORY TAG        the manifest digest TAG names, or nothing
+    registry.py tag REPOSITORY DIGEST TAG    add TAG to the image DIGEST (no pull, no push of
+                                             layers: the manifest is put again under TAG)
+    registry.py tags REPOSITORY              every tag, one a line
+    registry.py delete REPOSITORY            delete every image (what deleting an ECR
+                                             repository with force_delete does to its images)
+
+REPOSITORY is host[:port]/name. Credentials, when the registry wants them (ECR: user AWS and
+the authorization token's password), come from REGISTRY_USERNAME and REGISTRY_PASSWORD in the
+environment, never from the command line. A host on 127.0.0.1 or localhost is spoken to in
+plain HTTP, every other in HTTPS.
+
+Python rather than a container tool: docker, podman and buildah each inspect and retag remote
+images differently (or not at all without pulling); one HTTP client serves all three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
+
+
+class Registry:
+    def __init__(self, repository: str) -> None:
+        host, _, name = repository.partition("/")
+        if not name:
+            raise SystemExit(f"error: {repository!r} is not host/name")
+        local = host.split(":")[0] in ("127.0.0.1", "localhost")
+        self.base = f"{'http' if local else 'https'}://{host}/v2/{name}"
+        user, password = os.environ.get("REGISTRY_USERNAME"), os.environ.get("REGISTRY_PASSWORD")
+        self.auth = (
+            "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode() if user and password else None
+        )
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+        request = urllib.request.Request(self.base + path, data=body, method=method, headers=headers or {})
+        if self.auth:
+            request.add_header("Authorization", self.auth)
+        return urllib.request.urlopen(request, timeout=60)
+
+    def digest(self, reference: str) -> str | None:
+        try:
+            with self.request("HEAD", f"/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}) as response:
+                return response.headers.get("Docker-Content-Digest")
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return None
+            raise
+
+    def tag(self, digest: str, tag: str) -> None:
+        with self.request("GET", f"/manifests/{digest}", headers={"Accept": MANIFEST_TYPES}) as response:
+            manifest, media_type = response.read(), response.headers.get("Content-Type")
+        with self.request("PUT", f"/manifests/{tag}", body=manifest, headers={"Content-Type": media_type}):
+            pass
+        if self.digest(tag) != digest:
+            raise SystemExit(f"error: {tag} does not name {digest} after tagging")
+
+    def tags(self) -> list[str]:
+        try:
+            with self.request("GET", "/tags/list") as response:
+                return json.load(response).get("tags") or []
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return []
+            raise
+
+
+    def delete_all(self) -> None:
+        digests = {self.digest(tag) for tag in self.tags()} - {None}
+        for digest in digests:
+            with self.request("DELETE", f"/manifests/{digest}"):
+                pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    digest = commands.add_parser("digest")
+    digest.add_argument("repository")
+    digest.add_argument("tag")
+    tag = commands.add_parser("tag")
+    tag.add_argument("repository")
+    tag.add_argument("digest")
+    tag.add_argument("tag")
+    tags = commands.add_parser("tags")
+    tags.add_argument("repository")
+    delete = commands.add_parser("delete")
+    delete.add_argument("repository")
+    args = parser.parse_args()
+    registry = Registry(args.repository)
+    try:
+        if args.command == "digest":
+            print(registry.digest(args.tag) or "")
+        elif args.command == "tag":
+            registry.tag(args.digest, args.tag)
+        elif args.command == "tags":
+            print("\n".join(registry.tags()))
+        else:
+            registry.delete_all()
+    except (urllib.error.URLError, OSError) as error:
+        sys.exit(f"error: registry {args.repository}: {error}")
+
+
+if __name__ == "__main__":
+    main()
