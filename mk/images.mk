@@ -59,15 +59,17 @@ AUTO_APPROVE ?=
 DESTROY_DATA ?=
 DEPLOY_DIR ?= $(CURDIR)/.deploy
 ECR_STANDIN ?=
+FROM ?=
+FROM_RECORD ?=
 # Whether ARCH was chosen (on the command line or in the environment) rather than defaulted:
 # provisioning then refuses images of another architecture.
 ARCH_EXPLICIT := $(filter command line environment environment override,$(origin ARCH))
 AWS_ENV = $(IMAGE_ENV) ENV=$(ENV) AWS_VAULT=$(AWS_VAULT) BACKEND=$(BACKEND) AUTO_APPROVE=$(AUTO_APPROVE) \
-	DESTROY_DATA=$(DESTROY_DATA) DEPLOY_DIR=$(DEPLOY_DIR) ECR_STANDIN=$(ECR_STANDIN) \
+	DESTROY_DATA=$(DESTROY_DATA) DEPLOY_DIR=$(DEPLOY_DIR) ECR_STANDIN=$(ECR_STANDIN) FROM=$(FROM) FROM_RECORD=$(FROM_RECORD) \
 	ARCH_EXPLICIT=$(ARCH_EXPLICIT) REGISTRY=$(REGISTRY)
 AWS_LAMBDA = $(AWS_ENV) scripts/aws-lambda
 
-.PHONY: aws-lambda-plan aws-lambda-outputs aws-lambda-api-key aws-account aws-state-bucket
+.PHONY: aws-lambda-promote aws-lambda-plan aws-lambda-outputs aws-lambda-api-key aws-account aws-state-bucket
 aws-lambda-delivery: venv $(TF_CLI_CONFIG_FILE) ## Build and push both images to ENV's ECR repositories (ARCH, AWS_REGION, AWS_VAULT); record what was delivered
 	$(AWS_LAMBDA) preflight
 	+$(MAKE) --no-print-directory release-binaries hadolint
@@ -75,8 +77,12 @@ aws-lambda-delivery: venv $(TF_CLI_CONFIG_FILE) ## Build and push both images to
 
 # `make aws-lambda-delivery aws-lambda-plan aws-lambda-provision` runs them in that order, even
 # under make -j.
-aws-lambda-plan: | $(filter aws-lambda-delivery,$(MAKECMDGOALS))
-aws-lambda-provision: | $(filter aws-lambda-delivery aws-lambda-plan,$(MAKECMDGOALS))
+aws-lambda-plan: | $(filter aws-lambda-delivery aws-lambda-promote,$(MAKECMDGOALS))
+aws-lambda-provision: | $(filter aws-lambda-delivery aws-lambda-promote aws-lambda-plan,$(MAKECMDGOALS))
+aws-lambda-promote: venv $(TF_CLI_CONFIG_FILE) ## Give ENV the images FROM=<env> runs (FROM_RECORD=<delivery.json> in CI): copied by digest, never rebuilt
+	$(AWS_LAMBDA) promote
+
+
 aws-lambda-plan: venv $(TF_CLI_CONFIG_FILE) ## Save a plan of ENV with its delivered images and print what it changes
 	$(AWS_LAMBDA) plan
 

@@ -7,6 +7,10 @@ against ECR and against the local registry standing in for it in the rehearsal:
     registry.py tag REPOSITORY DIGEST TAG    add TAG to the image DIGEST (no pull, no push of
                                              layers: the manifest is put again under TAG)
     registry.py tags REPOSITORY              every tag, one a line
+    registry.py copy SOURCE DIGEST TARGET TAG
+                                             copy the image DIGEST of repository SOURCE to
+                                             TARGET as TAG, same manifest, same digest (layers
+                                             mounted across repositories, else uploaded)
     registry.py delete REPOSITORY            delete every image (what deleting an ECR
                                              repository with force_delete does to its images)
 
@@ -84,6 +88,61 @@ class Registry:
             raise
 
 
+    def manifest(self, reference: str) -> tuple[bytes, str]:
+        with self.request("GET", f"/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}) as response:
+            return response.read(), response.headers.get("Content-Type")
+
+    def has_blob(self, digest: str) -> bool:
+        try:
+            with self.request("HEAD", f"/blobs/{digest}"):
+                return True
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return False
+            raise
+
+    def copy_from(self, source: "Registry", digest: str, tag: str) -> None:
+        """Puts source's image `digest` here under `tag`: the same manifest bytes, so the same digest."""
+        if self.base.split("/v2/")[0] != source.base.split("/v2/")[0]:
+            raise SystemExit("error: copy works within one registry (ECR: one account and region)")
+        manifest, media_type = source.manifest(digest)
+        document = json.loads(manifest)
+        if "layers" not in document:
+            raise SystemExit(f"error: {digest} is a {media_type}, not a single image manifest")
+        source_name = source.base.split("/v2/", 1)[1]
+        for blob in [document["config"], *document["layers"]]:
+            if self.has_blob(blob["digest"]):
+                continue
+            # Mount from the source repository when the registry can; else upload it.
+            with self.request("POST", f"/blobs/uploads/?mount={blob['digest']}&from={source_name}", body=b"") as response:
+                if response.status == 201:
+                    continue
+                location = response.headers["Location"]
+            with source.request("GET", f"/blobs/{blob['digest']}") as response:
+                content = response.read()
+            upload = urllib.request.Request(
+                self.absolute(location), data=content, method="PATCH", headers={"Content-Type": "application/octet-stream"}
+            )
+            if self.auth:
+                upload.add_header("Authorization", self.auth)
+            with urllib.request.urlopen(upload, timeout=300) as response:
+                location = response.headers["Location"]
+            separator = "&" if "?" in location else "?"
+            finish = urllib.request.Request(
+                self.absolute(location) + f"{separator}digest={blob['digest']}", data=b"", method="PUT"
+            )
+            if self.auth:
+                finish.add_header("Authorization", self.auth)
+            with urllib.request.urlopen(finish, timeout=300):
+                pass
+        with self.request("PUT", f"/manifests/{tag}", body=manifest, headers={"Content-Type": media_type}):
+            pass
+        if self.digest(tag) != digest:
+            raise SystemExit(f"error: {tag} does not name {digest} after the copy")
+
+    def absolute(self, location: str) -> str:
+        return location if location.startswith("http") else self.base.split("/v2/")[0] + location
+
     def delete_all(self) -> None:
         digests = {self.digest(tag) for tag in self.tags()} - {None}
         for digest in digests:
@@ -103,21 +162,28 @@ def main() -> None:
     tag.add_argument("tag")
     tags = commands.add_parser("tags")
     tags.add_argument("repository")
+    copy = commands.add_parser("copy")
+    copy.add_argument("source")
+    copy.add_argument("digest")
+    copy.add_argument("target")
+    copy.add_argument("tag")
     delete = commands.add_parser("delete")
     delete.add_argument("repository")
     args = parser.parse_args()
-    registry = Registry(args.repository)
+    registry = Registry(args.source if args.command == "copy" else args.repository)
     try:
         if args.command == "digest":
             print(registry.digest(args.tag) or "")
         elif args.command == "tag":
             registry.tag(args.digest, args.tag)
+        elif args.command == "copy":
+            Registry(args.target).copy_from(registry, args.digest, args.tag)
         elif args.command == "tags":
             print("\n".join(registry.tags()))
         else:
             registry.delete_all()
     except (urllib.error.URLError, OSError) as error:
-        sys.exit(f"error: registry {args.repository}: {error}")
+        sys.exit(f"error: registry {getattr(args, 'repository', None) or args.source}: {error}")
 
 
 if __name__ == "__main__":
