@@ -111,6 +111,13 @@ local-build-run:
 	@cp -f $(TARGET_DIR)/debug/books-local $(BUILD)/bin/books-local
 	scripts/stage-rootfs $(TARGET_DIR)/debug $(BUILD)/rootfs $(TARGET_DIR)/debug/books-telemetry
 
+# The GitHub Actions workflows: actionlint (pinned in requirements.txt), then what it cannot know
+# (the make targets they call exist, pinning, permissions, environments: scripts/check_workflows.py).
+.PHONY: lint-workflows
+lint-workflows: venv ## Lint .github/workflows: actionlint, and the project's own structural checks
+	$(VENV)/bin/actionlint
+	$(VENV_PY) scripts/check_workflows.py
+
 .PHONY: dashboard-preview
 dashboard-preview: venv build-debug ## Draw the dashboards from what a running local cloud emitted (make run prints the command)
 	@test -n "$$AWS_ENDPOINT_URL" || { echo "error: set AWS_ENDPOINT_URL to the local cloud's moto endpoint (make run prints it)"; exit 1; }

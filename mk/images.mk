@@ -69,7 +69,7 @@ AWS_ENV = $(IMAGE_ENV) ENV=$(ENV) AWS_VAULT=$(AWS_VAULT) BACKEND=$(BACKEND) AUTO
 	ARCH_EXPLICIT=$(ARCH_EXPLICIT) REGISTRY=$(REGISTRY)
 AWS_LAMBDA = $(AWS_ENV) scripts/aws-lambda
 
-.PHONY: aws-lambda-promote aws-lambda-plan aws-lambda-outputs aws-lambda-api-key aws-account aws-state-bucket
+.PHONY: aws-lambda-promote aws-lambda-plan aws-lambda-outputs aws-lambda-api-key aws-account aws-state-bucket aws-ci-bootstrap
 aws-lambda-delivery: venv $(TF_CLI_CONFIG_FILE) ## Build and push both images to ENV's ECR repositories (ARCH, AWS_REGION, AWS_VAULT); record what was delivered
 	$(AWS_LAMBDA) preflight
 	+$(MAKE) --no-print-directory release-binaries hadolint
@@ -100,6 +100,9 @@ aws-lambda-destroy: venv $(TF_CLI_CONFIG_FILE) ## Show what goes, ask, destroy E
 
 aws-account: venv $(TF_CLI_CONFIG_FILE) ## The region's account-wide settings (API Gateway logging role); provisioning runs it when missing
 	$(AWS_LAMBDA) account
+
+aws-ci-bootstrap: venv $(TF_CLI_CONFIG_FILE) ## Once per account and region: GitHub OIDC, a plan and a deploy role per environment for GITHUB_REPOSITORY=<owner>/<name>, the state bucket
+	GITHUB_REPOSITORY=$(GITHUB_REPOSITORY) $(AWS_LAMBDA) ci-bootstrap
 
 aws-state-bucket: venv $(TF_CLI_CONFIG_FILE) ## The region's S3 bucket for Terraform state (BACKEND=s3), versioned, encrypted, locked per state
 	$(AWS_LAMBDA) state-bucket

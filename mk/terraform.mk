@@ -43,8 +43,8 @@ $(TF_CLI_CONFIG_FILE): tf-cli-config-always
 	  if [ -n "$(TF_MIRROR)" ]; then echo "==> terraform providers from the local mirror $(TF_MIRROR)"; \
 	  else echo "==> terraform providers from the registry (no local mirror found)"; fi; fi
 
-.PHONY: test-terraform tf-init tf-static tf-static-run tf-local tf-local-run
-test-terraform: tf-static tf-local ## Terraform: fmt, validate, checkov, then apply + re-plan + checks + destroy against moto
+.PHONY: test-terraform tf-init tf-static tf-static-run tf-local tf-local-run tf-account tf-account-run
+test-terraform: tf-static tf-local tf-account ## Terraform: fmt, validate, checkov, then apply + re-plan + checks + destroy against moto (the environment's module and the account stack with CI's roles)
 
 # The lock file init writes (terraform/.terraform.lock.hcl) is git-ignored: see versions.tf.
 # make test runs init once, before the phases that use Terraform (they run side by side).
@@ -57,6 +57,8 @@ tf-static-run:
 	@echo "==> terraform fmt / validate"
 	$(TERRAFORM) fmt -check -recursive $(TF_DIR)
 	TF_DATA_DIR=$(TF_TEST_DATA) $(TERRAFORM) -chdir=$(TF_DIR) validate -no-color
+	TF_DATA_DIR=$(TF_BUILD)/account-validate $(TERRAFORM) -chdir=$(TF_DIR)/account init -backend=false -input=false -no-color >/dev/null
+	TF_DATA_DIR=$(TF_BUILD)/account-validate $(TERRAFORM) -chdir=$(TF_DIR)/account validate -no-color
 	@echo "==> checkov (every skipped check carries its reason inline: #checkov:skip=ID:reason)"
 	$(VENV)/bin/checkov --quiet --compact --framework terraform --directory $(TF_DIR) \
 	  --download-external-modules false --skip-download --skip-path tests
@@ -69,3 +71,13 @@ tf-local-run:
 	$(WITH_MOTO) -- env TF_DATA_DIR=$(TF_TEST_DATA) TF_TEST_STATE=$(TF_TEST_STATE) \
 	  TF_TEST_VARS='$(TF_TEST_VARS)' \
 	  TERRAFORM=$(TERRAFORM) TF_DIR=$(TF_DIR) $(VENV_PY) $(TF_DIR)/tests/local_cycle.py
+
+# The account-wide stack with CI's roles (terraform/account), applied to its own moto in
+# eu-central-1; who may assume each role and what each may do, read back; destroyed.
+tf-account: check-terraform venv $(TF_CLI_CONFIG_FILE)
+	+$(MAKE) tf-account-run
+tf-account-run:
+	@echo "==> terraform/account with CI roles: apply / plan / checks / destroy against a private moto server"
+	@rm -f $(TF_BUILD)/account-test.tfstate $(TF_BUILD)/account-test.tfstate.backup
+	$(WITH_MOTO) -- env TF_DATA_DIR=$(TF_BUILD)/account-test-data TF_TEST_STATE=$(TF_BUILD)/account-test.tfstate \
+	  TERRAFORM=$(TERRAFORM) $(VENV_PY) $(TF_DIR)/tests/account_cycle.py

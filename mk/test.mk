@@ -21,7 +21,8 @@ test: ## Everything, the gate CI runs: every Rust test against moto, lint, Terra
 # Listed in the order make should start them when a job slot frees: the long builds first.
 test-phases: phase-build-debug phase-venv phase-binaries-host phase-binaries-other phase-tools \
   phase-tf-init phase-terraform-moto phase-clippy phase-rust-tests phase-images phase-e2e \
-  phase-bench-smoke phase-deploy phase-terraform-static phase-python-tests phase-fmt
+  phase-bench-smoke phase-deploy phase-terraform-account phase-terraform-static phase-python-tests \
+  phase-workflows phase-fmt
 
 # --- set-up: installs on a fresh machine, seconds afterwards --------------------------------------
 .PHONY: phase-venv phase-tools phase-rust-targets phase-tf-init
@@ -52,7 +53,7 @@ phase-fmt: check-rust
 
 # --- tests ------------------------------------------------------------------------------------------
 .PHONY: phase-rust-tests phase-python-tests phase-terraform-static phase-terraform-moto phase-images \
-  phase-e2e phase-bench-smoke phase-deploy
+  phase-e2e phase-bench-smoke phase-deploy phase-terraform-account phase-workflows
 phase-rust-tests: phase-build-debug phase-venv | phase-clippy
 	+@$(PHASE) rust-tests -- $(MAKE) test-rust-run
 phase-python-tests: phase-venv phase-build-debug
@@ -65,6 +66,10 @@ phase-images: phase-binaries-host phase-binaries-other phase-tools phase-venv
 	@$(PHASE) images -- $(MAKE) test-images-run
 phase-e2e: phase-images phase-build-debug phase-tf-init | phase-clippy
 	+@$(PHASE) e2e -- $(MAKE) test-local-e2e-run
+phase-terraform-account: phase-venv phase-tf-init
+	@$(PHASE) terraform-account -- $(MAKE) tf-account-run
+phase-workflows: phase-venv
+	@$(PHASE) workflows -- $(MAKE) lint-workflows
 phase-deploy: phase-binaries-host phase-build-debug phase-tools phase-venv phase-tf-init | phase-clippy
 	+@$(PHASE) deploy-rehearsal -- $(MAKE) test-deploy-run
 phase-bench-smoke: phase-build-debug phase-binaries-host phase-tools phase-tf-init | phase-clippy

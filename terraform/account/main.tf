@@ -3,14 +3,17 @@
 #
 # - the region-wide API Gateway CloudWatch role that stage logging needs. Every environment's
 #   stage logs through it, so no environment owns it: destroying one never resets it;
-# - with state_bucket = true (`make aws-state-bucket`), the S3 bucket that holds the
+# - with state_bucket = true (`make aws-state-bucket`) or CI, the S3 bucket that holds the
 #   environments' Terraform state (versioned, encrypted, public access blocked; Terraform locks
-#   with a lock object next to each state, `use_lockfile`).
+#   with a lock object next to each state, `use_lockfile`);
+# - with github_repository set, what CI needs (ci.tf).
 #
 # Its own state stays local, under .deploy/account-<region>/ (scripts/aws-lambda).
 locals {
   local_endpoint = var.aws_endpoint_url != null
   bucket_name    = "${var.project}-tfstate-${data.aws_caller_identity.current.account_id}-${var.region}"
+  # CI keeps every environment's state there.
+  state_bucket = var.state_bucket || var.github_repository != null
 }
 
 data "aws_caller_identity" "current" {}
@@ -69,14 +72,14 @@ resource "aws_s3_bucket" "state" {
   #checkov:skip=CKV2_AWS_62:No consumer of state-change events.
   #checkov:skip=CKV2_AWS_61:Every version of every state is kept (they are a few kilobytes): no lifecycle rule.
   #checkov:skip=CKV_AWS_145:Encrypted with S3-managed keys by default; set kms_key_arn for a customer-managed key.
-  count  = var.state_bucket ? 1 : 0
+  count  = local.state_bucket ? 1 : 0
   bucket = local.bucket_name
   # Holds every environment's state: never deleted with objects in it.
   force_destroy = false
 }
 
 resource "aws_s3_bucket_versioning" "state" {
-  count  = var.state_bucket ? 1 : 0
+  count  = local.state_bucket ? 1 : 0
   bucket = aws_s3_bucket.state[0].id
   versioning_configuration {
     status = "Enabled"
@@ -84,7 +87,7 @@ resource "aws_s3_bucket_versioning" "state" {
 }
 
 resource "aws_s3_bucket_server_side_encryption_configuration" "state" {
-  count  = var.state_bucket ? 1 : 0
+  count  = local.state_bucket ? 1 : 0
   bucket = aws_s3_bucket.state[0].id
   rule {
     apply_server_side_encryption_by_default {
@@ -95,7 +98,7 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "state" {
 }
 
 resource "aws_s3_bucket_public_access_block" "state" {
-  count                   = var.state_bucket ? 1 : 0
+  count                   = local.state_bucket ? 1 : 0
   bucket                  = aws_s3_bucket.state[0].id
   block_public_acls       = true
   block_public_policy     = true
@@ -106,7 +109,7 @@ resource "aws_s3_bucket_public_access_block" "state" {
 # HTTPS only. Not on a local endpoint, which serves plain HTTP (moto enforces bucket policies,
 # so this one would lock Terraform out of its own state there).
 data "aws_iam_policy_document" "state_tls_only" {
-  count = var.state_bucket && !local.local_endpoint ? 1 : 0
+  count = local.state_bucket && !local.local_endpoint ? 1 : 0
   statement {
     sid     = "DenyInsecureTransport"
     effect  = "Deny"
@@ -128,7 +131,7 @@ data "aws_iam_policy_document" "state_tls_only" {
 }
 
 resource "aws_s3_bucket_policy" "state" {
-  count  = var.state_bucket && !local.local_endpoint ? 1 : 0
+  count  = local.state_bucket && !local.local_endpoint ? 1 : 0
   bucket = aws_s3_bucket.state[0].id
   policy = data.aws_iam_policy_document.state_tls_only[0].json
 }

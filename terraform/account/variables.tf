@@ -34,3 +34,39 @@ variable "kms_key_arn" {
   type        = string
   default     = null
 }
+
+variable "github_repository" {
+  description = "owner/name of the GitHub repository whose Actions deploy (ci.tf); null for no CI resources."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.github_repository == null || can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github_repository))
+    error_message = "github_repository must be owner/name."
+  }
+}
+
+variable "github_oidc_provider_arn" {
+  description = "GitHub's OIDC provider when the account already has one (one per account); null creates it."
+  type        = string
+  default     = null
+}
+
+variable "ci_environments" {
+  description = "The environments CI deploys: which one each is promoted from (the same image digests), and the branches whose pushes may deploy it without a GitHub environment's review (dev: main)."
+  type = map(object({
+    promoted_from = optional(string)
+    branches      = optional(list(string), [])
+  }))
+  default = {
+    dev     = { branches = ["main"] }
+    staging = { promoted_from = "dev" }
+    prod    = { promoted_from = "staging" }
+  }
+  validation {
+    condition = alltrue([
+      for env, settings in var.ci_environments :
+      can(regex("^[a-z][a-z0-9-]{1,15}$", env)) && (settings.promoted_from == null || contains(keys(var.ci_environments), coalesce(settings.promoted_from, "-")))
+    ])
+    error_message = "environment names as in the root module; promoted_from must name another of them."
+  }
+}

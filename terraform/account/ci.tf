@@ -1,0 +1,229 @@
+# What CI needs in AWS (with github_repository set: `make aws-ci-bootstrap GITHUB_REPOSITORY=o/r`):
+# GitHub's OIDC identity provider, and per environment two roles that only that repository's
+# workflows can assume, each only from its GitHub environment:
+#
+#   github-plan-books-<env>-<region>    environment `<env>-plan` (no reviewers): reads the
+#                                       environment, writes its state, creates its repositories
+#                                       and copies promoted images into them; deletes nothing
+#                                       and changes nothing that runs
+#   github-deploy-books-<env>-<region>  environment `<env>` (required reviewers for staging and
+#                                       prod; dev also from main): applies the reviewed plan
+#
+# Permissions name their actions one by one (no `service:*`) on the environment's resources by
+# name (`books-<env>-…`, `/books/<env>/…`). API Gateway is the exception: its ARNs carry ids,
+# not names, so its five HTTP verbs are granted on the region's REST APIs, keys and plans.
+# The roles' names do not start with `books-<env>-`, so no environment's role can touch them.
+
+locals {
+  ci             = var.github_repository != null
+  oidc_host      = "token.actions.githubusercontent.com"
+  oidc_provider  = local.ci ? coalesce(var.github_oidc_provider_arn, try(aws_iam_openid_connect_provider.github[0].arn, null)) : null
+  partition      = data.aws_partition.current.partition
+  account_id     = data.aws_caller_identity.current.account_id
+  arn            = "${local.partition}:%s:${var.region}:${local.account_id}"
+  ci_environment = local.ci ? var.ci_environments : {}
+
+  # Per environment: the ARNs its resources have, by the names the root module gives them.
+  scope = {
+    for env, settings in local.ci_environment : env => {
+      prefix       = "${var.project}-${env}"
+      repositories = "arn:${format(local.arn, "ecr")}:repository/${var.project}-${env}-*"
+      source_repositories = (settings.promoted_from == null ? [] :
+      ["arn:${format(local.arn, "ecr")}:repository/${var.project}-${settings.promoted_from}-*"])
+      tables    = ["arn:${format(local.arn, "dynamodb")}:table/${var.project}-${env}-*", "arn:${format(local.arn, "dynamodb")}:table/${var.project}-${env}-*/*"]
+      functions = "arn:${format(local.arn, "lambda")}:function:${var.project}-${env}-*"
+      roles     = "arn:${local.partition}:iam::${local.account_id}:role/${var.project}-${env}-*"
+      log_groups = [
+        "arn:${format(local.arn, "logs")}:log-group:/${var.project}/${env}/*",
+        "arn:${format(local.arn, "logs")}:log-group:/aws/lambda/${var.project}-${env}-*",
+        "arn:${format(local.arn, "logs")}:log-group:/aws/apigateway/${var.project}-${env}-*",
+      ]
+      alarms     = "arn:${format(local.arn, "cloudwatch")}:alarm:${var.project}-${env}-*"
+      dashboards = "arn:${local.partition}:cloudwatch::${local.account_id}:dashboard/${var.project}-${env}-*"
+      topics     = "arn:${format(local.arn, "sns")}:${var.project}-${env}-*"
+      state      = "arn:${local.partition}:s3:::${local.bucket_name}/${var.project}/${env}/*"
+      subjects = {
+        plan   = ["repo:${var.github_repository}:environment:${env}-plan"]
+        deploy = concat(["repo:${var.github_repository}:environment:${env}"], [for branch in settings.branches : "repo:${var.github_repository}:ref:refs/heads/${branch}"])
+      }
+    }
+  }
+
+  # What Terraform reads to plan the root module, per service.
+  read = {
+    ecr        = ["ecr:DescribeRepositories", "ecr:ListTagsForResource", "ecr:GetLifecyclePolicy", "ecr:GetRepositoryPolicy", "ecr:DescribeImages", "ecr:ListImages", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
+    dynamodb   = ["dynamodb:DescribeTable", "dynamodb:DescribeContinuousBackups", "dynamodb:DescribeTimeToLive", "dynamodb:ListTagsOfResource", "dynamodb:DescribeStream"]
+    lambda     = ["lambda:GetFunction", "lambda:GetFunctionConfiguration", "lambda:GetFunctionConcurrency", "lambda:GetFunctionCodeSigningConfig", "lambda:GetPolicy", "lambda:ListVersionsByFunction", "lambda:ListTags", "lambda:GetRuntimeManagementConfig", "lambda:GetFunctionRecursionConfig"]
+    iam        = ["iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole"]
+    logs       = ["logs:ListTagsForResource", "logs:ListTagsLogGroup"]
+    cloudwatch = ["cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource", "cloudwatch:GetDashboard"]
+    sns        = ["sns:GetTopicAttributes", "sns:ListTagsForResource", "sns:ListSubscriptionsByTopic", "sns:GetSubscriptionAttributes"]
+  }
+  # What it writes to apply it.
+  write = {
+    dynamodb   = ["dynamodb:CreateTable", "dynamodb:DeleteTable", "dynamodb:UpdateTable", "dynamodb:UpdateContinuousBackups", "dynamodb:UpdateTimeToLive", "dynamodb:TagResource", "dynamodb:UntagResource"]
+    lambda     = ["lambda:CreateFunction", "lambda:DeleteFunction", "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency", "lambda:AddPermission", "lambda:RemovePermission", "lambda:TagResource", "lambda:UntagResource"]
+    iam        = ["iam:CreateRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:TagRole", "iam:UntagRole"]
+    logs       = ["logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy", "logs:TagResource", "logs:UntagResource", "logs:TagLogGroup", "logs:UntagLogGroup", "logs:AssociateKmsKey", "logs:DisassociateKmsKey"]
+    cloudwatch = ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource", "cloudwatch:UntagResource"]
+    sns        = ["sns:CreateTopic", "sns:DeleteTopic", "sns:SetTopicAttributes", "sns:TagResource", "sns:UntagResource", "sns:Subscribe", "sns:Unsubscribe"]
+  }
+  # The repositories: creating them and pushing into them (also before a review: images are inert
+  # until a function names them), and deleting them (only after one).
+  ecr_push   = ["ecr:CreateRepository", "ecr:PutLifecyclePolicy", "ecr:PutImageScanningConfiguration", "ecr:PutImageTagMutability", "ecr:TagResource", "ecr:UntagResource", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage"]
+  ecr_delete = ["ecr:DeleteRepository", "ecr:DeleteLifecyclePolicy", "ecr:BatchDeleteImage"]
+  ecr_pull   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability", "ecr:DescribeImages"]
+  mappings   = ["lambda:CreateEventSourceMapping", "lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping", "lambda:DeleteEventSourceMapping"]
+  api_verbs  = ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH", "apigateway:DELETE"]
+  apis = [for path in ["/restapis", "/restapis/*", "/apikeys", "/apikeys/*", "/usageplans", "/usageplans/*", "/tags/*"] :
+  "arn:${local.partition}:apigateway:${var.region}::${path}"]
+  # Actions AWS grants on no narrower resource than "*".
+  unscoped = ["ecr:GetAuthorizationToken", "logs:DescribeLogGroups", "lambda:ListEventSourceMappings", "cloudwatch:ListDashboards"]
+
+  roles = merge([
+    for env, scope in local.scope : {
+      "${env}-plan"   = { env = env, kind = "plan", scope = scope }
+      "${env}-deploy" = { env = env, kind = "deploy", scope = scope }
+    }
+  ]...)
+}
+
+resource "aws_iam_openid_connect_provider" "github" {
+  count          = local.ci && var.github_oidc_provider_arn == null ? 1 : 0
+  url            = "https://${local.oidc_host}"
+  client_id_list = ["sts.amazonaws.com"]
+}
+
+data "aws_iam_policy_document" "ci_trust" {
+  for_each = local.roles
+  statement {
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+    principals {
+      type        = "Federated"
+      identifiers = [local.oidc_provider]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "${local.oidc_host}:aud"
+      values   = ["sts.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "${local.oidc_host}:sub"
+      values   = each.value.scope.subjects[each.value.kind]
+    }
+  }
+}
+
+resource "aws_iam_role" "ci" {
+  for_each             = local.roles
+  name                 = "github-${each.value.kind}-${var.project}-${each.value.env}-${var.region}"
+  description          = "GitHub Actions of ${var.github_repository}, ${each.value.kind} of ${each.value.env} in ${var.region}"
+  assume_role_policy   = data.aws_iam_policy_document.ci_trust[each.key].json
+  max_session_duration = 3600
+}
+
+data "aws_iam_policy_document" "ci" {
+  for_each = local.roles
+
+  statement {
+    sid       = "Unscoped"
+    actions   = local.unscoped
+    resources = ["*"]
+  }
+  statement {
+    sid       = "ReadRepositories"
+    actions   = local.read.ecr
+    resources = concat([each.value.scope.repositories], each.value.scope.source_repositories)
+  }
+  statement {
+    sid       = "PushRepositories"
+    actions   = each.value.kind == "deploy" ? concat(local.ecr_push, local.ecr_delete) : local.ecr_push
+    resources = [each.value.scope.repositories]
+  }
+  statement {
+    sid       = "ReadTables"
+    actions   = each.value.kind == "deploy" ? concat(local.read.dynamodb, local.write.dynamodb) : local.read.dynamodb
+    resources = each.value.scope.tables
+  }
+  statement {
+    sid       = "Functions"
+    actions   = each.value.kind == "deploy" ? concat(local.read.lambda, local.write.lambda) : local.read.lambda
+    resources = [each.value.scope.functions]
+  }
+  statement {
+    sid       = "EventSourceMappings"
+    actions   = each.value.kind == "deploy" ? local.mappings : ["lambda:GetEventSourceMapping"]
+    resources = ["arn:${format(local.arn, "lambda")}:event-source-mapping:*"]
+    condition {
+      test     = "ArnLike"
+      variable = "lambda:FunctionArn"
+      values   = [each.value.scope.functions]
+    }
+  }
+  statement {
+    sid       = "Roles"
+    actions   = each.value.kind == "deploy" ? concat(local.read.iam, local.write.iam) : local.read.iam
+    resources = [each.value.scope.roles]
+  }
+  dynamic "statement" {
+    for_each = each.value.kind == "deploy" ? [1] : []
+    content {
+      sid       = "PassFunctionRoles"
+      actions   = ["iam:PassRole"]
+      resources = [each.value.scope.roles]
+      condition {
+        test     = "StringEquals"
+        variable = "iam:PassedToService"
+        values   = ["lambda.amazonaws.com"]
+      }
+    }
+  }
+  statement {
+    sid       = "LogGroups"
+    actions   = each.value.kind == "deploy" ? concat(local.read.logs, local.write.logs) : local.read.logs
+    resources = each.value.scope.log_groups
+  }
+  statement {
+    sid       = "Alarms"
+    actions   = each.value.kind == "deploy" ? concat(local.read.cloudwatch, local.write.cloudwatch, ["cloudwatch:PutDashboard", "cloudwatch:DeleteDashboards"]) : local.read.cloudwatch
+    resources = [each.value.scope.alarms, each.value.scope.dashboards]
+  }
+  statement {
+    sid       = "Topics"
+    actions   = each.value.kind == "deploy" ? concat(local.read.sns, local.write.sns) : local.read.sns
+    resources = [each.value.scope.topics]
+  }
+  statement {
+    sid       = "Api"
+    actions   = each.value.kind == "deploy" ? local.api_verbs : ["apigateway:GET"]
+    resources = local.apis
+  }
+  statement {
+    sid       = "ApiAccountSettings"
+    actions   = ["apigateway:GET"]
+    resources = ["arn:${local.partition}:apigateway:${var.region}::/account"]
+  }
+  statement {
+    sid       = "StateList"
+    actions   = ["s3:ListBucket"]
+    resources = ["arn:${local.partition}:s3:::${local.bucket_name}"]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${var.project}/${each.value.env}/*"]
+    }
+  }
+  statement {
+    sid       = "State"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = [each.value.scope.state]
+  }
+}
+
+resource "aws_iam_role_policy" "ci" {
+  for_each = local.roles
+  name     = "${each.value.kind}-${var.project}-${each.value.env}"
+  role     = aws_iam_role.ci[each.key].id
+  policy   = data.aws_iam_policy_document.ci[each.key].json
+}
