@@ -48,7 +48,8 @@ pub struct InvokeRequest {
     pub payload: Vec<u8>,
     /// `X-Amzn-Trace-Id` to pass as `Lambda-Runtime-Trace-Id`; generated when absent.
     pub trace_id: Option<String>,
-    /// Base64 client context, passed as `Lambda-Runtime-Client-Context`.
+    /// Client context, base64 as the Invoke API takes it; the runtime gets the JSON it encodes
+    /// in `Lambda-Runtime-Client-Context`.
     pub client_context: Option<String>,
     /// Cognito identity of a mobile SDK caller (JSON), passed as `Lambda-Runtime-Cognito-Identity`.
     pub cognito_identity: Option<String>,

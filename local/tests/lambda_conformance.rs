@@ -49,9 +49,11 @@ async fn an_invocation_reaches_the_runtime_with_the_documented_headers() {
         headers[name.to_ascii_lowercase()].as_str().unwrap_or_else(|| panic!("header {name} in {headers}")).to_owned()
     };
     assert_eq!(header("Lambda-Runtime-Aws-Request-Id").len(), 36);
+    assert_eq!(header("Content-Type"), "application/json");
     assert_eq!(header("Lambda-Runtime-Invoked-Function-Arn"), fixture.spec.arn);
     assert!(header("Lambda-Runtime-Trace-Id").starts_with("Root=1-"));
-    assert_eq!(header("Lambda-Runtime-Client-Context"), "eyJjdXN0b20iOnt9fQ==");
+    // Invoked with base64 (the Invoke API's encoding), delivered as the JSON it encodes.
+    assert_eq!(header("Lambda-Runtime-Client-Context"), r#"{"custom":{}}"#);
     assert_eq!(
         header("Lambda-Runtime-Cognito-Identity"),
         r#"{"cognitoIdentityId":"id","cognitoIdentityPoolId":"pool"}"#

@@ -23,17 +23,29 @@ pub(super) async fn next(sandbox: Arc<Sandbox>) -> Response<Body> {
             headers.insert(name, value);
         }
     };
+    // Lambda always sends the payload's type; AWS's C++ runtime client (under awslambdaric and
+    // the other runtime interface clients) dereferences it unchecked and crashes without it.
+    set("content-type", "application/json");
     set("lambda-runtime-aws-request-id", &invocation.request_id);
     set("lambda-runtime-deadline-ms", &invocation.deadline_ms.to_string());
     set("lambda-runtime-invoked-function-arn", &sandbox.spec.arn);
     set("lambda-runtime-trace-id", &invocation.trace_id);
-    if let Some(context) = &invocation.client_context {
-        set("lambda-runtime-client-context", context);
+    // The Invoke API takes the client context base64-encoded; the runtime gets its JSON (the
+    // runtime clients parse the header as JSON).
+    if let Some(context) = invocation.client_context.as_deref().and_then(decode_client_context) {
+        set("lambda-runtime-client-context", &context);
     }
     if let Some(identity) = &invocation.cognito_identity {
         set("lambda-runtime-cognito-identity", identity);
     }
     response
+}
+
+/// The JSON of a base64-encoded client context; `None` when it is not base64 of UTF-8.
+fn decode_client_context(encoded: &str) -> Option<String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 pub(super) fn respond(sandbox: &Sandbox, request_id: &str, answer: RuntimeAnswer, size: usize) -> Response<Body> {
