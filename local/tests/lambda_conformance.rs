@@ -413,3 +413,17 @@ async fn the_runtime_api_refuses_unknown_invocations_and_oversize_responses() {
     assert_eq!(answer["echo"], json!({"unknown_id": 400, "too_large": 413}));
     service.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nothing_a_function_started_outlives_its_environment() {
+    let fixture = Fixture::new(Duration::from_secs(5), true, &[]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    let child = response(invoke(&service, json!({"spawn": true})).await)["echo"]["child"].as_u64().unwrap();
+    let alive = |pid: u64| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+    };
+    assert!(alive(child), "the fixture's child {child} runs while its environment does");
+    service.shutdown().await;
+    eventually("the child ended with its environment", || !alive(child)).await;
+}

@@ -455,7 +455,10 @@ impl Environment {
             self.sandbox.wait_for(|s| (s.exited.len() >= everyone).then_some(())),
         )
         .await;
+        // Nothing the environment started outlives it: each process's whole group goes (before
+        // the leader is reaped, so the group's id is still ours).
         for process in self.runtime.iter_mut().chain(self.extensions.iter_mut()) {
+            process::signal_group(process.pid, libc::SIGKILL);
             let _ = process.child.start_kill();
             let _ = process.child.wait().await;
         }

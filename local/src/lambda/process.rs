@@ -1,5 +1,6 @@
 //! The processes of an execution environment: started with exactly the environment Lambda
-//! gives them, their output captured line by line, their peak memory read from /proc.
+//! gives them, each leading its own process group (so that what it starts ends with the
+//! environment), their output captured line by line, their peak memory read from /proc.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,6 +14,17 @@ pub(super) struct Process {
     pub name: String,
     pub pid: u32,
     pub child: Child,
+}
+
+impl Drop for Process {
+    /// An environment dropped without its shutdown (a panic, books-local stopping) still takes
+    /// its processes' groups along. Only while the leader is unreaped: until then its pid (the
+    /// group's id) cannot belong to anyone else.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            signal_group(self.pid, libc::SIGKILL);
+        }
+    }
 }
 
 /// Starts `program` with a clean environment and hands every output line to `on_line`.
@@ -33,6 +45,9 @@ pub(super) fn spawn(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own group: the environment ends with everything the process started (killpg),
+        // and a Ctrl-C meant for books-local reaches only books-local, which shuts it down.
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = command.spawn()?;
     let pid = child.id().unwrap_or_default();
@@ -71,6 +86,17 @@ pub(super) fn signal(pid: u32, signal: i32) {
         // SAFETY: kill(2) on a pid we started; a stale pid at worst gets ESRCH.
         unsafe {
             libc::kill(pid as libc::pid_t, signal);
+        }
+    }
+}
+
+/// Sends `signal` to the process group `pid` leads: the process and everything it started.
+pub(super) fn signal_group(pid: u32, signal: i32) {
+    if pid > 0 {
+        // SAFETY: killpg(2) on a group we created (process_group(0) at spawn); a stale group
+        // at worst gets ESRCH.
+        unsafe {
+            libc::killpg(pid as libc::pid_t, signal);
         }
     }
 }
