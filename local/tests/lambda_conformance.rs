@@ -427,3 +427,57 @@ async fn nothing_a_function_started_outlives_its_environment() {
     service.shutdown().await;
     eventually("the child ended with its environment", || !alive(child)).await;
 }
+
+/// The Telemetry API's default buffering: records wait up to a second for company.
+const LAMBDA_DEFAULT_BUFFERING: &str = r#"{"timeoutMs": 1000, "maxItems": 1000, "maxBytes": 262144}"#;
+
+/// The extension's journal (extension.jsonl) from its first SHUTDOWN on, and what came before.
+fn split_at_shutdown(fixture: &Fixture) -> (Vec<Value>, Vec<Value>) {
+    let lines = fixture.lines("extension.jsonl");
+    let at = lines
+        .iter()
+        .position(|l| l["kind"] == "event" && l["value"]["eventType"] == "SHUTDOWN")
+        .expect("the extension got SHUTDOWN");
+    let (before, after) = lines.split_at(at);
+    (before.to_vec(), after.to_vec())
+}
+
+fn platform_records(lines: &[Value], kind: &str) -> Vec<Value> {
+    lines
+        .iter()
+        .filter(|l| l["kind"] == "telemetry")
+        .flat_map(|l| l["value"].as_array().cloned().unwrap_or_default())
+        .filter(|r| r["type"] == kind)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_timed_out_invocation_reaches_the_extensions_before_their_shutdown() {
+    let fixture = Fixture::new(Duration::from_secs(1), true, &[("FIXTURE_TELEMETRY", LAMBDA_DEFAULT_BUFFERING)]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    assert_eq!(invoke(&service, json!({"sleep_ms": 5_000})).await, InvokeOutcome::Timeout);
+    let (before, after) = split_at_shutdown(&fixture);
+    assert_eq!(after[0]["value"]["shutdownReason"], "TIMEOUT");
+    let done = platform_records(&before, "platform.runtimeDone");
+    let report = platform_records(&before, "platform.report");
+    assert_eq!(done.len(), 1, "runtimeDone before SHUTDOWN: {before:?}");
+    assert_eq!(report.len(), 1, "report before SHUTDOWN: {before:?}");
+    assert_eq!(done[0]["record"]["status"], "timeout");
+    assert_eq!(report[0]["record"]["status"], "timeout");
+    assert!(report[0]["record"]["metrics"]["durationMs"].as_f64().unwrap() >= 1_000.0);
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crashed_invocation_reaches_the_extensions_before_their_shutdown() {
+    let fixture = Fixture::new(Duration::from_secs(5), true, &[("FIXTURE_TELEMETRY", LAMBDA_DEFAULT_BUFFERING)]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    assert!(matches!(invoke(&service, json!({"exit": 3})).await, InvokeOutcome::Failed { .. }));
+    let (before, after) = split_at_shutdown(&fixture);
+    assert_eq!(after[0]["value"]["shutdownReason"], "FAILURE");
+    let report = platform_records(&before, "platform.report");
+    assert_eq!(report.len(), 1, "report before SHUTDOWN: {before:?}");
+    assert_eq!(report[0]["record"]["status"], "failure");
+    assert_eq!(report[0]["record"]["errorType"], "Runtime.ExitError");
+    service.shutdown().await;
+}

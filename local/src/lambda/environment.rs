@@ -442,6 +442,10 @@ impl Environment {
         if let Some(runtime) = &self.runtime {
             process::signal(runtime.pid, libc::SIGTERM);
         }
+        // What the platform has to say first (the report of an invocation that timed out or
+        // crashed) reaches the subscribers before their SHUTDOWN, within the shutdown's time.
+        let subscribers: Vec<Arc<Subscriber>> = self.sandbox.subscribers.lock().map(|s| s.clone()).unwrap_or_default();
+        let _ = tokio::time::timeout(limit / 2, futures::future::join_all(subscribers.iter().map(|s| s.flush()))).await;
         let event = json!({"eventType": "SHUTDOWN", "shutdownReason": reason.as_str(), "deadlineMs": deadline_ms});
         self.sandbox.update(|s| {
             for extension in s.extensions.iter_mut().filter(|e| e.shutdown) {
@@ -462,7 +466,6 @@ impl Environment {
             let _ = process.child.start_kill();
             let _ = process.child.wait().await;
         }
-        let subscribers: Vec<Arc<Subscriber>> = self.sandbox.subscribers.lock().map(|s| s.clone()).unwrap_or_default();
         for subscriber in &subscribers {
             subscriber.close();
         }

@@ -51,6 +51,8 @@ pub(crate) struct Subscriber {
     pub(crate) subscription: Subscription,
     queue: Mutex<Queue>,
     wake: Notify,
+    /// Signalled after every delivery attempt ends.
+    delivered: Notify,
 }
 
 #[derive(Default)]
@@ -60,6 +62,10 @@ struct Queue {
     dropped_records: u64,
     dropped_bytes: u64,
     closing: bool,
+    /// Deliver what is queued without waiting for `timeoutMs` (before a SHUTDOWN).
+    flushing: bool,
+    /// A batch is on its way to the subscriber.
+    in_flight: bool,
 }
 
 impl Subscriber {
@@ -70,7 +76,12 @@ impl Subscriber {
     }
 
     fn new(subscription: Subscription) -> Arc<Self> {
-        Arc::new(Self { subscription, queue: Mutex::new(Queue::default()), wake: Notify::new() })
+        Arc::new(Self {
+            subscription,
+            queue: Mutex::new(Queue::default()),
+            wake: Notify::new(),
+            delivered: Notify::new(),
+        })
     }
 
     pub(crate) fn wants(&self, stream: &StreamType) -> bool {
@@ -100,6 +111,28 @@ impl Subscriber {
         self.wake.notify_one();
     }
 
+    /// Delivers everything queued now without waiting for the buffering timeout, and returns
+    /// once the subscriber has it (or delivery gave up on it). Lambda does this before an
+    /// extension's SHUTDOWN: the report of an invocation that timed out or crashed reaches it.
+    pub(crate) async fn flush(&self) {
+        if let Ok(mut queue) = self.queue.lock() {
+            queue.flushing = true;
+        }
+        self.wake.notify_one();
+        loop {
+            let delivered = self.delivered.notified();
+            let drained = self.queue.lock().map(|q| q.items.is_empty() && !q.in_flight).unwrap_or(true);
+            if drained {
+                break;
+            }
+            // A bounded wait: a delivery that ends between the check and here is seen next round.
+            let _ = tokio::time::timeout(Duration::from_millis(50), delivered).await;
+        }
+        if let Ok(mut queue) = self.queue.lock() {
+            queue.flushing = false;
+        }
+    }
+
     async fn deliver(self: Arc<Self>, client: HttpClient) {
         loop {
             // Wait for the first record, then buffer until a limit or the timeout is reached.
@@ -117,7 +150,7 @@ impl Subscriber {
             let deadline = tokio::time::Instant::now() + self.subscription.buffering.timeout;
             loop {
                 let (full, closing) =
-                    self.queue.lock().map(|q| (self.batch_full(&q), q.closing)).unwrap_or((true, true));
+                    self.queue.lock().map(|q| (self.batch_full(&q), q.closing || q.flushing)).unwrap_or((true, true));
                 if full || closing {
                     break;
                 }
@@ -129,6 +162,10 @@ impl Subscriber {
             if !batch.is_empty() {
                 self.post(&client, batch).await;
             }
+            if let Ok(mut queue) = self.queue.lock() {
+                queue.in_flight = false;
+            }
+            self.delivered.notify_waiters();
         }
     }
 
@@ -153,6 +190,7 @@ impl Subscriber {
             queue.dropped_bytes = 0;
         }
         let mut bytes = 2;
+        queue.in_flight = true;
         while let Some((_, size)) = queue.items.front() {
             if batch.len() >= limits.max_items || (!batch.is_empty() && bytes + size + 1 > limits.max_bytes) {
                 break;
