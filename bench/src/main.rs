@@ -189,6 +189,7 @@ fn drain(observations: &mut UnboundedReceiver<Observation>) -> (Vec<InitTimeline
         match observation {
             Observation::Init(init) => inits.push(init),
             Observation::Invoke(invoke) => invokes.push(invoke),
+            Observation::Frozen { .. } | Observation::Thawed { .. } => {}
         }
     }
     (inits, invokes)

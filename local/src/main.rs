@@ -68,6 +68,9 @@ struct ServeArgs {
     /// Seconds an environment may stay idle before it is spun down.
     #[arg(long = "idle-timeout-secs", default_value_t = 300)]
     idle_timeout_secs: u64,
+    /// Do not freeze environments between invocations (Lambda does; this is for comparison).
+    #[arg(long)]
+    no_freeze: bool,
     /// Where to write, once serving, what clients need as JSON (base URL, API key, endpoint,
     /// process ids); removed at the end.
     #[arg(long)]
@@ -177,6 +180,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         region: endpoint.region.clone(),
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
         account_id: topology.gateway.account_id.clone(),
+        freeze: !args.no_freeze,
         ..LambdaSettings::default()
     };
     let lambda = LambdaService::new(specs, settings);

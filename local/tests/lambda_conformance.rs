@@ -30,6 +30,17 @@ async fn invoke(service: &LambdaService, payload: Value) -> InvokeOutcome {
     service.invoke(request).await
 }
 
+/// The init and invocation timelines observed so far (freeze and thaw left out).
+fn timelines(observations: &mut tokio::sync::mpsc::UnboundedReceiver<Observation>) -> Vec<Observation> {
+    let mut seen = Vec::new();
+    while let Ok(observation) = observations.try_recv() {
+        if matches!(observation, Observation::Init(_) | Observation::Invoke(_)) {
+            seen.push(observation);
+        }
+    }
+    seen
+}
+
 fn response(outcome: InvokeOutcome) -> Value {
     match outcome {
         InvokeOutcome::Response(body) => serde_json::from_slice(&body).unwrap(),
@@ -196,10 +207,7 @@ async fn the_caller_gets_the_response_while_the_environment_waits_for_its_extens
         LambdaService::new(vec![fixture.spec.clone()], LambdaSettings { observer: Some(observer), ..settings() });
     response(invoke(&service, json!({})).await);
     // The extension still works on the invocation for 1.5 s: its invoke phase is not over...
-    let mut seen = Vec::new();
-    while let Ok(observation) = observations.try_recv() {
-        seen.push(observation);
-    }
+    let seen = timelines(&mut observations);
     assert!(matches!(seen.as_slice(), [Observation::Init(_)]), "only the init is over: {seen:?}");
     // ...so its environment is busy, and the next call starts another one.
     response(invoke(&service, json!({})).await);
@@ -230,10 +238,7 @@ async fn the_observer_gets_the_init_and_invocation_timelines() {
         service.idle("fixture").await;
     }
     service.shutdown().await;
-    let mut seen = Vec::new();
-    while let Ok(observation) = observations.try_recv() {
-        seen.push(observation);
-    }
+    let seen = timelines(&mut observations);
     let [Observation::Init(init), Observation::Invoke(cold), Observation::Invoke(warm)] = seen.as_slice() else {
         panic!("one init then two invocations, got {seen:?}");
     };
@@ -479,5 +484,51 @@ async fn a_crashed_invocation_reaches_the_extensions_before_their_shutdown() {
     assert_eq!(report.len(), 1, "report before SHUTDOWN: {before:?}");
     assert_eq!(report[0]["record"]["status"], "failure");
     assert_eq!(report[0]["record"]["errorType"], "Runtime.ExitError");
+    service.shutdown().await;
+}
+
+/// A process's scheduling state (`R`, `S`, `T` for stopped, …) from /proc.
+fn process_state(pid: u64) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()).unwrap_or('?')
+}
+
+fn fixture_pids(fixture: &Fixture) -> (u64, u64) {
+    let runtime = fixture.lines("runtime.jsonl").last().unwrap()["pid"].as_u64().unwrap();
+    let extension = fixture.extension("pid").last().and_then(Value::as_u64).unwrap();
+    (runtime, extension)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_environment_is_frozen_between_invocations_and_thawed_for_the_next() {
+    let fixture = Fixture::new(Duration::from_secs(5), true, &[]);
+    let (observer, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let service =
+        LambdaService::new(vec![fixture.spec.clone()], LambdaSettings { observer: Some(observer), ..settings() });
+    let child = response(invoke(&service, json!({"spawn": true})).await)["echo"]["child"].as_u64().unwrap();
+    let (runtime, extension) = fixture_pids(&fixture);
+    // Runtime, extension and what the function started: none gets CPU until the next event.
+    eventually("the environment is frozen", || {
+        [runtime, extension, child].iter().all(|pid| process_state(*pid) == 'T')
+    })
+    .await;
+    assert_eq!(response(invoke(&service, json!({"echo": "thawed"})).await)["echo"], "thawed");
+    let mut observed = Vec::new();
+    while let Ok(observation) = seen.try_recv() {
+        observed.push(observation);
+    }
+    let thawed: Vec<_> = observed.iter().filter(|o| matches!(o, Observation::Thawed { .. })).collect();
+    assert_eq!(thawed.len(), 1, "{observed:?}");
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_freeze_off_an_environment_keeps_running_between_invocations() {
+    let fixture = Fixture::new(Duration::from_secs(5), true, &[]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], LambdaSettings { freeze: false, ..settings() });
+    response(invoke(&service, json!({"echo": 1})).await);
+    service.idle("fixture").await;
+    let (runtime, extension) = fixture_pids(&fixture);
+    assert!([runtime, extension].iter().all(|pid| process_state(*pid) != 'T'));
     service.shutdown().await;
 }

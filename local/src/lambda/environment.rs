@@ -77,6 +77,10 @@ pub(super) struct Environment {
     pub last_used: Instant,
     pub healthy: bool,
     observer: Option<Observer>,
+    /// Whether it is frozen between invocations ([`LambdaSettings::freeze`]).
+    freeze: bool,
+    /// Since when it has been frozen.
+    frozen_since: Option<Instant>,
 }
 
 impl Environment {
@@ -99,6 +103,8 @@ impl Environment {
             last_used: Instant::now(),
             healthy: true,
             observer: settings.observer.clone(),
+            freeze: settings.freeze,
+            frozen_since: None,
         };
         sandbox.emit_platform(Platform::InitStart(InitStart {
             initialization_type: InitializationType::OnDemand,
@@ -272,6 +278,7 @@ impl Environment {
         request: &InvokeRequest,
         respond: &mut Option<oneshot::Sender<InvokeOutcome>>,
     ) -> InvokeOutcome {
+        self.thaw();
         let spec = self.sandbox.spec.clone();
         let request_id = http_util::uuid();
         let started = Instant::now();
@@ -392,7 +399,7 @@ impl Environment {
                 self.healthy = false;
                 self.shutdown(ShutdownReason::Failure).await;
             }
-            _ => {}
+            _ => self.freeze(),
         }
         self.last_used = Instant::now();
         outcome
@@ -432,6 +439,7 @@ impl Environment {
     /// Shuts the environment down: runtime SIGTERM, SHUTDOWN events to extensions, SIGKILL at
     /// the deadline; telemetry is delivered until the end.
     pub(super) async fn shutdown(&mut self, reason: ShutdownReason) {
+        self.thaw();
         self.healthy = false;
         let limit = if self.extensions.is_empty() { SHUTDOWN_RUNTIME_ONLY } else { SHUTDOWN_WITH_EXTENSIONS };
         let deadline = Instant::now() + limit;
@@ -470,6 +478,37 @@ impl Environment {
             subscriber.close();
         }
         self.server.abort();
+    }
+}
+
+impl Environment {
+    /// Between invocations Lambda freezes the environment: once the runtime and every
+    /// extension wait in `next` and nothing is queued, none of its processes (nor anything they
+    /// started) gets CPU until the next event. Timers stop; a request in flight completes or
+    /// times out on the peer's side only.
+    fn freeze(&mut self) {
+        if !self.freeze || self.frozen_since.is_some() {
+            return;
+        }
+        for process in self.runtime.iter().chain(&self.extensions) {
+            process::signal_group(process.pid, libc::SIGSTOP);
+        }
+        self.frozen_since = Some(Instant::now());
+        if let Some(observer) = &self.observer {
+            let _ = observer.send(Observation::Frozen { function: self.sandbox.spec.name.clone() });
+        }
+    }
+
+    /// Thaws a frozen environment for its next event (an invocation or SHUTDOWN).
+    fn thaw(&mut self) {
+        let Some(since) = self.frozen_since.take() else { return };
+        for process in self.runtime.iter().chain(&self.extensions) {
+            process::signal_group(process.pid, libc::SIGCONT);
+        }
+        if let Some(observer) = &self.observer {
+            let _ = observer
+                .send(Observation::Thawed { function: self.sandbox.spec.name.clone(), frozen: since.elapsed() });
+        }
     }
 }
 

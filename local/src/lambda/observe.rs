@@ -15,6 +15,18 @@ pub enum Observation {
     Init(InitTimeline),
     /// An invocation ended (its post-runtime phase included).
     Invoke(InvokeTimeline),
+    /// An environment was frozen after its invocation (every process stopped).
+    Frozen {
+        /// The function.
+        function: String,
+    },
+    /// A frozen environment was thawed for its next event.
+    Thawed {
+        /// The function.
+        function: String,
+        /// How long it stayed frozen.
+        frozen: Duration,
+    },
 }
 
 /// One successful init phase; every offset counts from the environment's creation.

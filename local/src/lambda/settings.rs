@@ -24,6 +24,9 @@ pub struct LambdaSettings {
     pub default_concurrency: u32,
     /// The account of the functions' ARNs.
     pub account_id: String,
+    /// Freeze each environment between invocations, as Lambda does (SIGSTOP of every process
+    /// group, SIGCONT for the next event). On by default; off to compare.
+    pub freeze: bool,
     /// Receives the platform's timelines of inits and invocations (the benchmark listens).
     pub observer: Option<observe::Observer>,
 }
@@ -39,6 +42,7 @@ impl Default for LambdaSettings {
             idle_timeout: Duration::from_secs(300),
             default_concurrency: 10,
             account_id: "123456789012".into(),
+            freeze: true,
             observer: None,
         }
     }
