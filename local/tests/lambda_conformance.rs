@@ -300,6 +300,17 @@ async fn telemetry_carries_platform_events_function_and_extension_logs() {
     assert!(metrics["billedDurationMs"].as_u64().unwrap() as f64 >= metrics["durationMs"].as_f64().unwrap());
     assert!(metrics["initDurationMs"].as_f64().unwrap() > 0.0, "the cold start's report has the init duration");
     assert!(telemetry.iter().any(|r| r["type"] == "extension" && r["record"] == "extension ready"));
+    // runtimeDone as AWS documents it: the response's latency, then its transfer, back to back.
+    let done = &telemetry[position("platform.runtimeDone")]["record"];
+    let spans = done["spans"].as_array().unwrap_or_else(|| panic!("runtimeDone without spans: {done}"));
+    let names: Vec<&str> = spans.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["responseLatency", "responseDuration"]);
+    let start = |span: &Value| chrono::DateTime::parse_from_rfc3339(span["start"].as_str().unwrap()).unwrap();
+    let latency = spans[0]["durationMs"].as_f64().unwrap();
+    assert!(latency > 0.0 && latency <= done["metrics"]["durationMs"].as_f64().unwrap() + 1.0, "{done}");
+    assert!(spans[1]["durationMs"].as_f64().unwrap() >= 0.0);
+    let gap = (start(&spans[1]) - start(&spans[0])).num_milliseconds() as f64;
+    assert!((gap - latency).abs() <= 2.0, "the transfer starts when the latency ends: {spans:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -28,18 +28,21 @@ pub(super) async fn serve(listener: TcpListener, sandbox: Arc<Sandbox>) {
 
 /// Routes a request to the environment's Runtime, Extensions or Telemetry API.
 async fn route(sandbox: Arc<Sandbox>, req: Request<hyper::body::Incoming>) -> Result<Response<Body>, Infallible> {
+    // A response's transfer: from its request's head to its whole body (runtimeDone's spans).
+    let received = std::time::Instant::now();
     let (parts, body) = http_util::read_body(req).await;
+    let timing = (received, std::time::Instant::now());
     let path = parts.uri.path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let extension_id = header(&parts, "lambda-extension-identifier");
     let response = match (&parts.method, segments.as_slice()) {
         (&Method::GET, ["2018-06-01", "runtime", "invocation", "next"]) => runtime_api::next(sandbox).await,
         (&Method::POST, ["2018-06-01", "runtime", "invocation", id, "response"]) => {
-            runtime_api::respond(&sandbox, id, RuntimeAnswer::Response(body.clone()), body.len())
+            runtime_api::respond(&sandbox, id, RuntimeAnswer::Response(body.clone()), body.len(), timing)
         }
         (&Method::POST, ["2018-06-01", "runtime", "invocation", id, "error"]) => {
             let answer = runtime_api::error_answer(header(&parts, "lambda-runtime-function-error-type"), body.clone());
-            runtime_api::respond(&sandbox, id, answer, body.len())
+            runtime_api::respond(&sandbox, id, answer, body.len(), timing)
         }
         (&Method::POST, ["2018-06-01", "runtime", "init", "error"]) => {
             runtime_api::init_error(&sandbox, header(&parts, "lambda-runtime-function-error-type"), &body)

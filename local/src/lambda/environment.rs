@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{json, Map};
 use telemetry_schema::{
-    InitStart, InitializationType, Phase, Platform, Report, ReportMetrics, RuntimeDone, RuntimeDoneMetrics, Start,
-    Status, StreamType, TraceContext,
+    InitStart, InitializationType, Phase, Platform, Report, ReportMetrics, RuntimeDone, RuntimeDoneMetrics, Span,
+    Start, Status, StreamType, TraceContext,
 };
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -282,6 +282,7 @@ impl Environment {
         let spec = self.sandbox.spec.clone();
         let request_id = http_util::uuid();
         let started = Instant::now();
+        let started_wall = std::time::SystemTime::now();
         let deadline = std::time::SystemTime::now() + spec.timeout;
         let deadline_ms =
             deadline.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default();
@@ -330,6 +331,7 @@ impl Environment {
         .await;
         let answered_at = Instant::now();
         let runtime_ms = duration_ms(answered_at - started);
+        let timing = self.sandbox.state.lock().ok().and_then(|mut s| s.answer_timing.take());
         let (status, outcome) = match answered {
             Err(_) => (Status::Timeout, InvokeOutcome::Timeout),
             Ok(Err(())) => (
@@ -355,7 +357,7 @@ impl Environment {
                 other: Map::new(),
             }),
             tracing: Some(TraceContext::amzn_trace_id(&trace_id)),
-            spans: None,
+            spans: timing.map(|(received, read)| response_spans(started, started_wall, received, read)),
             other: Map::new(),
         }));
 
@@ -510,6 +512,34 @@ impl Environment {
                 .send(Observation::Thawed { function: self.sandbox.spec.name.clone(), frozen: since.elapsed() });
         }
     }
+}
+
+/// runtimeDone's spans, as Lambda names them: `responseLatency` from the invocation's start to
+/// the first of the runtime's answer, `responseDuration` for the answer's transfer.
+fn response_spans(
+    started: Instant,
+    started_wall: std::time::SystemTime,
+    received: Instant,
+    read: Instant,
+) -> Vec<Span> {
+    let rfc3339 = |at: std::time::SystemTime| {
+        chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let latency = received.saturating_duration_since(started);
+    vec![
+        Span {
+            name: "responseLatency".into(),
+            start: rfc3339(started_wall),
+            duration_ms: duration_ms(latency),
+            other: Map::new(),
+        },
+        Span {
+            name: "responseDuration".into(),
+            start: rfc3339(started_wall + latency),
+            duration_ms: duration_ms(read.saturating_duration_since(received)),
+            other: Map::new(),
+        },
+    ]
 }
 
 fn is_executable(path: &std::path::Path) -> bool {

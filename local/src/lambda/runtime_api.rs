@@ -48,7 +48,13 @@ fn decode_client_context(encoded: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
-pub(super) fn respond(sandbox: &Sandbox, request_id: &str, answer: RuntimeAnswer, size: usize) -> Response<Body> {
+pub(super) fn respond(
+    sandbox: &Sandbox,
+    request_id: &str,
+    answer: RuntimeAnswer,
+    size: usize,
+    timing: (std::time::Instant, std::time::Instant),
+) -> Response<Body> {
     if size > MAX_RESPONSE_BYTES {
         return http_util::lambda_error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -59,6 +65,7 @@ pub(super) fn respond(sandbox: &Sandbox, request_id: &str, answer: RuntimeAnswer
     let accepted = sandbox.update(|s| {
         if s.current.as_deref() == Some(request_id) && s.answer.is_none() {
             s.answer = Some(answer);
+            s.answer_timing = Some(timing);
             true
         } else {
             false

@@ -60,6 +60,8 @@ pub(super) struct SandboxState {
     pub pending: Option<Invocation>,
     pub current: Option<String>,
     pub answer: Option<RuntimeAnswer>,
+    /// When the runtime's answer began to arrive and when it had arrived whole.
+    pub answer_timing: Option<(Instant, Instant)>,
     pub init_error: Option<String>,
     pub exit_errors: Vec<String>,
     pub exited: Vec<String>,
