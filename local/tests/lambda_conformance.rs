@@ -422,11 +422,12 @@ async fn an_extension_on_the_lambda_extension_crate_runs_under_the_emulator() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_runtime_api_refuses_unknown_invocations_and_oversize_responses() {
+async fn the_apis_refuse_unknown_invocations_oversize_responses_and_late_registrations() {
     let fixture = Fixture::new(Duration::from_secs(10), false, &[]);
     let service = LambdaService::new(vec![fixture.spec.clone()], settings());
     let answer = response(invoke(&service, json!({"probe": true})).await);
-    assert_eq!(answer["echo"], json!({"unknown_id": 400, "too_large": 413}));
+    // Extensions register during the init phase only.
+    assert_eq!(answer["echo"], json!({"unknown_id": 400, "too_large": 413, "late_registration": 403}));
     service.shutdown().await;
 }
 
