@@ -207,6 +207,8 @@ impl Flusher {
     /// (less a margin). Returns what could not be sent, which is also written to stderr.
     pub async fn on_shutdown(&self, deadline_ms: u64) -> Backlog {
         let deadline = instant_at(deadline_ms).checked_sub(self.shutdown_margin).unwrap_or_else(Instant::now);
+        // A flush already in flight (background) ends by then too, handing back what it holds.
+        self.shipper.cut_off_at(deadline);
         // The report of the last invocation comes after it; give the platform a moment for it.
         let grace = deadline.saturating_duration_since(Instant::now()) / 3;
         self.pipeline.wait_for(grace, Progress::settled).await;

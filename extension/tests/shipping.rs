@@ -175,6 +175,29 @@ async fn shutdown_with_cloudwatch_down_reports_what_it_could_not_send() {
 }
 
 #[tokio::test]
+async fn shutdown_bounds_a_background_flush_in_flight_and_counts_what_it_held() {
+    let rig = Rig::new("shutdown-in-flight", &[("BOOKS_TELEMETRY_SHUTDOWN_MARGIN_MS", "100")]).await;
+    rig.deliver(&lines("held", 25, 10));
+    // A background flush whose PutLogEvents never returns (the SDK would retry it for 4 × 5 s).
+    rig.proxy.set(Fault::Stall, usize::MAX);
+    let flusher = Arc::clone(&rig.flusher);
+    let in_flight = tokio::spawn(async move { flusher.flush(None).await });
+    for _ in 0..600 {
+        if rig.proxy.count("PutLogEvents").1 > 0 || rig.proxy.count("CreateLogStream").1 > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let deadline = (now_ms() + 1_500) as u64;
+    let backlog = rig.flusher.on_shutdown(deadline).await;
+    assert!(now_ms() <= deadline as i64, "SHUTDOWN's deadline held despite the flush in flight");
+    assert_eq!(backlog.logs, 25, "what the stalled flush held is counted, not lost: {backlog:?}");
+    let report =
+        tokio::time::timeout(std::time::Duration::from_secs(5), in_flight).await.expect("the flush ended").unwrap();
+    assert!(report.unsent >= 25, "the stalled flush gave its events back: {report:?}");
+}
+
+#[tokio::test]
 async fn oversized_line_is_truncated_with_a_marker() {
     let rig = Rig::new("oversized", &[]).await;
     rig.deliver(&["y".repeat(400_000)]);

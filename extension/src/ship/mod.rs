@@ -41,6 +41,9 @@ pub struct Shipper {
     log_group: String,
     log_stream: String,
     stream_ready: AtomicBool,
+    /// A deadline every shipment obeys, set at SHUTDOWN: one already in flight (a background
+    /// flush) stops there too, handing its events back to be counted, not lost.
+    cutoff: tokio::sync::watch::Sender<Option<Instant>>,
 }
 
 enum PutError {
@@ -75,7 +78,18 @@ impl Shipper {
                     .build(),
             )
             .build();
-        Self { client: Client::from_conf(config), log_group, log_stream, stream_ready: AtomicBool::new(false) }
+        Self {
+            client: Client::from_conf(config),
+            log_group,
+            log_stream,
+            stream_ready: AtomicBool::new(false),
+            cutoff: tokio::sync::watch::Sender::new(None),
+        }
+    }
+
+    /// From now on no shipment, not even one in flight, runs past `at` (SHUTDOWN's deadline).
+    pub fn cut_off_at(&self, at: Instant) {
+        self.cutoff.send_replace(Some(at));
     }
 
     /// The log group it ships to.
@@ -116,13 +130,13 @@ impl Shipper {
 
     async fn put(&self, batch: &[LogEvent], deadline: Option<Instant>) -> Result<usize, PutError> {
         if !self.stream_ready.load(Ordering::Acquire) {
-            within(deadline, self.create_stream()).await??;
+            within(deadline, &self.cutoff, self.create_stream()).await??;
         }
-        match within(deadline, self.put_once(batch)).await? {
+        match within(deadline, &self.cutoff, self.put_once(batch)).await? {
             Err(PutError::Retryable(error)) if !self.stream_ready.load(Ordering::Acquire) => {
                 // The stream vanished (deleted by hand, or a retention sweep): create it again.
-                within(deadline, self.create_stream()).await??;
-                within(deadline, self.put_once(batch)).await?.map_err(|_| PutError::Retryable(error))
+                within(deadline, &self.cutoff, self.create_stream()).await??;
+                within(deadline, &self.cutoff, self.put_once(batch)).await?.map_err(|_| PutError::Retryable(error))
             }
             other => other,
         }
@@ -202,11 +216,34 @@ impl Shipper {
     }
 }
 
-async fn within<T>(deadline: Option<Instant>, work: impl std::future::Future<Output = T>) -> Result<T, PutError> {
-    match deadline {
-        None => Ok(work.await),
-        Some(deadline) => {
-            tokio::time::timeout_at(deadline, work).await.map_err(|_| PutError::Retryable("deadline reached".into()))
+/// Runs `work` until `deadline` or the shipper's cutoff, whichever comes first.
+async fn within<T>(
+    deadline: Option<Instant>,
+    cutoff: &tokio::sync::watch::Sender<Option<Instant>>,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, PutError> {
+    let mut cutoff = cutoff.subscribe();
+    let cut = async move {
+        loop {
+            let at = *cutoff.borrow_and_update();
+            if let Some(at) = at {
+                tokio::time::sleep_until(at).await;
+                return;
+            }
+            if cutoff.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
         }
+    };
+    let deadline = async move {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        result = work => Ok(result),
+        () = deadline => Err(PutError::Retryable("deadline reached".into())),
+        () = cut => Err(PutError::Retryable("shutdown deadline reached".into())),
     }
 }

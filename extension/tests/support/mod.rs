@@ -32,6 +32,9 @@ pub(crate) enum Fault {
     Unavailable,
     /// Close the connection without an answer: CloudWatch unreachable.
     Drop,
+    /// Hold the request and never answer: a request in flight from an environment that was
+    /// frozen, or a CloudWatch that hangs.
+    Stall,
 }
 
 pub(crate) struct FaultProxy {
@@ -101,6 +104,10 @@ impl FaultProxy {
                                 Fault::Throttle => return Ok(error(400, "ThrottlingException", "Rate exceeded")),
                                 Fault::Unavailable => return Ok(error(503, "ServiceUnavailableException", "down")),
                                 Fault::Drop => return Err("dropped by the fault proxy"),
+                                Fault::Stall => {
+                                    tokio::time::sleep(std::time::Duration::from_secs(3_600)).await;
+                                    return Err("stalled by the fault proxy");
+                                }
                                 Fault::None => {}
                             }
                             let (parts, body) = request.into_parts();
