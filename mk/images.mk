@@ -130,7 +130,7 @@ tools-images:
 # what test-local-e2e runs.
 #
 # The binaries make test builds for the images, the end-to-end run and the bench smoke run:
-# image-check, release without its optimisations (static, stripped, panic = abort alike; see
+# image-check, release without its optimisations (static, stripped, panic = unwind alike; see
 # Cargo.toml). The release profile's fat LTO was 14 of make test's 40 CPU-minutes. To test
 # exactly what ships: make test TEST_PROFILE=release (about twice as long).
 TEST_PROFILE ?= image-check

@@ -211,8 +211,9 @@ impl Pipeline {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic while holding the lock aborts the process (panic = abort), so poisoning only
-        // happens in tests; the state is still consistent enough to keep shipping.
+        // A panic while holding the lock ends that task only (panic = unwind) and poisons the
+        // lock; the state is taken over as it is (at worst one record half applied), since
+        // shipping on beats stopping the function's telemetry altogether.
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 

@@ -544,3 +544,26 @@ async fn with_freeze_off_an_environment_keeps_running_between_invocations() {
     assert!([runtime, extension].iter().all(|pid| process_state(*pid) != 'T'));
     service.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_handler_panic_is_a_function_error_and_the_environment_stays_warm() {
+    // Built as the functions are (lambda_runtime, the workspace's panic strategy): its catch of
+    // handler panics works only with panic = "unwind".
+    let mut fixture = Fixture::new(Duration::from_secs(5), false, &[]);
+    fixture.spec.bootstrap = support::example("panicking-runtime");
+    fixture.spec.bootstrap_args = Vec::new();
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    let pid = response(invoke(&service, json!({})).await)["pid"].clone();
+    service.idle("fixture").await;
+    match invoke(&service, json!({"panic": true})).await {
+        InvokeOutcome::FunctionError { payload, .. } => {
+            let document: Value = serde_json::from_slice(&payload).unwrap();
+            assert!(document["errorMessage"].as_str().unwrap().contains("panicked on purpose"), "{document}");
+        }
+        other => panic!("a handler panic must be a function error, got {other:?}"),
+    }
+    service.idle("fixture").await;
+    assert_eq!(response(invoke(&service, json!({})).await)["pid"], pid, "the same environment, still warm");
+    assert_eq!(service.environments("fixture"), 1);
+    service.shutdown().await;
+}

@@ -125,8 +125,13 @@ fn python_extension() -> PathBuf {
 /// builds with the tests. A test binary lives in <target>/debug/deps; examples in
 /// <target>/debug/examples.
 pub(crate) fn crate_extension() -> PathBuf {
+    example("fixture-extension")
+}
+
+/// An example binary of this crate (examples/), which `cargo test` builds with the tests.
+pub(crate) fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let binary = exe.parent().and_then(|deps| deps.parent()).unwrap().join("examples/fixture-extension");
+    let binary = exe.parent().and_then(|deps| deps.parent()).unwrap().join("examples").join(name);
     assert!(
         binary.exists(),
         "{} is missing. Fix: cargo test -p books-local (builds the examples with the tests)",
