@@ -567,3 +567,28 @@ async fn a_handler_panic_is_a_function_error_and_the_environment_stays_warm() {
     assert_eq!(service.environments("fixture"), 1);
     service.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn over_its_memory_size_an_invocation_ends_out_of_memory_and_the_environment_is_replaced() {
+    let mut fixture = Fixture::new(Duration::from_secs(10), true, &[("FIXTURE_TELEMETRY", LAMBDA_DEFAULT_BUFFERING)]);
+    fixture.spec.memory_mb = 128;
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    match invoke(&service, json!({"allocate_mb": 256})).await {
+        InvokeOutcome::Failed { error_type, message } => {
+            assert_eq!(error_type, "Runtime.OutOfMemory", "{message}");
+        }
+        other => panic!("256 MB in a 128 MB function: {other:?}"),
+    }
+    assert_eq!(service.environments("fixture"), 0, "the environment is gone");
+    let (before, after) = split_at_shutdown(&fixture);
+    assert_eq!(after[0]["value"]["shutdownReason"], "FAILURE");
+    let report = platform_records(&before, "platform.report");
+    assert_eq!(report.len(), 1, "{before:?}");
+    assert_eq!(report[0]["record"]["status"], "error");
+    assert_eq!(report[0]["record"]["errorType"], "Runtime.OutOfMemory");
+    assert!(report[0]["record"]["metrics"]["maxMemoryUsedMB"].as_u64().unwrap() > 128);
+    // Within its memory, the next invocation runs in a new environment.
+    assert_eq!(response(invoke(&service, json!({"allocate_mb": 16})).await)["echo"], 16 * 1024 * 1024);
+    assert_eq!(fixture.lines("runtime.jsonl").len(), 2, "re-initialised");
+    service.shutdown().await;
+}

@@ -81,6 +81,8 @@ pub(super) struct Environment {
     freeze: bool,
     /// Since when it has been frozen.
     frozen_since: Option<Instant>,
+    /// The most memory seen over the limit (its processes may be gone when the report is made).
+    over_memory_mb: u64,
 }
 
 impl Environment {
@@ -105,6 +107,7 @@ impl Environment {
             observer: settings.observer.clone(),
             freeze: settings.freeze,
             frozen_since: None,
+            over_memory_mb: 0,
         };
         sandbox.emit_platform(Platform::InitStart(InitStart {
             initialization_type: InitializationType::OnDemand,
@@ -319,24 +322,43 @@ impl Environment {
         });
 
         let timeout_at = tokio::time::Instant::from_std(started + spec.timeout);
-        let answered = tokio::time::timeout_at(
-            timeout_at,
-            self.sandbox.wait_for(|s| {
-                if let Some(answer) = s.answer.take() {
-                    return Some(Ok(answer));
-                }
-                s.exited.iter().any(|n| n == "runtime").then_some(Err(()))
-            }),
-        )
+        let leaders: Vec<u32> = self.runtime.iter().chain(&self.extensions).map(|p| p.pid).collect();
+        let answered = tokio::time::timeout_at(timeout_at, async {
+            tokio::select! {
+                answer = self.sandbox.wait_for(|s| {
+                    if let Some(answer) = s.answer.take() {
+                        return Some(Ok(answer));
+                    }
+                    s.exited.iter().any(|n| n == "runtime").then_some(Err(None))
+                }) => answer,
+                used = over_memory(&leaders, u64::from(spec.memory_mb)) => Err(Some(used)),
+            }
+        })
         .await;
+        if let Ok(Err(Some(used))) = &answered {
+            self.over_memory_mb = *used;
+        }
+        if let Err(_) | Ok(Err(Some(_))) = &answered {
+            // Over its memory or its time, the runtime is stopped at once, as Lambda stops it.
+            if let Some(runtime) = &self.runtime {
+                process::signal_group(runtime.pid, libc::SIGKILL);
+            }
+        }
         let answered_at = Instant::now();
         let runtime_ms = duration_ms(answered_at - started);
         let timing = self.sandbox.state.lock().ok().and_then(|mut s| s.answer_timing.take());
         let (status, outcome) = match answered {
             Err(_) => (Status::Timeout, InvokeOutcome::Timeout),
-            Ok(Err(())) => (
+            Ok(Err(None)) => (
                 Status::Failure,
                 InvokeOutcome::Failed { error_type: "Runtime.ExitError".into(), message: "the runtime exited".into() },
+            ),
+            Ok(Err(Some(used))) => (
+                Status::Error,
+                InvokeOutcome::Failed {
+                    error_type: OUT_OF_MEMORY.into(),
+                    message: format!("the environment used {used} MB of its {} MB", spec.memory_mb),
+                },
             ),
             Ok(Ok(RuntimeAnswer::Response(body))) => (Status::Success, InvokeOutcome::Response(body.to_vec())),
             Ok(Ok(RuntimeAnswer::Error { error_type, body })) => {
@@ -419,6 +441,7 @@ impl Environment {
         let spec = &self.sandbox.spec;
         let duration = duration_ms(started.elapsed());
         let memory: u64 = self.runtime.iter().chain(&self.extensions).map(|p| process::peak_memory_mb(p.pid)).sum();
+        let memory = memory.max(self.over_memory_mb);
         self.sandbox.emit_platform(Platform::Report(Report {
             request_id: request_id.to_owned(),
             status: Some(status),
@@ -512,6 +535,28 @@ impl Environment {
                 .send(Observation::Thawed { function: self.sandbox.spec.name.clone(), frozen: since.elapsed() });
         }
     }
+}
+
+/// Lambda's error type for an environment over its memory size.
+const OUT_OF_MEMORY: &str = "Runtime.OutOfMemory";
+/// How often the environment's memory is sampled against its limit (its processes' own), and
+/// every how many samples what they started is counted too (a scan of /proc).
+const MEMORY_SAMPLING: Duration = Duration::from_millis(25);
+const MEMORY_WHOLE_GROUPS_EVERY: u32 = 10;
+
+/// Resolves with the memory used once the environment (every process group of it) is over
+/// `limit_mb`. Lambda's limit is the kernel's (a cgroup); the machine's cgroups are not ours to
+/// change, so here it is enforced by sampling /proc every [`MEMORY_SAMPLING`]: an allocation
+/// faster than that can overshoot before it is seen, never go unnoticed.
+async fn over_memory(leaders: &[u32], limit_mb: u64) -> u64 {
+    for sample in 0u32.. {
+        let used = process::groups_rss_mb(leaders, sample % MEMORY_WHOLE_GROUPS_EVERY == 0);
+        if used > limit_mb {
+            return used;
+        }
+        tokio::time::sleep(MEMORY_SAMPLING).await;
+    }
+    unreachable!("sampled until over the limit or cancelled")
 }
 
 /// runtimeDone's spans, as Lambda names them: `responseLatency` from the invocation's start to

@@ -90,6 +90,36 @@ pub(super) fn signal(pid: u32, signal: i32) {
     }
 }
 
+/// Resident memory in MB of the processes `leaders` (cheap: a file each), or with `whole` of
+/// every process in the groups they lead (what they started included, a scan of /proc): the
+/// environment's memory as Lambda's limit counts it.
+pub(super) fn groups_rss_mb(leaders: &[u32], whole: bool) -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let paths: Vec<std::path::PathBuf> = if whole {
+        let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+        entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+            .map(|e| e.path())
+            .collect()
+    } else {
+        leaders.iter().map(|pid| std::path::PathBuf::from(format!("/proc/{pid}"))).collect()
+    };
+    let mut bytes = 0;
+    for path in paths {
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else { continue };
+        // After the command's closing parenthesis: state, ppid, pgrp, …, rss (the 22nd field).
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(group), Some(rss)) = (fields.get(2), fields.get(21)) else { continue };
+        if group.parse::<u32>().is_ok_and(|g| leaders.contains(&g)) {
+            bytes += rss.parse::<u64>().unwrap_or(0) * page;
+        }
+    }
+    bytes / (1024 * 1024)
+}
+
 /// Sends `signal` to the process group `pid` leads: the process and everything it started.
 pub(super) fn signal_group(pid: u32, signal: i32) {
     if pid > 0 {
