@@ -1,4 +1,4 @@
-"""The local AWS endpoint: moto's server with three behaviours brought closer to AWS.
+"""The local AWS endpoint: moto's server with four behaviours brought closer to AWS.
 
 1. moto invokes a Lambda function itself (through Docker) whenever a DynamoDB table with an
    event source mapping gets a stream record, then drops the records it delivered. In the local
@@ -12,6 +12,10 @@
    before it, stream shard included, so every open shard iterator keeps reading the old shard
    and never sees another record (a stream reader stalls after the first 409). Here the table
    and shard objects stay, and only their contents are restored.
+4. DeleteTable on a table that is already gone answers "Requested resource not found" where
+   DynamoDB answers "Requested resource not found: Table: <name> not found". The AWS provider
+   of Terraform recognises only the latter as "already deleted", so a DeleteTable retried on a
+   loaded machine (the first call went through) failed the whole destroy. Here it is DynamoDB's.
 
 Everything else is moto's server, unchanged.
 """
@@ -21,6 +25,7 @@ import sys
 import threading
 
 from moto.awslambda.models import LambdaBackend
+from moto.dynamodb.exceptions import ResourceNotFoundException
 from moto.dynamodb.models import DynamoDBBackend
 from moto.server import main
 
@@ -75,6 +80,20 @@ DynamoDBBackend.transact_write_items = _transact_in_place
 for _name in _ITEM_OPERATIONS:
     if hasattr(DynamoDBBackend, _name):
         setattr(DynamoDBBackend, _name, _atomic(getattr(DynamoDBBackend, _name)))
+
+
+_delete_table = DynamoDBBackend.delete_table
+
+
+def _delete_table_as_dynamodb(self, name):
+    try:
+        self.get_table(name)
+    except ResourceNotFoundException:
+        raise ResourceNotFoundException(table_name=name.rsplit("/", 1)[-1]) from None
+    return _delete_table(self, name)
+
+
+DynamoDBBackend.delete_table = _delete_table_as_dynamodb
 
 
 def _deliver_nothing(self, function_arn, items, source):  # noqa: ARG001 - moto's signature

@@ -49,5 +49,23 @@ class CancelledTransactions(unittest.TestCase):
         self.assertEqual(items, ["BOOK#3", "ISBN#1"], "the cancelled transaction left nothing behind")
 
 
+class DeleteTable(unittest.TestCase):
+    @unittest.mock.patch.dict(os.environ, {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    @mock_aws
+    def test_a_table_already_gone_is_named_as_dynamodb_names_it(self):
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(
+            TableName="books", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+        dynamodb.delete_table(TableName="books")
+        with self.assertRaises(dynamodb.exceptions.ResourceNotFoundException) as raised:
+            dynamodb.delete_table(TableName="books")
+        # What the AWS provider of Terraform matches to treat a retried delete as done.
+        self.assertEqual(raised.exception.response["Error"]["Message"],
+                         "Requested resource not found: Table: books not found")
+
+
 if __name__ == "__main__":
     unittest.main()
