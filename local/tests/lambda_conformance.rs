@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use books_local::invoke::{InvokeOutcome, InvokeRequest, Invoker};
 use books_local::lambda::observe::Observation;
-use books_local::lambda::{LambdaService, LambdaSettings};
+use books_local::lambda::{LambdaService, LambdaSettings, SHUTDOWN_WITH_EXTENSIONS};
 use serde_json::{json, Value};
 use support::{eventually, Fixture};
 
@@ -136,7 +136,91 @@ async fn init_errors_fail_the_invocation() {
         }
         other => panic!("{other:?}"),
     }
+    assert_eq!(fixture.lines("runtime.jsonl").len(), 2, "the failed init is retried once, in the invoke phase");
     assert_eq!(service.environments("fixture"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_init_over_its_limit_is_retried_inside_the_first_invocation_within_its_timeout() {
+    let fixture = Fixture::new(
+        Duration::from_secs(30),
+        true,
+        &[("FIXTURE_TELEMETRY", LAMBDA_DEFAULT_BUFFERING), ("FIXTURE_SLOW_INIT_ONCE_MS", "4000")],
+    );
+    let settings = LambdaSettings { init_limit: Duration::from_secs(2), ..settings() };
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings);
+    let answer = response(invoke(&service, json!({"echo": "after a retried init"})).await);
+    assert_eq!(answer["echo"], "after a retried init");
+    service.shutdown().await;
+    assert_eq!(fixture.lines("runtime.jsonl").len(), 2, "the runtime started twice");
+    let records = fixture.telemetry();
+    let of = |kind: &str| -> Vec<Value> {
+        records.iter().filter(|r| r["type"] == kind).map(|r| r["record"].clone()).collect()
+    };
+    let phases: Vec<Value> = of("platform.initStart").iter().map(|r| r["phase"].clone()).collect();
+    assert_eq!(phases, [json!("init"), json!("invoke")]);
+    let reports = of("platform.initReport");
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    assert_eq!(
+        (&reports[0]["phase"], &reports[0]["status"], &reports[0]["errorType"]),
+        (&json!("init"), &json!("timeout"), &json!("Sandbox.Timedout"))
+    );
+    assert_eq!((&reports[1]["phase"], &reports[1]["status"]), (&json!("invoke"), &json!("success")));
+    let shutdowns: Vec<Value> =
+        fixture.extension("event").into_iter().filter(|e| e["eventType"] == "SHUTDOWN").collect();
+    assert_eq!(shutdowns[0]["shutdownReason"], "FAILURE", "the timed-out init's environment is shut down");
+}
+
+/// Lines the runtime fixture wrote when it got SIGTERM.
+fn sigterms(fixture: &Fixture) -> Vec<Value> {
+    fixture.lines("runtime.jsonl.sigterm")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_extensions_the_runtime_gets_sigterm_and_its_share_before_the_extensions_get_shutdown() {
+    let fixture = Fixture::new(
+        Duration::from_secs(5),
+        true,
+        // Quick deliveries: a runtime still talking after SHUTDOWN would be heard.
+        &[("FIXTURE_TELEMETRY", r#"{"timeoutMs": 25}"#), ("FIXTURE_IGNORE_SIGTERM", "1")],
+    );
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    response(invoke(&service, json!({})).await);
+    service.shutdown().await;
+    let sigterm = sigterms(&fixture);
+    assert_eq!(sigterm.len(), 1, "the runtime got SIGTERM once");
+    let (before, after) = split_at_shutdown(&fixture);
+    let function_lines = |lines: &[Value]| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l["kind"] == "telemetry")
+            .flat_map(|l| l["value"].as_array().cloned().unwrap_or_default())
+            .filter(|r| r["type"] == "function")
+            .map(|r| r["record"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let said = function_lines(&before);
+    assert!(said.iter().any(|l| l == "runtime got SIGTERM"), "{said:?}");
+    assert!(said.iter().filter(|l| l.starts_with("draining")).count() >= 3, "it ran on after SIGTERM: {said:?}");
+    assert_eq!(function_lines(&after), Vec::<String>::new(), "the runtime was stopped before SHUTDOWN went out");
+    let deadline = after[0]["value"]["deadlineMs"].as_f64().unwrap();
+    let sigterm_ms = sigterm[0]["at"].as_f64().unwrap() * 1000.0;
+    let phase = SHUTDOWN_WITH_EXTENSIONS.as_millis() as f64;
+    assert!(
+        deadline > sigterm_ms && deadline - sigterm_ms <= phase + 50.0,
+        "deadline {deadline}, SIGTERM at {sigterm_ms}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_extensions_the_runtime_is_stopped_without_sigterm() {
+    let fixture = Fixture::new(Duration::from_secs(5), false, &[]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    response(invoke(&service, json!({})).await);
+    let runtime = fixture.lines("runtime.jsonl")[0]["pid"].as_u64().unwrap();
+    service.shutdown().await;
+    assert_eq!(sigterms(&fixture), Vec::<Value>::new(), "no graceful shutdown without extensions (0 ms)");
+    assert!(!std::path::Path::new(&format!("/proc/{runtime}")).exists(), "the runtime is gone");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -343,7 +427,9 @@ async fn telemetry_batches_respect_max_items_and_lose_nothing() {
         .filter(|r| r["type"] == "function")
         .map(|r| r["record"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(delivered, lines, "every line, once, in order");
+    let mut expected = lines;
+    expected.push("runtime got SIGTERM".into()); // its last words, at spin-down
+    assert_eq!(delivered, expected, "every line, once, in order");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

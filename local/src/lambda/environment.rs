@@ -26,8 +26,15 @@ use crate::invoke::{FunctionSpec, InvokeOutcome, InvokeRequest};
 
 /// How long an init phase may take (Lambda's 10 s for on-demand environments).
 pub const INIT_LIMIT: Duration = Duration::from_secs(10);
-const SHUTDOWN_WITH_EXTENSIONS: Duration = Duration::from_millis(2_000);
-const SHUTDOWN_RUNTIME_ONLY: Duration = Duration::from_millis(500);
+/// The `errorType` of an init that ran out of time.
+const INIT_TIMED_OUT: &str = "Sandbox.Timedout";
+/// The shutdown phase of an environment with external extensions: the runtime has up to
+/// [`SHUTDOWN_RUNTIME_GRACE`] after its SIGTERM, the extensions the rest, from their SHUTDOWN
+/// event to the deadline it carries. Without extensions Lambda gives the runtime no time (0 ms):
+/// no SIGTERM, it is stopped.
+pub const SHUTDOWN_WITH_EXTENSIONS: Duration = Duration::from_millis(2_000);
+/// The runtime's share of [`SHUTDOWN_WITH_EXTENSIONS`].
+pub const SHUTDOWN_RUNTIME_GRACE: Duration = Duration::from_millis(300);
 
 /// Why an init phase failed, in Lambda's words: the `errorType` of `platform.initReport` and
 /// of the invocation that asked for the environment.
@@ -83,11 +90,20 @@ pub(super) struct Environment {
     frozen_since: Option<Instant>,
     /// The most memory seen over the limit (its processes may be gone when the report is made).
     over_memory_mb: u64,
+    /// An init retried inside the first invocation took this much of its time.
+    init_in_invoke: Option<Duration>,
 }
 
 impl Environment {
-    /// Starts the API endpoint and the processes, and runs the init phase.
-    pub(super) async fn init(spec: &FunctionSpec, settings: &LambdaSettings) -> Result<Self, InitFailure> {
+    /// Starts the API endpoint and the processes, and runs the init: in the init `phase` within
+    /// `limit`, or, after an init that failed or timed out, again in the invoke phase within the
+    /// function's timeout (which the invocation then has less of).
+    pub(super) async fn init(
+        spec: &FunctionSpec,
+        settings: &LambdaSettings,
+        phase: Phase,
+        limit: Duration,
+    ) -> Result<Self, InitFailure> {
         let started = Instant::now();
         let sandbox = Arc::new(Sandbox::new(spec.clone()));
         let api_error = |e: std::io::Error| InitFailure::new("Runtime.ApiError", e.to_string());
@@ -108,10 +124,11 @@ impl Environment {
             freeze: settings.freeze,
             frozen_since: None,
             over_memory_mb: 0,
+            init_in_invoke: None,
         };
         sandbox.emit_platform(Platform::InitStart(InitStart {
             initialization_type: InitializationType::OnDemand,
-            phase: Phase::Init,
+            phase: phase.clone(),
             function_name: spec.name.clone(),
             function_version: spec.version.clone(),
             runtime_version: Some("provided:al2023".into()),
@@ -121,32 +138,37 @@ impl Environment {
             other: Map::new(),
         }));
         let mut spawns = Vec::new();
-        match environment.run_init(settings, started, &mut spawns).await {
+        match environment.run_init(settings, started + limit, &mut spawns).await {
             Ok(()) => {
                 environment.init_duration = started.elapsed();
+                if phase == Phase::Invoke {
+                    environment.init_in_invoke = Some(environment.init_duration);
+                }
                 environment.observe_init(started, &spawns);
-                sandbox.emit_init_end(Status::Success, None, environment.init_duration);
+                sandbox.emit_init_end(&phase, Status::Success, None, environment.init_duration);
                 sandbox.end_backlog();
                 Ok(environment)
             }
             Err(failure) => {
-                sandbox.emit_init_end(Status::Failure, Some(failure.error_type), started.elapsed());
+                let status = if failure.error_type == INIT_TIMED_OUT { Status::Timeout } else { Status::Failure };
+                sandbox.emit_init_end(&phase, status, Some(failure.error_type), started.elapsed());
                 environment.shutdown(ShutdownReason::Failure).await;
                 Err(failure)
             }
         }
     }
 
-    /// Runs the init phase; `spawns` gets each extension's name and start time.
+    /// Runs the init until `deadline`; `spawns` gets each extension's name and start time.
     async fn run_init(
         &mut self,
         settings: &LambdaSettings,
-        started: Instant,
+        deadline: Instant,
         spawns: &mut Vec<(String, Instant)>,
     ) -> Result<(), InitFailure> {
         let sandbox_ref = Arc::clone(&self.sandbox);
         let spec = &sandbox_ref.spec;
-        let deadline = tokio::time::Instant::from_std(started + INIT_LIMIT);
+        let limit = deadline.saturating_duration_since(Instant::now());
+        let deadline = tokio::time::Instant::from_std(deadline);
         let runtime_env = runtime_environment(spec, settings, self.api_address);
         let extension_env = extension_environment(&runtime_env);
 
@@ -221,7 +243,7 @@ impl Environment {
         )
         .await;
         match ready {
-            Err(_) => Err(InitFailure::new("Sandbox.Timedout", format!("init did not finish within {INIT_LIMIT:?}"))),
+            Err(_) => Err(InitFailure::new(INIT_TIMED_OUT, format!("init did not finish within {limit:?}"))),
             Ok(result) => result,
         }
     }
@@ -286,7 +308,9 @@ impl Environment {
         let request_id = http_util::uuid();
         let started = Instant::now();
         let started_wall = std::time::SystemTime::now();
-        let deadline = std::time::SystemTime::now() + spec.timeout;
+        // After an init retried inside it, the invocation has what the init left of its time.
+        let timeout = spec.timeout.saturating_sub(self.init_in_invoke.take().unwrap_or_default());
+        let deadline = std::time::SystemTime::now() + timeout;
         let deadline_ms =
             deadline.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default();
         let trace_id = request.trace_id.clone().unwrap_or_else(new_trace_id);
@@ -321,7 +345,7 @@ impl Environment {
             s.pending = Some(invocation);
         });
 
-        let timeout_at = tokio::time::Instant::from_std(started + spec.timeout);
+        let timeout_at = tokio::time::Instant::from_std(started + timeout);
         let leaders: Vec<u32> = self.runtime.iter().chain(&self.extensions).map(|p| p.pid).collect();
         let answered = tokio::time::timeout_at(timeout_at, async {
             tokio::select! {
@@ -461,37 +485,54 @@ impl Environment {
         }));
     }
 
-    /// Shuts the environment down: runtime SIGTERM, SHUTDOWN events to extensions, SIGKILL at
-    /// the deadline; telemetry is delivered until the end.
+    /// Shuts the environment down in the phases Lambda documents: with external extensions the
+    /// runtime gets SIGTERM and up to [`SHUTDOWN_RUNTIME_GRACE`] to exit, then each extension
+    /// its SHUTDOWN event with the phase's deadline ([`SHUTDOWN_WITH_EXTENSIONS`] from its
+    /// start); without extensions the runtime is stopped at once. SIGKILL ends whatever is left;
+    /// telemetry is delivered until the end.
     pub(super) async fn shutdown(&mut self, reason: ShutdownReason) {
         self.thaw();
         self.healthy = false;
-        let limit = if self.extensions.is_empty() { SHUTDOWN_RUNTIME_ONLY } else { SHUTDOWN_WITH_EXTENSIONS };
-        let deadline = Instant::now() + limit;
-        let deadline_ms = (std::time::SystemTime::now() + limit)
+        let started = Instant::now();
+        let deadline = started + SHUTDOWN_WITH_EXTENSIONS;
+        let deadline_ms = (std::time::SystemTime::now() + SHUTDOWN_WITH_EXTENSIONS)
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or_default();
+        let with_extensions = self.sandbox.update(|s| !s.extensions.is_empty());
         if let Some(runtime) = &self.runtime {
-            process::signal(runtime.pid, libc::SIGTERM);
-        }
-        // What the platform has to say first (the report of an invocation that timed out or
-        // crashed) reaches the subscribers before their SHUTDOWN, within the shutdown's time.
-        let subscribers: Vec<Arc<Subscriber>> = self.sandbox.subscribers.lock().map(|s| s.clone()).unwrap_or_default();
-        let _ = tokio::time::timeout(limit / 2, futures::future::join_all(subscribers.iter().map(|s| s.flush()))).await;
-        let event = json!({"eventType": "SHUTDOWN", "shutdownReason": reason.as_str(), "deadlineMs": deadline_ms});
-        self.sandbox.update(|s| {
-            for extension in s.extensions.iter_mut().filter(|e| e.shutdown) {
-                extension.events.push_back(event.clone());
-                extension.waiting = false;
+            if with_extensions {
+                process::signal(runtime.pid, libc::SIGTERM);
+                let _ = tokio::time::timeout(
+                    SHUTDOWN_RUNTIME_GRACE,
+                    self.sandbox.wait_for(|s| s.exited.iter().any(|n| n == "runtime").then_some(())),
+                )
+                .await;
             }
-        });
-        let everyone = self.runtime.iter().chain(&self.extensions).count();
-        let _ = tokio::time::timeout_at(
-            tokio::time::Instant::from_std(deadline),
-            self.sandbox.wait_for(|s| (s.exited.len() >= everyone).then_some(())),
-        )
-        .await;
+            process::signal_group(runtime.pid, libc::SIGKILL);
+        }
+        let subscribers: Vec<Arc<Subscriber>> = self.sandbox.subscribers.lock().map(|s| s.clone()).unwrap_or_default();
+        if with_extensions {
+            // What the platform and the runtime had to say first (the report of an invocation
+            // that timed out or crashed, the runtime's last lines) reaches the subscribers
+            // before their SHUTDOWN, within half of the extensions' time.
+            let flushing = deadline.saturating_duration_since(Instant::now()) / 2;
+            let _ =
+                tokio::time::timeout(flushing, futures::future::join_all(subscribers.iter().map(|s| s.flush()))).await;
+            let event = json!({"eventType": "SHUTDOWN", "shutdownReason": reason.as_str(), "deadlineMs": deadline_ms});
+            self.sandbox.update(|s| {
+                for extension in s.extensions.iter_mut().filter(|e| e.shutdown) {
+                    extension.events.push_back(event.clone());
+                    extension.waiting = false;
+                }
+            });
+            let everyone = self.runtime.iter().chain(&self.extensions).count();
+            let _ = tokio::time::timeout_at(
+                tokio::time::Instant::from_std(deadline),
+                self.sandbox.wait_for(|s| (s.exited.len() >= everyone).then_some(())),
+            )
+            .await;
+        }
         // Nothing the environment started outlives it: each process's whole group goes (before
         // the leader is reaped, so the group's id is still ours).
         for process in self.runtime.iter_mut().chain(self.extensions.iter_mut()) {

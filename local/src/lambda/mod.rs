@@ -11,7 +11,9 @@ mod sandbox;
 mod settings;
 mod telemetry_api;
 
-pub use environment::{ShutdownReason, HIDDEN_FROM_EXTENSIONS, INIT_LIMIT};
+pub use environment::{
+    ShutdownReason, HIDDEN_FROM_EXTENSIONS, INIT_LIMIT, SHUTDOWN_RUNTIME_GRACE, SHUTDOWN_WITH_EXTENSIONS,
+};
 pub use settings::LambdaSettings;
 
 use std::collections::HashMap;
@@ -19,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use telemetry_schema::Phase;
 use tokio::sync::Mutex;
 
 use self::environment::Environment;
@@ -141,7 +144,17 @@ impl LambdaService {
                     let _ = respond.send(InvokeOutcome::Throttled);
                     return;
                 }
-                match Environment::init(&pool.spec, &settings).await {
+                let first = Environment::init(&pool.spec, &settings, Phase::Init, settings.init_limit).await;
+                // An init that failed or ran out of time is retried once inside the invocation,
+                // within the function's timeout, as Lambda does for on-demand environments.
+                let retried = match first {
+                    Ok(environment) => Ok(environment),
+                    Err(failure) => {
+                        tracing::info!(function = %pool.spec.name, %failure, "init failed: retried in the invoke phase");
+                        Environment::init(&pool.spec, &settings, Phase::Invoke, pool.spec.timeout).await
+                    }
+                };
+                match retried {
                     Ok(environment) => environment,
                     Err(failure) => {
                         pool.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);

@@ -173,10 +173,10 @@ impl Sandbox {
     }
 
     /// `platform.initRuntimeDone` and `platform.initReport`.
-    pub(super) fn emit_init_end(&self, status: Status, error_type: Option<&str>, duration: Duration) {
+    pub(super) fn emit_init_end(&self, phase: &Phase, status: Status, error_type: Option<&str>, duration: Duration) {
         self.emit_platform(Platform::InitRuntimeDone(InitRuntimeDone {
             initialization_type: InitializationType::OnDemand,
-            phase: Some(Phase::Init),
+            phase: Some(phase.clone()),
             status: status.clone(),
             error_type: error_type.map(str::to_owned),
             spans: None,
@@ -184,7 +184,7 @@ impl Sandbox {
         }));
         self.emit_platform(Platform::InitReport(InitReport {
             initialization_type: InitializationType::OnDemand,
-            phase: Phase::Init,
+            phase: phase.clone(),
             status,
             error_type: error_type.map(str::to_owned),
             metrics: InitReportMetrics { duration_ms: duration_ms(duration), other: Map::new() },

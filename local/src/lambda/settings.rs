@@ -27,6 +27,9 @@ pub struct LambdaSettings {
     /// Freeze each environment between invocations, as Lambda does (SIGSTOP of every process
     /// group, SIGCONT for the next event). On by default; off to compare.
     pub freeze: bool,
+    /// How long an init phase may take before it is retried inside the first invocation
+    /// (Lambda's 10 s, [`super::INIT_LIMIT`]; shorter in tests).
+    pub init_limit: Duration,
     /// Receives the platform's timelines of inits and invocations (the benchmark listens).
     pub observer: Option<observe::Observer>,
 }
@@ -43,6 +46,7 @@ impl Default for LambdaSettings {
             default_concurrency: 10,
             account_id: "123456789012".into(),
             freeze: true,
+            init_limit: super::INIT_LIMIT,
             observer: None,
         }
     }
