@@ -216,7 +216,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         };
         write_ready_file(path, &ready)?;
     }
-    print_banner(&base_url, key, args.ready_file.as_deref()).map_err(io("stdout"))?;
+    print_banner(&base_url, key, args.ready_file.as_deref(), !args.no_freeze).map_err(io("stdout"))?;
 
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(io("SIGTERM handler"))?;
@@ -245,7 +245,7 @@ fn write_ready_file(path: &Path, ready: &Ready<'_>) -> Result<(), StartError> {
     std::fs::rename(&staging, path).map_err(io(format!("writing {}", path.display())))
 }
 
-fn print_banner(base_url: &str, key: Option<&str>, ready_file: Option<&Path>) -> std::io::Result<()> {
+fn print_banner(base_url: &str, key: Option<&str>, ready_file: Option<&Path>, freeze: bool) -> std::io::Result<()> {
     let mut out = std::io::stdout();
     writeln!(out, "\nBooks API running locally")?;
     writeln!(out, "  base URL : {base_url}")?;
@@ -259,6 +259,9 @@ fn print_banner(base_url: &str, key: Option<&str>, ready_file: Option<&Path>) ->
     if let Some(path) = ready_file {
         writeln!(out, "  as JSON  : {}", path.display())?;
     }
+    let frozen = if freeze { "frozen between invocations" } else { "NOT frozen between invocations (--no-freeze)" };
+    writeln!(out, "  Lambda   : environments {frozen}")?;
+    writeln!(out, "  memory   : {}", books_local::lambda::MEMORY_ENFORCEMENT)?;
     writeln!(out, "  Ctrl-C stops it (environments get SHUTDOWN and flush)\n")?;
     out.flush()
 }

@@ -522,13 +522,51 @@ async fn nothing_a_function_started_outlives_its_environment() {
     let fixture = Fixture::new(Duration::from_secs(5), true, &[]);
     let service = LambdaService::new(vec![fixture.spec.clone()], settings());
     let child = response(invoke(&service, json!({"spawn": true})).await)["echo"]["child"].as_u64().unwrap();
-    let alive = |pid: u64| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
-    };
     assert!(alive(child), "the fixture's child {child} runs while its environment does");
     service.shutdown().await;
     eventually("the child ended with its environment", || !alive(child)).await;
+}
+
+/// Whether a process exists and is not a zombie.
+fn alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nothing_an_environment_started_outlives_the_emulator_killed() {
+    let fixture = Fixture::new(Duration::from_secs(30), true, &[]);
+    let spec = &fixture.spec;
+    let mut host = std::process::Command::new(support::example("lambda-host"))
+        .arg(&spec.bootstrap)
+        .arg(&spec.bootstrap_args[0])
+        .arg(&spec.task_root)
+        .arg(spec.extensions_dir.as_ref().unwrap())
+        .arg(json!({"spawn": true}).to_string())
+        .envs(&spec.environment)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = host.stdout.take().unwrap();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).map(|_| line)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let child = serde_json::from_str::<Value>(&answer).unwrap()["echo"]["child"].as_u64().unwrap();
+    let (runtime, extension) = fixture_pids(&fixture);
+    for pid in [runtime, extension, child] {
+        assert!(alive(pid), "{pid} runs while the emulator does");
+    }
+    // SIGKILL: no destructor, no shutdown; the environment (running, not frozen) is left as it was.
+    host.kill().unwrap();
+    host.wait().unwrap();
+    eventually("the runtime, the extension and what the function started ended with the emulator", || {
+        [runtime, extension, child].iter().all(|pid| !alive(*pid))
+    })
+    .await;
 }
 
 /// The Telemetry API's default buffering: records wait up to a second for company.
@@ -617,6 +655,53 @@ async fn an_environment_is_frozen_between_invocations_and_thawed_for_the_next() 
     }
     let thawed: Vec<_> = observed.iter().filter(|o| matches!(o, Observation::Thawed { .. })).collect();
     assert_eq!(thawed.len(), 1, "{observed:?}");
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_frozen_environment_s_timers_stop_and_its_sockets_wait_for_the_thaw() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fixture = Fixture::new(Duration::from_secs(5), false, &[]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    let peer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let log = fixture.dir.0.join("background.jsonl");
+    let url = format!("http://{}/", peer.local_addr().unwrap());
+    response(invoke(&service, json!({"background": {"url": url, "log": log}})).await);
+    // The request went out before the freeze; the peer holds its answer until the freeze.
+    let (mut socket, _) = peer.accept().await.unwrap();
+    let mut request = Vec::new();
+    while !request.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(socket.read(&mut byte).await.unwrap(), 1, "the request arrives whole");
+        request.push(byte[0]);
+    }
+    let runtime = fixture.lines("runtime.jsonl")[0]["pid"].as_u64().unwrap();
+    eventually("the environment frozen", || process_state(runtime) == 'T').await;
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let frozen_at = now();
+    // On the peer's side the exchange completes while the client is frozen.
+    socket.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nanswer").await.unwrap();
+    socket.shutdown().await.unwrap();
+    // A window in which a running environment would tick about 25 times.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let thawed_at = now();
+    response(invoke(&service, json!({"echo": "thaw"})).await);
+    let entries = || -> Vec<Value> {
+        std::fs::read_to_string(&log).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    };
+    eventually("the answer read after the thaw", || entries().iter().any(|e| e["response"] == "answer")).await;
+    eventually("ticks after the thaw", || {
+        entries().iter().any(|e| e["tick"] == true && e["at"].as_f64().unwrap() > thawed_at)
+    })
+    .await;
+    let entries = entries();
+    let at = |e: &Value| e["at"].as_f64().unwrap();
+    let read = entries.iter().find(|e| e["response"] == "answer").unwrap();
+    assert!(at(read) >= thawed_at, "the frozen process read its answer only once thawed");
+    let ticks: Vec<f64> = entries.iter().filter(|e| e["tick"] == true).map(at).collect();
+    assert!(ticks.iter().any(|t| *t < frozen_at), "it ticked before the freeze");
+    let while_frozen: Vec<f64> = ticks.iter().copied().filter(|t| *t > frozen_at && *t < thawed_at).collect();
+    assert_eq!(while_frozen, Vec::<f64>::new(), "no timer fired while frozen");
     service.shutdown().await;
 }
 

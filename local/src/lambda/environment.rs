@@ -533,12 +533,9 @@ impl Environment {
             )
             .await;
         }
-        // Nothing the environment started outlives it: each process's whole group goes (before
-        // the leader is reaped, so the group's id is still ours).
+        // Nothing the environment started outlives it: each process's whole group goes.
         for process in self.runtime.iter_mut().chain(self.extensions.iter_mut()) {
-            process::signal_group(process.pid, libc::SIGKILL);
-            let _ = process.child.start_kill();
-            let _ = process.child.wait().await;
+            process.end().await;
         }
         for subscriber in &subscribers {
             subscriber.close();
@@ -584,6 +581,11 @@ const OUT_OF_MEMORY: &str = "Runtime.OutOfMemory";
 /// every how many samples what they started is counted too (a scan of /proc).
 const MEMORY_SAMPLING: Duration = Duration::from_millis(25);
 const MEMORY_WHOLE_GROUPS_EVERY: u32 = 10;
+
+/// How memory sizes are enforced here, for the user to read at start.
+pub const MEMORY_ENFORCEMENT: &str = "each environment's memory size is enforced by sampling /proc every 25 ms, \
+     not by a cgroup (the machine's cgroups are not books-local's to change): an allocation faster than that \
+     can overshoot before Runtime.OutOfMemory ends it";
 
 /// Resolves with the memory used once the environment (every process group of it) is over
 /// `limit_mb`. Lambda's limit is the kernel's (a cgroup); the machine's cgroups are not ours to

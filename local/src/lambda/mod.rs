@@ -12,7 +12,8 @@ mod settings;
 mod telemetry_api;
 
 pub use environment::{
-    ShutdownReason, HIDDEN_FROM_EXTENSIONS, INIT_LIMIT, SHUTDOWN_RUNTIME_GRACE, SHUTDOWN_WITH_EXTENSIONS,
+    ShutdownReason, HIDDEN_FROM_EXTENSIONS, INIT_LIMIT, MEMORY_ENFORCEMENT, SHUTDOWN_RUNTIME_GRACE,
+    SHUTDOWN_WITH_EXTENSIONS,
 };
 pub use settings::LambdaSettings;
 

@@ -3,8 +3,10 @@
 //! environment), their output captured line by line, their peak memory read from /proc.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Mutex, OnceLock};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -24,6 +26,18 @@ impl Drop for Process {
         if matches!(self.child.try_wait(), Ok(None)) {
             signal_group(self.pid, libc::SIGKILL);
         }
+        guard(Guard::Forget, self.pid);
+    }
+}
+
+impl Process {
+    /// Ends the process and everything it started, and reaps it.
+    pub(super) async fn end(&mut self) {
+        signal_group(self.pid, libc::SIGKILL);
+        let _ = self.child.start_kill();
+        // Before the leader is reaped: until then its group's id cannot be anyone else's.
+        guard(Guard::Forget, self.pid);
+        let _ = self.child.wait().await;
     }
 }
 
@@ -51,6 +65,7 @@ pub(super) fn spawn(
         .kill_on_drop(true);
     let mut child = command.spawn()?;
     let pid = child.id().unwrap_or_default();
+    guard(Guard::Watch, pid);
     if let Some(stdout) = child.stdout.take() {
         let on_line = on_line.clone();
         tokio::spawn(async move {
@@ -128,6 +143,66 @@ pub(super) fn signal_group(pid: u32, signal: i32) {
         unsafe {
             libc::killpg(pid as libc::pid_t, signal);
         }
+    }
+}
+
+/// What the guardian is told about a process group.
+#[derive(Clone, Copy)]
+enum Guard {
+    /// Kill it if books-local ends.
+    Watch,
+    /// It is gone (or about to be reaped): leave it.
+    Forget,
+}
+
+/// The guardian: a shell started once per books-local, reading `+ <group>` and `- <group>` lines
+/// on a pipe only books-local holds. At its end of file — books-local gone, however it went, a
+/// SIGKILL included, when no destructor runs — it kills the groups still listed: nothing an
+/// environment started outlives books-local. Written here because the kernel's own tools do not
+/// fit: PR_SET_PDEATHSIG reaches direct children only (not what a function started) and fires
+/// when the spawning thread ends, and a subreaper dies with books-local.
+const GUARDIAN: &str = r#"trap '' INT TERM HUP
+groups=' '
+while read -r op group; do
+  case "$op" in
+    +) groups="$groups$group " ;;
+    -) kept=' '; for g in $groups; do [ "$g" = "$group" ] || kept="$kept$g "; done; groups=$kept ;;
+  esac
+done
+for g in $groups; do kill -s CONT -- "-$g" 2>/dev/null; kill -s KILL -- "-$g" 2>/dev/null; done
+"#;
+
+fn guard(what: Guard, pid: u32) {
+    static PIPE: OnceLock<Option<Mutex<std::process::ChildStdin>>> = OnceLock::new();
+    let pipe = PIPE.get_or_init(|| {
+        use std::os::unix::process::CommandExt;
+        let started = std::process::Command::new("/bin/sh")
+            .args(["-c", GUARDIAN])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own group: a Ctrl-C meant for books-local does not reach it.
+            .process_group(0)
+            .spawn();
+        match started {
+            Ok(mut guardian) => guardian.stdin.take().map(Mutex::new),
+            Err(error) => {
+                tracing::warn!(%error, "no guardian (/bin/sh): if books-local is killed, what functions started may outlive it");
+                None
+            }
+        }
+    });
+    let Some(pipe) = pipe else { return };
+    if pid == 0 {
+        return;
+    }
+    let line = match what {
+        Guard::Watch => format!("+ {pid}\n"),
+        Guard::Forget => format!("- {pid}\n"),
+    };
+    if let Ok(mut pipe) = pipe.lock() {
+        // A line is far below the pipe's buffer, and the guardian reads as it comes.
+        let _ = pipe.write_all(line.as_bytes());
     }
 }
 
