@@ -245,6 +245,38 @@ def invocation_section(plt, warm, out_dir, binaries):
     }
 
 
+def freeze_section(warm):
+    """Each flush strategy with the environment frozen between invocations (as Lambda does) and
+    left running, side by side, with what reached CloudWatch of the invocations made."""
+    rows = []
+    for mode in FLUSH_MODES:
+        for frozen, name in ((True, f"{OURS} {mode}"), (False, f"{OURS} {mode}, no freeze")):
+            data = warm.get(name)
+            if data is None:
+                rows.append([mode, "on" if frozen else "off"] + ["not measured"] * 6)
+                continue
+            shipped = data.get("shipped") or {}
+            rows.append([mode, "on" if frozen else "off"] +
+                        [fmt(percentile(data["post_runtime_ms"], p), 3) for p in (50, 99)] +
+                        [fmt(percentile(data["client_ms"], 99))] +
+                        [f"{shipped.get('reports', '?')} of {shipped.get('invocations', '?')}",
+                         str(shipped.get("lost", "?")), str(shipped.get("duplicated", "?"))])
+    return [
+        "### Flush strategies, frozen between invocations or not",
+        "",
+        "The same runs, each strategy once with the environment frozen between invocations (SIGSTOP of "
+        "every process group once the runtime and extensions wait in `next`, as Lambda freezes it) and "
+        "once left running. Frozen, a background flush started after the response is suspended mid-request "
+        "until the next invocation thaws it. *Reports shipped* counts the `platform.report` lines "
+        "books-telemetry put in its own log stream (one per invocation, warm-up included) after the "
+        "environment was shut down: fewer is loss, more is duplication.",
+        "",
+        table(["strategy", "freeze", "post-runtime p50 (ms)", "p99", "client p99 (ms)", "reports shipped", "lost",
+               "duplicated"], rows),
+        "",
+    ]
+
+
 def pipeline_section(pipeline):
     if pipeline is None:
         return ["## 3. Telemetry pipeline throughput", "", "Not run (no `--pipeline` summary given).", ""], {
@@ -372,6 +404,7 @@ def main():
 
     cold_lines, cold_goals = cold_start_section(plt, emulator["cold_starts"], args.out)
     warm_lines, warm_goals = invocation_section(plt, emulator["invocations"], args.out, binaries)
+    warm_lines += freeze_section(emulator["invocations"])
     pipeline_lines, pipeline_goals = pipeline_section(pipeline)
     api_lines = api_section(plt, api, args.out)
     peer_lines = peer_section(cold_goals, emulator["invocations"])

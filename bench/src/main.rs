@@ -78,22 +78,33 @@ fn parse_args() -> Result<Args, Error> {
     })
 }
 
-/// One way of running the query function: which extension, configured how.
+/// One way of running the query function: which extension, configured how, and whether its
+/// environment is frozen between invocations (as Lambda does) or left running (to compare).
 #[derive(Clone)]
 struct Variant {
     name: &'static str,
     spec: FunctionSpec,
+    freeze: bool,
+    /// The log stream books-telemetry ships to, read back to count what arrived.
+    log_stream: Option<String>,
 }
 
 impl Variant {
     fn without_extension(base: &FunctionSpec) -> Self {
-        Self { name: "none", spec: FunctionSpec { extensions_dir: None, ..base.clone() } }
+        Self {
+            name: "none",
+            spec: FunctionSpec { extensions_dir: None, ..base.clone() },
+            freeze: true,
+            log_stream: None,
+        }
     }
 
-    fn books_telemetry(name: &'static str, base: &FunctionSpec, flush: &str) -> Self {
+    fn books_telemetry(name: &'static str, base: &FunctionSpec, flush: &str, freeze: bool) -> Self {
         let mut spec = base.clone();
         spec.environment.insert("BOOKS_TELEMETRY_FLUSH".into(), flush.into());
-        Self { name, spec }
+        let stream = format!("bench/{}/{}", std::process::id(), name.replace([' ', ','], "-"));
+        spec.environment.insert("BOOKS_TELEMETRY_LOG_STREAM".into(), stream.clone());
+        Self { name, spec, freeze, log_stream: Some(stream) }
     }
 
     fn peer(base: &FunctionSpec, dir: &Path) -> Result<Self, Error> {
@@ -102,12 +113,12 @@ impl Variant {
         // this machine's network (in Lambda each has its own).
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         spec.environment.insert("PEER_TELEMETRY_PORT".into(), port.to_string());
-        Ok(Self { name: "peer", spec })
+        Ok(Self { name: "peer", spec, freeze: true, log_stream: None })
     }
 
     fn start(&self, settings: &LambdaSettings) -> (Arc<LambdaService>, UnboundedReceiver<Observation>) {
         let (observer, observations) = tokio::sync::mpsc::unbounded_channel();
-        let settings = LambdaSettings { observer: Some(observer), ..settings.clone() };
+        let settings = LambdaSettings { observer: Some(observer), freeze: self.freeze, ..settings.clone() };
         (LambdaService::new(vec![self.spec.clone()], settings), observations)
     }
 }
@@ -230,12 +241,49 @@ async fn cold_starts(
     Ok(Value::Array(samples))
 }
 
-/// Warm invocations in blocks, variant after variant, with the extensions' memory and CPU.
+/// What books-telemetry shipped to a variant's stream, against the invocations made: one
+/// `platform.report` line per invocation is the rule, so fewer is loss and more is duplication.
+async fn shipped(logs: &aws_sdk_cloudwatchlogs::Client, group: &str, stream: &str, invocations: usize) -> Value {
+    let mut reports: Vec<String> = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = logs
+            .get_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .start_from_head(true)
+            .set_next_token(token.clone())
+            .send()
+            .await;
+        let Ok(page) = page else { break };
+        let before = reports.len();
+        for event in page.events() {
+            let line: Value = event.message().and_then(|m| serde_json::from_str(m).ok()).unwrap_or(Value::Null);
+            if line["type"] == "platform.report" {
+                reports.push(line["record"]["requestId"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        let next = page.next_forward_token().map(str::to_owned);
+        if next == token || (reports.len() == before && page.events().is_empty()) {
+            break;
+        }
+        token = next;
+    }
+    let total = reports.len();
+    reports.sort();
+    reports.dedup();
+    json!({"invocations": invocations, "reports": total, "lost": invocations.saturating_sub(reports.len()),
+           "duplicated": total - reports.len()})
+}
+
+/// Warm invocations in blocks, variant after variant, with the extensions' memory and CPU, and
+/// what books-telemetry shipped of them.
 async fn invocations(
     variants: &[Variant],
     settings: &LambdaSettings,
     get: &Value,
     total: usize,
+    logs: &aws_sdk_cloudwatchlogs::Client,
 ) -> Result<Value, Error> {
     let mut running = Vec::new();
     for variant in variants {
@@ -279,16 +327,27 @@ async fn invocations(
             }),
             _ => Value::Null,
         };
+        let calls = WARM_UP + client.len();
+        service.shutdown().await;
+        let shipped = match &variant.log_stream {
+            Some(stream) => {
+                let group =
+                    variant.spec.environment.get("BOOKS_TELEMETRY_LOG_GROUP").ok_or("no telemetry log group")?;
+                shipped(logs, group, stream, calls).await
+            }
+            None => Value::Null,
+        };
         results.insert(
             variant.name.to_owned(),
             json!({
+                "freeze": variant.freeze,
                 "client_ms": client,
                 "runtime_ms": measured.iter().map(|i| ms(i.runtime)).collect::<Vec<_>>(),
                 "post_runtime_ms": measured.iter().map(|i| ms(i.post_runtime)).collect::<Vec<_>>(),
                 "extension": extension,
+                "shipped": shipped,
             }),
         );
-        service.shutdown().await;
     }
     Ok(Value::Object(results))
 }
@@ -322,7 +381,7 @@ async fn main() -> Result<(), Error> {
 
     let cold = [
         Variant::without_extension(&query),
-        Variant::books_telemetry("books-telemetry", &query, "adaptive"),
+        Variant::books_telemetry("books-telemetry", &query, "adaptive", true),
         Variant::peer(&query, &peer_dir)?,
     ];
     eprintln!("==> {} cold starts per variant", args.cold_starts);
@@ -330,13 +389,19 @@ async fn main() -> Result<(), Error> {
 
     let warm = [
         Variant::without_extension(&query),
-        Variant::books_telemetry("books-telemetry end", &query, "end"),
-        Variant::books_telemetry("books-telemetry background", &query, "background"),
-        Variant::books_telemetry("books-telemetry adaptive", &query, "adaptive"),
+        Variant::books_telemetry("books-telemetry end", &query, "end", true),
+        Variant::books_telemetry("books-telemetry background", &query, "background", true),
+        Variant::books_telemetry("books-telemetry adaptive", &query, "adaptive", true),
+        // The same strategies with the environment left running between invocations: what
+        // freezing changes (a background flush suspended mid-request until the next thaw).
+        Variant::books_telemetry("books-telemetry end, no freeze", &query, "end", false),
+        Variant::books_telemetry("books-telemetry background, no freeze", &query, "background", false),
+        Variant::books_telemetry("books-telemetry adaptive, no freeze", &query, "adaptive", false),
         Variant::peer(&query, &peer_dir)?,
     ];
     eprintln!("==> {} warm invocations per variant, in blocks of {BLOCK}", args.invocations);
-    let invocations = invocations(&warm, &settings, &get, args.invocations).await?;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&aws);
+    let invocations = invocations(&warm, &settings, &get, args.invocations, &logs).await?;
 
     let report = json!({"function": query.name, "memory_mb": query.memory_mb, "cold_starts": cold_starts, "invocations": invocations});
     std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)?;

@@ -37,12 +37,17 @@ def cold_sample(variant, first, ready=None):
             "post_runtime_ms": 0.1, "extension": extension}
 
 
-def warm(client, post, rss_kb=None):
+def warm(client, post, rss_kb=None, shipped=None):
     extension = None
     if rss_kb:
         extension = {"rss_idle_kb": rss_kb - 100, "rss_load_kb": rss_kb, "rss_peak_kb": rss_kb,
                      "cpu_ms_per_invocation": 0.05}
-    return {"client_ms": client, "runtime_ms": client, "post_runtime_ms": post, "extension": extension}
+    return {"client_ms": client, "runtime_ms": client, "post_runtime_ms": post, "extension": extension,
+            "shipped": shipped}
+
+
+def shipped(reports, lost=0, duplicated=0):
+    return {"invocations": 250, "reports": reports, "lost": lost, "duplicated": duplicated}
 
 
 class Report(unittest.TestCase):
@@ -56,6 +61,8 @@ class Report(unittest.TestCase):
             "books-telemetry end": warm([30.0] * 200, [28.0] * 200, 6000),
             "books-telemetry background": warm([2.1] * 200, [background_post] * 200, 6000),
             "books-telemetry adaptive": warm([2.2] * 200, [0.2] * 200, 6000),
+            "books-telemetry end, no freeze": warm([30.0] * 200, [27.0] * 200, 6000, shipped(250)),
+            "books-telemetry background, no freeze": warm([2.1] * 200, [0.1] * 200, 6000, shipped(249, 1)),
             "peer": warm([3.0] * 200, [0.05] * 200, 9000),
         }
         results = os.path.join(directory, "results")
@@ -113,6 +120,9 @@ class Report(unittest.TestCase):
         self.assertIn("| post-runtime p99, background flush | < 1 ms | 0.300 ms | met |", text)
         self.assertIn("| peer (lambda-extension crate) | 130.00 | 130.00 | 130.00 | 65.00 |", text)
         self.assertIn("| books-telemetry end | 200 | 30.00 | 30.00 | 28.000 | 28.000 | 15.00× |", text)
+        self.assertIn("### Flush strategies, frozen between invocations or not", text)
+        self.assertIn("| background | off | 0.100 | 0.100 | 2.10 | 249 of 250 | 1 | 0 |", text)
+        self.assertIn("| adaptive | off | not measured |", text)
 
     def test_the_checker_accepts_a_whole_report_and_refuses_failed_requests(self):
         self.report(background_post=0.3)
