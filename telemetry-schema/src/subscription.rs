@@ -165,15 +165,21 @@ pub enum SubscriptionError {
 }
 
 impl SubscribeRequest {
-    /// Reads a request body, checking what the platform checks: an HTTP destination (the only
-    /// protocol delivered here), at least one stream, buffering within its limits.
+    /// Reads a request body, checking what the platform checks: an HTTP destination with its port
+    /// (the only protocol delivered here), at least one stream, buffering within its limits.
     pub fn parse(body: &[u8]) -> Result<(Self, EffectiveBuffering), SubscriptionError> {
         let request: Self = serde_json::from_slice(body).map_err(|e| SubscriptionError::Shape(e.to_string()))?;
         if request.destination.protocol != Protocol::Http {
             return Err(SubscriptionError::Destination("only the HTTP protocol is delivered"));
         }
-        if !request.destination.uri.starts_with("http://") {
+        let Some(rest) = request.destination.uri.strip_prefix("http://") else {
             return Err(SubscriptionError::Destination("URI must be an http:// URI"));
+        };
+        // The reference's own example of a refusal: "URI port is not provided".
+        let authority = rest.split('/').next().unwrap_or_default();
+        let port = authority.rsplit_once(':').map(|(_, port)| port).unwrap_or_default();
+        if !matches!(port.parse::<u16>(), Ok(port) if port > 0) {
+            return Err(SubscriptionError::Destination("URI port is not provided"));
         }
         if request.types.is_empty() {
             return Err(SubscriptionError::NoTypes);

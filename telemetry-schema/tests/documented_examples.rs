@@ -195,6 +195,19 @@ fn subscriptions_outside_the_documented_limits_are_refused() {
         request(&|b| b["destination"]["URI"] = json!("https://x:1")),
         Err(SubscriptionError::Destination(_))
     ));
+    for portless in [
+        "http://sandbox.localdomain",
+        "http://sandbox.localdomain/telemetry",
+        "http://sandbox.localdomain:/x",
+        "http://x:0",
+    ] {
+        assert_eq!(
+            request(&|b| b["destination"]["URI"] = json!(portless)).unwrap_err(),
+            SubscriptionError::Destination("URI port is not provided"),
+            "{portless}"
+        );
+    }
+    assert!(request(&|b| b["destination"]["URI"] = json!("http://sandbox.localdomain:8080/telemetry")).is_ok());
 }
 
 proptest! {

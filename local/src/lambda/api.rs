@@ -48,7 +48,8 @@ async fn route(sandbox: Arc<Sandbox>, req: Request<hyper::body::Incoming>) -> Re
             runtime_api::init_error(&sandbox, header(&parts, "lambda-runtime-function-error-type"), &body)
         }
         (&Method::POST, ["2020-01-01", "extension", "register"]) => {
-            extensions_api::register(&sandbox, header(&parts, "lambda-extension-name"), &body)
+            let features = header(&parts, "lambda-extension-accept-feature");
+            extensions_api::register(&sandbox, header(&parts, "lambda-extension-name"), features, &body)
         }
         (&Method::GET, ["2020-01-01", "extension", "event", "next"]) => {
             let id = extension_id.map(str::to_owned);

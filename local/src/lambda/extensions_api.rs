@@ -11,7 +11,14 @@ use telemetry_schema::{ExtensionState, Platform};
 use super::sandbox::{Extension, Sandbox};
 use crate::http_util::{self, Body};
 
-pub(super) fn register(sandbox: &Sandbox, name: Option<&str>, body: &[u8]) -> Response<Body> {
+/// `accept_features` is `Lambda-Extension-Accept-Feature`, a comma-separated list; `accountId`
+/// adds the function's account to the answer.
+pub(super) fn register(
+    sandbox: &Sandbox,
+    name: Option<&str>,
+    accept_features: Option<&str>,
+    body: &[u8],
+) -> Response<Body> {
     let Some(name) = name.filter(|n| !n.is_empty()) else {
         return http_util::lambda_error(StatusCode::BAD_REQUEST, "InvalidRequest", "Lambda-Extension-Name is required");
     };
@@ -56,10 +63,13 @@ pub(super) fn register(sandbox: &Sandbox, name: Option<&str>, body: &[u8]) -> Re
         other: serde_json::Map::new(),
     }));
     let spec = &sandbox.spec;
-    let mut response = http_util::json(
-        StatusCode::OK,
-        &json!({"functionName": spec.name, "functionVersion": spec.version, "handler": spec.handler}),
-    );
+    let mut answer = json!({"functionName": spec.name, "functionVersion": spec.version, "handler": spec.handler});
+    let features = accept_features.unwrap_or_default();
+    if features.split(',').any(|feature| feature.trim() == "accountId") {
+        // arn:aws:lambda:<region>:<account>:function:<name>
+        answer["accountId"] = json!(spec.arn.split(':').nth(4).unwrap_or_default());
+    }
+    let mut response = http_util::json(StatusCode::OK, &answer);
     if let Ok(value) = http::HeaderValue::from_str(&id) {
         response.headers_mut().insert("lambda-extension-identifier", value);
     }
@@ -118,7 +128,15 @@ pub(super) fn error(
             "Lambda-Extension-Identifier is required",
         );
     };
-    let message = format!("{}: {}", error_type.unwrap_or("Extension.Unknown"), String::from_utf8_lossy(body));
+    // Required by the Extensions API reference; without it the report would not say what failed.
+    let Some(error_type) = error_type.filter(|t| !t.is_empty()) else {
+        return http_util::lambda_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            "Lambda-Extension-Function-Error-Type is required",
+        );
+    };
+    let message = format!("{error_type}: {}", String::from_utf8_lossy(body));
     let known = sandbox.update(|s| {
         let name = s.extensions.iter().find(|e| e.id == id).map(|e| e.name.clone())?;
         if init {

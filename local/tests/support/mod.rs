@@ -110,11 +110,20 @@ impl Fixture {
 
 /// A launcher script for the Python extension fixture.
 fn python_extension() -> PathBuf {
-    let launcher = std::env::temp_dir().join(format!("books-fixture-extension-{}", std::process::id()));
+    python_script_extension("extension.py")
+}
+
+/// A launcher script that runs the Python script `tests/fixtures/<script>` as an extension. The
+/// script gets the path it was installed at as its first argument: Lambda knows an extension by
+/// that file name (`Lambda-Extension-Name`).
+pub(crate) fn python_script_extension(script: &str) -> PathBuf {
+    let launcher =
+        std::env::temp_dir().join(format!("books-fixture-{}-{}", script.replace('.', "-"), std::process::id()));
     if !launcher.exists() {
-        let script = workspace().join("local/tests/fixtures/extension.py");
+        let script = workspace().join("local/tests/fixtures").join(script);
         let staging = launcher.with_extension(format!("tmp{}", ulid::Ulid::new()));
-        std::fs::write(&staging, format!("#!/bin/sh\nexec {} {}\n", python().display(), script.display())).unwrap();
+        let exec = format!("#!/bin/sh\nexec {} {} \"$0\" \"$@\"\n", python().display(), script.display());
+        std::fs::write(&staging, exec).unwrap();
         make_executable(&staging);
         std::fs::rename(&staging, &launcher).unwrap();
     }
