@@ -29,7 +29,7 @@ impl Strategy {
 }
 
 /// Every variable the extension reads, with its default, for `--help`-like documentation.
-pub const VARIABLES: [(&str, &str); 12] = [
+pub const VARIABLES: [(&str, &str); 14] = [
     ("BOOKS_TELEMETRY_LOG_GROUP", "log group to ship to (required)"),
     ("BOOKS_TELEMETRY_LOG_STREAM", "log stream (default: <yyyy/mm/dd>/[<version>]<random id>, created if missing)"),
     ("BOOKS_TELEMETRY_NAMESPACE", "EMF namespace of the platform metrics (default: Books)"),
@@ -37,6 +37,16 @@ pub const VARIABLES: [(&str, &str); 12] = [
     ("BOOKS_TELEMETRY_FLUSH", "adaptive | end | background (default: adaptive)"),
     ("BOOKS_TELEMETRY_FLUSH_INTERVAL_MS", "background flush period, and the adaptive threshold (default: 10000)"),
     ("BOOKS_TELEMETRY_BUFFER_BYTES", "cap of buffered log events; the oldest are dropped beyond it (default: 4 MiB)"),
+    (
+        "BOOKS_TELEMETRY_METRICS_BYTES",
+        "cap of aggregated metrics and EMF documents awaiting a flush, as rendered; beyond it function \
+         documents ship unmerged as log lines and the oldest pending documents are dropped (default: 1 MiB)",
+    ),
+    (
+        "BOOKS_TELEMETRY_REFUSAL_COOLDOWN_MS",
+        "pause after CloudWatch Logs refuses the destination (access denied, log group missing), whose \
+         events are dropped and counted; then one try per pause (default: 60000)",
+    ),
     ("BOOKS_TELEMETRY_LISTEN", "address of the Telemetry API listener (default: 0.0.0.0:0, any free port)"),
     ("BOOKS_TELEMETRY_DELIVERY_TIMEOUT_MS", "Telemetry API buffering timeoutMs (default: 25, the minimum)"),
     ("BOOKS_TELEMETRY_PLATFORM_LOGS", "ship platform reports and failures as log events (default: true)"),
@@ -65,6 +75,10 @@ pub struct Config {
     pub flush_interval: Duration,
     /// Cap of the log buffer.
     pub buffer_bytes: usize,
+    /// Cap of the metrics waiting for a flush (aggregated values and rendered documents).
+    pub metrics_bytes: usize,
+    /// How long shipping pauses after CloudWatch Logs refused the destination itself.
+    pub refusal_cool_down: Duration,
     /// The Telemetry API listener's address.
     pub listen: SocketAddr,
     /// The subscription's `timeoutMs`.
@@ -163,6 +177,13 @@ impl Config {
             flush,
             flush_interval: Duration::from_millis(number("BOOKS_TELEMETRY_FLUSH_INTERVAL_MS", 10_000, 100, 600_000)?),
             buffer_bytes: number("BOOKS_TELEMETRY_BUFFER_BYTES", 4 << 20, 64 << 10, 1 << 30)? as usize,
+            metrics_bytes: number("BOOKS_TELEMETRY_METRICS_BYTES", 1 << 20, 64 << 10, 1 << 30)? as usize,
+            refusal_cool_down: Duration::from_millis(number(
+                "BOOKS_TELEMETRY_REFUSAL_COOLDOWN_MS",
+                60_000,
+                100,
+                3_600_000,
+            )?),
             listen,
             delivery_timeout_ms: number("BOOKS_TELEMETRY_DELIVERY_TIMEOUT_MS", 25, 25, 30_000)? as u32,
             platform_logs,
@@ -193,6 +214,8 @@ mod tests {
         assert_eq!(config.namespace, "Books");
         assert_eq!(config.flush, Strategy::Adaptive);
         assert_eq!(config.buffer_bytes, 4 << 20);
+        assert_eq!(config.metrics_bytes, 1 << 20);
+        assert_eq!(config.refusal_cool_down, Duration::from_secs(60));
         assert_eq!(config.delivery_timeout_ms, 25);
         assert!(config.log_stream.contains("[$LATEST]"), "{}", config.log_stream);
     }

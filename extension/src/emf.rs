@@ -2,8 +2,10 @@
 //! aggregation of every value observed between two flushes into as few documents as the EMF
 //! limits allow (one per namespace, dimension set and minute, split only beyond the limits).
 //! Function documents are read with the workspace's one EMF reader (`telemetry_schema::emf`).
+//! The aggregator counts what it holds in bytes as rendered, so its owner can cap it.
 
-use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 use telemetry_schema::emf::{
@@ -76,6 +78,14 @@ pub const PLATFORM_METRICS: [MetricDef; 10] = [
     LOGS_DROPPED,
 ];
 
+/// Bytes a group (minute, namespace, dimension set) counts for besides its names: the frame of
+/// its rendered document (`_aws`, `Timestamp`, `CloudWatchMetrics`…) and the entry holding it.
+const GROUP_BYTES: usize = 160;
+/// Bytes a metric of a group counts for besides its name (declared and used: twice) and unit.
+const SERIES_BYTES: usize = 48;
+/// Bytes a value counts for: the longest JSON number and a separator.
+const VALUE_BYTES: usize = 25;
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct GroupKey {
     minute: i64,
@@ -106,56 +116,96 @@ pub(crate) struct Observation {
     pub(crate) value: f64,
 }
 
+impl Observation {
+    fn key(&self) -> GroupKey {
+        GroupKey {
+            minute: self.time_ms.div_euclid(60_000),
+            namespace: self.namespace.clone(),
+            dimensions: self.dimensions.clone(),
+        }
+    }
+
+    /// Whether both go to the same metric of the same group.
+    fn same_series(&self, other: &Self) -> bool {
+        self.time_ms.div_euclid(60_000) == other.time_ms.div_euclid(60_000)
+            && self.name == other.name
+            && self.namespace == other.namespace
+            && self.dimensions == other.dimensions
+    }
+}
+
+impl GroupKey {
+    fn bytes(&self) -> usize {
+        let dimensions: usize = self.dimensions.iter().map(|(name, value)| 2 * name.len() + value.len() + 10).sum();
+        GROUP_BYTES + self.namespace.len() + dimensions
+    }
+}
+
+fn series_bytes(name: &str, unit: Option<&str>) -> usize {
+    SERIES_BYTES + 2 * name.len() + unit.map_or(0, str::len)
+}
+
 /// Values observed since the last flush, grouped by minute, namespace and dimension set.
 #[derive(Debug, Default)]
 pub(crate) struct Aggregator {
     groups: BTreeMap<GroupKey, Group>,
     values: usize,
+    /// What the groups, metrics and values count for (see [`Aggregator::bytes`]).
+    bytes: usize,
 }
 
 impl Aggregator {
     pub(crate) fn observe(&mut self, observation: Observation) {
-        let key = GroupKey {
-            minute: observation.time_ms.div_euclid(60_000),
-            namespace: observation.namespace,
-            dimensions: observation.dimensions,
+        let Observation { time_ms, namespace, dimensions, name, unit, value } = observation;
+        let key = GroupKey { minute: time_ms.div_euclid(60_000), namespace, dimensions };
+        let group = match self.groups.entry(key) {
+            Entry::Occupied(group) => group.into_mut(),
+            Entry::Vacant(vacant) => {
+                self.bytes += vacant.key().bytes();
+                vacant.insert(Group { first_ms: time_ms, ..Group::default() })
+            }
         };
-        let group =
-            self.groups.entry(key).or_insert_with(|| Group { first_ms: observation.time_ms, ..Group::default() });
-        group.first_ms = group.first_ms.min(observation.time_ms);
-        let series = group.metrics.entry(observation.name).or_default();
+        group.first_ms = group.first_ms.min(time_ms);
+        let series = match group.metrics.entry(name) {
+            Entry::Occupied(series) => series.into_mut(),
+            Entry::Vacant(vacant) => {
+                self.bytes += series_bytes(vacant.key(), unit.as_deref());
+                vacant.insert(Series::default())
+            }
+        };
         if series.unit.is_none() {
-            series.unit = observation.unit;
+            series.unit = unit;
         }
-        series.values.push(observation.value);
+        series.values.push(value);
         self.values += 1;
+        self.bytes += VALUE_BYTES;
     }
 
-    /// Takes the values of an EMF document the function wrote. Returns false, taking nothing,
-    /// when the document is not one this aggregator can merge without changing its meaning
-    /// (high-resolution metrics, or anything CloudWatch would not extract): such a document is
-    /// shipped as it is.
-    pub(crate) fn observe_document(&mut self, document: &Map<String, Value>, fallback_ms: i64) -> bool {
-        let Ok(document) = Document::read(document) else { return false };
-        if document.metrics.iter().any(|m| m.storage_resolution != STANDARD_RESOLUTION) {
-            return false;
-        }
-        let time_ms = document.timestamp_ms.unwrap_or(fallback_ms);
-        for metric in document.metrics {
-            for dimensions in &metric.dimension_sets {
-                for value in &metric.values {
-                    self.observe(Observation {
-                        time_ms,
-                        namespace: metric.namespace.clone(),
-                        dimensions: dimensions.clone(),
-                        name: metric.name.clone(),
-                        unit: metric.unit.clone(),
-                        value: *value,
-                    });
-                }
+    /// What observing all of these would add to [`Aggregator::bytes`].
+    pub(crate) fn cost(&self, observations: &[Observation]) -> usize {
+        let mut new_groups = BTreeSet::new();
+        let mut new_series = BTreeSet::new();
+        let mut bytes = observations.len() * VALUE_BYTES;
+        let mut last: Option<&Observation> = None;
+        for observation in observations {
+            // A document's values come metric by metric: look each run up once.
+            if last.is_some_and(|last| last.same_series(observation)) {
+                continue;
+            }
+            last = Some(observation);
+            let key = observation.key();
+            let group = self.groups.get(&key);
+            if group.is_none() && !new_groups.contains(&key) {
+                bytes += key.bytes();
+                new_groups.insert(key.clone());
+            }
+            if !group.is_some_and(|g| g.metrics.contains_key(&observation.name))
+                && new_series.insert((key, observation.name.as_str()))
+            {
+                bytes += series_bytes(&observation.name, observation.unit.as_deref());
             }
         }
-        true
+        bytes
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -167,10 +217,17 @@ impl Aggregator {
         self.values
     }
 
+    /// What the values waiting for the next flush count for: about the bytes of the documents
+    /// they will be rendered into (names, dimension sets and each value's longest form).
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Renders everything observed as EMF documents, `(timestamp ms, JSON)`, and starts afresh.
     pub(crate) fn drain(&mut self) -> Vec<(i64, String)> {
         let groups = std::mem::take(&mut self.groups);
         self.values = 0;
+        self.bytes = 0;
         let mut documents = Vec::new();
         for (key, group) in groups {
             let series: Vec<(&String, &Series)> = group.metrics.iter().collect();
@@ -194,6 +251,42 @@ impl Aggregator {
         }
         documents
     }
+}
+
+/// The values of an EMF document a function wrote, or `None` when the document is not one the
+/// aggregator can merge without changing its meaning (high-resolution metrics, or anything
+/// CloudWatch would not extract): such a document is shipped as it is.
+pub(crate) fn read_document(document: &Map<String, Value>, fallback_ms: i64) -> Option<Vec<Observation>> {
+    let document = Document::read(document).ok()?;
+    if document.metrics.iter().any(|m| m.storage_resolution != STANDARD_RESOLUTION) {
+        return None;
+    }
+    let time_ms = document.timestamp_ms.unwrap_or(fallback_ms);
+    let mut observations = Vec::new();
+    for metric in document.metrics {
+        for dimensions in &metric.dimension_sets {
+            for value in &metric.values {
+                observations.push(Observation {
+                    time_ms,
+                    namespace: metric.namespace.clone(),
+                    dimensions: dimensions.clone(),
+                    name: metric.name.clone(),
+                    unit: metric.unit.clone(),
+                    value: *value,
+                });
+            }
+        }
+    }
+    Some(observations)
+}
+
+/// Documents holding just these values: how they ship when an aggregator has no room for them.
+pub(crate) fn render_apart(observations: Vec<Observation>) -> Vec<(i64, String)> {
+    let mut apart = Aggregator::default();
+    for observation in observations {
+        apart.observe(observation);
+    }
+    apart.drain()
 }
 
 fn render(key: &GroupKey, timestamp: i64, metrics: &[(&String, Option<&str>, &[f64])]) -> String {
@@ -247,6 +340,12 @@ mod tests {
             unit: Some("Milliseconds".into()),
             value,
         }
+    }
+
+    fn merge(aggregator: &mut Aggregator, document: &Map<String, Value>) -> bool {
+        let Some(observations) = read_document(document, 0) else { return false };
+        observations.into_iter().for_each(|o| aggregator.observe(o));
+        true
     }
 
     fn parse(document: &str) -> Map<String, Value> {
@@ -309,8 +408,8 @@ mod tests {
                 "Service":"command","Operation":"CreateBook","RequestLatency":[12.5,3],"BooksCreated":1,"request_id":"r"}"#,
         );
         let mut aggregator = Aggregator::default();
-        assert!(aggregator.observe_document(&document, 0));
-        assert!(aggregator.observe_document(&document, 0));
+        assert!(merge(&mut aggregator, &document));
+        assert!(merge(&mut aggregator, &document));
         assert_eq!(aggregator.len(), 12);
         let documents = aggregator.drain();
         assert_eq!(documents.len(), 2, "one per dimension set");
@@ -333,9 +432,34 @@ mod tests {
         );
         let mut aggregator = Aggregator::default();
         for document in [high_resolution, text_value, missing_dimension] {
-            assert!(!aggregator.observe_document(&document, 0), "{document:?}");
+            assert!(!merge(&mut aggregator, &document), "{document:?}");
         }
         assert!(aggregator.is_empty());
+    }
+
+    #[test]
+    fn bytes_count_new_groups_and_metrics_once_and_every_value() {
+        let mut aggregator = Aggregator::default();
+        let first = [observation(1_000, &DURATION, 1.0), observation(1_001, &DURATION, 2.0)];
+        let cost = aggregator.cost(&first);
+        assert_eq!(cost, GROUP_BYTES + 5 + (2 * 7 + 7 + 10) + SERIES_BYTES + 2 * 8 + 12 + 2 * VALUE_BYTES);
+        first.into_iter().for_each(|o| aggregator.observe(o));
+        assert_eq!(aggregator.bytes(), cost);
+        let more = [observation(1_002, &DURATION, 3.0), observation(1_003, &INIT_DURATION, 4.0)];
+        let added = aggregator.cost(&more);
+        assert_eq!(added, 2 * VALUE_BYTES + SERIES_BYTES + 2 * 12 + 12, "the group is there already");
+        more.into_iter().for_each(|o| aggregator.observe(o));
+        assert_eq!(aggregator.bytes(), cost + added);
+        aggregator.drain();
+        assert_eq!(aggregator.bytes(), 0);
+    }
+
+    #[test]
+    fn values_apart_render_alone() {
+        let documents = render_apart(vec![observation(1_000, &DURATION, 5.0), observation(1_000, &ERRORS, 0.0)]);
+        assert_eq!(documents.len(), 1);
+        let document = parse(&documents[0].1);
+        assert_eq!((document["Duration"].clone(), document["Errors"].clone()), (json!(5.0), json!(0.0)));
     }
 
     proptest! {
@@ -353,7 +477,10 @@ mod tests {
                 aggregator.observe(o);
             }
             expected.sort();
+            let bytes = aggregator.bytes();
             let documents = aggregator.drain();
+            let rendered: usize = documents.iter().map(|(_, d)| d.len()).sum();
+            prop_assert!(rendered <= bytes, "rendered {} bytes, counted {}", rendered, bytes);
             for (_, document) in &documents {
                 let document = parse(document);
                 let directive = &document["_aws"]["CloudWatchMetrics"][0];

@@ -2,7 +2,9 @@
 //! `platform.runtimeDone` (or at SHUTDOWN). When invocations are rare the extension flushes at
 //! the end of each one, before asking for the next event, so nothing waits in a frozen
 //! environment; when they are frequent it flushes in the background every interval, so
-//! invocations do not pay for it. `BOOKS_TELEMETRY_FLUSH` forces either.
+//! invocations do not pay for it. `BOOKS_TELEMETRY_FLUSH` forces either. A destination
+//! CloudWatch refuses (access denied, log group deleted) pauses flushing for a cool-down
+//! (`BOOKS_TELEMETRY_REFUSAL_COOLDOWN_MS`) instead of retrying at every flush.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -12,7 +14,8 @@ use tokio::time::Instant;
 
 use crate::config::{Config, Strategy};
 use crate::pipeline::{now_ms, Backlog, Outgoing, Pipeline, Progress};
-use crate::ship::Shipper;
+use crate::ship::freeze_aware::running_time;
+use crate::ship::{Refusal, Shipper};
 
 /// How one invocation is flushed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +81,11 @@ pub struct FlushReport {
     pub sent: usize,
     /// Events CloudWatch refused for good.
     pub rejected: usize,
+    /// Log lines dropped because CloudWatch refused the destination (counted as `LogsDropped`).
+    pub dropped: usize,
+    /// Why the destination is refused: set by the flush that met the refusal, and by those
+    /// skipped during the cool-down after it.
+    pub refusal: Option<Refusal>,
     /// Events given back to the pipeline for the next flush.
     pub unsent: usize,
     /// Why they were not sent.
@@ -85,7 +93,7 @@ pub struct FlushReport {
 }
 
 /// Runs flushes: one at a time, backing off after a failed one so that an unreachable
-/// CloudWatch does not cost every invocation its retries.
+/// CloudWatch does not cost every invocation its retries, and pausing after a refused one.
 pub struct Flusher {
     pipeline: Arc<Pipeline>,
     shipper: Shipper,
@@ -93,6 +101,7 @@ pub struct Flusher {
     interval: Duration,
     shutdown_margin: Duration,
     delivery_timeout: Duration,
+    refusal_cool_down: Duration,
     running: tokio::sync::Mutex<()>,
     last: Mutex<Instant>,
     retry: Mutex<Retry>,
@@ -102,6 +111,11 @@ pub struct Flusher {
 struct Retry {
     failures: u32,
     not_before: Option<Instant>,
+    /// The refusal met last, until a flush goes through: it is written on stderr once, not at
+    /// every try.
+    refusal: Option<Refusal>,
+    /// No flush before then: the cool-down after a refusal.
+    refused_until: Option<Instant>,
 }
 
 impl Flusher {
@@ -114,6 +128,7 @@ impl Flusher {
             interval: config.flush_interval,
             shutdown_margin: config.shutdown_margin,
             delivery_timeout: Duration::from_millis(config.delivery_timeout_ms.into()),
+            refusal_cool_down: config.refusal_cool_down,
             running: tokio::sync::Mutex::new(()),
             last: Mutex::new(Instant::now()),
             retry: Mutex::new(Retry::default()),
@@ -125,25 +140,48 @@ impl Flusher {
         &self.pipeline
     }
 
-    /// Ships everything the pipeline holds now; what cannot be sent goes back to it.
+    /// Ships everything the pipeline holds now; what cannot be sent goes back to it. During the
+    /// cool-down after a refusal it ships nothing: the events wait in their bounded buffers.
     pub async fn flush(&self, deadline: Option<Instant>) -> FlushReport {
         let _one_at_a_time = self.running.lock().await;
+        if let Some(refusal) = self.cooling_down() {
+            return FlushReport { refusal: Some(refusal), ..FlushReport::default() };
+        }
         let outgoing = self.pipeline.take_outgoing(now_ms());
         if outgoing.is_empty() {
             return FlushReport::default();
         }
         let shipment = self.shipper.ship(outgoing.into_events(), deadline).await;
-        self.pipeline.count_rejected(shipment.rejected);
+        self.pipeline.count_dropped(shipment.rejected + shipment.dropped);
         let report = FlushReport {
             sent: shipment.sent,
             rejected: shipment.rejected,
+            dropped: shipment.dropped,
+            refusal: shipment.refusal,
             unsent: shipment.unsent.len(),
             error: shipment.error,
         };
         self.pipeline.give_back(Outgoing::from_events(shipment.unsent));
         *lock(&self.last) = Instant::now();
         let mut retry = lock(&self.retry);
-        if report.unsent > 0 {
+        if let Some(refusal) = report.refusal {
+            let cool_down = self.refusal_cool_down;
+            if retry.refusal != Some(refusal) {
+                tracing::error!(
+                    reason = refusal.as_str(),
+                    log_group = self.shipper.log_group(),
+                    dropped = report.dropped,
+                    error = report.error.as_deref().unwrap_or(""),
+                    ?cool_down,
+                    "CloudWatch Logs refuses the destination: log lines are dropped and counted as LogsDropped, \
+                     and shipping tries again once per cool-down until it is fixed"
+                );
+            } else {
+                tracing::debug!(reason = refusal.as_str(), dropped = report.dropped, "still refused");
+            }
+            *retry =
+                Retry { refusal: Some(refusal), refused_until: Some(Instant::now() + cool_down), ..Retry::default() };
+        } else if report.unsent > 0 {
             retry.failures = retry.failures.saturating_add(1);
             let backoff = Duration::from_millis(500u64.saturating_mul(1 << retry.failures.min(6)).min(30_000));
             retry.not_before = Some(Instant::now() + backoff.mul_f64(0.5 + fastrand::f64() / 2.0));
@@ -154,18 +192,29 @@ impl Flusher {
                 "flush failed"
             );
         } else {
+            if let Some(refusal) = retry.refusal {
+                tracing::info!(reason = refusal.as_str(), "CloudWatch Logs accepts the events again");
+            }
             *retry = Retry::default();
         }
         report
     }
 
+    /// The refusal whose cool-down is running, if one is.
+    fn cooling_down(&self) -> Option<Refusal> {
+        let retry = lock(&self.retry);
+        retry.refusal.filter(|_| retry.refused_until.is_some_and(|until| Instant::now() < until))
+    }
+
     fn may_flush(&self) -> bool {
-        lock(&self.retry).not_before.is_none_or(|at| Instant::now() >= at)
+        self.cooling_down().is_none() && lock(&self.retry).not_before.is_none_or(|at| Instant::now() >= at)
     }
 
     fn background_due(&self) -> bool {
         let (bytes, capacity) = self.pipeline.buffered_bytes();
-        self.may_flush() && (lock(&self.last).elapsed() >= self.interval || bytes >= capacity / 2)
+        let (metrics, metrics_capacity) = self.pipeline.metrics_bytes();
+        self.may_flush()
+            && (lock(&self.last).elapsed() >= self.interval || bytes >= capacity / 2 || metrics >= metrics_capacity / 2)
     }
 
     /// INVOKE: flush once the runtime has answered this request, at the end or in the background.
@@ -178,8 +227,12 @@ impl Flusher {
             // The platform announces the invocation within a delivery period; if it stays silent
             // the Telemetry API is not reaching us, and waiting for runtimeDone would hold the
             // invocation until its deadline.
-            let announced =
-                this.pipeline.wait_for(TELEMETRY_SILENCE_LIMIT.min(wait), |p| p.has_started(&request_id)).await;
+            // The limit counts running time only: frozen right after the invocation, the
+            // extension gets its telemetry at the thaw, with the limit long past by the clock.
+            let announced = tokio::select! {
+                announced = this.pipeline.wait_for(wait, |p| p.has_started(&request_id)) => announced,
+                () = running_time(TELEMETRY_SILENCE_LIMIT.min(wait)) => false,
+            };
             if !announced {
                 tracing::warn!(request_id, "no telemetry for this invocation: not waiting for it to end");
                 return;
@@ -232,6 +285,7 @@ impl Flusher {
                 unsent_metric_documents = backlog.documents,
                 unsent_metric_values = backlog.metric_values,
                 dropped_unreported = backlog.dropped_unreported,
+                refused = self.cooling_down().map_or("", Refusal::as_str),
                 "shutdown: telemetry could not be shipped before the deadline"
             );
         }

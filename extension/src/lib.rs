@@ -30,5 +30,5 @@ pub use emf::{
 };
 pub use flush::{FlushReport, Flusher, TELEMETRY_SILENCE_LIMIT};
 pub use lifecycle::{run, run_disabled, Error};
-pub use pipeline::{now_ms, Backlog, Outgoing, Pipeline, Progress, MAX_PENDING_DOCUMENTS};
-pub use ship::{batch, Shipment, Shipper};
+pub use pipeline::{now_ms, Backlog, Outgoing, Pipeline, Progress};
+pub use ship::{batch, Refusal, Shipment, Shipper};

@@ -15,7 +15,7 @@ use telemetry_schema::subscription::{
     Buffering, Destination, Protocol, SubscribeRequest, API_VERSION, MAX_BYTES, MAX_ITEMS,
 };
 use telemetry_schema::StreamType;
-use tokio::sync::{mpsc, Notify, OnceCell};
+use tokio::sync::{Notify, OnceCell};
 
 use crate::config::{Config, ConfigError};
 use crate::flush::Flusher;
@@ -85,7 +85,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let listen = |source| Error::Listen { address: config.listen, source };
     let listener = listener::bind(config.listen).await.map_err(listen)?;
     let port = listener.local_addr().map_err(listen)?.port();
-    let (deliveries, incoming) = mpsc::unbounded_channel();
+    let (deliveries, incoming) = listener::queue();
     let serving = tokio::spawn(listener::serve(listener, deliveries));
     tokio::spawn(Arc::clone(&pipeline).consume(incoming));
 

@@ -3,7 +3,8 @@
 //! enriched (`enrich`) into the log buffer, or, if it is an EMF document, merged into the
 //! aggregator (`emf`); a platform event moves the invocation context and the flush progress on
 //! and becomes platform metrics. Flushes take log events and rendered documents out, apart, and
-//! give back what they could not send.
+//! give back what they could not send. Both are capped in bytes by the configuration
+//! (`BOOKS_TELEMETRY_BUFFER_BYTES`, `BOOKS_TELEMETRY_METRICS_BYTES`) and every drop is counted.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -20,10 +21,6 @@ use crate::config::Config;
 use crate::emf::{self, Aggregator, MetricDef, Observation};
 use crate::enrich::{self, Function, Invocation};
 use crate::telemetry;
-
-/// Rendered EMF documents a failed flush keeps for the next one (they are small: one per
-/// dimension set and minute). Beyond this the oldest are dropped and counted.
-pub const MAX_PENDING_DOCUMENTS: usize = 1_000;
 
 /// What the pipeline has seen of the invocation lifecycle, for the flush policy to wait on.
 /// Recent request ids are kept, not just the last: with background flushes the next
@@ -124,12 +121,16 @@ struct Settings {
     service: String,
     function: Function,
     platform_logs: bool,
+    /// Cap of `metrics` and `documents` together, in bytes as rendered.
+    metrics_bytes: usize,
 }
 
 struct State {
     buffer: LogBuffer,
     metrics: Aggregator,
+    /// Rendered EMF documents a failed flush gave back, oldest first, and their bytes.
     documents: VecDeque<LogEvent>,
+    documents_bytes: usize,
     /// Events lost outside the buffer (refused by CloudWatch, documents over the cap) not yet
     /// reported as `LogsDropped`.
     dropped: u64,
@@ -160,11 +161,13 @@ impl Pipeline {
                 service: config.service.clone(),
                 function: Function { name: config.function_name.clone(), version: config.function_version.clone() },
                 platform_logs: config.platform_logs,
+                metrics_bytes: config.metrics_bytes,
             },
             state: Mutex::new(State {
                 buffer: LogBuffer::new(config.buffer_bytes),
                 metrics: Aggregator::default(),
                 documents: VecDeque::new(),
+                documents_bytes: 0,
                 dropped: 0,
                 invocation: Invocation { cold: true, ..Invocation::default() },
                 runtime_ms: HashMap::new(),
@@ -174,7 +177,7 @@ impl Pipeline {
     }
 
     /// Takes deliveries from the listener until it goes away.
-    pub(crate) async fn consume(self: std::sync::Arc<Self>, mut deliveries: mpsc::UnboundedReceiver<Bytes>) {
+    pub(crate) async fn consume(self: std::sync::Arc<Self>, mut deliveries: mpsc::Receiver<Bytes>) {
         while let Some(body) = deliveries.recv().await {
             self.ingest(&body);
         }
@@ -237,10 +240,16 @@ impl Pipeline {
     fn line(&self, state: &mut State, time_ms: i64, line: LogLine, source: Option<&str>) {
         let Some(mut object) = enrich::structure(line) else { return };
         if telemetry_schema::emf::is_document(&object) {
-            if !state.metrics.observe_document(&object, time_ms) {
-                // Not ours to merge: shipped as the function wrote it, a line of its output
-                // (CloudWatch still extracts it).
-                state.buffer.push(LogEvent::new(time_ms, Value::Object(object).to_string()));
+            // At the cap nothing fits: the document is not even read.
+            let full = state.metrics.bytes() + state.documents_bytes >= self.settings.metrics_bytes;
+            let observations = if full { None } else { emf::read_document(&object, time_ms) };
+            match observations {
+                Some(observations) if self.metrics_fit(state, &observations) => {
+                    observations.into_iter().for_each(|o| state.metrics.observe(o));
+                }
+                // Not ours to merge, or no room left to: shipped as the function wrote it, a
+                // line of its output within the log buffer's cap (CloudWatch still extracts it).
+                _ => state.buffer.push(LogEvent::new(time_ms, Value::Object(object).to_string())),
             }
             return;
         }
@@ -280,7 +289,8 @@ impl Pipeline {
                 true
             }
             Platform::LogsDropped(dropped) => {
-                self.observe(state, time_ms, &emf::LOGS_DROPPED, dropped.dropped_records as f64);
+                let observation = self.observation(time_ms, &emf::LOGS_DROPPED, dropped.dropped_records as f64);
+                self.merge(state, vec![observation]);
                 true
             }
             _ => true,
@@ -302,41 +312,62 @@ impl Pipeline {
 
     fn report_metrics(&self, state: &mut State, time_ms: i64, report: &Report) {
         let metrics = &report.metrics;
+        let observation = |metric: &MetricDef, value: f64| self.observation(time_ms, metric, value);
         let cold = metrics.init_duration_ms.is_some();
-        self.observe(state, time_ms, &emf::COLD_START, if cold { 1.0 } else { 0.0 });
+        let mut observations = vec![observation(&emf::COLD_START, if cold { 1.0 } else { 0.0 })];
         if let Some(init) = metrics.init_duration_ms {
-            self.observe(state, time_ms, &emf::INIT_DURATION, init);
+            observations.push(observation(&emf::INIT_DURATION, init));
         }
-        self.observe(state, time_ms, &emf::DURATION, metrics.duration_ms);
+        observations.push(observation(&emf::DURATION, metrics.duration_ms));
         if let Some(billed) = metrics.billed_duration_ms {
-            self.observe(state, time_ms, &emf::BILLED_DURATION, billed as f64);
+            observations.push(observation(&emf::BILLED_DURATION, billed as f64));
         }
         if let Some(used) = metrics.max_memory_used_mb {
-            self.observe(state, time_ms, &emf::MAX_MEMORY_USED, used as f64);
+            observations.push(observation(&emf::MAX_MEMORY_USED, used as f64));
             if let Some(size) = metrics.memory_size_mb.filter(|s| *s > 0) {
-                self.observe(state, time_ms, &emf::MEMORY_UTILIZATION, used as f64 / size as f64 * 100.0);
+                observations.push(observation(&emf::MEMORY_UTILIZATION, used as f64 / size as f64 * 100.0));
             }
         }
         // A report without a status is a success (as in AWS's own example).
         let status = report.status.as_ref().unwrap_or(&Status::Success);
         let failed = matches!(status, Status::Error | Status::Failure);
-        self.observe(state, time_ms, &emf::ERRORS, if failed { 1.0 } else { 0.0 });
-        self.observe(state, time_ms, &emf::TIMEOUTS, if *status == Status::Timeout { 1.0 } else { 0.0 });
+        observations.push(observation(&emf::ERRORS, if failed { 1.0 } else { 0.0 }));
+        observations.push(observation(&emf::TIMEOUTS, if *status == Status::Timeout { 1.0 } else { 0.0 }));
         if let Some(runtime) = state.runtime_ms.remove(&report.request_id) {
             let post_runtime = (metrics.duration_ms - runtime).max(0.0);
-            self.observe(state, time_ms, &emf::POST_RUNTIME_DURATION, post_runtime);
+            observations.push(observation(&emf::POST_RUNTIME_DURATION, post_runtime));
         }
+        self.merge(state, observations);
     }
 
-    fn observe(&self, state: &mut State, time_ms: i64, metric: &MetricDef, value: f64) {
-        state.metrics.observe(Observation {
+    /// One value of a platform metric.
+    fn observation(&self, time_ms: i64, metric: &MetricDef, value: f64) -> Observation {
+        Observation {
             time_ms,
             namespace: self.settings.namespace.clone(),
             dimensions: vec![(emf::SERVICE_DIMENSION.to_owned(), self.settings.service.clone())],
             name: metric.name.to_owned(),
             unit: Some(metric.unit.to_owned()),
             value,
-        });
+        }
+    }
+
+    /// Whether the aggregator has room for these values: it and the pending documents stay
+    /// within `BOOKS_TELEMETRY_METRICS_BYTES`.
+    fn metrics_fit(&self, state: &State, observations: &[Observation]) -> bool {
+        state.metrics.bytes() + state.documents_bytes + state.metrics.cost(observations) <= self.settings.metrics_bytes
+    }
+
+    /// Aggregates platform values, or, with no room left, ships them in documents of their own
+    /// as log lines, within the log buffer's cap: they are kept or counted as dropped there.
+    fn merge(&self, state: &mut State, observations: Vec<Observation>) {
+        if self.metrics_fit(state, &observations) {
+            observations.into_iter().for_each(|o| state.metrics.observe(o));
+        } else {
+            for (time_ms, document) in emf::render_apart(observations) {
+                state.buffer.push(LogEvent::new(time_ms, document));
+            }
+        }
     }
 
     /// Everything there is to ship: buffered events, pending and fresh EMF documents, with the
@@ -347,28 +378,34 @@ impl Pipeline {
         if dropped == 0 && state.buffer.is_empty() && state.metrics.is_empty() && state.documents.is_empty() {
             return Outgoing::default();
         }
-        self.observe(&mut state, now_ms, &emf::LOGS_DROPPED, dropped as f64);
+        // Always aggregated, past the cap too: one value per flush, and it carries every drop.
+        state.metrics.observe(self.observation(now_ms, &emf::LOGS_DROPPED, dropped as f64));
+        state.documents_bytes = 0;
         let mut documents: Vec<LogEvent> = state.documents.drain(..).collect();
         documents.extend(state.metrics.drain().into_iter().map(|(time, document)| LogEvent::metrics(time, document)));
         Outgoing { logs: state.buffer.take_all(), documents }
     }
 
     /// Takes back what a flush could not send: log events into the buffer (oldest dropped past
-    /// the cap), documents into the pending list.
+    /// the cap), documents into the pending list (oldest dropped, and counted, while they and
+    /// the values aggregated since are past `BOOKS_TELEMETRY_METRICS_BYTES`).
     pub fn give_back(&self, outgoing: Outgoing) {
         let mut state = self.lock();
         state.buffer.restore(outgoing.logs);
         for document in outgoing.documents.into_iter().rev() {
+            state.documents_bytes += document.size();
             state.documents.push_front(document);
         }
-        while state.documents.len() > MAX_PENDING_DOCUMENTS {
-            state.documents.pop_front();
+        while state.metrics.bytes() + state.documents_bytes > self.settings.metrics_bytes {
+            let Some(document) = state.documents.pop_front() else { break };
+            state.documents_bytes -= document.size();
             state.dropped += 1;
         }
     }
 
-    /// Counts events CloudWatch refused for good; they are reported as `LogsDropped`.
-    pub fn count_rejected(&self, events: usize) {
+    /// Counts events lost on the way out (refused by CloudWatch, for good or with their
+    /// destination); they are reported as `LogsDropped`.
+    pub fn count_dropped(&self, events: usize) {
         self.lock().dropped += events as u64;
     }
 
@@ -376,6 +413,13 @@ impl Pipeline {
     pub fn buffered_bytes(&self) -> (usize, usize) {
         let state = self.lock();
         (state.buffer.bytes(), state.buffer.capacity())
+    }
+
+    /// Bytes of the metrics waiting for a flush (aggregated values and pending documents, as
+    /// rendered), and their cap.
+    pub fn metrics_bytes(&self) -> (usize, usize) {
+        let state = self.lock();
+        (state.metrics.bytes() + state.documents_bytes, self.settings.metrics_bytes)
     }
 
     /// What the pipeline still holds.
@@ -403,6 +447,10 @@ mod tests {
     use serde_json::json;
 
     fn pipeline(buffer_bytes: usize) -> Pipeline {
+        capped(buffer_bytes, 1 << 20)
+    }
+
+    fn capped(buffer_bytes: usize, metrics_bytes: usize) -> Pipeline {
         let mut config = Config::from_lookup(|name| match name {
             "BOOKS_TELEMETRY_LOG_GROUP" => Some("/books/test".into()),
             "AWS_LAMBDA_FUNCTION_NAME" => Some("books-dev-command".into()),
@@ -412,7 +460,31 @@ mod tests {
         })
         .unwrap();
         config.buffer_bytes = buffer_bytes;
+        config.metrics_bytes = metrics_bytes;
         Pipeline::new(&config)
+    }
+
+    /// Function EMF documents, each with a dimension value of its own (a new group each) and
+    /// ten values.
+    fn distinct_documents(from: usize, count: usize) -> Value {
+        let records = (from..from + count).map(|n| {
+            let document = json!({"_aws": {"Timestamp": 1_764_000_000_000i64, "CloudWatchMetrics": [{"Namespace": "Books",
+                "Dimensions": [["Tenant"]], "Metrics": [{"Name": "Work", "Unit": "Count"}]}]},
+                "Tenant": format!("tenant-{n:06}"), "Work": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]});
+            json!({"time": "2026-11-24T10:00:00.001Z", "type": "function", "record": document.to_string()})
+        });
+        Value::Array(records.collect())
+    }
+
+    /// Values of `Work` in the outgoing events: merged into documents, or shipped as written.
+    fn work_values(outgoing: &Outgoing) -> usize {
+        let documents = outgoing.documents.iter().chain(&outgoing.logs);
+        documents
+            .filter_map(|e| telemetry_schema::emf::Document::parse(&e.message).ok())
+            .flat_map(|d| d.metrics)
+            .filter(|m| m.name == "Work")
+            .map(|m| m.values.len() * m.dimension_sets.len())
+            .sum()
     }
 
     fn deliver(pipeline: &Pipeline, records: &Value) {
@@ -561,5 +633,39 @@ mod tests {
             dropped,
             "documents kept, not re-counted"
         );
+    }
+
+    #[test]
+    fn metrics_past_their_cap_ship_unmerged_as_lines_and_lose_no_value() {
+        let cap = 64 << 10;
+        let pipeline = capped(4 << 20, cap);
+        for round in 0..20 {
+            deliver(&pipeline, &distinct_documents(round * 100, 100));
+            assert!(pipeline.metrics_bytes().0 <= cap, "round {round}: {:?}", pipeline.metrics_bytes());
+        }
+        let out = pipeline.take_outgoing(now_ms());
+        let unmerged = out.logs.iter().filter(|e| e.message.contains("tenant-")).count();
+        assert!(unmerged > 1_000, "most went past the cap as lines: {unmerged}");
+        assert_eq!(work_values(&out), 2_000 * 10, "every value, merged or as written");
+    }
+
+    #[test]
+    fn pending_documents_are_capped_in_bytes_and_each_one_dropped_is_counted() {
+        let cap = 64 << 10;
+        let pipeline = capped(4 << 20, cap);
+        deliver(&pipeline, &distinct_documents(0, 1_000));
+        let failed = pipeline.take_outgoing(now_ms());
+        let given_back = failed.documents.len();
+        // More values arrive while the flush fails; then it gives its documents back.
+        deliver(&pipeline, &distinct_documents(1_000, 100));
+        pipeline.give_back(failed);
+        let (bytes, _) = pipeline.metrics_bytes();
+        assert!(bytes <= cap, "{bytes} bytes of metrics past the {cap} cap");
+        let backlog = pipeline.backlog();
+        assert!(backlog.documents < given_back, "some pending documents made room: {backlog:?}");
+        assert_eq!(backlog.dropped_unreported, (given_back - backlog.documents) as u64, "each one counted");
+        let out = pipeline.take_outgoing(now_ms());
+        let dropped: f64 = metric_values(&out, emf::LOGS_DROPPED.name).iter().sum();
+        assert_eq!(dropped, (given_back - backlog.documents) as f64, "and reported as LogsDropped");
     }
 }

@@ -1,7 +1,8 @@
 //! Shipping to CloudWatch Logs for real (moto), through a proxy that injects CloudWatch's
 //! failures: everything arrives in order, throttling loses nothing, an unreachable CloudWatch
-//! keeps the newest events within the buffer bound and counts every drop, and SHUTDOWN right
-//! after a burst ships it all.
+//! keeps the newest events within the buffer bound and counts every drop, a refused destination
+//! (access denied, log group deleted) drops and counts instead of retrying, then is tried once
+//! per cool-down, and SHUTDOWN right after a burst ships it all.
 
 // A test crate: a panic is how a test fails.
 #![allow(clippy::unwrap_used)]
@@ -9,13 +10,14 @@
 mod support;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use aws_sdk_cloudwatchlogs::Client as LogsClient;
 use books_telemetry::Flusher;
-use books_telemetry::Shipper;
 use books_telemetry::{now_ms, Backlog, Pipeline};
+use books_telemetry::{Refusal, Shipper};
 use serde_json::{json, Value};
-use support::{Fault, FaultProxy};
+use support::{Diagnostics, Fault, FaultProxy};
 
 struct Rig {
     logs: LogsClient,
@@ -300,4 +302,96 @@ async fn silent_telemetry_never_holds_an_invocation_until_its_deadline() {
         held >= books_telemetry::TELEMETRY_SILENCE_LIMIT && held < std::time::Duration::from_secs(30),
         "held {held:?}: waits for the platform a while, never for the whole 60 s deadline"
     );
+}
+
+/// The cool-down after a refusal in the tests below: long enough that a retry before it ends
+/// shows, short enough to wait for.
+const COOL_DOWN: Duration = Duration::from_millis(1_500);
+
+/// Flushes every 20 ms until the proxy has seen more than `requests` requests (or a generous
+/// bound); the report of the flush that made them.
+async fn flush_until_a_request_past(rig: &Rig, requests: usize) -> books_telemetry::FlushReport {
+    let bound = Instant::now() + Duration::from_secs(60);
+    loop {
+        let report = rig.flusher.flush(None).await;
+        if rig.proxy.requests() > requests {
+            return report;
+        }
+        assert!(Instant::now() < bound, "no request past {requests} within 60 s: {report:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn access_denied_drops_and_counts_the_events_and_is_tried_again_once_per_cool_down() {
+    let cool_down = COOL_DOWN.as_millis().to_string();
+    let rig = Rig::new("denied", &[("BOOKS_TELEMETRY_REFUSAL_COOLDOWN_MS", &cool_down)]).await;
+    let diagnostics = Diagnostics::capture();
+    rig.proxy.set(Fault::Deny, usize::MAX);
+    rig.deliver(&lines("denied", 30, 10));
+
+    let refused_at = Instant::now();
+    let report = rig.flusher.flush(None).await;
+    assert_eq!(report.refusal, Some(Refusal::AccessDenied), "{report:?}");
+    assert_eq!((report.sent, report.dropped), (0, 30), "the lines are dropped, counted: {report:?}");
+    assert_eq!(rig.proxy.requests(), 1, "access denied is not retried");
+
+    // During the cool-down nothing is tried, however often a flush comes; what arrives waits.
+    rig.deliver(&lines("waiting", 5, 10));
+    let report = flush_until_a_request_past(&rig, 1).await;
+    assert!(refused_at.elapsed() >= COOL_DOWN, "tried again {:?} after the refusal", refused_at.elapsed());
+    assert_eq!(rig.proxy.requests(), 2, "one try per cool-down");
+    assert_eq!((report.refusal, report.dropped), (Some(Refusal::AccessDenied), 5), "{report:?}");
+    let errors = diagnostics.at("ERROR");
+    assert_eq!(errors.len(), 1, "the refusal is written once, not per flush: {errors:?}");
+    assert_eq!(errors[0]["fields"]["reason"], "access denied");
+
+    // Permission granted: picked up after the cool-down, without a restart.
+    rig.proxy.heal();
+    let shipped = lines("granted", 10, 10);
+    rig.deliver(&shipped);
+    let report = flush_until_a_request_past(&rig, 2).await;
+    assert_eq!((report.refusal, report.unsent), (None, 0), "{report:?}");
+    let events = rig.shipped().await;
+    assert_eq!(support::messages(&events), shipped);
+    let dropped: f64 = support::metric_values(&events, "LogsDropped").iter().sum();
+    assert_eq!(dropped, 35.0, "every line refused is counted as dropped, once");
+}
+
+#[tokio::test]
+async fn a_deleted_log_group_drops_and_counts_the_events_until_it_is_created_again() {
+    let cool_down = COOL_DOWN.as_millis().to_string();
+    let rig = Rig::new("deleted", &[("BOOKS_TELEMETRY_REFUSAL_COOLDOWN_MS", &cool_down)]).await;
+    let diagnostics = Diagnostics::capture();
+    rig.deliver(&lines("before", 10, 10));
+    let report = rig.flusher.flush(None).await;
+    assert_eq!((report.unsent, report.refusal), (0, None), "{report:?}");
+
+    rig.logs.delete_log_group().log_group_name(&rig.group).send().await.unwrap();
+    rig.deliver(&lines("lost", 20, 10));
+    let requests = rig.proxy.requests();
+    let refused_at = Instant::now();
+    let report = rig.flusher.flush(None).await;
+    assert_eq!(report.refusal, Some(Refusal::LogGroupMissing), "{report:?}");
+    assert_eq!((report.sent, report.dropped), (0, 20), "{report:?}");
+    assert_eq!(
+        rig.proxy.requests() - requests,
+        2,
+        "PutLogEvents (not found), then CreateLogStream (its group is gone), and no retry"
+    );
+
+    // Re-created at once; shipping resumes after the cool-down, into a new stream of the new group.
+    rig.logs.create_log_group().log_group_name(&rig.group).send().await.unwrap();
+    let shipped = lines("after", 10, 10);
+    rig.deliver(&shipped);
+    let report = flush_until_a_request_past(&rig, requests + 2).await;
+    assert!(refused_at.elapsed() >= COOL_DOWN, "tried again {:?} after the refusal", refused_at.elapsed());
+    assert_eq!((report.refusal, report.unsent), (None, 0), "{report:?}");
+    let events = rig.shipped().await;
+    assert_eq!(support::messages(&events), shipped);
+    let dropped: f64 = support::metric_values(&events, "LogsDropped").iter().sum();
+    assert_eq!(dropped, 20.0, "every line refused is counted as dropped, once");
+    let errors = diagnostics.at("ERROR");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["fields"]["reason"], "log group missing");
 }

@@ -1,12 +1,14 @@
 //! Shipping to CloudWatch Logs with `PutLogEvents`: batches within the service limits, the log
 //! stream created on first use, retries with jittered exponential backoff on throttling and
-//! server errors, and the EMF header so CloudWatch extracts the metrics.
+//! server errors, and the EMF header so CloudWatch extracts the metrics. A destination CloudWatch
+//! refuses outright (access denied, log group deleted) is a [`Refusal`], not an error to retry.
 //!
 //! Metrics travel as EMF log events, not `PutMetricData` (`aws-sdk-cloudwatch`): one call
 //! carries logs and metrics, CloudWatch extracts the metrics asynchronously, and the function's
 //! role needs no `cloudwatch:PutMetricData` on `*` (that action cannot be scoped to a resource).
 
 pub mod batch;
+pub(crate) mod freeze_aware;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -14,13 +16,14 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::SdkConfig;
+use aws_sdk_cloudwatchlogs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_cloudwatchlogs::operation::create_log_stream::CreateLogStreamError;
 use aws_sdk_cloudwatchlogs::operation::put_log_events::PutLogEventsError;
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_cloudwatchlogs::Client;
 use tokio::time::Instant;
 
-use crate::buffer::LogEvent;
+use crate::buffer::{EventKind, LogEvent};
 
 /// What one `ship` call achieved.
 #[derive(Debug, Default)]
@@ -29,10 +32,55 @@ pub struct Shipment {
     pub sent: usize,
     /// Events CloudWatch refused for good (too old, too new, malformed): counted, not retried.
     pub rejected: usize,
-    /// Events not sent because CloudWatch could not be reached in time; the caller keeps them.
+    /// Log lines dropped because CloudWatch refused the destination itself (`refusal`): the
+    /// caller counts them as dropped. Retrying them would hold them, and everything behind
+    /// them, until someone fixes a permission or re-creates a log group.
+    pub dropped: usize,
+    /// Why the destination was refused, when it was: then nothing more was tried.
+    pub refusal: Option<Refusal>,
+    /// Events not sent because CloudWatch could not be reached in time, and the metric documents
+    /// of a refused shipment (small, and carrying the `LogsDropped` count): the caller keeps them.
     pub unsent: Vec<LogEvent>,
-    /// The last error, when there are unsent events.
+    /// The last error, when there are unsent or dropped events.
     pub error: Option<String>,
+}
+
+/// Why CloudWatch Logs refuses the destination as a whole: no batch will go until someone
+/// changes something outside the extension, so retrying at once would only keep events waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The function's role may not write to the log group (`AccessDeniedException`), or its
+    /// credentials are not accepted (unrecognised, expired, badly signed).
+    AccessDenied,
+    /// The log group does not exist (deleted): `CreateLogStream` answered `ResourceNotFound`.
+    LogGroupMissing,
+}
+
+impl Refusal {
+    /// A short name for diagnostics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessDenied => "access denied",
+            Self::LogGroupMissing => "log group missing",
+        }
+    }
+}
+
+/// Error codes of the AWS JSON protocol that mean the caller may not do this, or is not
+/// believed to be who it says: a permission or credentials problem, not a passing one.
+const DENIED_CODES: [&str; 8] = [
+    "AccessDeniedException",
+    "AccessDenied",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredTokenException",
+    "ExpiredToken",
+    "InvalidSignatureException",
+    "MissingAuthenticationTokenException",
+];
+
+fn denied(code: Option<&str>) -> bool {
+    code.is_some_and(|code| DENIED_CODES.contains(&code))
 }
 
 /// Where and how to ship.
@@ -51,6 +99,8 @@ enum PutError {
     Retryable(String),
     /// CloudWatch will never accept this batch.
     Rejected(String),
+    /// CloudWatch refuses the destination itself; the message says how.
+    Refused(Refusal, String),
 }
 
 /// The HTTPS client of every AWS call: rustls on ring, a lighter TLS stack than the SDK's
@@ -77,6 +127,9 @@ impl Shipper {
                     .operation_attempt_timeout(Duration::from_secs(5))
                     .build(),
             )
+            // Timeouts and backoff count only the time the extension runs: a call frozen with
+            // its environment is not failed (and retried, storing its batch twice) at the thaw.
+            .sleep_impl(freeze_aware::FreezeAwareSleep)
             .build();
         Self {
             client: Client::from_conf(config),
@@ -123,6 +176,17 @@ impl Shipper {
                     shipment.unsent.extend(batches.by_ref().flatten());
                     shipment.error = Some(error);
                 }
+                Err(PutError::Refused(refusal, error)) => {
+                    // Every later batch goes to the same place: none is tried.
+                    for event in batch.into_iter().chain(batches.by_ref().flatten()) {
+                        match event.kind {
+                            EventKind::Log => shipment.dropped += 1,
+                            EventKind::Metrics => shipment.unsent.push(event),
+                        }
+                    }
+                    shipment.refusal = Some(refusal);
+                    shipment.error = Some(error);
+                }
             }
         }
         shipment
@@ -135,8 +199,12 @@ impl Shipper {
         match within(deadline, &self.cutoff, self.put_once(batch)).await? {
             Err(PutError::Retryable(error)) if !self.stream_ready.load(Ordering::Acquire) => {
                 // The stream vanished (deleted by hand, or a retention sweep): create it again.
+                // If its group went with it, that is where the refusal comes from.
                 within(deadline, &self.cutoff, self.create_stream()).await??;
-                within(deadline, &self.cutoff, self.put_once(batch)).await?.map_err(|_| PutError::Retryable(error))
+                within(deadline, &self.cutoff, self.put_once(batch)).await?.map_err(|again| match again {
+                    PutError::Retryable(_) => PutError::Retryable(error),
+                    other => other,
+                })
             }
             other => other,
         }
@@ -175,16 +243,18 @@ impl Shipper {
             Err(error) => {
                 let service = error.as_service_error();
                 if service.is_some_and(PutLogEventsError::is_resource_not_found_exception) {
+                    // The stream or its group: creating the stream tells which.
                     self.stream_ready.store(false, Ordering::Release);
                     return Err(PutError::Retryable("log stream not found".into()));
                 }
+                let message = format!("{}", DisplayErrorContext(&error));
                 if service.is_some_and(PutLogEventsError::is_invalid_parameter_exception) {
-                    return Err(PutError::Rejected(format!(
-                        "{}",
-                        aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&error)
-                    )));
+                    return Err(PutError::Rejected(message));
                 }
-                Err(PutError::Retryable(format!("{}", aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&error))))
+                if denied(service.and_then(ProvideErrorMetadata::code)) {
+                    return Err(PutError::Refused(Refusal::AccessDenied, message));
+                }
+                Err(PutError::Retryable(message))
             }
         }
     }
@@ -203,12 +273,20 @@ impl Shipper {
                 if error.as_service_error().is_some_and(CreateLogStreamError::is_resource_already_exists_exception) => {
             }
             Err(error) => {
-                return Err(PutError::Retryable(format!(
+                let message = format!(
                     "cannot create log stream {} in {}: {}",
                     self.log_stream,
                     self.log_group,
-                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&error)
-                )))
+                    DisplayErrorContext(&error)
+                );
+                let service = error.as_service_error();
+                return Err(if service.is_some_and(CreateLogStreamError::is_resource_not_found_exception) {
+                    PutError::Refused(Refusal::LogGroupMissing, message)
+                } else if denied(service.and_then(ProvideErrorMetadata::code)) {
+                    PutError::Refused(Refusal::AccessDenied, message)
+                } else {
+                    PutError::Retryable(message)
+                });
             }
         }
         self.stream_ready.store(true, Ordering::Release);

@@ -1,6 +1,7 @@
-//! Test support: a fault-injecting HTTP proxy in front of moto (CloudWatch throttling, or
-//! CloudWatch unreachable), the extension's configuration for a test, and reading a log
-//! stream back from moto.
+//! Test support: a fault-injecting HTTP proxy in front of moto (CloudWatch throttling, refusing,
+//! unreachable or hanging), the extension's configuration for a test, reading a log stream back
+//! from moto, the extension's own diagnostics captured, and a fake Lambda (Extensions and
+//! Telemetry APIs) to run the extension's binary as Lambda runs it.
 
 #![allow(dead_code)]
 
@@ -35,6 +36,12 @@ pub(crate) enum Fault {
     /// Hold the request and never answer: a request in flight from an environment that was
     /// frozen, or a CloudWatch that hangs.
     Stall,
+    /// Answer 400 AccessDeniedException, as CloudWatch Logs does when the caller's role lacks
+    /// the permission (AWS JSON 1.1: the code in `__type` and in `x-amzn-errortype`).
+    Deny,
+    /// Forward the request, then hold CloudWatch's answer until [`FaultProxy::release`]: a
+    /// call CloudWatch carried out whose answer reaches its caller late (a frozen one).
+    HoldAnswer,
 }
 
 pub(crate) struct FaultProxy {
@@ -45,6 +52,10 @@ pub(crate) struct FaultProxy {
     /// Headers of the PutLogEvents requests that reached moto.
     pub(crate) put_headers: Arc<Mutex<Vec<http::HeaderMap>>>,
     forwarded: Arc<AtomicUsize>,
+    /// Answers held by [`Fault::HoldAnswer`] wait for permits here.
+    gate: Arc<tokio::sync::Semaphore>,
+    /// Answers that reached the hold.
+    held: Arc<AtomicUsize>,
 }
 
 impl FaultProxy {
@@ -57,10 +68,13 @@ impl FaultProxy {
             seen: Arc::default(),
             put_headers: Arc::default(),
             forwarded: Arc::default(),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+            held: Arc::default(),
         };
         let upstream = upstream.trim_end_matches('/').to_owned();
         let (fault, seen, put_headers, forwarded) =
             (proxy.fault.clone(), proxy.seen.clone(), proxy.put_headers.clone(), proxy.forwarded.clone());
+        let (gate, held) = (proxy.gate.clone(), proxy.held.clone());
         let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
         tokio::spawn(async move {
             loop {
@@ -73,6 +87,7 @@ impl FaultProxy {
                     forwarded.clone(),
                     client.clone(),
                 );
+                let (gate, held) = (gate.clone(), held.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |request: Request<Incoming>| {
                         let (upstream, fault, seen, put_headers, forwarded, client) = (
@@ -83,6 +98,7 @@ impl FaultProxy {
                             forwarded.clone(),
                             client.clone(),
                         );
+                        let (gate, held) = (gate.clone(), held.clone());
                         async move {
                             let target = request
                                 .headers()
@@ -108,7 +124,15 @@ impl FaultProxy {
                                     tokio::time::sleep(std::time::Duration::from_secs(3_600)).await;
                                     return Err("stalled by the fault proxy");
                                 }
-                                Fault::None => {}
+                                Fault::Deny => {
+                                    let message = format!(
+                                        "User: arn:aws:sts::123456789012:assumed-role/books-test/fn is not \
+                                         authorized to perform: logs:{target} because no identity-based \
+                                         policy allows the logs:{target} action"
+                                    );
+                                    return Ok(error(400, "AccessDeniedException", &message));
+                                }
+                                Fault::None | Fault::HoldAnswer => {}
                             }
                             let (parts, body) = request.into_parts();
                             if target == "PutLogEvents" {
@@ -127,6 +151,10 @@ impl FaultProxy {
                             forwarded.fetch_add(1, Ordering::SeqCst);
                             let (parts, body) = response.into_parts();
                             let body = body.collect().await.map_err(|_| "upstream body")?.to_bytes();
+                            if current == Fault::HoldAnswer {
+                                held.fetch_add(1, Ordering::SeqCst);
+                                gate.acquire().await.map_err(|_| "gate closed")?.forget();
+                            }
                             Ok::<_, &str>(Response::from_parts(parts, Full::new(body)))
                         }
                     });
@@ -146,6 +174,22 @@ impl FaultProxy {
 
     pub(crate) fn heal(&self) {
         self.set(Fault::None, 0);
+    }
+
+    /// How many answers [`Fault::HoldAnswer`] has held (released or not).
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
+    }
+
+    /// Lets every answer held so far, and the next ones, go.
+    pub(crate) fn release(&self) {
+        self.heal();
+        self.gate.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+    }
+
+    /// How many requests reached the proxy, of every operation, faulted or not.
+    pub(crate) fn requests(&self) -> usize {
+        self.seen.lock().unwrap().len()
     }
 
     /// How many requests of an operation were faulted and how many went through.
@@ -259,4 +303,239 @@ pub(crate) fn function_lines(start_ms: i64, lines: &[String]) -> Vec<u8> {
         })
         .collect();
     serde_json::to_vec(&records).unwrap()
+}
+
+/// The extension's own diagnostics (what it writes on stderr), captured for the calling thread,
+/// as JSON lines.
+pub(crate) struct Diagnostics {
+    lines: Arc<Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+#[derive(Clone)]
+struct SharedWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Diagnostics {
+    /// Captures until dropped: everything the extension logs on this thread (a
+    /// `#[tokio::test]` runs its tasks on its own thread), at `debug` and above.
+    pub(crate) fn capture() -> Self {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let writer = SharedWriter(lines.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .finish();
+        Self { lines, _guard: tracing::subscriber::set_default(subscriber) }
+    }
+
+    /// The captured lines at `level` (`ERROR`, `WARN`…), each as its JSON object.
+    pub(crate) fn at(&self, level: &str) -> Vec<Value> {
+        let text = String::from_utf8_lossy(&self.lines.lock().unwrap()).into_owned();
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["level"] == level)
+            .collect()
+    }
+}
+
+/// Waits until `done` holds, checking every 20 ms, for at most `bound` (generous: a loaded
+/// machine is slow, never wrong); true if it held.
+pub(crate) async fn eventually<F, Fut>(bound: std::time::Duration, mut done: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        if done().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The Extensions and Telemetry APIs as Lambda serves them to one external extension:
+/// registration, the lifecycle events the test hands out, and the subscription, which tells
+/// where the extension's telemetry listener is.
+pub(crate) struct FakeLambda {
+    /// What `AWS_LAMBDA_RUNTIME_API` says: `host:port`.
+    pub(crate) runtime_api: String,
+    events: tokio::sync::mpsc::UnboundedSender<Value>,
+    subscribed: tokio::sync::watch::Receiver<Option<u16>>,
+}
+
+impl FakeLambda {
+    pub(crate) async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the fake Lambda");
+        let runtime_api = listener.local_addr().unwrap().to_string();
+        let (events, next) = tokio::sync::mpsc::unbounded_channel::<Value>();
+        let next = Arc::new(tokio::sync::Mutex::new(next));
+        let (subscribe, subscribed) = tokio::sync::watch::channel(None);
+        let subscribe = Arc::new(subscribe);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let (next, subscribe) = (next.clone(), subscribe.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: Request<Incoming>| {
+                        let (next, subscribe) = (next.clone(), subscribe.clone());
+                        async move { Ok::<_, std::convert::Infallible>(lambda_api(request, &next, &subscribe).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { runtime_api, events, subscribed }
+    }
+
+    /// The next event is an INVOKE of `request_id`.
+    pub(crate) fn invoke(&self, request_id: &str, deadline_ms: i64) {
+        let event = serde_json::json!({"eventType": "INVOKE", "deadlineMs": deadline_ms, "requestId": request_id,
+            "invokedFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:books-test-command",
+            "tracing": {"type": "X-Amzn-Trace-Id", "value": "Root=1-00000000-000000000000000000000000"}});
+        self.events.send(event).unwrap();
+    }
+
+    /// The next event is SHUTDOWN.
+    pub(crate) fn shutdown(&self, deadline_ms: i64) {
+        let event =
+            serde_json::json!({"eventType": "SHUTDOWN", "shutdownReason": "spindown", "deadlineMs": deadline_ms});
+        self.events.send(event).unwrap();
+    }
+
+    /// The port the extension subscribed its listener on, once it has (at most `bound`).
+    pub(crate) async fn listener_port(&self, bound: std::time::Duration) -> u16 {
+        let mut subscribed = self.subscribed.clone();
+        let port = tokio::time::timeout(bound, subscribed.wait_for(Option::is_some))
+            .await
+            .expect("the extension subscribed to the Telemetry API")
+            .expect("the fake Lambda runs");
+        port.expect("a port")
+    }
+}
+
+async fn lambda_api(
+    request: Request<Incoming>,
+    next: &tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Value>>,
+    subscribe: &tokio::sync::watch::Sender<Option<u16>>,
+) -> Response<Full<Bytes>> {
+    let respond =
+        |status: u16, body: String| Response::builder().status(status).body(Full::new(Bytes::from(body))).unwrap();
+    match (request.method().as_str(), request.uri().path()) {
+        ("POST", "/2020-01-01/extension/register") => {
+            let mut response = respond(
+                200,
+                r#"{"functionName":"books-test-command","functionVersion":"$LATEST","handler":"bootstrap"}"#.into(),
+            );
+            response.headers_mut().insert("lambda-extension-identifier", "books-telemetry-test".parse().unwrap());
+            response
+        }
+        ("GET", "/2020-01-01/extension/event/next") => {
+            let event = next.lock().await.recv().await;
+            match event {
+                Some(event) => {
+                    let mut response = respond(200, event.to_string());
+                    response.headers_mut().insert("lambda-extension-event-identifier", "event".parse().unwrap());
+                    response
+                }
+                // The test is over: the extension waits, as it would for a frozen environment.
+                None => std::future::pending().await,
+            }
+        }
+        ("PUT", "/2022-07-01/telemetry") => {
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            match telemetry_schema::subscription::SubscribeRequest::parse(&body) {
+                Ok((subscription, _)) => {
+                    let port = subscription.destination.uri.rsplit(':').next().and_then(|p| p.parse().ok());
+                    subscribe.send_replace(port);
+                    respond(200, "OK".into())
+                }
+                Err(error) => respond(400, format!(r#"{{"errorMessage":"{error}"}}"#)),
+            }
+        }
+        // Error reports (init, exit).
+        _ => respond(202, String::new()),
+    }
+}
+
+/// The extension's binary, running against a [`FakeLambda`] as Lambda runs it; killed when
+/// dropped. Its stderr (its own diagnostics, JSON lines) goes to a file.
+pub(crate) struct ExtensionProcess {
+    child: std::process::Child,
+    pub(crate) stderr: std::path::PathBuf,
+}
+
+impl ExtensionProcess {
+    /// Starts the extension with `env` on top of the variables Lambda and the test set.
+    pub(crate) fn start(lambda: &FakeLambda, endpoint: &str, env: &[(&str, &str)]) -> Self {
+        let stderr = std::env::temp_dir().join(format!("books-telemetry-{}.stderr", ulid::Ulid::new()));
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_books-telemetry"));
+        command
+            .env("AWS_LAMBDA_RUNTIME_API", &lambda.runtime_api)
+            .env("AWS_LAMBDA_FUNCTION_NAME", "books-test-command")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("BOOKS_TELEMETRY_LISTEN", "127.0.0.1:0")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("the extension's stderr file"));
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        Self { child: command.spawn().expect("start the extension"), stderr }
+    }
+
+    /// `VmHWM`, the peak resident set size so far, in KiB, from `/proc/<pid>/status`.
+    pub(crate) fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("its /proc status");
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc/<pid>/status");
+        line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmHWM in kB")
+    }
+
+    /// Waits for it to exit, at most `bound`.
+    pub(crate) async fn exit(&mut self, bound: std::time::Duration) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("its status") {
+                return status;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the extension did not exit within {bound:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// What it wrote on stderr, as JSON lines.
+    pub(crate) fn diagnostics(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect()
+    }
+}
+
+impl Drop for ExtensionProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.stderr);
+    }
 }

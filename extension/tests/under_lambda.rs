@@ -1,0 +1,205 @@
+//! The `books-telemetry` binary as the extension of a function run by the emulated Lambda
+//! service (`books-local`), with its environments frozen between invocations as Lambda freezes
+//! them, shipping to the local endpoint (moto, or a fault proxy in front of it):
+//!
+//! - an invocation that times out, crashes or runs out of memory is shipped — its lines, its
+//!   `platform.report` with the status and its metrics — within the SHUTDOWN deadline that
+//!   follows, by the background strategy that ships nothing at the end of an invocation;
+//! - a `PutLogEvents` frozen mid-call, whose answer arrives after longer than the SDK's
+//!   timeouts, is neither lost nor stored twice.
+//!
+//! The function is the emulator's Python runtime fixture (`local/tests/fixtures/runtime.py`).
+
+// A test crate: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../local/tests/support/mod.rs"]
+mod lambda;
+mod support;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_cloudwatchlogs::Client as LogsClient;
+use books_local::invoke::{InvokeOutcome, InvokeRequest, Invoker};
+use books_local::lambda::{LambdaService, LambdaSettings};
+use lambda::Fixture;
+use serde_json::{json, Value};
+use support::{Fault, FaultProxy};
+
+const STREAM: &str = "under-lambda";
+
+/// A function whose one extension is books-telemetry, shipping to `endpoint`.
+struct Rig {
+    fixture: Fixture,
+    service: Arc<LambdaService>,
+    logs: LogsClient,
+    group: String,
+}
+
+impl Rig {
+    async fn new(name: &str, endpoint: &str, timeout: Duration, extra: &[(&str, &str)]) -> Self {
+        let moto = books_testkit::endpoint();
+        let logs = LogsClient::new(&support::sdk_config(moto).await);
+        let group = support::log_group(&logs, name).await;
+        let mut env = vec![
+            ("BOOKS_TELEMETRY_LOG_GROUP", group.as_str()),
+            ("BOOKS_TELEMETRY_LOG_STREAM", STREAM),
+            ("BOOKS_TELEMETRY_SERVICE", "fixture"),
+        ];
+        env.extend_from_slice(extra);
+        let extension = PathBuf::from(env!("CARGO_BIN_EXE_books-telemetry"));
+        let fixture = Fixture::with_extension_binary(timeout, Some(extension), &env);
+        let settings = LambdaSettings { aws_endpoint_url: Some(endpoint.to_owned()), ..LambdaSettings::default() };
+        let service = LambdaService::new(vec![fixture.spec.clone()], settings);
+        Self { fixture, service, logs, group }
+    }
+
+    async fn invoke(&self, payload: Value) -> InvokeOutcome {
+        let request = InvokeRequest {
+            function_name: "fixture".into(),
+            payload: payload.to_string().into_bytes(),
+            ..Default::default()
+        };
+        self.service.invoke(request).await
+    }
+
+    /// Every message shipped to the stream, parsed.
+    async fn shipped(&self) -> Vec<Value> {
+        support::read_stream(&self.logs, &self.group, STREAM)
+            .await
+            .into_iter()
+            .map(|(_, message)| serde_json::from_str(&message).unwrap())
+            .collect()
+    }
+}
+
+/// The `message` of every function line shipped.
+fn lines(shipped: &[Value]) -> Vec<String> {
+    shipped.iter().filter_map(|m| m["message"].as_str()).map(str::to_owned).collect()
+}
+
+fn reports(shipped: &[Value]) -> Vec<&Value> {
+    shipped.iter().filter(|m| m["type"] == "platform.report").map(|m| &m["record"]).collect()
+}
+
+/// The values of a platform metric in the EMF documents shipped.
+fn metric(shipped: &[Value], name: &str) -> Vec<f64> {
+    shipped
+        .iter()
+        .filter(|m| m.get("_aws").is_some())
+        .filter_map(|m| m.get(name))
+        .flat_map(|v| -> Vec<f64> {
+            match v {
+                Value::Array(values) => values.iter().filter_map(Value::as_f64).collect(),
+                other => other.as_f64().into_iter().collect(),
+            }
+        })
+        .collect()
+}
+
+/// Background flushing, the strategy that ships nothing at the end of an invocation: all an
+/// ended environment's telemetry rides on its SHUTDOWN.
+const BACKGROUND_ONLY: [(&str, &str); 2] =
+    [("BOOKS_TELEMETRY_FLUSH", "background"), ("BOOKS_TELEMETRY_FLUSH_INTERVAL_MS", "600000")];
+
+async fn ended_environment_is_shipped(name: &str, payload: Value, expected: (&str, Option<&str>, f64, f64)) {
+    let rig = Rig::new(name, books_testkit::endpoint(), Duration::from_secs(2), &BACKGROUND_ONLY).await;
+    let line = format!("the last words of {name}");
+    let mut payload = payload;
+    payload["print"] = json!([line]);
+    let outcome = rig.invoke(payload).await;
+    assert!(!matches!(outcome, InvokeOutcome::Response(_)), "{outcome:?}");
+    // The invocation answers once its environment is gone: what it shipped, it shipped within
+    // its SHUTDOWN.
+    assert_eq!(rig.service.environments("fixture"), 0);
+    let shipped = rig.shipped().await;
+    assert!(lines(&shipped).contains(&line), "its lines: {shipped:?}");
+    let reports = reports(&shipped);
+    assert_eq!(reports.len(), 1, "{shipped:?}");
+    let (status, error_type, errors, timeouts) = expected;
+    assert_eq!(reports[0]["status"], status);
+    assert_eq!(reports[0]["errorType"].as_str(), error_type);
+    assert_eq!(metric(&shipped, "Errors"), [errors]);
+    assert_eq!(metric(&shipped, "Timeouts"), [timeouts]);
+    rig.service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_timed_out_invocation_is_shipped_within_its_shutdown() {
+    ended_environment_is_shipped("timeout", json!({"sleep_ms": 30_000}), ("timeout", None, 0.0, 1.0)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crashed_invocation_is_shipped_within_its_shutdown() {
+    ended_environment_is_shipped("crash", json!({"exit": 3}), ("failure", Some("Runtime.ExitError"), 1.0, 0.0)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_invocation_out_of_memory_is_shipped_within_its_shutdown() {
+    let expected = ("error", Some("Runtime.OutOfMemory"), 1.0, 0.0);
+    ended_environment_is_shipped("out-of-memory", json!({"allocate_mb": 400}), expected).await;
+}
+
+/// A process's scheduling state from /proc (`T`: stopped, i.e. frozen).
+fn process_state(pid: u64) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()).unwrap_or('?')
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_put_log_events_frozen_mid_call_is_neither_lost_nor_stored_twice() {
+    let moto = books_testkit::endpoint();
+    let proxy = FaultProxy::start(moto).await;
+    // Background flushes due at every invocation.
+    let extra = [("BOOKS_TELEMETRY_FLUSH", "background"), ("BOOKS_TELEMETRY_FLUSH_INTERVAL_MS", "100")];
+    let rig = Rig::new("frozen-mid-call", &proxy.url, Duration::from_secs(30), &extra).await;
+    let say = |n: usize| json!({"print": [format!("invocation {n}")]});
+    // An invocation's background flush waits for its telemetry, which mostly comes after the
+    // freeze: it runs at the next thaw, while the next invocation runs. Invoke until one flush
+    // went through (the stream exists), then hold CloudWatch's answers until a PutLogEvents is
+    // caught in flight by a freeze.
+    let mut invoked = 0;
+    let mut invoke_next = || {
+        invoked += 1;
+        assert!(invoked <= 100, "no background flush was caught by a freeze in 100 invocations");
+        let payload = say(invoked);
+        let rig = &rig;
+        async move {
+            rig.invoke(payload).await;
+            rig.service.idle("fixture").await;
+        }
+    };
+    while proxy.count("PutLogEvents").1 == 0 {
+        invoke_next().await;
+    }
+    proxy.set(Fault::HoldAnswer, usize::MAX);
+    let runtime = rig.fixture.lines("runtime.jsonl")[0]["pid"].as_u64().unwrap();
+    loop {
+        invoke_next().await;
+        // The flush this thaw started may still be on its way to the proxy.
+        for _ in 0..40 {
+            if proxy.count("PutLogEvents").1 > 0 && proxy.held() > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if proxy.held() > 0 {
+            break;
+        }
+    }
+    lambda::eventually("the environment frozen with the answer held", || process_state(runtime) == 'T').await;
+    let held_puts = proxy.count("PutLogEvents").1;
+    // Frozen for longer than the SDK's attempt timeout (5 s); its answer comes after the thaw.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    invoke_next().await;
+    proxy.release();
+    rig.service.shutdown().await;
+    let shipped = rig.shipped().await;
+    let said: Vec<String> = lines(&shipped).into_iter().filter(|l| l.starts_with("invocation ")).collect();
+    let expected: Vec<String> = (1..=invoked).map(|n| format!("invocation {n}")).collect();
+    assert_eq!(said, expected, "each line once, in order");
+    assert_eq!(reports(&shipped).len(), invoked, "one report per invocation");
+    assert!(held_puts >= 1);
+}
