@@ -203,3 +203,37 @@ async fn a_put_log_events_frozen_mid_call_is_neither_lost_nor_stored_twice() {
     assert_eq!(reports(&shipped).len(), invoked, "one report per invocation");
     assert!(held_puts >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_cloudwatch_under_freeze_loses_nothing_and_stores_nothing_twice() {
+    let moto = books_testkit::endpoint();
+    let proxy = FaultProxy::start(moto).await;
+    let extra = [("BOOKS_TELEMETRY_FLUSH", "background"), ("BOOKS_TELEMETRY_FLUSH_INTERVAL_MS", "100")];
+    let rig = Rig::new("failing-under-freeze", &proxy.url, Duration::from_secs(30), &extra).await;
+    let mut invoked = 0;
+    // Throttled, then unavailable, then unreachable, each for a few calls, while invocations
+    // come and go and the environment is frozen between them.
+    for fault in [Fault::Throttle, Fault::Unavailable, Fault::Drop] {
+        let faulted = proxy.count("PutLogEvents").0 + proxy.count("CreateLogStream").0;
+        proxy.set(fault, 3);
+        for _ in 0..100 {
+            if proxy.count("PutLogEvents").0 + proxy.count("CreateLogStream").0 >= faulted + 3 {
+                break;
+            }
+            invoked += 1;
+            rig.invoke(json!({"print": [format!("invocation {invoked}")]})).await;
+            rig.service.idle("fixture").await;
+        }
+        assert_eq!(
+            proxy.count("PutLogEvents").0 + proxy.count("CreateLogStream").0,
+            faulted + 3,
+            "{fault:?} met 3 calls within 100 invocations"
+        );
+    }
+    rig.service.shutdown().await;
+    let shipped = rig.shipped().await;
+    let said: Vec<String> = lines(&shipped).into_iter().filter(|l| l.starts_with("invocation ")).collect();
+    let expected: Vec<String> = (1..=invoked).map(|n| format!("invocation {n}")).collect();
+    assert_eq!(said, expected, "each line once, in order");
+    assert_eq!(reports(&shipped).len(), invoked, "one report per invocation");
+}

@@ -433,6 +433,54 @@ async fn telemetry_batches_respect_max_items_and_lose_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subscriber_that_cannot_keep_up_gets_logs_dropped_with_what_it_lost() {
+    let fixture = Fixture::new(
+        Duration::from_secs(60),
+        true,
+        &[("FIXTURE_TELEMETRY", r#"{"maxItems": 1000, "timeoutMs": 25}"#), ("FIXTURE_TELEMETRY_DELAY_MS", "300")],
+    );
+    // Not frozen: the slow subscriber takes its batches between invocations too.
+    let service = LambdaService::new(vec![fixture.spec.clone()], LambdaSettings { freeze: false, ..settings() });
+    // More lines at once than the platform keeps for a subscriber this slow.
+    let printed = 30_000;
+    let lines: Vec<String> = (0..printed).map(|n| format!("line {n}")).collect();
+    response(invoke(&service, json!({"print": lines})).await);
+    let tally = |records: &[Value]| -> (u64, u64) {
+        let delivered = records
+            .iter()
+            .filter(|r| r["type"] == "function" && r["record"].as_str().is_some_and(|l| l.starts_with("line ")))
+            .count() as u64;
+        let dropped = records
+            .iter()
+            .filter(|r| r["type"] == "platform.logsDropped")
+            .map(|r| r["record"]["droppedRecords"].as_u64().unwrap())
+            .sum::<u64>();
+        (delivered, dropped)
+    };
+    eventually("every line delivered or counted as dropped", || {
+        let (delivered, dropped) = tally(&fixture.telemetry());
+        delivered + dropped >= printed as u64
+    })
+    .await;
+    service.shutdown().await;
+    let records = fixture.telemetry();
+    let (delivered, dropped) = tally(&records);
+    assert!(dropped > 0, "the platform dropped and said so");
+    assert!(records.iter().filter(|r| r["type"] == "platform.logsDropped").all(|r| r["record"]["droppedBytes"]
+        .as_u64()
+        .unwrap()
+        > 0
+        && r["record"]["reason"].as_str().is_some_and(|reason| !reason.is_empty())));
+    // Every line is either delivered or counted, once; the drops may also count a few other
+    // records (the invocation's platform.start, runtimeDone and report, the SIGTERM line).
+    let accounted = delivered + dropped;
+    assert!(
+        (printed as u64..=printed as u64 + 4).contains(&accounted),
+        "{delivered} delivered + {dropped} dropped of {printed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrency_scales_out_to_the_reserved_limit_then_throttles() {
     let fixture = Fixture::new(Duration::from_secs(10), false, &[]);
     let service = LambdaService::new(vec![fixture.spec.clone()], settings());
