@@ -181,6 +181,20 @@ impl Aggregator {
         self.bytes += VALUE_BYTES;
     }
 
+    /// At least what observing all of these would add to [`Aggregator::bytes`], without looking
+    /// anything up: as if every value opened a group and a metric of its own. Cheap, so that
+    /// the exact [`Aggregator::cost`] is paid only near a cap.
+    pub(crate) fn cost_bound(observations: &[Observation]) -> usize {
+        observations
+            .iter()
+            .map(|o| {
+                let dimensions: usize =
+                    o.dimensions.iter().map(|(name, value)| 2 * name.len() + value.len() + 10).sum();
+                VALUE_BYTES + GROUP_BYTES + o.namespace.len() + dimensions + series_bytes(&o.name, o.unit.as_deref())
+            })
+            .sum()
+    }
+
     /// What observing all of these would add to [`Aggregator::bytes`].
     pub(crate) fn cost(&self, observations: &[Observation]) -> usize {
         let mut new_groups = BTreeSet::new();

@@ -355,7 +355,10 @@ impl Pipeline {
     /// Whether the aggregator has room for these values: it and the pending documents stay
     /// within `BOOKS_TELEMETRY_METRICS_BYTES`.
     fn metrics_fit(&self, state: &State, observations: &[Observation]) -> bool {
-        state.metrics.bytes() + state.documents_bytes + state.metrics.cost(observations) <= self.settings.metrics_bytes
+        let used = state.metrics.bytes() + state.documents_bytes;
+        // Far from the cap (the usual case) the bound settles it without a lookup.
+        used + Aggregator::cost_bound(observations) <= self.settings.metrics_bytes
+            || used + state.metrics.cost(observations) <= self.settings.metrics_bytes
     }
 
     /// Aggregates platform values, or, with no room left, ships them in documents of their own
