@@ -75,6 +75,23 @@ impl Rig {
     }
 }
 
+/// Background flushes due at almost every invocation, through a fault proxy in front of moto.
+async fn behind_a_proxy(name: &str) -> (Rig, FaultProxy) {
+    let proxy = FaultProxy::start(books_testkit::endpoint()).await;
+    let extra = [("BOOKS_TELEMETRY_FLUSH", "background"), ("BOOKS_TELEMETRY_FLUSH_INTERVAL_MS", "100")];
+    let rig = Rig::new(name, &proxy.url, Duration::from_secs(30), &extra).await;
+    (rig, proxy)
+}
+
+/// Each of `invoked` invocations' line (`invocation <n>`) shipped once, in order, and its report.
+async fn each_invocation_shipped_once(rig: &Rig, invoked: usize) {
+    let shipped = rig.shipped().await;
+    let said: Vec<String> = lines(&shipped).into_iter().filter(|l| l.starts_with("invocation ")).collect();
+    let expected: Vec<String> = (1..=invoked).map(|n| format!("invocation {n}")).collect();
+    assert_eq!(said, expected, "each line once, in order");
+    assert_eq!(reports(&shipped).len(), invoked, "one report per invocation");
+}
+
 /// The `message` of every function line shipped.
 fn lines(shipped: &[Value]) -> Vec<String> {
     shipped.iter().filter_map(|m| m["message"].as_str()).map(str::to_owned).collect()
@@ -150,11 +167,7 @@ fn process_state(pid: u64) -> char {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_put_log_events_frozen_mid_call_is_neither_lost_nor_stored_twice() {
-    let moto = books_testkit::endpoint();
-    let proxy = FaultProxy::start(moto).await;
-    // Background flushes due at every invocation.
-    let extra = [("BOOKS_TELEMETRY_FLUSH", "background"), ("BOOKS_TELEMETRY_FLUSH_INTERVAL_MS", "100")];
-    let rig = Rig::new("frozen-mid-call", &proxy.url, Duration::from_secs(30), &extra).await;
+    let (rig, proxy) = behind_a_proxy("frozen-mid-call").await;
     let say = |n: usize| json!({"print": [format!("invocation {n}")]});
     // An invocation's background flush waits for its telemetry, which mostly comes after the
     // freeze: it runs at the next thaw, while the next invocation runs. Invoke until one flush
@@ -196,20 +209,13 @@ async fn a_put_log_events_frozen_mid_call_is_neither_lost_nor_stored_twice() {
     invoke_next().await;
     proxy.release();
     rig.service.shutdown().await;
-    let shipped = rig.shipped().await;
-    let said: Vec<String> = lines(&shipped).into_iter().filter(|l| l.starts_with("invocation ")).collect();
-    let expected: Vec<String> = (1..=invoked).map(|n| format!("invocation {n}")).collect();
-    assert_eq!(said, expected, "each line once, in order");
-    assert_eq!(reports(&shipped).len(), invoked, "one report per invocation");
+    each_invocation_shipped_once(&rig, invoked).await;
     assert!(held_puts >= 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_cloudwatch_under_freeze_loses_nothing_and_stores_nothing_twice() {
-    let moto = books_testkit::endpoint();
-    let proxy = FaultProxy::start(moto).await;
-    let extra = [("BOOKS_TELEMETRY_FLUSH", "background"), ("BOOKS_TELEMETRY_FLUSH_INTERVAL_MS", "100")];
-    let rig = Rig::new("failing-under-freeze", &proxy.url, Duration::from_secs(30), &extra).await;
+    let (rig, proxy) = behind_a_proxy("failing-under-freeze").await;
     let mut invoked = 0;
     // Throttled, then unavailable, then unreachable, each for a few calls, while invocations
     // come and go and the environment is frozen between them.
@@ -231,9 +237,5 @@ async fn a_failing_cloudwatch_under_freeze_loses_nothing_and_stores_nothing_twic
         );
     }
     rig.service.shutdown().await;
-    let shipped = rig.shipped().await;
-    let said: Vec<String> = lines(&shipped).into_iter().filter(|l| l.starts_with("invocation ")).collect();
-    let expected: Vec<String> = (1..=invoked).map(|n| format!("invocation {n}")).collect();
-    assert_eq!(said, expected, "each line once, in order");
-    assert_eq!(reports(&shipped).len(), invoked, "one report per invocation");
+    each_invocation_shipped_once(&rig, invoked).await;
 }
