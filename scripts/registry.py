@@ -27,11 +27,35 @@ from __future__ import annotations
 
 import argparse
 import base64
+import http.client
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
+
+# Attempts of a request that met a connection error or a gateway's 502/503/504: a registry on a
+# loaded machine (or ECR behind its load balancer) sometimes closes a connection mid-request.
+ATTEMPTS = 4
+RETRIED_STATUS = {502, 503, 504}
+
+
+def urlopen(request: urllib.request.Request, timeout: float):
+    """urllib's urlopen, trying again (with backoff) after a dropped connection or a gateway
+    error. Every request made here may be repeated: reads, a manifest put under a tag, a
+    delete, an upload's start and finish."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return urllib.request.urlopen(request, timeout=timeout)
+        except urllib.error.HTTPError as error:
+            if error.code not in RETRIED_STATUS or attempt == ATTEMPTS:
+                raise
+        except (urllib.error.URLError, ConnectionError, http.client.HTTPException, TimeoutError):
+            if attempt == ATTEMPTS:
+                raise
+        time.sleep(0.25 * 2**attempt)
+    raise AssertionError("unreachable")
 
 MANIFEST_TYPES = ", ".join(
     [
@@ -59,7 +83,7 @@ class Registry:
         request = urllib.request.Request(self.base + path, data=body, method=method, headers=headers or {})
         if self.auth:
             request.add_header("Authorization", self.auth)
-        return urllib.request.urlopen(request, timeout=60)
+        return urlopen(request, timeout=60)
 
     def digest(self, reference: str) -> str | None:
         try:
@@ -133,7 +157,7 @@ class Registry:
             )
             if self.auth:
                 finish.add_header("Authorization", self.auth)
-            with urllib.request.urlopen(finish, timeout=300):
+            with urlopen(finish, timeout=300):
                 pass
         with self.request("PUT", f"/manifests/{tag}", body=manifest, headers={"Content-Type": media_type}):
             pass
