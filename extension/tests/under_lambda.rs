@@ -24,7 +24,7 @@ use std::time::Duration;
 use aws_sdk_cloudwatchlogs::Client as LogsClient;
 use books_local::invoke::{InvokeOutcome, InvokeRequest, Invoker};
 use books_local::lambda::{LambdaService, LambdaSettings};
-use lambda::Fixture;
+use lambda::{process_state, Fixture};
 use serde_json::{json, Value};
 use support::{Fault, FaultProxy};
 
@@ -157,12 +157,6 @@ async fn a_crashed_invocation_is_shipped_within_its_shutdown() {
 async fn an_invocation_out_of_memory_is_shipped_within_its_shutdown() {
     let expected = ("error", Some("Runtime.OutOfMemory"), 1.0, 0.0);
     ended_environment_is_shipped("out-of-memory", json!({"allocate_mb": 400}), expected).await;
-}
-
-/// A process's scheduling state from /proc (`T`: stopped, i.e. frozen).
-fn process_state(pid: u64) -> char {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()).unwrap_or('?')
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -13,7 +13,7 @@ use books_local::invoke::{InvokeOutcome, InvokeRequest, Invoker};
 use books_local::lambda::observe::Observation;
 use books_local::lambda::{LambdaService, LambdaSettings, SHUTDOWN_WITH_EXTENSIONS};
 use serde_json::{json, Value};
-use support::{eventually, Fixture};
+use support::{alive, eventually, process_state, Fixture};
 
 fn settings() -> LambdaSettings {
     LambdaSettings { aws_endpoint_url: Some("http://127.0.0.1:9".into()), ..LambdaSettings::default() }
@@ -575,12 +575,6 @@ async fn nothing_a_function_started_outlives_its_environment() {
     eventually("the child ended with its environment", || !alive(child)).await;
 }
 
-/// Whether a process exists and is not a zombie.
-fn alive(pid: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nothing_an_environment_started_outlives_the_emulator_killed() {
     let fixture = Fixture::new(Duration::from_secs(30), true, &[]);
@@ -669,12 +663,6 @@ async fn a_crashed_invocation_reaches_the_extensions_before_their_shutdown() {
     assert_eq!(report[0]["record"]["status"], "failure");
     assert_eq!(report[0]["record"]["errorType"], "Runtime.ExitError");
     service.shutdown().await;
-}
-
-/// A process's scheduling state (`R`, `S`, `T` for stopped, …) from /proc.
-fn process_state(pid: u64) -> char {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()).unwrap_or('?')
 }
 
 fn fixture_pids(fixture: &Fixture) -> (u64, u64) {

@@ -165,3 +165,15 @@ pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// A process's scheduling state from /proc (`R`, `S`, `T` for stopped, i.e. frozen, `Z`…), `?`
+/// when it is gone.
+pub(crate) fn process_state(pid: u64) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()).unwrap_or('?')
+}
+
+/// Whether a process exists and is not a zombie.
+pub(crate) fn alive(pid: u64) -> bool {
+    !matches!(process_state(pid), 'Z' | '?')
+}
