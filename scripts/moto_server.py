@@ -1,4 +1,4 @@
-"""The local AWS endpoint: moto's server with four behaviours brought closer to AWS.
+"""The local AWS endpoint: moto's server with five behaviours brought closer to AWS.
 
 1. moto invokes a Lambda function itself (through Docker) whenever a DynamoDB table with an
    event source mapping gets a stream record, then drops the records it delivered. In the local
@@ -16,6 +16,8 @@
    DynamoDB answers "Requested resource not found: Table: <name> not found". The AWS provider
    of Terraform recognises only the latter as "already deleted", so a DeleteTable retried on a
    loaded machine (the first call went through) failed the whole destroy. Here it is DynamoDB's.
+5. CloudWatch's GetMetricData (namespace and exact dimension matching, percentiles, metric
+   math): see moto_cloudwatch.py. The local cloud's alarms and dashboards are evaluated with it.
 
 Everything else is moto's server, unchanged.
 """
@@ -28,6 +30,10 @@ from moto.awslambda.models import LambdaBackend
 from moto.dynamodb.exceptions import ResourceNotFoundException
 from moto.dynamodb.models import DynamoDBBackend
 from moto.server import main
+
+import moto_cloudwatch
+
+moto_cloudwatch.apply()
 
 _ATOMIC = threading.RLock()
 _ITEM_OPERATIONS = (
