@@ -12,6 +12,38 @@ pub const MAX_METRICS_PER_DOCUMENT: usize = 100;
 pub const MAX_VALUES_PER_METRIC: usize = 100;
 /// At most this many dimensions in one dimension set.
 pub const MAX_DIMENSIONS_PER_SET: usize = 30;
+/// At most this many characters in a namespace, a metric name or a dimension name.
+pub const MAX_NAME_LENGTH: usize = 255;
+/// The units a metric definition may declare (CloudWatch's `StandardUnit`).
+pub const UNITS: [&str; 27] = [
+    "Seconds",
+    "Microseconds",
+    "Milliseconds",
+    "Bytes",
+    "Kilobytes",
+    "Megabytes",
+    "Gigabytes",
+    "Terabytes",
+    "Bits",
+    "Kilobits",
+    "Megabits",
+    "Gigabits",
+    "Terabits",
+    "Percent",
+    "Count",
+    "Bytes/Second",
+    "Kilobytes/Second",
+    "Megabytes/Second",
+    "Gigabytes/Second",
+    "Terabytes/Second",
+    "Bits/Second",
+    "Kilobits/Second",
+    "Megabits/Second",
+    "Gigabits/Second",
+    "Terabits/Second",
+    "Count/Second",
+    "None",
+];
 /// The storage resolution of a standard metric, in seconds.
 pub const STANDARD_RESOLUTION: u32 = 60;
 /// The storage resolution of a high-resolution metric, in seconds.
@@ -58,9 +90,12 @@ pub enum EmfError {
     /// `_aws.Timestamp` is not an integer.
     #[error("_aws.Timestamp is not an integer")]
     Timestamp,
-    /// A directive without a namespace.
-    #[error("a directive has no Namespace")]
+    /// A directive without a namespace, or with one longer than [`MAX_NAME_LENGTH`].
+    #[error("a directive has no Namespace of 1 to 255 characters")]
     Namespace,
+    /// A directive with more than [`MAX_METRICS_PER_DOCUMENT`] metric definitions.
+    #[error("a directive has {0} metric definitions (at most {MAX_METRICS_PER_DOCUMENT})")]
+    TooManyMetrics(usize),
     /// A directive's `Dimensions` is not an array of arrays of names.
     #[error("a directive's Dimensions is not an array of dimension sets")]
     DimensionSets,
@@ -70,9 +105,15 @@ pub enum EmfError {
     /// A dimension whose value is missing or not a string.
     #[error("dimension {0} has no string value")]
     Dimension(String),
-    /// A metric definition without a name, or with a unit that is not a string.
+    /// A metric definition without a name of 1 to 255 characters, or with a unit that is not a string.
     #[error("a metric definition is malformed")]
     Definition,
+    /// A unit that is not one of [`UNITS`].
+    #[error("metric {0} has a unit CloudWatch does not know")]
+    Unit(String),
+    /// An array of more than [`MAX_VALUES_PER_METRIC`] values.
+    #[error("metric {0} has more than {MAX_VALUES_PER_METRIC} values")]
+    TooManyValues(String),
     /// A storage resolution other than 1 or 60.
     #[error("metric {0} has a storage resolution other than 1 or 60")]
     StorageResolution(String),
@@ -108,15 +149,28 @@ impl Document {
             let namespace = directive
                 .get("Namespace")
                 .and_then(Value::as_str)
-                .filter(|n| !n.is_empty())
+                .filter(|n| !n.is_empty() && n.chars().count() <= MAX_NAME_LENGTH)
                 .ok_or(EmfError::Namespace)?;
             let dimension_sets = dimension_sets(object, directive)?;
             let definitions = directive.get("Metrics").and_then(Value::as_array).ok_or(EmfError::Definition)?;
+            if definitions.len() > MAX_METRICS_PER_DOCUMENT {
+                return Err(EmfError::TooManyMetrics(definitions.len()));
+            }
             for definition in definitions {
-                let name = definition.get("Name").and_then(Value::as_str).ok_or(EmfError::Definition)?;
+                let name = definition
+                    .get("Name")
+                    .and_then(Value::as_str)
+                    .filter(|n| !n.is_empty() && n.chars().count() <= MAX_NAME_LENGTH)
+                    .ok_or(EmfError::Definition)?;
                 let unit = match definition.get("Unit") {
                     None => None,
-                    Some(unit) => Some(unit.as_str().ok_or(EmfError::Definition)?.to_owned()),
+                    Some(unit) => {
+                        let unit = unit.as_str().ok_or(EmfError::Definition)?;
+                        if !UNITS.contains(&unit) {
+                            return Err(EmfError::Unit(name.to_owned()));
+                        }
+                        Some(unit.to_owned())
+                    }
                 };
                 let storage_resolution = match definition.get("StorageResolution") {
                     None => STANDARD_RESOLUTION,
@@ -128,6 +182,9 @@ impl Document {
                 };
                 let values = match object.get(name) {
                     Some(Value::Number(number)) => vec![number.as_f64().ok_or_else(|| EmfError::Value(name.into()))?],
+                    Some(Value::Array(items)) if items.len() > MAX_VALUES_PER_METRIC => {
+                        return Err(EmfError::TooManyValues(name.to_owned()))
+                    }
                     Some(Value::Array(items)) if !items.is_empty() => items
                         .iter()
                         .map(Value::as_f64)
@@ -251,6 +308,27 @@ mod tests {
             case(&|d| d["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = json!([many])),
             EmfError::TooManyDimensions(31)
         );
+        // The limits of the specification's schema: names of 1 to 255 characters, its units,
+        // at most 100 definitions in a directive and 100 values in an array.
+        let long = "n".repeat(256);
+        assert_eq!(case(&|d| d["_aws"]["CloudWatchMetrics"][0]["Namespace"] = json!(long)), EmfError::Namespace);
+        assert_eq!(
+            case(&|d| d["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"] = json!(long)),
+            EmfError::Definition
+        );
+        assert_eq!(
+            case(&|d| d["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] = json!("ms")),
+            EmfError::Unit("M".into())
+        );
+        let definitions: Vec<Value> = (0..101).map(|i| json!({"Name": format!("M{i}")})).collect();
+        assert_eq!(
+            case(&|d| d["_aws"]["CloudWatchMetrics"][0]["Metrics"] = json!(definitions)),
+            EmfError::TooManyMetrics(101)
+        );
+        assert_eq!(case(&|d| d["M"] = json!(vec![1; 101])), EmfError::TooManyValues("M".into()));
+        let hundred = object(json!({"_aws": {"CloudWatchMetrics": [{"Namespace": "N", "Dimensions": [],
+            "Metrics": [{"Name": "M", "Unit": "Bytes/Second"}]}]}, "M": vec![1; 100]}));
+        assert_eq!(Document::read(&hundred).unwrap().metrics[0].values.len(), 100, "100 values are allowed");
         assert_eq!(Document::parse("not json"), Err(EmfError::NotAnObject));
         assert_eq!(Document::parse(r#"{"message": "x"}"#), Err(EmfError::NotEmf));
     }
