@@ -12,7 +12,9 @@ Here every query is answered as CloudWatch documents it: data points of one peri
 to the period from the epoch, with Sum, Average, Minimum, Maximum, SampleCount or a percentile
 (nearest rank); expressions of + - * /, parentheses, numbers, the ids of other queries and
 FILL(series, value). Two series combine where both have a value; a division by zero yields no
-value there. Everything else about CloudWatch stays moto's.
+value there. A new alarm starts in INSUFFICIENT_DATA, as in CloudWatch (moto starts it in OK, which would
+make the first evaluation with data in range look like no change). Everything else about
+CloudWatch stays moto's.
 """
 
 import datetime
@@ -20,7 +22,7 @@ import math
 import re
 
 from moto.cloudwatch.exceptions import ValidationError
-from moto.cloudwatch.models import CloudWatchBackend, MetricAggregatedDatum
+from moto.cloudwatch.models import Alarm, CloudWatchBackend, MetricAggregatedDatum
 
 _UTC = datetime.timezone.utc
 _PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d+)?|100)$")
@@ -229,5 +231,14 @@ def get_metric_data(self, queries, start_time, end_time, scan_by="TimestampDesce
     return results
 
 
+_alarm_init = Alarm.__init__
+
+
+def _alarm_starting_unknown(self, *args, **kwargs):
+    _alarm_init(self, *args, **kwargs)
+    self.state_value = "INSUFFICIENT_DATA"
+
+
 def apply():
     CloudWatchBackend.get_metric_data = get_metric_data
+    Alarm.__init__ = _alarm_starting_unknown

@@ -157,6 +157,9 @@ pub struct EventSourceMapping {
     pub starting_position: StartingPosition,
     /// Whether it polls.
     pub enabled: bool,
+    /// Where records it gives up on are described (`DestinationConfig.OnFailure`): an SQS queue
+    /// or SNS topic ARN.
+    pub on_failure: Option<String>,
 }
 
 /// The function named by a Lambda ARN (`…:function:<name>[:qualifier]`), an API Gateway
@@ -258,6 +261,11 @@ async fn read_gateway(
         })
         .collect();
 
+    let detailed_metrics = stage
+        .method_settings()
+        .and_then(|settings| settings.get("*/*"))
+        .is_some_and(aws_sdk_apigateway::types::MethodSetting::metrics_enabled);
+
     let mut resources = Vec::new();
     let items = apigw
         .get_resources()
@@ -316,6 +324,7 @@ async fn read_gateway(
         resources,
         keys,
         integration_timeout: INTEGRATION_TIMEOUT,
+        detailed_metrics,
     })
 }
 
@@ -443,6 +452,11 @@ async fn read_mappings(lambda: &aws_sdk_lambda::Client) -> Result<Vec<EventSourc
                 _ => StartingPosition::TrimHorizon,
             },
             enabled: !matches!(mapping.state(), Some("Disabled" | "Disabling")),
+            on_failure: mapping
+                .destination_config()
+                .and_then(|d| d.on_failure())
+                .and_then(|f| f.destination())
+                .map(str::to_owned),
         });
     }
     Ok(mappings)

@@ -4,6 +4,7 @@
 //! mapping — all configured from what Terraform created in the local AWS endpoint (moto).
 
 pub mod cloud;
+pub mod cloudwatch;
 pub mod emitted;
 pub mod gateway;
 mod http_util;

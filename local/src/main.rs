@@ -14,6 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use books_local::cloud::CloudError;
+use books_local::cloudwatch::alarms::Evaluator;
+use books_local::cloudwatch::emf::Extraction;
+use books_local::cloudwatch::MetricSink;
 use books_local::gateway::Gateway;
 use books_local::invoke::Invoker;
 use books_local::lambda::{LambdaService, LambdaSettings};
@@ -183,6 +186,43 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         freeze: !args.no_freeze,
         ..LambdaSettings::default()
     };
+    // The CloudWatch side: metrics recorded by the gateway, the emulator, the pollers and the
+    // EMF extraction, sent to the local endpoint; the alarms evaluated against them. It stops
+    // after the environments, so their last logs and metrics are still extracted and sent.
+    let (metrics, recorded) = MetricSink::channel();
+    let (cloudwatch_stop, cloudwatch_stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let (transitions, mut transitioned) = tokio::sync::mpsc::unbounded_channel();
+    let cloudwatch_tasks = vec![
+        tokio::spawn(books_local::cloudwatch::metrics::publish(
+            aws_sdk_cloudwatch::Client::new(&aws),
+            recorded,
+            until_stopped(cloudwatch_stopped.clone()),
+        )),
+        tokio::spawn(books_local::cloudwatch::queues::publish_depths(
+            aws_sdk_sqs::Client::new(&aws),
+            metrics.clone(),
+            until_stopped(cloudwatch_stopped.clone()),
+        )),
+        tokio::spawn(
+            Extraction::new(aws_sdk_cloudwatchlogs::Client::new(&aws), metrics.clone())
+                .run(until_stopped(cloudwatch_stopped.clone())),
+        ),
+        tokio::spawn(
+            Evaluator::new(aws_sdk_cloudwatch::Client::new(&aws), aws_sdk_sns::Client::new(&aws), &endpoint.region)
+                .with_transitions(transitions)
+                .run(until_stopped(cloudwatch_stopped.clone())),
+        ),
+        tokio::spawn(async move {
+            while let Some(t) = transitioned.recv().await {
+                println!("  alarm    : {} {} -> {}: {}", t.alarm, t.from.as_str(), t.to.as_str(), t.reason);
+            }
+        }),
+    ];
+
+    let settings = LambdaSettings { metrics: Some(metrics.clone()), ..settings };
     let lambda = LambdaService::new(specs, settings);
     let invoker: Arc<dyn Invoker> = lambda.clone();
 
@@ -192,14 +232,14 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     };
     let mut tasks = Vec::new();
     for mapping in topology.mappings.iter().filter(|m| m.enabled) {
-        let poller = StreamPoller::new(mapping.clone(), &aws, Arc::clone(&invoker));
+        let poller = StreamPoller::new(mapping.clone(), &aws, Arc::clone(&invoker)).with_metrics(metrics.clone());
         tasks.push(tokio::spawn(poller.run(stopped(stop_rx.clone()))));
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await.map_err(io("gateway port"))?;
     let port = listener.local_addr().map_err(io("gateway port"))?.port();
     let base_url = format!("http://127.0.0.1:{port}/{}", args.stage);
     let key = topology.gateway.keys.iter().find(|k| k.enabled && k.plan.is_some()).map(|k| k.value.as_str());
-    let gateway = Gateway::new(topology.gateway.clone(), Arc::clone(&invoker));
+    let gateway = Gateway::with_metrics(topology.gateway.clone(), Arc::clone(&invoker), metrics.clone());
     tasks.push(tokio::spawn(gateway.serve(listener, stopped(stop_rx.clone()))));
 
     if let Some(path) = &args.ready_file {
@@ -230,6 +270,11 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         let _ = task.await;
     }
     lambda.shutdown().await;
+    let _ = cloudwatch_stop.send(true);
+    drop(metrics);
+    for task in cloudwatch_tasks {
+        let _ = task.await;
+    }
     if let Some(path) = &args.ready_file {
         let _ = std::fs::remove_file(path);
     }
@@ -262,6 +307,7 @@ fn print_banner(base_url: &str, key: Option<&str>, ready_file: Option<&Path>, fr
     let frozen = if freeze { "frozen between invocations" } else { "NOT frozen between invocations (--no-freeze)" };
     writeln!(out, "  Lambda   : environments {frozen}")?;
     writeln!(out, "  memory   : {}", books_local::lambda::MEMORY_ENFORCEMENT)?;
+    writeln!(out, "  CloudWatch: EMF becomes metrics, AWS/Lambda and AWS/ApiGateway metrics are published, alarms are evaluated (changes print here)")?;
     writeln!(out, "  Ctrl-C stops it (environments get SHUTDOWN and flush)\n")?;
     out.flush()
 }

@@ -1,6 +1,8 @@
 //! Plays a DynamoDB stream event source mapping: polls each shard in order and invokes the
 //! function with the real records, honouring batch size, retries, bisection on error, partial
-//! batch responses (`batchItemFailures`) and the maximum record age.
+//! batch responses (`batchItemFailures`) and the maximum record age. Records it gives up on are
+//! described to the mapping's on-failure destination (an SQS queue or an SNS topic) as Lambda
+//! describes them, and every invocation records the function's `IteratorAge`.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -12,6 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::cloud::{EventSourceMapping, StartingPosition};
+use crate::cloudwatch::{Datum, MetricSink};
 use crate::invoke::{InvokeOutcome, InvokeRequest, Invoker};
 
 /// How long to wait before polling again when a pass found nothing (Lambda polls streams about
@@ -53,6 +56,39 @@ pub struct StreamPoller {
     region: String,
     idle_poll: Duration,
     retry_backoff: Duration,
+    metrics: Option<MetricSink>,
+    sqs: aws_sdk_sqs::Client,
+    sns: aws_sdk_sns::Client,
+}
+
+/// Why records were given up on (the `condition` of the on-failure record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Discarded {
+    RetryAttemptsExhausted,
+    RecordAgeExceeded,
+}
+
+impl Discarded {
+    fn condition(self) -> &'static str {
+        match self {
+            Self::RetryAttemptsExhausted => "RetryAttemptsExhausted",
+            Self::RecordAgeExceeded => "RecordAgeExceeded",
+        }
+    }
+
+    fn reason(self) -> &'static str {
+        match self {
+            Self::RetryAttemptsExhausted => "the maximum retry attempts are spent",
+            Self::RecordAgeExceeded => "they are older than the maximum record age",
+        }
+    }
+}
+
+/// How the last invocation of a batch ended, for the on-failure record.
+#[derive(Debug, Clone, Default)]
+struct LastAttempt {
+    function_error: Option<&'static str>,
+    invocations: u32,
 }
 
 impl StreamPoller {
@@ -66,7 +102,16 @@ impl StreamPoller {
             region,
             idle_poll: IDLE_POLL,
             retry_backoff: RETRY_BACKOFF,
+            metrics: None,
+            sqs: aws_sdk_sqs::Client::new(config),
+            sns: aws_sdk_sns::Client::new(config),
         }
+    }
+
+    /// Records the function's `AWS/Lambda` `IteratorAge` into `metrics`.
+    pub fn with_metrics(mut self, metrics: MetricSink) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The pause between idle polls (tests shorten it).
@@ -179,7 +224,7 @@ impl StreamPoller {
         let read = records.len();
         if !records.is_empty() {
             let last = sequence_number(records.last()).map(str::to_owned);
-            if self.deliver(records, stopping).await {
+            if self.deliver(shard_id, records, stopping).await {
                 position.checkpoint = last.or(position.checkpoint.take());
             } else {
                 // Stopped mid-batch: leave the checkpoint where it is.
@@ -195,17 +240,18 @@ impl StreamPoller {
 
     /// Hands one batch to the function until every record is handled or skipped, in order.
     /// `false` when the poller was asked to stop first.
-    async fn deliver(&self, records: Vec<Record>, stopping: &watch::Receiver<bool>) -> bool {
+    async fn deliver(&self, shard_id: &str, records: Vec<Record>, stopping: &watch::Receiver<bool>) -> bool {
         // Bisected halves keep their parent's attempt count: splitting is not a retry.
         let mut pending: VecDeque<(Vec<Record>, u32)> = VecDeque::from([(records, 0)]);
         let mut throttles = 0u32;
         while let Some((mut batch, mut attempts)) = pending.pop_front() {
+            let mut last = LastAttempt::default();
             loop {
-                self.drop_expired(&mut batch);
+                self.drop_expired(shard_id, &mut batch, &last).await;
                 if batch.is_empty() {
                     break;
                 }
-                match self.invoke(&batch).await {
+                match self.invoke(&batch, &mut last).await {
                     BatchResult::Success => break,
                     BatchResult::Throttled => throttles += 1,
                     BatchResult::RetryFrom(index) => {
@@ -222,7 +268,7 @@ impl StreamPoller {
                     BatchResult::Failed => attempts += 1,
                 }
                 if self.mapping.maximum_retry_attempts.is_some_and(|max| attempts > max) {
-                    self.skip(&batch, "the maximum retry attempts are spent");
+                    self.discard(shard_id, &batch, Discarded::RetryAttemptsExhausted, &last).await;
                     break;
                 }
                 if *stopping.borrow() {
@@ -239,7 +285,7 @@ impl StreamPoller {
         true
     }
 
-    fn drop_expired(&self, batch: &mut Vec<Record>) {
+    async fn drop_expired(&self, shard_id: &str, batch: &mut Vec<Record>, last: &LastAttempt) {
         let Some(max_age) = self.mapping.maximum_record_age else { return };
         let now = chrono::Utc::now().timestamp();
         let (expired, kept): (Vec<Record>, Vec<Record>) = std::mem::take(batch).into_iter().partition(|record| {
@@ -249,20 +295,117 @@ impl StreamPoller {
                 .is_some_and(|created| now.saturating_sub(created.secs()) > max_age.as_secs() as i64)
         });
         if !expired.is_empty() {
-            self.skip(&expired, "they are older than the maximum record age");
+            self.discard(shard_id, &expired, Discarded::RecordAgeExceeded, last).await;
         }
         *batch = kept;
     }
 
-    /// Lambda discards such records (to an on-failure destination, which is not emulated): say so.
-    fn skip(&self, records: &[Record], reason: &str) {
+    /// Gives up on records as Lambda does: says so, and sends the on-failure destination (if
+    /// the mapping has one) the documented description of the batch — never the records.
+    async fn discard(&self, shard_id: &str, records: &[Record], why: Discarded, last: &LastAttempt) {
         tracing::error!(function = %self.mapping.function_name, stream = %self.mapping.event_source_arn,
             records = records.len(), first_sequence_number = sequence_number(records.first()).unwrap_or_default(),
             last_sequence_number = sequence_number(records.last()).unwrap_or_default(),
-            "stream poller: records skipped because {reason}");
+            destination = self.mapping.on_failure.as_deref().unwrap_or("none"),
+            "stream poller: records skipped because {}", why.reason());
+        let Some(destination) = &self.mapping.on_failure else { return };
+        let record = self.failure_record(shard_id, records, why, last);
+        let sent = if destination.starts_with("arn:aws:sqs:") {
+            let url =
+                self.sqs.get_queue_url().queue_name(destination.rsplit(':').next().unwrap_or_default()).send().await;
+            match url {
+                Ok(url) => self
+                    .sqs
+                    .send_message()
+                    .queue_url(url.queue_url().unwrap_or_default())
+                    .message_body(record.to_string())
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string()),
+                Err(e) => Err(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()),
+            }
+        } else if destination.starts_with("arn:aws:sns:") {
+            self.sns
+                .publish()
+                .topic_arn(destination)
+                .message(record.to_string())
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| aws_sdk_sns::error::DisplayErrorContext(e).to_string())
+        } else {
+            Err("only SQS and SNS destinations are emulated".to_owned())
+        };
+        if let Err(error) = sent {
+            // Lambda then counts DestinationDeliveryFailures; the records stay discarded.
+            tracing::error!(%destination, %error, "stream poller: the on-failure destination refused the record");
+            self.record("DestinationDeliveryFailures", "Count", 1.0);
+        }
     }
 
-    async fn invoke(&self, batch: &[Record]) -> BatchResult {
+    /// Lambda's invocation record for a discarded stream batch ("Retaining records of
+    /// asynchronous invocations" / stream on-failure destinations).
+    fn failure_record(&self, shard_id: &str, records: &[Record], why: Discarded, last: &LastAttempt) -> Value {
+        let arrival = |record: Option<&Record>| {
+            record
+                .and_then(|r| r.dynamodb())
+                .and_then(|d| d.approximate_creation_date_time())
+                .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0))
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        };
+        let function_arn = format!(
+            "arn:aws:lambda:{}:{}:function:{}",
+            self.region,
+            self.mapping.event_source_arn.split(':').nth(4).unwrap_or_default(),
+            self.mapping.function_name
+        );
+        json!({
+            "requestContext": {
+                "requestId": crate::http_util::uuid(),
+                "functionArn": function_arn,
+                "condition": why.condition(),
+                "approximateInvokeCount": last.invocations,
+            },
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": last.function_error,
+            },
+            "version": "1.0",
+            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "DDBStreamBatchInfo": {
+                "shardId": shard_id,
+                "startSequenceNumber": sequence_number(records.first()),
+                "endSequenceNumber": sequence_number(records.last()),
+                "approximateArrivalOfFirstRecord": arrival(records.first()),
+                "approximateArrivalOfLastRecord": arrival(records.last()),
+                "batchSize": records.len(),
+                "streamArn": self.mapping.event_source_arn,
+            },
+        })
+    }
+
+    fn record(&self, name: &str, unit: &str, value: f64) {
+        if let Some(metrics) = &self.metrics {
+            metrics.record(Datum::now(
+                "AWS/Lambda",
+                name,
+                &[("FunctionName", &self.mapping.function_name)],
+                unit,
+                value,
+            ));
+        }
+    }
+
+    async fn invoke(&self, batch: &[Record], last: &mut LastAttempt) -> BatchResult {
+        // How far behind the stream the function is: the age of the batch's last record.
+        if let Some(created) = batch.last().and_then(|r| r.dynamodb()).and_then(|d| d.approximate_creation_date_time())
+        {
+            let age_ms = (chrono::Utc::now().timestamp_millis() - created.secs() * 1000).max(0);
+            self.record("IteratorAge", "Milliseconds", age_ms as f64);
+        }
+        last.invocations += 1;
         let event = json!({ "Records": batch.iter().map(|r| lambda_record(r, &self.mapping.event_source_arn, &self.region)).collect::<Vec<_>>() });
         let request = InvokeRequest {
             function_name: self.mapping.function_name.clone(),
@@ -271,7 +414,14 @@ impl StreamPoller {
             client_context: None,
             cognito_identity: None,
         };
-        match self.invoker.invoke(request).await {
+        let outcome = self.invoker.invoke(request).await;
+        last.function_error = match &outcome {
+            InvokeOutcome::FunctionError { .. } | InvokeOutcome::Failed { .. } | InvokeOutcome::Timeout => {
+                Some("Unhandled")
+            }
+            _ => None,
+        };
+        match outcome {
             InvokeOutcome::Response(payload) if self.mapping.report_batch_item_failures => {
                 batch_item_failures(&payload, batch)
             }

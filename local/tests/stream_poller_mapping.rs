@@ -30,6 +30,7 @@ fn mapping(stream_arn: &str, batch_size: usize) -> EventSourceMapping {
         report_batch_item_failures: false,
         starting_position: StartingPosition::TrimHorizon,
         enabled: true,
+        on_failure: None,
     }
 }
 
@@ -274,4 +275,80 @@ async fn a_latest_mapping_skips_what_was_written_before_it_started() {
     let mut sorted = delivered.clone();
     sorted.sort();
     assert_eq!(delivered, sorted, "in order");
+}
+
+#[tokio::test]
+async fn a_batch_given_up_on_is_described_to_the_on_failure_queue_as_lambda_describes_it() {
+    let tables = TestTables::create().await;
+    let stream_arn = cloud_support::stream_arn(&tables).await;
+    let aws = cloud_support::aws().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let queue = sqs.create_queue().queue_name(format!("failures-{}", ulid::Ulid::new())).send().await.unwrap();
+    let queue_url = queue.queue_url().unwrap().to_owned();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let queue_arn = attributes.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+
+    write_books(&tables, 0..1).await;
+    let invoker = RecordingInvoker::new(|_| async {
+        InvokeOutcome::FunctionError { error_type: "Poisoned".into(), payload: b"{}".to_vec() }
+    });
+    let mut mapping = mapping(&stream_arn, 10);
+    mapping.maximum_retry_attempts = Some(1);
+    mapping.on_failure = Some(queue_arn);
+    let (metrics, mut recorded) = books_local::cloudwatch::MetricSink::channel();
+    let poller = StreamPoller::new(mapping, &aws, Arc::new(invoker.clone()) as Arc<dyn Invoker>)
+        .with_idle_poll(Duration::from_millis(50))
+        .with_retry_backoff(Duration::from_millis(10))
+        .with_metrics(metrics);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(poller.run(async move {
+        let _ = stopped.await;
+    }));
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let message = loop {
+        let received = sqs.receive_message().queue_url(&queue_url).wait_time_seconds(1).send().await.unwrap();
+        if let Some(message) = received.messages().first() {
+            break message.body().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "nothing reached the on-failure queue");
+    };
+    let _ = stop.send(());
+    task.await.unwrap();
+
+    let record: Value = serde_json::from_str(&message).unwrap();
+    let sent = sequence_numbers(&invoker.requests()[0]);
+    assert_eq!(invoker.requests().len(), 2, "the first try and one retry");
+    assert_eq!(record["version"], "1.0");
+    assert_eq!(record["requestContext"]["condition"], "RetryAttemptsExhausted");
+    assert_eq!(record["requestContext"]["approximateInvokeCount"], 2);
+    assert!(record["requestContext"]["functionArn"].as_str().unwrap().ends_with(":function:books-projector"));
+    assert_eq!(record["responseContext"]["functionError"], "Unhandled");
+    let batch = &record["DDBStreamBatchInfo"];
+    assert_eq!(batch["batchSize"], 1);
+    assert_eq!(batch["streamArn"], stream_arn.as_str());
+    assert_eq!(batch["startSequenceNumber"], sent[0].1.as_str());
+    assert_eq!(batch["endSequenceNumber"], sent[0].1.as_str());
+    assert!(batch["shardId"].as_str().unwrap().starts_with("shardId-"), "{batch}");
+    assert!(batch["approximateArrivalOfFirstRecord"].as_str().unwrap().ends_with('Z'), "{batch}");
+    assert!(
+        record.get("Records").is_none() && !message.contains("BOOK#000"),
+        "the record itself is not sent: {message}"
+    );
+
+    let mut ages = Vec::new();
+    while let Ok(datum) = recorded.try_recv() {
+        if datum.name == "IteratorAge" {
+            assert_eq!(datum.dimensions, [("FunctionName".to_owned(), "books-projector".to_owned())]);
+            ages.push(datum.value);
+        }
+    }
+    assert_eq!(ages.len(), 2, "one IteratorAge per invocation");
+    assert!(ages.iter().all(|age| (0.0..600_000.0).contains(age)), "{ages:?}");
 }

@@ -116,6 +116,13 @@ class GetMetricData(unittest.TestCase):
         self.assertEqual(result["rate"], [(at(0), 25.0)])
         self.assertEqual(result["filled"], [(at(0), 0.2), (at(60), 0.0), (at(120), 3.0)])
 
+    def test_a_new_alarm_has_insufficient_data(self):
+        self.cloudwatch.put_metric_alarm(AlarmName="a", Namespace="Books", MetricName="Errors", Statistic="Sum",
+                                         Period=60, EvaluationPeriods=1, Threshold=1,
+                                         ComparisonOperator="GreaterThanThreshold")
+        alarm = self.cloudwatch.describe_alarms(AlarmNames=["a"])["MetricAlarms"][0]
+        self.assertEqual(alarm["StateValue"], "INSUFFICIENT_DATA")
+
     def test_an_expression_naming_no_query_is_refused(self):
         with self.assertRaises(botocore.exceptions.ClientError) as refused:
             self.get(stat_query("m", "Count", "Sum"), {"Id": "e", "Expression": "m + nothing"})

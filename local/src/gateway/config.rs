@@ -127,6 +127,9 @@ pub struct GatewayConfig {
     pub keys: Vec<ApiKey>,
     /// Longest wait for an integration; methods may set a shorter one. Tests shorten it.
     pub integration_timeout: Duration,
+    /// The stage's detailed CloudWatch metrics (`*/*` `metricsEnabled`): `AWS/ApiGateway`
+    /// metrics per method and resource besides those per API and stage.
+    pub detailed_metrics: bool,
 }
 
 impl GatewayConfig {

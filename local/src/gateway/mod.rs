@@ -26,6 +26,7 @@ pub use config::{
 };
 pub use routing::{route, Route};
 
+use crate::cloudwatch::{Datum, MetricSink};
 use crate::http_util;
 use crate::invoke::{InvokeOutcome, InvokeRequest, Invoker};
 use limits::Limits;
@@ -117,6 +118,16 @@ pub struct Gateway {
     config: GatewayConfig,
     invoker: Arc<dyn Invoker>,
     limits: Limits,
+    metrics: Option<MetricSink>,
+}
+
+/// What one request did, for its `AWS/ApiGateway` metrics.
+#[derive(Default)]
+struct Measured {
+    /// The resource path and method it was routed to.
+    route: Option<(String, String)>,
+    /// How long the integration took, when it was called.
+    integration: Option<std::time::Duration>,
 }
 
 /// Serves `config`'s stage on `listener` until `shutdown` resolves, then lets the requests in
@@ -133,7 +144,12 @@ pub async fn serve(
 impl Gateway {
     /// A gateway serving `config`'s stage, invoking functions through `invoker`.
     pub fn new(config: GatewayConfig, invoker: Arc<dyn Invoker>) -> Arc<Self> {
-        Arc::new(Self { config, invoker, limits: Limits::default() })
+        Arc::new(Self { config, invoker, limits: Limits::default(), metrics: None })
+    }
+
+    /// The same, recording the `AWS/ApiGateway` metrics of every request into `metrics`.
+    pub fn with_metrics(config: GatewayConfig, invoker: Arc<dyn Invoker>, metrics: MetricSink) -> Arc<Self> {
+        Arc::new(Self { config, invoker, limits: Limits::default(), metrics: Some(metrics) })
     }
 
     /// The stage it serves.
@@ -204,13 +220,48 @@ impl Gateway {
                 Bytes::new()
             }
         };
-        let response = match self.integrate(&mut parts, &body, peer, &ids, received).await {
+        let mut measured = Measured::default();
+        let response = match self.integrate(&mut parts, &body, peer, &ids, received, &mut measured).await {
             Ok(response) => response,
             Err(error) => error_response(error, &ids),
         };
+        let latency = started.elapsed();
         tracing::info!(method = %parts.method, path = %parts.uri.path(), status = response.status().as_u16(),
-            request_id = %ids.request_id, latency_ms = started.elapsed().as_millis() as u64, "gateway");
+            request_id = %ids.request_id, latency_ms = latency.as_millis() as u64, "gateway");
+        self.record(response.status(), latency, &measured);
         response
+    }
+
+    /// What API Gateway publishes for a request: `Count`, `4XXError`, `5XXError` (0 or 1),
+    /// `Latency` and, when the integration was called, `IntegrationLatency`; per API and stage,
+    /// and per method and resource too with detailed metrics.
+    fn record(&self, status: StatusCode, latency: std::time::Duration, measured: &Measured) {
+        let Some(sink) = &self.metrics else { return };
+        let api = self.config.rest_api_name.as_str();
+        let stage = self.config.stage.as_str();
+        let mut sets = vec![vec![("ApiName", api), ("Stage", stage)]];
+        if let (true, Some((resource, method))) = (self.config.detailed_metrics, &measured.route) {
+            sets.push(vec![
+                ("ApiName", api),
+                ("Method", method.as_str()),
+                ("Resource", resource.as_str()),
+                ("Stage", stage),
+            ]);
+        }
+        let client_error = f64::from(u8::from(status.is_client_error()));
+        let server_error = f64::from(u8::from(status.is_server_error()));
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        for dimensions in &sets {
+            let datum =
+                |name: &str, unit: &str, value: f64| Datum::now("AWS/ApiGateway", name, dimensions, unit, value);
+            sink.record(datum("Count", "Count", 1.0));
+            sink.record(datum("4XXError", "Count", client_error));
+            sink.record(datum("5XXError", "Count", server_error));
+            sink.record(datum("Latency", "Milliseconds", ms(latency)));
+            if let Some(integration) = measured.integration {
+                sink.record(datum("IntegrationLatency", "Milliseconds", ms(integration)));
+            }
+        }
     }
 
     async fn integrate(
@@ -220,6 +271,7 @@ impl Gateway {
         peer: SocketAddr,
         ids: &RequestIds,
         received: chrono::DateTime<chrono::Utc>,
+        measured: &mut Measured,
     ) -> Result<Response<Body>, GatewayError> {
         let path = parts.uri.path().to_owned();
         let below_stage = path
@@ -228,6 +280,7 @@ impl Gateway {
             .ok_or(GatewayError::MissingAuthenticationToken)?;
         let route = route(&self.config.resources, below_stage).ok_or(GatewayError::MissingAuthenticationToken)?;
         let method = route.method(parts.method.as_str()).ok_or(GatewayError::MissingAuthenticationToken)?;
+        measured.route = Some((route.resource.path.clone(), method.http_method.clone()));
 
         let api_key = if method.api_key_required {
             let presented = http_util::header(parts, "x-api-key").ok_or(GatewayError::Forbidden)?;
@@ -278,9 +331,10 @@ impl Gateway {
         };
         let timeout =
             method.timeout.map_or(self.config.integration_timeout, |t| t.min(self.config.integration_timeout));
-        let outcome = tokio::time::timeout(timeout, self.invoker.invoke(invocation))
-            .await
-            .map_err(|_| GatewayError::IntegrationTimeout)?;
+        let called = std::time::Instant::now();
+        let outcome = tokio::time::timeout(timeout, self.invoker.invoke(invocation)).await;
+        measured.integration = Some(called.elapsed());
+        let outcome = outcome.map_err(|_| GatewayError::IntegrationTimeout)?;
         let payload = match outcome {
             InvokeOutcome::Response(payload) => payload,
             InvokeOutcome::Throttled | InvokeOutcome::NotFound => {

@@ -21,6 +21,7 @@ use super::process::{self, Process};
 use super::sandbox::{duration_ms, Invocation, RuntimeAnswer, Sandbox};
 use super::settings::LambdaSettings;
 use super::telemetry_api::Subscriber;
+use crate::cloudwatch::{Datum, MetricSink};
 use crate::http_util;
 use crate::invoke::{FunctionSpec, InvokeOutcome, InvokeRequest};
 
@@ -84,6 +85,8 @@ pub(super) struct Environment {
     pub last_used: Instant,
     pub healthy: bool,
     observer: Option<Observer>,
+    /// Where its `AWS/Lambda` metrics go ([`LambdaSettings::metrics`]).
+    metrics: Option<MetricSink>,
     /// Whether it is frozen between invocations ([`LambdaSettings::freeze`]).
     freeze: bool,
     /// Since when it has been frozen.
@@ -121,6 +124,7 @@ impl Environment {
             last_used: Instant::now(),
             healthy: true,
             observer: settings.observer.clone(),
+            metrics: settings.metrics.clone(),
             freeze: settings.freeze,
             frozen_since: None,
             over_memory_mb: 0,
@@ -389,6 +393,14 @@ impl Environment {
                 (Status::Error, InvokeOutcome::FunctionError { error_type, payload: body.to_vec() })
             }
         };
+        if let Some(metrics) = &self.metrics {
+            let failed = if matches!(outcome, InvokeOutcome::Response(_)) { 0.0 } else { 1.0 };
+            let function = [("FunctionName", spec.name.as_str())];
+            metrics.record(Datum::now("AWS/Lambda", "Invocations", &function, "Count", 1.0));
+            metrics.record(Datum::now("AWS/Lambda", "Errors", &function, "Count", failed));
+            let duration = (answered_at - started).as_secs_f64() * 1000.0;
+            metrics.record(Datum::now("AWS/Lambda", "Duration", &function, "Milliseconds", duration));
+        }
         let produced = match &outcome {
             InvokeOutcome::Response(body) => body.len(),
             _ => 0,

@@ -34,6 +34,8 @@ struct Pool {
     idle: Mutex<Vec<Environment>>,
     /// Environments that exist (idle or busy).
     count: std::sync::atomic::AtomicU32,
+    /// Invocations running now (Lambda's `ConcurrentExecutions`).
+    busy: std::sync::atomic::AtomicU32,
     limit: u32,
 }
 
@@ -50,7 +52,13 @@ impl LambdaService {
             .into_iter()
             .map(|spec| {
                 let limit = spec.reserved_concurrency.unwrap_or(settings.default_concurrency).max(1);
-                let pool = Pool { spec: spec.clone(), idle: Mutex::new(Vec::new()), count: Default::default(), limit };
+                let pool = Pool {
+                    spec: spec.clone(),
+                    idle: Mutex::new(Vec::new()),
+                    count: Default::default(),
+                    busy: Default::default(),
+                    limit,
+                };
                 (spec.name.clone(), Arc::new(pool))
             })
             .collect();
@@ -142,6 +150,7 @@ impl LambdaService {
                     |n| (n < pool.limit).then_some(n + 1),
                 );
                 if grown.is_err() {
+                    record(&settings, &pool, "Throttles", 1.0);
                     let _ = respond.send(InvokeOutcome::Throttled);
                     return;
                 }
@@ -159,6 +168,9 @@ impl LambdaService {
                     Ok(environment) => environment,
                     Err(failure) => {
                         pool.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                        // Lambda counts an invocation whose init failed, as an error.
+                        record(&settings, &pool, "Invocations", 1.0);
+                        record(&settings, &pool, "Errors", 1.0);
                         let _ = respond.send(InvokeOutcome::Failed {
                             error_type: failure.error_type.to_owned(),
                             message: failure.message,
@@ -169,7 +181,10 @@ impl LambdaService {
             }
         };
         let mut respond = Some(respond);
+        let running = pool.busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        record(&settings, &pool, "ConcurrentExecutions", f64::from(running));
         let outcome = environment.invoke(&request, &mut respond).await;
+        pool.busy.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         if environment.healthy {
             pool.idle.lock().await.push(environment);
         } else {
@@ -178,6 +193,20 @@ impl LambdaService {
         if let Some(respond) = respond {
             let _ = respond.send(outcome);
         }
+    }
+}
+
+/// One `AWS/Lambda` value of the pool's function, when metrics are recorded.
+fn record(settings: &LambdaSettings, pool: &Pool, name: &str, value: f64) {
+    if let Some(metrics) = &settings.metrics {
+        let unit = if name == "ConcurrentExecutions" { "None" } else { "Count" };
+        metrics.record(crate::cloudwatch::Datum::now(
+            "AWS/Lambda",
+            name,
+            &[("FunctionName", &pool.spec.name)],
+            unit,
+            value,
+        ));
     }
 }
 

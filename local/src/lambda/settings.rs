@@ -32,6 +32,9 @@ pub struct LambdaSettings {
     pub init_limit: Duration,
     /// Receives the platform's timelines of inits and invocations (the benchmark listens).
     pub observer: Option<observe::Observer>,
+    /// Where the `AWS/Lambda` metrics go (Invocations, Errors, Throttles, Duration,
+    /// ConcurrentExecutions per function); none are recorded without it.
+    pub metrics: Option<crate::cloudwatch::MetricSink>,
 }
 
 impl Default for LambdaSettings {
@@ -48,6 +51,7 @@ impl Default for LambdaSettings {
             freeze: true,
             init_limit: super::INIT_LIMIT,
             observer: None,
+            metrics: None,
         }
     }
 }
