@@ -140,7 +140,24 @@ module "projector" {
       actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
       resources = [module.tables.arns.books_view]
     },
+    {
+      # Lambda describes the batches it gives up on to the on-failure destination with the
+      # function's role.
+      sid       = "DescribeDiscardedBatches"
+      actions   = ["sqs:SendMessage"]
+      resources = [aws_sqs_queue.projector_failures.arn]
+    },
   ]
+}
+
+# Where the stream mapping describes every batch it gives up on (retries spent, or records older
+# than the maximum age): shard, sequence numbers and why — the records stay on the stream for
+# its 24 h, to be replayed from those sequence numbers. Kept 14 days, encrypted, and alarmed.
+resource "aws_sqs_queue" "projector_failures" {
+  name                      = "${local.name_prefix}-projector-failures"
+  message_retention_seconds = 1209600
+  sqs_managed_sse_enabled   = var.kms_key_arn == null ? true : null
+  kms_master_key_id         = var.kms_key_arn
 }
 
 # TRIM_HORIZON so no record written before the mapping existed is missed; the projector is
@@ -155,6 +172,11 @@ resource "aws_lambda_event_source_mapping" "projector" {
   maximum_retry_attempts             = var.projector_stream.maximum_retry_attempts
   maximum_record_age_in_seconds      = var.projector_stream.maximum_record_age_s
   function_response_types            = ["ReportBatchItemFailures"]
+  destination_config {
+    on_failure {
+      destination_arn = aws_sqs_queue.projector_failures.arn
+    }
+  }
 }
 
 module "api" {
@@ -178,14 +200,16 @@ module "alarms" {
     query     = { name = module.query.name, timeout_s = var.functions.query.timeout_s }
     projector = { name = module.projector.name, timeout_s = var.functions.projector.timeout_s }
   }
-  tables      = module.tables.names
-  api_name    = module.api.rest_api_name
-  stage_name  = module.api.stage_name
-  thresholds  = var.alarm_thresholds
-  namespace   = local.metrics_namespace
-  services    = local.services
-  email       = var.alarm_email
-  kms_key_arn = var.kms_key_arn
+  tables        = module.tables.names
+  failure_queue = aws_sqs_queue.projector_failures.name
+  api_name      = module.api.rest_api_name
+  stage_name    = module.api.stage_name
+  thresholds    = var.alarm_thresholds
+  evaluation    = var.alarm_evaluation
+  namespace     = local.metrics_namespace
+  services      = local.services
+  email         = var.alarm_email
+  kms_key_arn   = var.kms_key_arn
 }
 
 module "dashboards" {
@@ -201,5 +225,6 @@ module "dashboards" {
     log_group_command   = module.command.telemetry_log_group
     log_group_query     = module.query.telemetry_log_group
     log_group_projector = module.projector.telemetry_log_group
+    failure_queue       = aws_sqs_queue.projector_failures.name
   }
 }

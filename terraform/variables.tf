@@ -203,6 +203,21 @@ variable "alarm_thresholds" {
   }
 }
 
+variable "alarm_evaluation" {
+  description = "How the alarms on per-minute signals decide: period (s), evaluation periods and datapoints to alarm (M of N). The default, 3 of 5 one-minute periods, rides out a blip; the local test cloud uses 10-second, 1 of 1 periods so that its alarms fire within seconds."
+  type        = object({ period_s = number, evaluation_periods = number, datapoints_to_alarm = number })
+  default     = { period_s = 60, evaluation_periods = 5, datapoints_to_alarm = 3 }
+  validation {
+    condition = (
+      (contains([10, 20, 30], var.alarm_evaluation.period_s) || var.alarm_evaluation.period_s % 60 == 0) &&
+      var.alarm_evaluation.datapoints_to_alarm >= 1 &&
+      var.alarm_evaluation.datapoints_to_alarm <= var.alarm_evaluation.evaluation_periods &&
+      var.alarm_evaluation.period_s * var.alarm_evaluation.evaluation_periods <= 86400
+    )
+    error_message = "period_s is 10, 20, 30 or a multiple of 60; 1 <= datapoints_to_alarm <= evaluation_periods; period_s x evaluation_periods at most one day."
+  }
+}
+
 variable "alarm_email" {
   description = "E-mail address subscribed to the alarm topic; null for none."
   type        = string

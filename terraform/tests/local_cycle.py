@@ -214,9 +214,23 @@ class Footprint(unittest.TestCase):
             "ListStreams": ({"dynamodb:ListStreams"}, ["*"]),
             "WriteView": ({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
                           [self.table("books_view")["TableArn"]]),
+            "DescribeDiscardedBatches": ({"sqs:SendMessage"}, [self.failure_queue()["QueueArn"]]),
             **self.expected_logs_statements("projector"),
         }
         self.assertEqual(self.policy_of("projector"), expected)
+
+    def failure_queue(self):
+        sqs = client("sqs")
+        url = sqs.get_queue_url(QueueName="books-test-projector-failures")["QueueUrl"]
+        return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+
+    def test_batches_the_projector_gives_up_on_are_described_to_an_encrypted_queue(self):
+        queue = self.failure_queue()
+        self.assertEqual(queue.get("SqsManagedSseEnabled"), "true")
+        self.assertEqual(queue["MessageRetentionPeriod"], "1209600")
+        mappings = [m for m in client("lambda").list_event_source_mappings()["EventSourceMappings"]
+                    if m["FunctionArn"].endswith(":function:books-test-projector")]
+        self.assertEqual([m["DestinationConfig"]["OnFailure"]["Destination"] for m in mappings], [queue["QueueArn"]])
 
     # --- functions -----------------------------------------------------------------------------
 
@@ -332,6 +346,7 @@ class Footprint(unittest.TestCase):
         alarms = {a["AlarmName"]: a for a in self.cloudwatch.describe_alarms(AlarmNamePrefix="books-test-")["MetricAlarms"]}
         expected = {f"books-test-{role}-{kind}" for role in HANDLERS for kind in ("errors", "throttles", "duration-p99")}
         expected |= {"books-test-projector-iterator-age", "books-test-api-5xx", "books-test-api-latency-p99"}
+        expected |= {"books-test-projector-discarded-batches", "books-test-projection-failures"}
         expected |= {f"books-test-{t}-{m}throttleevents" for t in ("books", "books_view") for m in ("read", "write")}
         # On our own EMF metrics.
         expected |= {"books-test-projection-lag", "books-test-conflict-rate"}
@@ -351,6 +366,13 @@ class Footprint(unittest.TestCase):
         self.assertEqual(lag["Dimensions"], [{"Name": "Service", "Value": "projector"}])
         cold = alarms["books-test-query-cold-start-ratio"]
         self.assertEqual((cold["MetricName"], cold["Statistic"], cold["Threshold"]), ("ColdStart", "Average", 0.5))
+        discarded = alarms["books-test-projector-discarded-batches"]
+        self.assertEqual((discarded["Namespace"], discarded["MetricName"], discarded["Threshold"]),
+                         ("AWS/SQS", "ApproximateNumberOfMessagesVisible", 0))
+        self.assertEqual(discarded["Dimensions"], [{"Name": "QueueName", "Value": "books-test-projector-failures"}])
+        failures = alarms["books-test-projection-failures"]
+        self.assertEqual((failures["MetricName"], failures["Statistic"], failures["Dimensions"]),
+                         ("ProjectionFailures", "Sum", [{"Name": "Service", "Value": "projector"}]))
         rate = alarms["books-test-conflict-rate"]
         queried = {q["Id"]: q for q in rate["Metrics"]}
         self.assertEqual(queried["rate"]["Expression"], "conflicts / (conflicts + replaced + deleted)")
@@ -362,7 +384,9 @@ class Footprint(unittest.TestCase):
         text = json.dumps(body)
         self.assertNotIn("${", text, "every template placeholder is filled")
         metrics = [row for w in body["widgets"] if w["type"] == "metric" for row in w["properties"]["metrics"]]
-        self.assertTrue(all(row[0] in ("Books", "AWS/ApiGateway") for row in metrics))
+        self.assertTrue(all(row[0] in ("Books", "AWS/ApiGateway", "AWS/SQS") for row in metrics))
+        self.assertIn(["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "books-test-projector-failures"],
+                      [r[:4] for r in metrics])
         self.assertIn(["AWS/ApiGateway", "5XXError", "ApiName", "books-test-api", "Stage", "v1"], [r[:6] for r in metrics])
         queries = [w["properties"]["query"] for w in body["widgets"] if w["type"] == "log"]
         self.assertTrue(queries and all(f"SOURCE '/books/test/{role}'" in q for q in queries for role in HANDLERS))

@@ -8,11 +8,27 @@ resource "aws_cloudwatch_metric_alarm" "projection_lag" {
   metric_name         = "ProjectionLag"
   dimensions          = { Service = var.services.projector }
   statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 5
-  datapoints_to_alarm = 3
+  period              = var.evaluation.period_s
+  evaluation_periods  = var.evaluation.evaluation_periods
+  datapoints_to_alarm = var.evaluation.datapoints_to_alarm
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.thresholds.projection_lag_ms
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "projection_failures" {
+  alarm_name          = "${var.name_prefix}-projection-failures"
+  alarm_description   = "The projector could not apply stream records (reported as batch item failures and retried; past the retries they are discarded to the failure queue)."
+  namespace           = var.namespace
+  metric_name         = "ProjectionFailures"
+  dimensions          = { Service = var.services.projector }
+  statistic           = "Sum"
+  period              = var.evaluation.period_s
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.actions
   ok_actions          = local.actions

@@ -44,9 +44,9 @@ resource "aws_cloudwatch_metric_alarm" "function" {
   dimensions          = { FunctionName = each.value.fn }
   statistic           = each.value.stat
   extended_statistic  = each.value.extended
-  period              = 60
-  evaluation_periods  = 5
-  datapoints_to_alarm = 3
+  period              = var.evaluation.period_s
+  evaluation_periods  = var.evaluation.evaluation_periods
+  datapoints_to_alarm = var.evaluation.datapoints_to_alarm
   comparison_operator = "GreaterThanThreshold"
   threshold           = each.value.threshold
   treat_missing_data  = "notBreaching"
@@ -61,11 +61,27 @@ resource "aws_cloudwatch_metric_alarm" "iterator_age" {
   metric_name         = "IteratorAge"
   dimensions          = { FunctionName = var.functions.projector.name }
   statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 5
-  datapoints_to_alarm = 3
+  period              = var.evaluation.period_s
+  evaluation_periods  = var.evaluation.evaluation_periods
+  datapoints_to_alarm = var.evaluation.datapoints_to_alarm
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.thresholds.iterator_age_ms
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "projector_discarded" {
+  alarm_name          = "${var.name_prefix}-projector-discarded-batches"
+  alarm_description   = "The projector's stream mapping gave up on a batch (its description is in ${var.failure_queue}): the read model misses those changes until they are replayed."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = var.failure_queue }
+  statistic           = "Maximum"
+  period              = var.evaluation.period_s
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.actions
   ok_actions          = local.actions
@@ -78,9 +94,9 @@ resource "aws_cloudwatch_metric_alarm" "api_5xx" {
   metric_name         = "5XXError"
   dimensions          = { ApiName = var.api_name, Stage = var.stage_name }
   statistic           = "Sum"
-  period              = 60
-  evaluation_periods  = 5
-  datapoints_to_alarm = 3
+  period              = var.evaluation.period_s
+  evaluation_periods  = var.evaluation.evaluation_periods
+  datapoints_to_alarm = var.evaluation.datapoints_to_alarm
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.thresholds.api_5xx
   treat_missing_data  = "notBreaching"
@@ -95,9 +111,9 @@ resource "aws_cloudwatch_metric_alarm" "api_latency" {
   metric_name         = "Latency"
   dimensions          = { ApiName = var.api_name, Stage = var.stage_name }
   extended_statistic  = "p99"
-  period              = 60
-  evaluation_periods  = 5
-  datapoints_to_alarm = 3
+  period              = var.evaluation.period_s
+  evaluation_periods  = var.evaluation.evaluation_periods
+  datapoints_to_alarm = var.evaluation.datapoints_to_alarm
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.thresholds.api_latency_p99
   treat_missing_data  = "notBreaching"
@@ -114,9 +130,9 @@ resource "aws_cloudwatch_metric_alarm" "dynamodb_throttles" {
   metric_name         = each.value.metric
   dimensions          = { TableName = each.value.table }
   statistic           = "Sum"
-  period              = 60
-  evaluation_periods  = 5
-  datapoints_to_alarm = 3
+  period              = var.evaluation.period_s
+  evaluation_periods  = var.evaluation.evaluation_periods
+  datapoints_to_alarm = var.evaluation.datapoints_to_alarm
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.thresholds.dynamodb_throttles
   treat_missing_data  = "notBreaching"

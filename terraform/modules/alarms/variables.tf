@@ -17,6 +17,11 @@ variable "tables" {
   type        = map(string)
 }
 
+variable "failure_queue" {
+  description = "Name of the SQS queue the projector's stream mapping describes discarded batches to."
+  type        = string
+}
+
 variable "api_name" {
   description = "REST API name (the ApiName dimension)."
   type        = string
@@ -42,6 +47,12 @@ variable "thresholds" {
     conflict_rate      = number
     cold_start_ratio   = number
   })
+}
+
+variable "evaluation" {
+  description = "Period (s), evaluation periods and datapoints to alarm of the alarms on per-minute signals (errors, throttles, 5XX, latency, iterator age, projection lag and failures, discarded batches)."
+  type        = object({ period_s = number, evaluation_periods = number, datapoints_to_alarm = number })
+  default     = { period_s = 60, evaluation_periods = 5, datapoints_to_alarm = 3 }
 }
 
 variable "namespace" {

@@ -78,7 +78,7 @@ resource "aws_iam_role_policy" "this" {
 }
 
 resource "aws_lambda_function" "this" {
-  #checkov:skip=CKV_AWS_116:API functions are invoked synchronously (no DLQ applies); the projector's failures stay on its stream and are reported as batch item failures.
+  #checkov:skip=CKV_AWS_116:A function DLQ applies to asynchronous invocations only: the API functions are invoked synchronously, and the projector's stream mapping has its own on-failure destination (aws_sqs_queue.projector_failures, alarmed).
   #checkov:skip=CKV_AWS_117:The functions reach only DynamoDB and CloudWatch over AWS endpoints; a VPC would add NAT/endpoint cost and cold-start latency for no isolation gain.
   #checkov:skip=CKV_AWS_272:Code signing applies to .zip packages only; images are pinned by digest from an immutable, scanned ECR repository.
   #checkov:skip=CKV_AWS_173:Environment variables are encrypted at rest with the AWS-managed key; set kms_key_arn to use a customer-managed key.

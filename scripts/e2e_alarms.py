@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""The local cloud's alarms end to end (run by scripts/e2e-local, whose cloud has 10-second,
+1-of-1 alarms and a projector mapping that gives up after 2 retries):
+
+1. a corrupt read-model item makes the query function answer 500: the API's 5XX alarm goes to
+   ALARM, and back to OK once the fault is gone;
+2. a stream record the projector cannot read is retried, then given up on: its batch is described
+   on the failure queue (Lambda's on-failure record), and the projection-failures and
+   discarded-batches alarms go to ALARM, then back to OK once the queue is drained;
+3. every transition reaches the alarm topic's subscribers, and no other alarm went to ALARM.
+
+Everything is read through AWS's own client (boto3) from the local endpoint and the gateway.
+    e2e_alarms.py READY_FILE
+"""
+
+import json
+import os
+import random
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import boto3
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+BOUND_S = 180  # generous: a 10-second period must end, then be evaluated, on a loaded machine
+
+
+def ulid():
+    """A new ULID (48-bit millisecond time, 80 random bits), as book ids are."""
+    value = (int(time.time() * 1000) << 80) | random.getrandbits(80)
+    return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def step(text):
+    print(f"==> {text}", flush=True)
+
+
+class Cloud:
+    def __init__(self, ready):
+        self.base = ready["base_url"]
+        self.key = ready["api_key"]
+        session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                        region_name=ready["region"])
+        self.client = lambda name: session.client(name, endpoint_url=ready["aws_endpoint_url"])
+        self.cloudwatch = self.client("cloudwatch")
+        self.sqs = self.client("sqs")
+        variables = lambda name: self.client("lambda").get_function_configuration(
+            FunctionName=name)["Environment"]["Variables"]
+        self.view_table = variables("books-local-query")["BOOKS_VIEW_TABLE"]
+        self.books_table = variables("books-local-command")["BOOKS_TABLE"]
+
+    def get(self, path):
+        request = urllib.request.Request(f"{self.base}{path}", headers={"x-api-key": self.key})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    def state(self, alarm):
+        return self.cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"]
+
+    def until(self, alarm, want, action=None):
+        deadline = time.monotonic() + BOUND_S
+        while time.monotonic() < deadline:
+            if action:
+                action()
+            state = self.state(alarm)
+            if state == want:
+                print(f"    {alarm}: {state}", flush=True)
+                return
+            time.sleep(0.5)
+        raise SystemExit(f"error: {alarm} did not go to {want} within {BOUND_S} s (it is {self.state(alarm)})")
+
+
+def subscribe(cloud, topic_arn):
+    """A queue subscribed to the alarm topic: the notifications a user would get."""
+    url = cloud.sqs.create_queue(QueueName=f"alarm-inbox-{ulid().lower()}")["QueueUrl"]
+    arn = cloud.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    cloud.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+    return url
+
+
+def notifications(cloud, url, complete):
+    """The notifications received, until `complete(received)` or the bound (a notification is
+    published just after its alarm's state is set)."""
+    received = []
+    deadline = time.monotonic() + 60
+    while not complete(received) and time.monotonic() < deadline:
+        page = cloud.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        for message in page:
+            received.append(json.loads(json.loads(message["Body"])["Message"]))
+            cloud.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return received
+
+
+def main():
+    cloud = Cloud(json.load(open(sys.argv[1])))
+    dynamodb = cloud.client("dynamodb")
+    books_table = cloud.books_table
+    topic_arn = cloud.cloudwatch.describe_alarms(AlarmNames=["books-local-api-5xx"])["MetricAlarms"][0]["AlarmActions"][0]
+    inbox = subscribe(cloud, topic_arn)
+
+    step("a corrupt read-model item: the query function answers 500, the 5XX alarm fires")
+    broken = ulid()
+    dynamodb.put_item(TableName=cloud.view_table, Item={"pk": {"S": f"BOOK#{broken}"}, "sk": {"S": "BOOK"},
+                                                        "title": {"N": "42"}})
+    statuses = set()
+    cloud.until("books-local-api-5xx", "ALARM", lambda: statuses.add(cloud.get(f"/books/{broken}")))
+    assert statuses == {500}, f"the corrupt item answers {statuses}"
+    step("the fault is gone: the 5XX alarm returns to OK")
+    dynamodb.delete_item(TableName=cloud.view_table, Key={"pk": {"S": f"BOOK#{broken}"}, "sk": {"S": "BOOK"}})
+    cloud.until("books-local-api-5xx", "OK", lambda: cloud.get("/books?limit=1"))
+
+    step("a stream record the projector cannot read: retried, given up on, described on the failure queue")
+    poisoned = ulid()
+    dynamodb.put_item(TableName=books_table, Item={"pk": {"S": f"BOOK#{poisoned}"}, "title": {"N": "42"}})
+    queue_url = cloud.sqs.get_queue_url(QueueName="books-local-projector-failures")["QueueUrl"]
+    cloud.until("books-local-projection-failures", "ALARM")
+    cloud.until("books-local-projector-discarded-batches", "ALARM")
+    described = cloud.sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=5)["Messages"]
+    record = json.loads(described[0]["Body"])
+    assert record["requestContext"]["condition"] == "RetryAttemptsExhausted", record
+    assert record["DDBStreamBatchInfo"]["batchSize"] >= 1, record
+    assert record["DDBStreamBatchInfo"]["streamArn"].split("/")[1] == books_table, record
+    print(f"    on the failure queue: {record['requestContext']['condition']}, "
+          f"{record['DDBStreamBatchInfo']['batchSize']} record(s) from "
+          f"{record['DDBStreamBatchInfo']['startSequenceNumber']}", flush=True)
+    # The unreadable item stays in the write model: deleting it would put one more unreadable
+    # record (its old image) on the stream.
+    step("the queue drained (an operator replayed or dropped the batch): both alarms return to OK")
+    cloud.sqs.purge_queue(QueueUrl=queue_url)
+    cloud.until("books-local-projector-discarded-batches", "OK")
+    cloud.until("books-local-projection-failures", "OK")
+
+    step("what the alarm topic's subscribers received")
+    expected = ["books-local-api-5xx", "books-local-projection-failures", "books-local-projector-discarded-batches"]
+    recovered = lambda received: all(  # noqa: E731
+        any(n["AlarmName"] == name and n["NewStateValue"] == "OK" and n["OldStateValue"] == "ALARM" for n in received)
+        for name in expected)
+    received = notifications(cloud, inbox, recovered)
+    fired = sorted({n["AlarmName"] for n in received if n["NewStateValue"] == "ALARM"})
+    for name in expected:
+        states = [(n["OldStateValue"], n["NewStateValue"]) for n in received if n["AlarmName"] == name]
+        print(f"    {name}: {states}", flush=True)
+        assert ("OK", "ALARM") in states or ("INSUFFICIENT_DATA", "ALARM") in states, (name, states)
+        assert ("ALARM", "OK") in states, (name, states)
+    assert fired == expected, f"alarms that fired: {fired}, expected exactly {expected}"
+    print("==> the right alarms fired, notified and recovered", flush=True)
+
+
+if __name__ == "__main__":
+    os.environ.pop("AWS_PROFILE", None)
+    main()
