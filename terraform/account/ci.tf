@@ -41,6 +41,7 @@ locals {
       alarms     = "arn:${format(local.arn, "cloudwatch")}:alarm:${var.project}-${env}-*"
       dashboards = "arn:${local.partition}:cloudwatch::${local.account_id}:dashboard/${var.project}-${env}-*"
       topics     = "arn:${format(local.arn, "sns")}:${var.project}-${env}-*"
+      queues     = "arn:${format(local.arn, "sqs")}:${var.project}-${env}-*"
       state      = "arn:${local.partition}:s3:::${local.bucket_name}/${var.project}/${env}/*"
       subjects = {
         plan   = ["repo:${var.github_repository}:environment:${env}-plan"]
@@ -58,6 +59,7 @@ locals {
     logs       = ["logs:ListTagsForResource", "logs:ListTagsLogGroup"]
     cloudwatch = ["cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource", "cloudwatch:GetDashboard"]
     sns        = ["sns:GetTopicAttributes", "sns:ListTagsForResource", "sns:ListSubscriptionsByTopic", "sns:GetSubscriptionAttributes"]
+    sqs        = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ListQueueTags"]
   }
   # What it writes to apply it.
   write = {
@@ -67,6 +69,7 @@ locals {
     logs       = ["logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy", "logs:TagResource", "logs:UntagResource", "logs:TagLogGroup", "logs:UntagLogGroup", "logs:AssociateKmsKey", "logs:DisassociateKmsKey"]
     cloudwatch = ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource", "cloudwatch:UntagResource"]
     sns        = ["sns:CreateTopic", "sns:DeleteTopic", "sns:SetTopicAttributes", "sns:TagResource", "sns:UntagResource", "sns:Subscribe", "sns:Unsubscribe"]
+    sqs        = ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "sqs:TagQueue", "sqs:UntagQueue"]
   }
   # The repositories: creating them and pushing into them (also before a review: images are inert
   # until a function names them), and deleting them (only after one).
@@ -193,6 +196,11 @@ data "aws_iam_policy_document" "ci" {
     sid       = "Topics"
     actions   = each.value.kind == "deploy" ? concat(local.read.sns, local.write.sns) : local.read.sns
     resources = [each.value.scope.topics]
+  }
+  statement {
+    sid       = "Queues"
+    actions   = each.value.kind == "deploy" ? concat(local.read.sqs, local.write.sqs) : local.read.sqs
+    resources = [each.value.scope.queues]
   }
   statement {
     sid       = "Api"

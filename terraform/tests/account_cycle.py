@@ -42,6 +42,7 @@ DEPLOY_ONLY = {
     "lambda:UpdateFunctionCode", "lambda:CreateFunction", "lambda:DeleteFunction", "dynamodb:DeleteTable",
     "dynamodb:CreateTable", "iam:PassRole", "iam:PutRolePolicy", "iam:CreateRole", "ecr:DeleteRepository",
     "ecr:BatchDeleteImage", "apigateway:POST", "apigateway:DELETE", "apigateway:PATCH", "apigateway:PUT",
+    "sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes",
 }
 
 
