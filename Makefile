@@ -119,12 +119,10 @@ lint-workflows: venv ## Lint .github/workflows: actionlint, and the project's ow
 	$(VENV_PY) scripts/check_workflows.py
 
 .PHONY: dashboard-preview
-dashboard-preview: venv build-debug ## Draw the dashboards from what a running local cloud emitted (make run prints the command)
+dashboard-preview: venv ## Draw the dashboards from GetMetricData of a running local cloud (make run prints the command)
 	@test -n "$$AWS_ENDPOINT_URL" || { echo "error: set AWS_ENDPOINT_URL to the local cloud's moto endpoint (make run prints it)"; exit 1; }
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-testing} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-testing} \
-	  AWS_REGION=$${AWS_REGION:-us-east-1} BOOKS_LOCAL=$(TARGET_DIR)/debug/books-local \
-	  $(VENV_PY) scripts/dashboards.py render --log-group-prefix /books/local/ \
-	  --out-dir $(BUILD)/dashboards
+	  AWS_REGION=$${AWS_REGION:-us-east-1} $(VENV_PY) scripts/dashboards.py render --out-dir $(BUILD)/dashboards
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps .venv)

@@ -1,58 +1,34 @@
 #!/usr/bin/env python3
-"""Our dashboards and alarms against what the system really emits, and a picture of them.
+"""Our dashboards and alarms against what CloudWatch really holds, and a picture of them.
 
-    dashboards.py check [--log-group-prefix P] [--namespace N]
-        Fails if a dashboard widget or an alarm references a metric (name + dimension set) of
-        our namespace that never reached CloudWatch Logs as EMF; lists the emitted metrics that
+    dashboards.py check [--namespace N]
+        Fails if a dashboard widget or an alarm references a metric (namespace, name and
+        dimension set) that CloudWatch never received; lists the metrics of our namespace that
         no dashboard shows.
-    dashboards.py render --out-dir DIR [--format png|svg] [--bucket-seconds S]
-        Draws every dashboard from the EMF values found in CloudWatch Logs, laid out as
-        CloudWatch lays it out, so one sees what it will show before deploying.
+    dashboards.py render --out-dir DIR [--format png|svg] [--period S] [--minutes M]
+        Draws every dashboard as CloudWatch lays it out, each metric widget from GetMetricData of
+        its own rows (statistics, percentiles, metric math), so one sees what it will show before
+        deploying.
 
-The EMF values come from `books-local metrics` (the project's one EMF reader, in Rust; its path
-in BOOKS_LOCAL, default target/debug/books-local); dashboards and alarms from CloudWatch through
-boto3. Both read the endpoint, region and credentials the usual way (AWS_ENDPOINT_URL for the
-local cloud's moto server).
+Both read CloudWatch through boto3, the endpoint, region and credentials the usual way
+(AWS_ENDPOINT_URL for the local cloud's moto server, where books-local turns EMF into metrics and
+publishes the AWS/Lambda, AWS/ApiGateway and AWS/SQS metrics). AWS/DynamoDB throttle metrics are
+never published by the local endpoint (moto does not throttle): references to that namespace are
+listed, not failed.
 """
 
 import argparse
-import collections
+import datetime
 import json
 import math
 import os
-import pathlib
-import subprocess
 import sys
 
 import boto3
 
-STATS = ("Sum", "Average", "Minimum", "Maximum", "SampleCount")
-
-
-# --- what was emitted ------------------------------------------------------------------------
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-def books_local():
-    path = pathlib.Path(os.environ.get("BOOKS_LOCAL") or ROOT / "target/debug/books-local")
-    if not path.is_file():
-        raise SystemExit(f"error: {path} is missing. Fix: make build-debug (or set BOOKS_LOCAL)")
-    return path
-
-
-def as_point(metric):
-    """(namespace, metric, dims, timestamp_ms, value) of one line of `books-local metrics`;
-    dims is a sorted tuple of (name, value)."""
-    dims = tuple(sorted((name, value) for name, value in metric["dimensions"]))
-    return metric["namespace"], metric["name"], dims, metric["timestamp_ms"], float(metric["value"])
-
-
-def collect_points(prefix=""):
-    """Every EMF value in the log groups whose name starts with `prefix`."""
-    command = [str(books_local()), "metrics", "--log-group-prefix", prefix or "/"]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return [as_point(json.loads(line)) for line in output.splitlines() if line.strip()]
+# Namespaces whose metrics the local endpoint cannot produce, so a reference to them proves
+# nothing either way (said, not failed).
+UNKNOWABLE = ("AWS/DynamoDB",)
 
 
 # --- what dashboards and alarms reference ----------------------------------------------------
@@ -61,12 +37,19 @@ def collect_points(prefix=""):
 def widget_metric_rows(widget):
     """[(namespace, metric, dims, options)] of a metric widget, "." shorthand expanded;
     expression rows (math, SEARCH) are skipped."""
+    return [row for row in widget_rows(widget) if row[0] is not None]
+
+
+def widget_rows(widget):
+    """Every row of a metric widget: (namespace, metric, dims, options) for a metric, and
+    (None, None, None, options) for an expression (its options hold "expression")."""
     rows = []
     previous = []
     for row in widget.get("properties", {}).get("metrics", []):
         options = row[-1] if row and isinstance(row[-1], dict) else {}
         parts = row[:-1] if options else list(row)
         if not parts:  # an expression row: [{"expression": …}]
+            rows.append((None, None, None, options))
             continue
         expanded = [previous[i] if part == "." and i < len(previous) else part for i, part in enumerate(parts)]
         previous = expanded
@@ -93,28 +76,31 @@ def alarm_metrics(alarm):
     return found
 
 
-def compare(emitted, dashboards, alarms, namespace):
-    """(references never emitted: [(where, key)], emitted keys no dashboard shows: [key])."""
-    missing = []
+def compare(published, dashboards, alarms, namespace):
+    """(references never published: [(where, key)], references that cannot be known locally:
+    [(where, key)], published keys of `namespace` no dashboard shows: [key])."""
+    missing, unknowable = [], []
     shown = set()
+
+    def judge(where, key):
+        if key[0] in UNKNOWABLE:
+            unknowable.append((where, key))
+        elif key not in published:
+            missing.append((where, key))
+
     for name, body in dashboards.items():
         for widget in body.get("widgets", []):
             if widget.get("type") != "metric":
                 continue
             title = widget.get("properties", {}).get("title", "?")
             for ns, metric, dims, _ in widget_metric_rows(widget):
-                if ns != namespace:
-                    continue
-                key = (ns, metric, dims)
-                shown.add(key)
-                if key not in emitted:
-                    missing.append((f"dashboard {name} / {title}", key))
+                shown.add((ns, metric, dims))
+                judge(f"dashboard {name} / {title}", (ns, metric, dims))
     for alarm in alarms:
         for key in alarm_metrics(alarm):
-            if key[0] == namespace and key not in emitted:
-                missing.append((f"alarm {alarm['AlarmName']}", key))
-    unshown = sorted(key for key in emitted if key[0] == namespace and key not in shown)
-    return missing, unshown
+            judge(f"alarm {alarm['AlarmName']}", key)
+    unshown = sorted(key for key in published if key[0] == namespace and key not in shown)
+    return missing, unknowable, unshown
 
 
 def describe(key):
@@ -131,62 +117,71 @@ def deployed_alarms(cloudwatch):
     return [a for p in cloudwatch.get_paginator("describe_alarms").paginate() for a in p["MetricAlarms"]]
 
 
+def published_metrics(cloudwatch):
+    """Every metric CloudWatch holds, as (namespace, name, dims)."""
+    found = set()
+    for page in cloudwatch.get_paginator("list_metrics").paginate():
+        for metric in page["Metrics"]:
+            dims = tuple(sorted((d["Name"], d["Value"]) for d in metric.get("Dimensions", [])))
+            found.add((metric["Namespace"], metric["MetricName"], dims))
+    return found
+
+
 def check(args, cloudwatch):
-    points = collect_points(args.log_group_prefix)
-    emitted = {(ns, metric, dims) for ns, metric, dims, _, _ in points}
+    published = published_metrics(cloudwatch)
     dashboards = deployed_dashboards(cloudwatch)
     alarms = deployed_alarms(cloudwatch)
-    print(f"==> {len(points)} EMF values of {len(emitted)} metrics emitted; "
-          f"{len(dashboards)} dashboards, {len(alarms)} alarms")
+    print(f"==> {len(published)} metrics in CloudWatch; {len(dashboards)} dashboards, {len(alarms)} alarms")
     if not dashboards:
         print("error: no dashboard deployed", file=sys.stderr)
         return 1
-    missing, unshown = compare(emitted, dashboards, alarms, args.namespace)
+    missing, unknowable, unshown = compare(published, dashboards, alarms, args.namespace)
     for key in unshown:
-        print(f"    emitted but on no dashboard: {describe(key)}")
+        print(f"    published but on no dashboard: {describe(key)}")
+    for where, key in unknowable:
+        print(f"    not known locally ({key[0]}): {where}: {describe(key)}")
     if missing:
-        print("dashboards or alarms reference metrics that are never emitted:", file=sys.stderr)
+        print("dashboards or alarms reference metrics that are never published:", file=sys.stderr)
         for where, key in missing:
             print(f"  {where}: {describe(key)}", file=sys.stderr)
         return 1
-    print("==> every metric a dashboard or alarm references is really emitted")
+    print("==> every metric a dashboard or alarm references is really published")
     return 0
 
 
 # --- the picture -----------------------------------------------------------------------------
 
 
-def statistic(values, stat):
-    if not values:
-        return math.nan
-    if stat == "Sum":
-        return sum(values)
-    if stat == "Average":
-        return sum(values) / len(values)
-    if stat == "Minimum":
-        return min(values)
-    if stat == "Maximum":
-        return max(values)
-    if stat == "SampleCount":
-        return float(len(values))
-    if stat.startswith("p"):
-        ordered = sorted(values)
-        rank = math.ceil(float(stat[1:]) / 100.0 * len(ordered))
-        return ordered[max(0, min(len(ordered), rank) - 1)]
-    raise ValueError(f"unsupported statistic {stat}")
+def widget_queries(properties, period):
+    """GetMetricData queries of a metric widget's rows, with the label each line gets."""
+    queries = []
+    stat = properties.get("stat", "Average")
+    for index, (namespace, metric, dims, options) in enumerate(widget_rows({"properties": properties})):
+        query = {"Id": options.get("id") or f"m{index}", "ReturnData": options.get("visible", True)}
+        if namespace is None:
+            query["Expression"] = options["expression"]
+            query["Label"] = options.get("label") or query["Id"]
+        else:
+            query["MetricStat"] = {
+                "Metric": {"Namespace": namespace, "MetricName": metric,
+                           "Dimensions": [{"Name": k, "Value": v} for k, v in dims]},
+                "Period": int(options.get("period", period)),
+                "Stat": options.get("stat", stat),
+            }
+            query["Label"] = options.get("label") or f"{metric} {' '.join(v for _, v in dims)} {query['MetricStat']['Stat']}"
+        query["yAxis"] = options.get("yAxis", "left")
+        queries.append(query)
+    return queries
 
 
-def series(points, key, stat, bucket_ms, start_ms, end_ms):
-    """(bucket starts in seconds from start, statistic per bucket) of one metric."""
-    buckets = collections.defaultdict(list)
-    for ns, metric, dims, timestamp, value in points:
-        if (ns, metric, dims) == key:
-            buckets[(timestamp - start_ms) // bucket_ms].append(value)
-    count = int((end_ms - start_ms) // bucket_ms) + 1
-    xs = [i * bucket_ms / 1000.0 for i in range(count)]
-    ys = [statistic(buckets.get(i, []), stat) if buckets.get(i) else (0.0 if stat in ("Sum", "SampleCount") else math.nan)
-          for i in range(count)]
-    return xs, ys
+def fetch(cloudwatch, queries, start, end):
+    """{id: (label, [(seconds since epoch, value)])} of the queries that return data."""
+    sent = [{k: v for k, v in q.items() if k != "yAxis"} for q in queries]
+    answer = cloudwatch.get_metric_data(MetricDataQueries=sent, StartTime=start, EndTime=end,
+                                        ScanBy="TimestampAscending")
+    labels = {q["Id"]: q["Label"] for q in queries}
+    return {r["Id"]: (labels[r["Id"]], [(t.timestamp(), v) for t, v in zip(r["Timestamps"], r["Values"])])
+            for r in answer["MetricDataResults"]}
 
 
 def render(args, cloudwatch):
@@ -195,39 +190,44 @@ def render(args, cloudwatch):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = collect_points(args.log_group_prefix)
     dashboards = deployed_dashboards(cloudwatch)
     if not dashboards:
         print("error: no dashboard deployed", file=sys.stderr)
         return 1
-    if points:
-        start_ms = min(p[3] for p in points)
-        end_ms = max(p[3] for p in points)
-    else:
-        start_ms = end_ms = 0
-    bucket_ms = args.bucket_seconds * 1000
+    end = datetime.datetime.now(datetime.timezone.utc)
+    start = end - datetime.timedelta(minutes=args.minutes)
     os.makedirs(args.out_dir, exist_ok=True)
     for name, body in dashboards.items():
         widgets = body.get("widgets", [])
+        fetched = {}
+        for index, widget in enumerate(widgets):
+            if widget.get("type") == "metric":
+                queries = widget_queries(widget.get("properties", {}), args.period)
+                fetched[index] = (queries, fetch(cloudwatch, queries, start, end))
+        times = [t for _, results in fetched.values() for _, points in results.values() for t, _ in points]
+        first, last = (min(times), max(times)) if times else (0, 0)
         rows = max((w.get("y", 0) + w.get("height", 6) for w in widgets), default=6)
         figure = plt.figure(figsize=(24, rows * 0.62), dpi=80)
         grid = figure.add_gridspec(rows, 24, hspace=3.0, wspace=1.2, left=0.03, right=0.97, top=0.97, bottom=0.03)
-        for widget in widgets:
+        for index, widget in enumerate(widgets):
             x, y = widget.get("x", 0), widget.get("y", 0)
             w, h = widget.get("width", 6), widget.get("height", 6)
             axes = figure.add_subplot(grid[y:y + h, x:x + w])
             properties = widget.get("properties", {})
             kind = widget.get("type")
             if kind == "metric":
-                draw_metric(axes, properties, points, bucket_ms, start_ms, end_ms)
+                queries, results = fetched[index]
+                draw_metric(axes, properties, queries, results, first, last, args.period)
             else:
                 text = properties.get("markdown") or properties.get("query") or ""
+                if kind == "log":
+                    text = "(Logs Insights: the local endpoint runs fields, sort and limit only, not this query)\n" + text
                 axes.set_axis_off()
                 axes.set_title(properties.get("title", "" if kind == "text" else kind), loc="left", fontsize=11)
                 axes.text(0.0, 1.0, text[:600], va="top", ha="left", fontsize=8, family="monospace", wrap=True,
                           transform=axes.transAxes)
-        figure.suptitle(f"{name} — local preview from {len(points)} EMF values ({args.bucket_seconds} s buckets)",
-                        fontsize=13)
+        span = f"{int(last - first)} s" if times else "no data"
+        figure.suptitle(f"{name} — local preview from GetMetricData ({args.period} s periods, {span})", fontsize=13)
         path = os.path.join(args.out_dir, f"{name}.{args.format}")
         figure.savefig(path)
         plt.close(figure)
@@ -235,21 +235,21 @@ def render(args, cloudwatch):
     return 0
 
 
-def draw_metric(axes, properties, points, bucket_ms, start_ms, end_ms):
+def draw_metric(axes, properties, queries, results, first, last, period):
     axes.set_title(properties.get("title", ""), loc="left", fontsize=11)
-    if end_ms - start_ms < 3 * bucket_ms:
-        return draw_metric_bars(axes, properties, points)
+    if last - first < 3 * period:
+        return draw_metric_bars(axes, queries, results, properties.get("stat", "Average"))
     right = None
     drawn = 0
-    for ns, metric, dims, options in widget_metric_rows({"properties": properties}):
-        stat = options.get("stat", properties.get("stat", "Average"))
-        label = options.get("label") or f"{metric} {' '.join(v for _, v in dims)} {stat}"
-        xs, ys = series(points, (ns, metric, dims), stat, bucket_ms, start_ms, end_ms)
+    for query in queries:
+        if query["Id"] not in results:
+            continue
+        label, points = results[query["Id"]]
         target = axes
-        if options.get("yAxis") == "right":
+        if query["yAxis"] == "right":
             right = right or axes.twinx()
             target = right
-        target.plot(xs, ys, marker=".", linewidth=1.2, label=label)
+        target.plot([t - first for t, _ in points], [v for _, v in points], marker=".", linewidth=1.2, label=label)
         drawn += 1
     y_axis = properties.get("yAxis", {})
     for axis, side in ((axes, "left"), (right, "right")):
@@ -271,15 +271,23 @@ def draw_metric(axes, properties, points, bucket_ms, start_ms, end_ms):
         axes.legend(handles, labels, fontsize=6, loc="upper left", ncol=2 if drawn > 5 else 1)
 
 
-def draw_metric_bars(axes, properties, points):
-    """A run too short for a time series (the extension aggregates per minute): one bar per
-    series with the statistic over the whole run, as CloudWatch's bar view shows it."""
+def summary(values, stat):
+    """One figure for a whole short run: sums add up, everything else takes the largest period."""
+    if not values:
+        return 0.0
+    return sum(values) if stat in ("Sum", "SampleCount") else max(values)
+
+
+def draw_metric_bars(axes, queries, results, default_stat):
+    """A run too short for a time series: one bar per line, as CloudWatch's bar view shows it."""
     labels, values = [], []
-    for ns, metric, dims, options in widget_metric_rows({"properties": properties}):
-        stat = options.get("stat", properties.get("stat", "Average"))
-        samples = [p[4] for p in points if (p[0], p[1], p[2]) == (ns, metric, dims)]
-        labels.append(options.get("label") or f"{metric} {' '.join(v for _, v in dims)} {stat}")
-        values.append(statistic(samples, stat) if samples else 0.0)
+    for query in queries:
+        if query["Id"] not in results:
+            continue
+        label, points = results[query["Id"]]
+        stat = query.get("MetricStat", {}).get("Stat", default_stat)
+        labels.append(label)
+        values.append(summary([v for _, v in points], stat))
     positions = list(range(len(values)))
     bars = axes.barh(positions, values, color=[f"C{i % 10}" for i in positions], alpha=0.45)
     axes.set_yticks([])
@@ -289,7 +297,8 @@ def draw_metric_bars(axes, properties, points):
         middle = bar.get_y() + bar.get_height() / 2
         axes.text(0, middle, f" {label}", va="center", ha="left", fontsize=7)
         axes.text(bar.get_width(), middle, f" {value:.4g}", va="center", fontsize=7, fontweight="bold")
-    axes.set_xlim(left=0, right=(max(values) if any(values) else 1.0) * 1.3)
+    finite = [v for v in values if not math.isnan(v)]
+    axes.set_xlim(left=0, right=(max(finite) if any(finite) else 1.0) * 1.3)
 
 
 def main(argv=None):
@@ -297,12 +306,12 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("check", "render"):
         command = sub.add_parser(name)
-        command.add_argument("--log-group-prefix", default="", help="only scan these log groups")
         command.add_argument("--namespace", default="Books")
         if name == "render":
             command.add_argument("--out-dir", required=True)
             command.add_argument("--format", choices=("png", "svg"), default="png")
-            command.add_argument("--bucket-seconds", type=int, default=10)
+            command.add_argument("--period", type=int, default=60, help="seconds per data point")
+            command.add_argument("--minutes", type=int, default=60, help="how far back to draw")
     args = parser.parse_args(argv)
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     cloudwatch = boto3.client("cloudwatch", region_name=region)

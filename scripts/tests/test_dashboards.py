@@ -1,7 +1,8 @@
-"""Tests of scripts/dashboards.py: pure parsing, and check/render against a real moto server,
-with the EMF values read by the debug build's books-local (`make build-debug`)."""
+"""Tests of scripts/dashboards.py: pure parsing, and check/render against a real moto server
+(with the project's GetMetricData correction, scripts/moto_cloudwatch.py, applied in-process)."""
 
 import contextlib
+import datetime
 import io
 import json
 import os
@@ -14,25 +15,13 @@ import unittest.mock
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import dashboards  # noqa: E402
+import moto_cloudwatch  # noqa: E402
 
-DOCUMENT = {
-    "_aws": {"Timestamp": 60_000, "CloudWatchMetrics": [{
-        "Namespace": "Books",
-        "Dimensions": [["Service"], ["Service", "Operation"]],
-        "Metrics": [{"Name": "RequestLatency", "Unit": "Milliseconds"}],
-    }]},
-    "Service": "query", "Operation": "GetBook", "RequestLatency": [3.0, 5.0],
-}
 QUERY = (("Service", "query"),)
 QUERY_GET = (("Operation", "GetBook"), ("Service", "query"))
 
 
 class Parsing(unittest.TestCase):
-    def test_a_point_of_books_local_metrics(self):
-        line = {"log_group": "/g", "namespace": "Books", "name": "RequestLatency", "unit": "Milliseconds",
-                "dimensions": [["Service", "query"], ["Operation", "GetBook"]], "timestamp_ms": 60_000, "value": 5}
-        self.assertEqual(dashboards.as_point(line), ("Books", "RequestLatency", QUERY_GET, 60_000, 5.0))
-
     def test_widget_rows_expand_the_dot_shorthand_and_skip_expressions(self):
         widget = {"properties": {"metrics": [
             ["Books", "Duration", "Service", "query", {"stat": "p99"}],
@@ -43,6 +32,20 @@ class Parsing(unittest.TestCase):
         self.assertEqual([r[:3] for r in rows], [
             ("Books", "Duration", QUERY), ("Books", "Duration", (("Service", "command"),))])
         self.assertEqual(rows[0][3], {"stat": "p99"})
+
+    def test_widget_queries_carry_each_row_s_statistic_period_label_and_expressions(self):
+        properties = {"stat": "Sum", "metrics": [
+            ["Books", "Duration", "Service", "query", {"stat": "p99", "id": "d", "visible": False}],
+            ["Books", "Errors", "Service", "query", {"label": "errors", "yAxis": "right", "period": 300}],
+            [{"expression": "d * 2", "label": "doubled"}],
+        ]}
+        queries = dashboards.widget_queries(properties, 60)
+        self.assertEqual([q["Id"] for q in queries], ["d", "m1", "m2"])
+        self.assertEqual(queries[0]["MetricStat"]["Stat"], "p99")
+        self.assertFalse(queries[0]["ReturnData"])
+        self.assertEqual((queries[1]["MetricStat"]["Stat"], queries[1]["MetricStat"]["Period"]), ("Sum", 300))
+        self.assertEqual((queries[1]["Label"], queries[1]["yAxis"]), ("errors", "right"))
+        self.assertEqual((queries[2]["Expression"], queries[2]["Label"]), ("d * 2", "doubled"))
 
     def test_alarm_metrics_single_and_math(self):
         single = {"AlarmName": "a", "Namespace": "Books", "MetricName": "ColdStart",
@@ -55,24 +58,26 @@ class Parsing(unittest.TestCase):
         self.assertEqual(dashboards.alarm_metrics(math_alarm),
                          [("Books", "ConcurrencyConflicts", (("Service", "command"),))])
 
-    def test_compare_names_what_is_missing_and_what_is_unshown(self):
-        emitted = {("Books", "RequestLatency", QUERY_GET), ("Books", "Duration", QUERY)}
+    def test_compare_names_what_is_missing_unknowable_and_unshown(self):
+        published = {("Books", "RequestLatency", QUERY_GET), ("Books", "Duration", QUERY)}
         body = {"widgets": [{"type": "metric", "properties": {"title": "t", "metrics": [
             ["Books", "RequestLatency", "Service", "query", "Operation", "GetBook"],
             ["Books", "Never", "Service", "query"],
             ["AWS/ApiGateway", "5XXError", "ApiName", "x"],
         ]}}]}
         alarm = {"AlarmName": "lag", "Namespace": "Books", "MetricName": "ProjectionLag", "Dimensions": []}
-        missing, unshown = dashboards.compare(emitted, {"d": body}, [alarm], "Books")
-        self.assertEqual([where for where, _ in missing], ["dashboard d / t", "alarm lag"])
+        throttles = {"AlarmName": "t", "Namespace": "AWS/DynamoDB", "MetricName": "ReadThrottleEvents", "Dimensions": []}
+        missing, unknowable, unshown = dashboards.compare(published, {"d": body}, [alarm, throttles], "Books")
+        self.assertEqual([where for where, _ in missing], ["dashboard d / t", "dashboard d / t", "alarm lag"])
+        self.assertEqual([key[1] for _, key in missing], ["Never", "5XXError", "ProjectionLag"])
+        self.assertEqual([where for where, _ in unknowable], ["alarm t"])
         self.assertEqual(unshown, [("Books", "Duration", QUERY)])
 
-    def test_statistics(self):
-        values = [float(v) for v in range(1, 101)]
-        self.assertEqual(dashboards.statistic(values, "p99"), 99.0)
-        self.assertEqual(dashboards.statistic(values, "p50"), 50.0)
-        self.assertEqual(dashboards.statistic(values, "SampleCount"), 100.0)
-        self.assertEqual(dashboards.statistic(values, "Average"), 50.5)
+    def test_a_short_run_sums_counts_and_takes_the_largest_of_the_rest(self):
+        self.assertEqual(dashboards.summary([1.0, 2.0], "Sum"), 3.0)
+        self.assertEqual(dashboards.summary([1.0, 2.0], "SampleCount"), 3.0)
+        self.assertEqual(dashboards.summary([1.0, 5.0, 2.0], "p99"), 5.0)
+        self.assertEqual(dashboards.summary([], "Average"), 0.0)
 
 
 class AgainstMoto(unittest.TestCase):
@@ -83,7 +88,7 @@ class AgainstMoto(unittest.TestCase):
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-
+        moto_cloudwatch.apply()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -95,20 +100,15 @@ class AgainstMoto(unittest.TestCase):
         cls.environment.start()
         import boto3
 
-        cls.logs = boto3.client("logs", region_name="us-east-1")
         cls.cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
-        cls.logs.create_log_group(logGroupName="/books/t/query")
-        cls.logs.create_log_stream(logGroupName="/books/t/query", logStreamName="s")
-        import time
-
-        now = int(time.time() * 1000)
-        document = dict(DOCUMENT, _aws=dict(DOCUMENT["_aws"], Timestamp=now))
-        cls.logs.put_log_events(logGroupName="/books/t/query", logStreamName="s", logEvents=[
-            {"timestamp": now, "message": json.dumps(document)},
-            {"timestamp": now, "message": json.dumps({"message": "a plain log line"})},
-        ])
+        # What books-local publishes from an EMF document with two dimension sets.
+        now = datetime.datetime.now(datetime.timezone.utc)
+        for dims in ([("Service", "query"), ("Operation", "GetBook")], [("Service", "query")]):
+            cls.cloudwatch.put_metric_data(Namespace="Books", MetricData=[{
+                "MetricName": "RequestLatency", "Timestamp": now, "Values": [3.0, 5.0], "Unit": "Milliseconds",
+                "Dimensions": [{"Name": n, "Value": v} for n, v in dims]}])
         cls.cloudwatch.put_metric_alarm(
-            AlarmName="cold", Namespace="Books", MetricName="RequestLatency", Statistic="Average",
+            AlarmName="slow", Namespace="Books", MetricName="RequestLatency", Statistic="Average",
             Dimensions=[{"Name": "Service", "Value": "query"}], Period=60, EvaluationPeriods=1,
             Threshold=1.0, ComparisonOperator="GreaterThanThreshold")
 
@@ -132,17 +132,30 @@ class AgainstMoto(unittest.TestCase):
             code = dashboards.main(list(argv))
         return code, out.getvalue(), err.getvalue()
 
-    def test_check_passes_when_everything_referenced_is_emitted_and_fails_otherwise(self):
-        self.dashboard(["Books", "RequestLatency", "Service", "query", "Operation", "GetBook", {"stat": "p99"}])
+    def test_check_passes_when_everything_referenced_is_published_and_fails_otherwise(self):
+        self.dashboard(["Books", "RequestLatency", "Service", "query", "Operation", "GetBook", {"stat": "p99"}],
+                       ["AWS/DynamoDB", "ReadThrottleEvents", "TableName", "books"])
         code, out, err = self.run_cli("check")
         self.assertEqual(code, 0, out + err)
-        self.assertIn("emitted but on no dashboard: Books/RequestLatency{Service=query}", out)
+        self.assertIn("published but on no dashboard: Books/RequestLatency{Service=query}", out)
+        self.assertIn("not known locally (AWS/DynamoDB)", out)
 
         self.dashboard(["Books", "RequestLatency", "Service", "query", "Operation", "GetBook"],
                        ["Books", "ColdStart", "Service", "query", {"stat": "Sum"}])
         code, out, err = self.run_cli("check")
         self.assertEqual(code, 1)
         self.assertIn("dashboard books-t-service / latency: Books/ColdStart{Service=query}", err)
+
+    def test_a_widget_s_rows_are_answered_by_get_metric_data(self):
+        properties = {"metrics": [
+            ["Books", "RequestLatency", "Service", "query", {"stat": "Maximum", "id": "m"}],
+            [{"expression": "m * 2", "id": "twice"}],
+        ]}
+        now = datetime.datetime.now(datetime.timezone.utc)
+        results = dashboards.fetch(self.cloudwatch, dashboards.widget_queries(properties, 60),
+                                   now - datetime.timedelta(minutes=5), now + datetime.timedelta(minutes=1))
+        self.assertEqual([v for _, v in results["m"][1]], [5.0])
+        self.assertEqual([v for _, v in results["twice"][1]], [10.0])
 
     def test_render_draws_a_picture(self):
         self.dashboard(["Books", "RequestLatency", "Service", "query", "Operation", "GetBook", {"stat": "p99"}])

@@ -398,6 +398,8 @@ impl Environment {
             let function = [("FunctionName", spec.name.as_str())];
             metrics.record(Datum::now("AWS/Lambda", "Invocations", &function, "Count", 1.0));
             metrics.record(Datum::now("AWS/Lambda", "Errors", &function, "Count", failed));
+            // "Invocation metrics are binary indicators of the outcome": a 0 when not throttled.
+            metrics.record(Datum::now("AWS/Lambda", "Throttles", &function, "Count", 0.0));
             let duration = (answered_at - started).as_secs_f64() * 1000.0;
             metrics.record(Datum::now("AWS/Lambda", "Duration", &function, "Milliseconds", duration));
         }

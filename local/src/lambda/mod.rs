@@ -171,6 +171,7 @@ impl LambdaService {
                         // Lambda counts an invocation whose init failed, as an error.
                         record(&settings, &pool, "Invocations", 1.0);
                         record(&settings, &pool, "Errors", 1.0);
+                        record(&settings, &pool, "Throttles", 0.0);
                         let _ = respond.send(InvokeOutcome::Failed {
                             error_type: failure.error_type.to_owned(),
                             message: failure.message,
