@@ -269,3 +269,83 @@ async fn the_gateway_s_5xx_errors_drive_an_alarm_to_alarm_and_back_with_notifica
     assert_eq!(series(&cloudwatch, "AWS/ApiGateway", "4XXError", &dims, "Sum").await, [0.0]);
     assert!(!series(&cloudwatch, "AWS/ApiGateway", "IntegrationLatency", &dims, "p99").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_function_that_runs_without_its_telemetry_trips_the_silence_alarm() {
+    // The shape of Terraform's telemetry-silence alarm (metric math over the platform's
+    // Invocations and the extension's Duration count), on 10-second periods.
+    let aws = cloud_support::aws().await;
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&aws);
+    let function = unique("silent");
+    let alarm = format!("{function}-telemetry-silence");
+    let stat = |id: &str, namespace: &str, name: &str, dimension: (&str, &str), stat: &str| {
+        let metric = Metric::builder()
+            .namespace(namespace)
+            .metric_name(name)
+            .dimensions(Dimension::builder().name(dimension.0).value(dimension.1).build())
+            .build();
+        MetricDataQuery::builder()
+            .id(id)
+            .metric_stat(MetricStat::builder().metric(metric).period(10).stat(stat).build())
+            .return_data(false)
+            .build()
+    };
+    cloudwatch
+        .put_metric_alarm()
+        .alarm_name(&alarm)
+        .metrics(
+            MetricDataQuery::builder()
+                .id("share")
+                .expression("FILL(reported, 0) / invocations")
+                .return_data(true)
+                .build(),
+        )
+        .metrics(stat("reported", "Books", "Duration", ("Service", &function), "SampleCount"))
+        .metrics(stat("invocations", "AWS/Lambda", "Invocations", ("FunctionName", &function), "Sum"))
+        .evaluation_periods(1)
+        .threshold(0.5)
+        .comparison_operator(ComparisonOperator::LessThanThreshold)
+        .treat_missing_data("notBreaching")
+        .send()
+        .await
+        .unwrap();
+    let evaluator =
+        Evaluator::new(cloudwatch.clone(), aws_sdk_sns::Client::new(&aws), "us-east-1").with_alarm_name_prefix(&alarm);
+    // Each round records what happened since the last one, as the platform and the extension would.
+    let until = |want: State, reported: bool| {
+        let (cloudwatch, evaluator, function) = (&cloudwatch, &evaluator, &function);
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                let (sink, recorded) = MetricSink::channel();
+                sink.record(books_local::cloudwatch::Datum::now(
+                    "AWS/Lambda",
+                    "Invocations",
+                    &[("FunctionName", function)],
+                    "Count",
+                    1.0,
+                ));
+                if reported {
+                    sink.record(books_local::cloudwatch::Datum::now(
+                        "Books",
+                        "Duration",
+                        &[("Service", function)],
+                        "Milliseconds",
+                        12.0,
+                    ));
+                }
+                drop(sink);
+                flush(cloudwatch, recorded).await;
+                if let Some(t) = evaluator.evaluate_all().await.unwrap().into_iter().find(|t| t.to == want) {
+                    return t;
+                }
+                assert!(Instant::now() < deadline, "the silence alarm never went to {want:?}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    let silent = until(State::Alarm, false).await;
+    assert!(silent.reason.contains("less than the threshold (0.5)"), "{}", silent.reason);
+    let heard = until(State::Ok, true).await;
+    assert_eq!(heard.from, State::Alarm);
+}

@@ -350,7 +350,8 @@ class Footprint(unittest.TestCase):
         expected |= {f"books-test-{t}-{m}throttleevents" for t in ("books", "books_view") for m in ("read", "write")}
         # On our own EMF metrics.
         expected |= {"books-test-projection-lag", "books-test-conflict-rate"}
-        expected |= {f"books-test-{role}-{kind}" for role in HANDLERS for kind in ("logs-dropped", "cold-start-ratio")}
+        expected |= {f"books-test-{role}-{kind}" for role in HANDLERS
+                     for kind in ("logs-dropped", "cold-start-ratio", "telemetry-silence")}
         self.assertEqual(set(alarms), expected)
         for alarm in alarms.values():
             self.assertEqual(alarm["AlarmActions"], [self.outputs["alarm_topic_arn"]])
@@ -373,6 +374,12 @@ class Footprint(unittest.TestCase):
         failures = alarms["books-test-projection-failures"]
         self.assertEqual((failures["MetricName"], failures["Statistic"], failures["Dimensions"]),
                          ("ProjectionFailures", "Sum", [{"Name": "Service", "Value": "projector"}]))
+        silence = alarms["books-test-query-telemetry-silence"]
+        queries = {q["Id"]: q for q in silence["Metrics"]}
+        self.assertEqual(queries["share"]["Expression"], "FILL(reported, 0) / invocations")
+        self.assertEqual(queries["invocations"]["MetricStat"]["Metric"]["Dimensions"],
+                         [{"Name": "FunctionName", "Value": "books-test-query"}])
+        self.assertEqual((silence["ComparisonOperator"], silence["Threshold"]), ("LessThanThreshold", 0.5))
         rate = alarms["books-test-conflict-rate"]
         queried = {q["Id"]: q for q in rate["Metrics"]}
         self.assertEqual(queried["rate"]["Expression"], "conflicts / (conflicts + replaced + deleted)")

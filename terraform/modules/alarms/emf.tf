@@ -34,6 +34,55 @@ resource "aws_cloudwatch_metric_alarm" "projection_failures" {
   ok_actions          = local.actions
 }
 
+# A function that runs while its telemetry does not arrive (the extension cannot ship: access
+# denied, log group gone, CloudWatch Logs failing) is silent on every other EMF alarm, whose
+# missing data is "not breaching". This one compares the platform's own count of invocations,
+# which does not travel through the extension, with the invocations the extension reported.
+# Two 5-minute periods: the extension aggregates per flush, so one period may hold invocations
+# whose reports land in the next.
+resource "aws_cloudwatch_metric_alarm" "telemetry_silence" {
+  for_each = var.services
+
+  alarm_name          = "${var.name_prefix}-${each.key}-telemetry-silence"
+  alarm_description   = "${var.functions[each.key].name} runs but fewer than half of its invocations reach CloudWatch through books-telemetry: its logs and metrics are being lost (see its stderr in the platform log group, if kept)."
+  evaluation_periods  = 2
+  datapoints_to_alarm = 2
+  comparison_operator = "LessThanThreshold"
+  threshold           = 0.5
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+
+  metric_query {
+    id          = "share"
+    expression  = "FILL(reported, 0) / invocations"
+    label       = "share of invocations whose telemetry arrived"
+    return_data = true
+  }
+
+  metric_query {
+    id = "reported"
+    metric {
+      namespace   = var.namespace
+      metric_name = "Duration"
+      dimensions  = { Service = each.value }
+      stat        = "SampleCount"
+      period      = 300
+    }
+  }
+
+  metric_query {
+    id = "invocations"
+    metric {
+      namespace   = "AWS/Lambda"
+      metric_name = "Invocations"
+      dimensions  = { FunctionName = var.functions[each.key].name }
+      stat        = "Sum"
+      period      = 300
+    }
+  }
+}
+
 resource "aws_cloudwatch_metric_alarm" "logs_dropped" {
   for_each = var.services
 
