@@ -69,7 +69,7 @@ AWS_ENV = $(IMAGE_ENV) ENV=$(ENV) AWS_VAULT=$(AWS_VAULT) BACKEND=$(BACKEND) AUTO
 	ARCH_EXPLICIT=$(ARCH_EXPLICIT) REGISTRY=$(REGISTRY)
 AWS_LAMBDA = $(AWS_ENV) scripts/aws-lambda
 
-.PHONY: aws-lambda-promote aws-lambda-plan aws-lambda-outputs aws-lambda-api-key aws-account aws-state-bucket aws-ci-bootstrap
+.PHONY: aws-lambda-promote aws-lambda-plan aws-lambda-outputs aws-lambda-api-key aws-lambda-verify aws-account aws-state-bucket aws-ci-bootstrap
 aws-lambda-delivery: venv $(TF_CLI_CONFIG_FILE) ## Build and push both images to ENV's ECR repositories (ARCH, AWS_REGION, AWS_VAULT); record what was delivered
 	$(AWS_LAMBDA) preflight
 	+$(MAKE) --no-print-directory release-binaries hadolint
@@ -94,6 +94,10 @@ aws-lambda-outputs: venv $(TF_CLI_CONFIG_FILE) ## ENV's URL and how to read its 
 
 aws-lambda-api-key: venv $(TF_CLI_CONFIG_FILE) ## ENV's API key, alone (curl -H "x-api-key: $$(make -s aws-lambda-api-key)")
 	@$(AWS_LAMBDA) api-key
+
+# The check is books-local's (`books-local verify`): built here unless BOOKS_LOCAL names one.
+aws-lambda-verify: venv $(if $(BOOKS_LOCAL),,build-debug) $(TF_CLI_CONFIG_FILE) ## After provisioning: a little traffic through ENV's API with its key, then its logs, metrics and alarms checked in CloudWatch; a short report
+	BOOKS_LOCAL=$(or $(BOOKS_LOCAL),$(abspath $(TARGET_DIR))/debug/books-local) $(AWS_LAMBDA) verify
 
 aws-lambda-destroy: venv $(TF_CLI_CONFIG_FILE) ## Show what goes, ask, destroy ENV entirely (DESTROY_DATA=1 to delete protected tables and images too)
 	$(AWS_LAMBDA) destroy

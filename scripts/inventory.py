@@ -47,6 +47,7 @@ def inventory(prefix: str) -> dict[str, list[str]]:
         "cloudwatch": named(a["AlarmName"] for a in paginate(boto3.client("cloudwatch"), "describe_alarms", "MetricAlarms"))
         + named(d["DashboardName"] for d in paginate(boto3.client("cloudwatch"), "list_dashboards", "DashboardEntries")),
         "sns": named(t["TopicArn"].rsplit(":", 1)[1] for t in paginate(boto3.client("sns"), "list_topics", "Topics")),
+        "sqs": named(url.rsplit("/", 1)[1] for url in boto3.client("sqs").list_queues().get("QueueUrls", [])),
     }
 
 

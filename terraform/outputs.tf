@@ -72,3 +72,18 @@ output "dashboards" {
   description = "CloudWatch dashboard names by template (dashboards/*.json)."
   value       = module.dashboards.names
 }
+
+output "rest_api_name" {
+  description = "REST API name (the ApiName dimension of its AWS/ApiGateway metrics)."
+  value       = module.api.rest_api_name
+}
+
+output "name_prefix" {
+  description = "Prefix of every resource name (alarms included)."
+  value       = local.name_prefix
+}
+
+output "metrics" {
+  description = "Namespace of the EMF metrics and the value of their Service dimension per function role."
+  value       = { namespace = local.metrics_namespace, services = local.services }
+}

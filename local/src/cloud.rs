@@ -186,6 +186,18 @@ pub async fn sdk_config(endpoint: &str, region: &str) -> SdkConfig {
         .await
 }
 
+/// The SDK configuration the usual way (credentials, region and endpoint from the environment
+/// and profile), on the same TLS stack; `region` overrides the chain's.
+pub async fn sdk_config_from_environment(region: Option<&str>) -> SdkConfig {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_owned()));
+    }
+    loader.load().await
+}
+
 /// Reads the REST API `rest_api` (its id or its name) and its stage `stage`, the usage plans,
 /// keys and functions behind them, and the functions' DynamoDB event source mappings.
 pub async fn read(config: &SdkConfig, rest_api: &str, stage: &str) -> Result<Topology, CloudError> {

@@ -11,3 +11,4 @@ mod http_util;
 pub mod invoke;
 pub mod lambda;
 pub mod stream_poller;
+pub mod verify;

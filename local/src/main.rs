@@ -1,11 +1,13 @@
 //! `books-local`: the local cloud. `serve` reads what Terraform created in the local AWS
 //! endpoint, starts the Lambda emulator with the binaries laid out as in the images, serves the
 //! REST stage and polls the streams until Ctrl-C, then shuts every environment down cleanly;
-//! `metrics` prints the EMF values that reached the local CloudWatch Logs.
+//! `metrics` prints the EMF values that reached the local CloudWatch Logs; `verify` checks a
+//! deployed stage's telemetry and alarms (`make aws-lambda-verify`).
 //!
 //! ```text
 //! books-local serve --endpoint http://127.0.0.1:4566 --rest-api-id abc123 --rootfs .build/rootfs [--ready-file F]
 //! books-local metrics --endpoint http://127.0.0.1:4566 [--log-group-prefix /books/local/]
+//! terraform output -json | books-local verify [--url http://127.0.0.1:3000/v1] [--wait-secs 600]
 //! ```
 
 use std::io::Write;
@@ -39,6 +41,9 @@ enum Command {
     Serve(ServeArgs),
     /// Print every EMF value in the local CloudWatch Logs, one JSON object per line.
     Metrics(MetricsArgs),
+    /// Check a deployed stage (on AWS or in the local cloud): a little read-only traffic with its
+    /// key, then its logs, EMF and standard metrics in CloudWatch, and its alarms.
+    Verify(VerifyArgs),
 }
 
 /// Where the local AWS endpoint is.
@@ -89,6 +94,26 @@ struct MetricsArgs {
     log_group_prefix: String,
 }
 
+#[derive(Args)]
+struct VerifyArgs {
+    /// `terraform output -json` of the environment, or `-` for standard input.
+    #[arg(long, default_value = "-")]
+    outputs: String,
+    /// The stage's base URL, when not the outputs' `invoke_url` (the local cloud serves it).
+    #[arg(long)]
+    url: Option<String>,
+    /// The region (default: the SDK's chain, e.g. AWS_REGION); the endpoint comes the usual way
+    /// (AWS_ENDPOINT_URL for the local cloud).
+    #[arg(long)]
+    region: Option<String>,
+    /// Requests with the key to send.
+    #[arg(long, default_value_t = 10)]
+    requests: usize,
+    /// How long to wait for the telemetry to arrive (CloudWatch takes a minute or two).
+    #[arg(long = "wait-secs", default_value_t = 600)]
+    wait_secs: u64,
+}
+
 /// What `serve` writes to its ready file: everything a script or a test needs to talk to it.
 #[derive(Serialize)]
 struct Ready<'a> {
@@ -137,6 +162,7 @@ async fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Metrics(args) => metrics(args).await,
+        Command::Verify(args) => verify(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -155,6 +181,30 @@ async fn metrics(args: MetricsArgs) -> Result<(), StartError> {
         let line = serde_json::to_string(&point).map_err(|e| io("metric point")(e.into()))?;
         writeln!(out, "{line}").map_err(io("stdout"))?;
     }
+    Ok(())
+}
+
+async fn verify(args: VerifyArgs) -> Result<(), StartError> {
+    let text = if args.outputs == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(io("reading the outputs from standard input"))?
+    } else {
+        std::fs::read_to_string(&args.outputs).map_err(io(format!("reading {}", args.outputs)))?
+    };
+    let outputs: serde_json::Value = serde_json::from_str(&text).map_err(|e| io("the outputs")(e.into()))?;
+    let deployment = books_local::verify::Deployment::from_outputs(&outputs, args.url.as_deref())
+        .map_err(|e| io("the outputs")(std::io::Error::other(e)))?;
+    let aws = books_local::cloud::sdk_config_from_environment(args.region.as_deref()).await;
+    println!("Verifying {} (waiting up to {} s for its telemetry)", deployment.url, args.wait_secs);
+    let checks =
+        books_local::verify::verify(&aws, &deployment, args.requests, Duration::from_secs(args.wait_secs)).await;
+    for check in &checks {
+        println!("  {:<4} {}: {}", if check.ok { "ok" } else { "FAIL" }, check.what, check.found);
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if failed > 0 {
+        return Err(io("verification")(std::io::Error::other(format!("{failed} of {} checks failed", checks.len()))));
+    }
+    println!("==> {} checks passed: the deployment's telemetry arrives and no alarm is in ALARM", checks.len());
     Ok(())
 }
 
