@@ -1,4 +1,4 @@
-"""The local AWS endpoint: moto's server with five behaviours brought closer to AWS.
+"""The local AWS endpoint: moto's server with six behaviours brought closer to AWS.
 
 1. moto invokes a Lambda function itself (through Docker) whenever a DynamoDB table with an
    event source mapping gets a stream record, then drops the records it delivered. In the local
@@ -18,6 +18,12 @@
    loaded machine (the first call went through) failed the whole destroy. Here it is DynamoDB's.
 5. CloudWatch's GetMetricData (namespace and exact dimension matching, percentiles, metric
    math): see moto_cloudwatch.py. The local cloud's alarms and dashboards are evaluated with it.
+6. CloudWatch extracts EMF metrics at ingestion; here books-local extracts them by reading every
+   log stream, which must see each event once in the order it arrived. moto's GetLogEvents pages
+   by index into the stream sorted by timestamp, so an event that arrives with an older timestamp
+   than one already read (a batch an extension held back) lands behind the reader's token: never
+   read, and the event it displaced read twice. A token `i/<n>` (never one moto hands out) reads
+   the stream in ingestion order from its n-th event; its next forward token is `i/<n + read>`.
 
 Everything else is moto's server, unchanged.
 """
@@ -29,6 +35,7 @@ import threading
 from moto.awslambda.models import LambdaBackend
 from moto.dynamodb.exceptions import ResourceNotFoundException
 from moto.dynamodb.models import DynamoDBBackend
+from moto.logs.models import LogStream
 from moto.server import main
 
 import moto_cloudwatch
@@ -107,6 +114,21 @@ def _deliver_nothing(self, function_arn, items, source):  # noqa: ARG001 - moto'
 
 
 LambdaBackend.send_dynamodb_items = _deliver_nothing
+
+_get_log_events = LogStream.get_log_events
+INGESTION_ORDER = "i/"
+
+
+def _get_log_events_in_ingestion_order(self, start_time, end_time, limit, next_token, start_from_head):
+    if not (next_token or "").startswith(INGESTION_ORDER):
+        return _get_log_events(self, start_time, end_time, limit, next_token, start_from_head)
+    start = int(next_token[len(INGESTION_ORDER):])
+    page = self.events[start:start + (limit or 10000)]
+    end = start + len(page)
+    return [event.to_response_dict() for event in page], f"{INGESTION_ORDER}{start}", f"{INGESTION_ORDER}{end}"
+
+
+LogStream.get_log_events = _get_log_events_in_ingestion_order
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -238,19 +238,21 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     };
     // The CloudWatch side: metrics recorded by the gateway, the emulator, the pollers and the
     // EMF extraction, sent to the local endpoint; the alarms evaluated against them. It stops
-    // after the environments, so their last logs and metrics are still extracted and sent.
+    // after the environments, so their last logs and metrics are still extracted (the
+    // extensions ship at SHUTDOWN), and the publisher last, once nothing records any more.
     let (metrics, recorded) = MetricSink::channel();
     let (cloudwatch_stop, cloudwatch_stopped) = tokio::sync::watch::channel(false);
+    let (publisher_stop, publisher_stopped) = tokio::sync::watch::channel(false);
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let (transitions, mut transitioned) = tokio::sync::mpsc::unbounded_channel();
+    let publisher = tokio::spawn(books_local::cloudwatch::metrics::publish(
+        aws_sdk_cloudwatch::Client::new(&aws),
+        recorded,
+        until_stopped(publisher_stopped),
+    ));
     let cloudwatch_tasks = vec![
-        tokio::spawn(books_local::cloudwatch::metrics::publish(
-            aws_sdk_cloudwatch::Client::new(&aws),
-            recorded,
-            until_stopped(cloudwatch_stopped.clone()),
-        )),
         tokio::spawn(books_local::cloudwatch::queues::publish_depths(
             aws_sdk_sqs::Client::new(&aws),
             metrics.clone(),
@@ -325,6 +327,8 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     for task in cloudwatch_tasks {
         let _ = task.await;
     }
+    let _ = publisher_stop.send(true);
+    let _ = publisher.await;
     if let Some(path) = &args.ready_file {
         let _ = std::fs::remove_file(path);
     }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Metric, MetricDataQuery, MetricStat, StateValue};
+use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use books_local::cloudwatch::alarms::{Evaluator, State, Transition};
 use books_local::cloudwatch::emf::Extraction;
 use books_local::cloudwatch::metrics::{now_ms, publish};
@@ -82,9 +83,7 @@ async fn emf_in_a_log_group_becomes_metric_data_and_rejected_documents_are_count
     let events = [document("100"), "plain text".to_owned(), document("[20, 30]"), document("\"slow\"")];
     let mut put = logs.put_log_events().log_group_name(&group).log_stream_name("s");
     for message in events {
-        put = put.log_events(
-            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder().timestamp(now).message(message).build().unwrap(),
-        );
+        put = put.log_events(InputLogEvent::builder().timestamp(now).message(message).build().unwrap());
     }
     put.send().await.unwrap();
 
@@ -93,12 +92,18 @@ async fn emf_in_a_log_group_becomes_metric_data_and_rejected_documents_are_count
     let extracted = extraction.poll().await.unwrap();
     assert!(extracted >= 2, "both valid documents (other tests' groups may add more): {extracted}");
     assert_eq!(extraction.poll().await.unwrap(), 0, "each event is read once");
+    // A document that arrives after those were read, stamped earlier (an extension's held-back
+    // batch): extracted once, as at ingestion.
+    let late = InputLogEvent::builder().timestamp(now - 5_000).message(document("7")).build().unwrap();
+    logs.put_log_events().log_group_name(&group).log_stream_name("s").log_events(late).send().await.unwrap();
+    assert_eq!(extraction.poll().await.unwrap(), 1, "the late document");
+    assert_eq!(extraction.poll().await.unwrap(), 0);
     drop(extraction);
     flush(&cloudwatch, recorded).await;
 
     let dims = [("functionVersion", "$LATEST")];
-    assert_eq!(series(&cloudwatch, &namespace, "time", &dims, "Sum").await, [150.0]);
-    assert_eq!(series(&cloudwatch, &namespace, "time", &dims, "SampleCount").await, [3.0]);
+    assert_eq!(series(&cloudwatch, &namespace, "time", &dims, "Sum").await, [157.0]);
+    assert_eq!(series(&cloudwatch, &namespace, "time", &dims, "SampleCount").await, [4.0]);
     let errors = series(&cloudwatch, "AWS/Logs", "EMFValidationErrors", &[("LogGroupName", &group)], "Sum").await;
     assert_eq!(errors, [1.0], "the document whose value is text");
 }

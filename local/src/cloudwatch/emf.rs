@@ -1,7 +1,9 @@
 //! Metric extraction from EMF, as CloudWatch Logs does it at ingestion: every log event that is
 //! an embedded-metric-format document becomes metric data. The local endpoint does not extract,
-//! so this task follows every log stream of every log group in ingestion order (its forward
-//! token) and records what each new document declares. Documents CloudWatch would reject
+//! so this task follows every log stream of every log group in ingestion order and records what
+//! each new document declares. GetLogEvents pages by timestamp, so an event that arrives older
+//! than one already read would be missed: the local endpoint reads a stream in ingestion order
+//! for a token `i/<n>` (scripts/moto_server.py), which is what this task follows. Documents CloudWatch would reject
 //! (the specification's rules, read by `telemetry_schema::emf`, and its time window) yield no
 //! metric and count as `AWS/Logs` `EMFValidationErrors` (`EMFParsingErrors` when the event is
 //! not JSON at all) of their log group, as CloudWatch counts them.
@@ -13,6 +15,9 @@ use std::time::Duration;
 use telemetry_schema::emf::{Document, EmfError};
 
 use super::metrics::{now_ms, Datum, MetricSink};
+
+/// The local endpoint's token for a stream's first event in ingestion order.
+const FROM_FIRST_INGESTED: &str = "i/0";
 
 /// How often the log streams are read.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -143,14 +148,14 @@ impl Extraction {
         let key = (group.to_owned(), stream.to_owned());
         let mut documents = 0;
         loop {
-            let token = self.read.get(&key).cloned();
+            let token = self.read.get(&key).cloned().unwrap_or_else(|| FROM_FIRST_INGESTED.to_owned());
             let page = self
                 .logs
                 .get_log_events()
                 .log_group_name(group)
                 .log_stream_name(stream)
                 .start_from_head(true)
-                .set_next_token(token.clone())
+                .next_token(&token)
                 .send()
                 .await
                 .map_err(|e| aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e).to_string())?;
@@ -176,7 +181,7 @@ impl Extraction {
                 }
             }
             let next = page.next_forward_token().map(str::to_owned);
-            let done = page.events().is_empty() || next.is_none() || next == token;
+            let done = page.events().is_empty() || next.is_none() || next.as_deref() == Some(token.as_str());
             if let Some(next) = next {
                 self.read.insert(key.clone(), next);
             }
