@@ -16,6 +16,9 @@ use serde_json::Value;
 
 use crate::cloudwatch::metrics::now_ms;
 
+/// How often a request keeps the function (and its extension) running while the check waits.
+pub const TRICKLE: Duration = Duration::from_secs(5);
+
 /// What the outputs of the environment's Terraform say to check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployment {
@@ -77,6 +80,11 @@ pub struct Check {
 
 /// Sends `requests` read-only requests (and one without a key), then waits up to `wait` for
 /// their telemetry; returns every check, passed or not.
+///
+/// While it waits it sends one more request every [`TRICKLE`]: between invocations Lambda
+/// freezes the function and its extension, so what the extension aggregates for the current
+/// minute ships with a later invocation (or at spin-down) — an idle function's last metrics
+/// would not arrive while anyone waits for them.
 pub async fn verify(aws: &SdkConfig, deployment: &Deployment, requests: usize, wait: Duration) -> Vec<Check> {
     let started = now_ms() - 1_000;
     let mut checks = vec![traffic(deployment, requests).await];
@@ -88,37 +96,40 @@ pub async fn verify(aws: &SdkConfig, deployment: &Deployment, requests: usize, w
         if found.iter().all(|c| c.ok) || tokio::time::Instant::now() >= deadline {
             break found;
         }
-        tokio::time::sleep(Duration::from_secs(5).min(wait)).await;
+        tokio::time::sleep(TRICKLE.min(wait)).await;
+        let _ = get(deployment, true).await;
     };
     checks.extend(telemetry);
     checks.push(alarms(&cloudwatch, &deployment.alarm_prefix).await);
     checks
 }
 
-async fn traffic(deployment: &Deployment, requests: usize) -> Check {
-    let connector = match https_connector() {
-        Ok(connector) => connector,
-        Err(error) => return Check { what: "HTTPS client".into(), ok: false, found: error.to_string() },
-    };
+/// One `GET /books?limit=1`, with the key or without; its status (0: no answer).
+async fn get(deployment: &Deployment, with_key: bool) -> Result<u16, String> {
+    let connector = https_connector().map_err(|e| format!("HTTPS client: {e}"))?;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build::<_, Empty<bytes::Bytes>>(connector);
+    let mut request = http::Request::get(format!("{}/books?limit=1", deployment.url));
+    if with_key {
+        request = request.header("x-api-key", &deployment.api_key);
+    }
+    let request = request.body(Empty::new()).map_err(|e| e.to_string())?;
+    Ok(match client.request(request).await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let _ = response.into_body().collect().await;
+            status
+        }
+        Err(_) => 0,
+    })
+}
+
+async fn traffic(deployment: &Deployment, requests: usize) -> Check {
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
     for i in 0..=requests {
-        let with_key = i < requests;
-        let mut request = http::Request::get(format!("{}/books?limit=1", deployment.url));
-        if with_key {
-            request = request.header("x-api-key", &deployment.api_key);
-        }
-        let status = match request.body(Empty::new()) {
-            Ok(request) => match client.request(request).await {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let _ = response.into_body().collect().await;
-                    status
-                }
-                Err(_) => 0,
-            },
-            Err(_) => 0,
+        let status = match get(deployment, i < requests).await {
+            Ok(status) => status,
+            Err(error) => return Check { what: "requests".into(), ok: false, found: error },
         };
         *statuses.entry(status).or_default() += 1;
     }
