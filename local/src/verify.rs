@@ -175,12 +175,14 @@ async fn telemetry(
     let api = [("ApiName", deployment.api_name.as_str()), ("Stage", deployment.stage.as_str())];
     let function = [("FunctionName", deployment.query_function.as_str())];
     let service = [("Service", deployment.query_service.as_str())];
+    // The function's request metrics carry the operation (`ListBooks` for the requests sent).
+    let listing = [("Operation", "ListBooks"), ("Service", deployment.query_service.as_str())];
     let namespace = deployment.namespace.as_str();
     let (count, invocations, reported, emf) = tokio::join!(
         sum_since(cloudwatch, "AWS/ApiGateway", "Count", &api, "Sum", since),
         sum_since(cloudwatch, "AWS/Lambda", "Invocations", &function, "Sum", since),
         sum_since(cloudwatch, namespace, "Duration", &service, "SampleCount", since),
-        sum_since(cloudwatch, namespace, "RequestLatency", &service, "SampleCount", since),
+        sum_since(cloudwatch, namespace, "RequestLatency", &listing, "SampleCount", since),
     );
     let at_least = |what: String, found: Result<f64, String>, want: f64| Check {
         ok: found.as_ref().is_ok_and(|n| *n >= want),
@@ -208,7 +210,10 @@ async fn telemetry(
             1.0,
         ),
         at_least(
-            format!("{}/RequestLatency of {} (the function's EMF)", deployment.namespace, deployment.query_service),
+            format!(
+                "{}/RequestLatency of {} ListBooks (the function's EMF)",
+                deployment.namespace, deployment.query_service
+            ),
             emf,
             1.0,
         ),
