@@ -1,4 +1,4 @@
-"""The local AWS endpoint: moto's server with six behaviours brought closer to AWS.
+"""The local AWS endpoint: moto's server with seven behaviours brought closer to AWS.
 
 1. moto invokes a Lambda function itself (through Docker) whenever a DynamoDB table with an
    event source mapping gets a stream record, then drops the records it delivered. In the local
@@ -24,6 +24,10 @@
    than one already read (a batch an extension held back) lands behind the reader's token: never
    read, and the event it displaced read twice. A token `i/<n>` (never one moto hands out) reads
    the stream in ingestion order from its n-th event; its next forward token is `i/<n + read>`.
+7. Removing a stage from a usage plan that no longer holds it fails with a 500 (a Python
+   ValueError) in moto. Terraform's provider removes the plan's stages before deleting it and
+   retries a 500; when a loaded machine made the first PATCH look lost and it was sent again, the
+   destroy retried for twenty minutes. Here removing an absent stage changes nothing.
 
 Everything else is moto's server, unchanged.
 """
@@ -35,6 +39,7 @@ import threading
 from moto.awslambda.models import LambdaBackend
 from moto.dynamodb.exceptions import ResourceNotFoundException
 from moto.dynamodb.models import DynamoDBBackend
+from moto.apigateway.models import UsagePlan
 from moto.logs.models import LogStream
 from moto.server import main
 
@@ -129,6 +134,18 @@ def _get_log_events_in_ingestion_order(self, start_time, end_time, limit, next_t
 
 
 LogStream.get_log_events = _get_log_events_in_ingestion_order
+
+_apply_patch_operations = UsagePlan.apply_patch_operations
+
+
+def _remove_absent_stages_as_nothing(self, patch_operations):
+    held = {f"{stage['apiId']}:{stage['stage']}" for stage in self.api_stages}
+    kept = [op for op in patch_operations
+            if not (op.get("op") == "remove" and op.get("path") == "/apiStages" and op.get("value") not in held)]
+    return _apply_patch_operations(self, kept)
+
+
+UsagePlan.apply_patch_operations = _remove_absent_stages_as_nothing
 
 if __name__ == "__main__":
     sys.exit(main())

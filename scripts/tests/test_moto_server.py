@@ -97,3 +97,17 @@ class IngestionOrder(unittest.TestCase):
         # Without the i/ token, moto's own paging (by timestamp) still works for other readers.
         page = logs.get_log_events(logGroupName="g", logStreamName="s", startFromHead=True)
         self.assertEqual([e["message"] for e in page["events"]], ["held back, older", "a", "b"])
+
+
+class UsagePlanStages(unittest.TestCase):
+    @unittest.mock.patch.dict(os.environ, {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    @mock_aws
+    def test_removing_a_stage_twice_is_not_an_error(self):
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        apigateway = boto3.client("apigateway", region_name="us-east-1")
+        api = apigateway.create_rest_api(name="a")["id"]
+        plan = apigateway.create_usage_plan(name="p", apiStages=[{"apiId": api, "stage": "v1"}])["id"]
+        remove = [{"op": "remove", "path": "/apiStages", "value": f"{api}:v1"}]
+        apigateway.update_usage_plan(usagePlanId=plan, patchOperations=remove)
+        apigateway.update_usage_plan(usagePlanId=plan, patchOperations=remove)  # moto: 500
+        self.assertEqual(apigateway.get_usage_plan(usagePlanId=plan).get("apiStages", []), [])
