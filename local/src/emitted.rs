@@ -1,10 +1,8 @@
-//! What reached the local CloudWatch Logs as EMF: every metric value of every document, read
-//! with the workspace's one EMF reader (`telemetry_schema::emf`). The dashboards' drift check
-//! and their local rendering read these points (`books-local metrics`).
+//! What reached the local CloudWatch Logs as EMF: every metric value of every document, read as
+//! the local cloud's extraction reads them (`cloudwatch::emf::extract`), for `books-local metrics`.
 
 use aws_config::SdkConfig;
 use serde::Serialize;
-use telemetry_schema::emf::Document;
 
 use crate::cloud::CloudError;
 
@@ -40,6 +38,7 @@ pub async fn metric_points(config: &SdkConfig, prefix: &str) -> Result<Vec<Metri
         .await
         .map_err(crate::cloud::request_failed("log groups"))?;
     let mut points = Vec::new();
+    let now = crate::cloudwatch::metrics::now_ms();
     for group in groups {
         let Some(name) = group.log_group_name() else { continue };
         let pages = logs
@@ -53,23 +52,18 @@ pub async fn metric_points(config: &SdkConfig, prefix: &str) -> Result<Vec<Metri
         for event in
             pages.iter().flat_map(aws_sdk_cloudwatchlogs::operation::filter_log_events::FilterLogEventsOutput::events)
         {
-            let Some(message) = event.message().filter(|m| m.contains("\"_aws\"")) else { continue };
-            // A document CloudWatch would not extract yields nothing, as in CloudWatch.
-            let Ok(document) = Document::parse(message) else { continue };
-            let timestamp_ms = document.timestamp_ms.or(event.timestamp()).unwrap_or_default();
-            for metric in document.metrics {
-                for dimensions in &metric.dimension_sets {
-                    points.extend(metric.values.iter().map(|value| MetricPoint {
-                        log_group: name.to_owned(),
-                        namespace: metric.namespace.clone(),
-                        name: metric.name.clone(),
-                        unit: metric.unit.clone(),
-                        dimensions: dimensions.clone(),
-                        timestamp_ms,
-                        value: *value,
-                    }));
-                }
-            }
+            let (Some(message), Some(at)) = (event.message(), event.timestamp()) else { continue };
+            // The extraction's reading (CloudWatch's rules): a rejected document yields nothing.
+            let Ok(Some(data)) = crate::cloudwatch::emf::extract(message, at, now) else { continue };
+            points.extend(data.into_iter().map(|datum| MetricPoint {
+                log_group: name.to_owned(),
+                namespace: datum.namespace,
+                name: datum.name,
+                unit: datum.unit,
+                dimensions: datum.dimensions,
+                timestamp_ms: datum.timestamp_ms,
+                value: datum.value,
+            }));
         }
     }
     Ok(points)
