@@ -1,4 +1,4 @@
-"""The local AWS endpoint: moto's server with seven behaviours brought closer to AWS.
+"""The local AWS endpoint: moto's server with eight behaviours brought closer to AWS.
 
 1. moto invokes a Lambda function itself (through Docker) whenever a DynamoDB table with an
    event source mapping gets a stream record, then drops the records it delivered. In the local
@@ -28,11 +28,21 @@
    ValueError) in moto. Terraform's provider removes the plan's stages before deleting it and
    retries a 500; when a loaded machine made the first PATCH look lost and it was sent again, the
    destroy retried for twenty minutes. Here removing an absent stage changes nothing.
+8. An AWS SDK retries a request whose answer it never got (a connection reset) under the same
+   `amz-sdk-invocation-id`, with `amz-sdk-request: attempt=N`. On a loaded machine the answers
+   of this local endpoint do get lost after the request was carried out (Terraform's provider
+   logs "retrying request CloudWatch/DeleteDashboards, attempt 2" with no answer to attempt 1;
+   seen with werkzeug's server and with waitress alike), and the retry then fails on the first
+   attempt's effect: DeleteDashboards answers 404 and the whole destroy fails. Here a retry of
+   an invocation that was already answered with success gets that answer again instead of
+   being carried out twice. Failures are never replayed: a retry after an error runs again.
 
 Everything else is moto's server, unchanged.
 """
 
+import collections
 import functools
+import re
 import sys
 import threading
 
@@ -41,6 +51,7 @@ from moto.dynamodb.exceptions import ResourceNotFoundException
 from moto.dynamodb.models import DynamoDBBackend
 from moto.apigateway.models import UsagePlan
 from moto.logs.models import LogStream
+import moto.server
 from moto.server import main
 
 import moto_cloudwatch
@@ -146,6 +157,89 @@ def _remove_absent_stages_as_nothing(self, patch_operations):
 
 
 UsagePlan.apply_patch_operations = _remove_absent_stages_as_nothing
+
+
+class RetriesAnsweredOnce:
+    """WSGI middleware: the success of an SDK invocation is answered again to its retries.
+
+    Keeps the latest invocations (`most` of them) and their successful answers (`budget` bytes
+    of bodies at most), the oldest going first. Attempts of one invocation run one at a time, so a retry that overtakes
+    its first attempt waits for it and then gets its answer.
+    """
+
+    _ATTEMPT = re.compile(r"attempt=(\d+)")
+
+    class _Invocation:
+        __slots__ = ("lock", "answer")
+
+        def __init__(self):
+            self.lock = threading.Lock()
+            self.answer = None  # (status, headers, body) of a success
+
+    def __init__(self, app, budget=64 << 20, most=100_000):
+        self.app = app
+        self.budget = budget
+        self.most = most
+        self._held = 0
+        self._guard = threading.Lock()
+        self._invocations = collections.OrderedDict()
+
+    def __getattr__(self, name):  # moto.server.main sets `debug` on the application
+        return getattr(self.app, name)
+
+    def __call__(self, environ, start_response):
+        key = environ.get("HTTP_AMZ_SDK_INVOCATION_ID")
+        if not key:
+            return self.app(environ, start_response)
+        attempt = self._ATTEMPT.search(environ.get("HTTP_AMZ_SDK_REQUEST", ""))
+        retry = attempt is not None and int(attempt.group(1)) > 1
+        with self._guard:
+            invocation = self._invocations.setdefault(key, self._Invocation())
+            self._forget_the_oldest()
+        with invocation.lock:
+            if not (retry and invocation.answer):
+                status, headers, body = self._run(environ)
+                if status.startswith("2"):
+                    self._keep(key, invocation, (status, headers, body))
+                start_response(status, headers)
+                return [body]
+            status, headers, body = invocation.answer
+            start_response(status, headers)
+            return [body]
+
+    def _keep(self, key, invocation, answer):
+        with self._guard:
+            if key not in self._invocations:  # forgotten while it ran
+                return
+            self._held += len(answer[2]) - (len(invocation.answer[2]) if invocation.answer else 0)
+            invocation.answer = answer
+            self._invocations.move_to_end(key)
+            self._forget_the_oldest()
+
+    def _forget_the_oldest(self):
+        while self._invocations and (self._held > self.budget or len(self._invocations) > self.most):
+            _, oldest = self._invocations.popitem(last=False)
+            if oldest.answer:
+                self._held -= len(oldest.answer[2])
+
+    def _run(self, environ):
+        started, written = [], []
+
+        def start_response(status, headers, exc_info=None):  # noqa: ARG001 - the WSGI signature
+            started[:] = [status, list(headers)]
+            return written.append  # WSGI's legacy write(): its data precede the iterable's
+
+        chunks = self.app(environ, start_response)
+        try:
+            body = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        return started[0], started[1], b"".join(written) + body
+
+
+_dispatcher = moto.server.DomainDispatcherApplication
+moto.server.DomainDispatcherApplication = lambda create_app: RetriesAnsweredOnce(_dispatcher(create_app))
 
 if __name__ == "__main__":
     sys.exit(main())
