@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::Engine;
 use books_local::gateway::{GatewayConfig, Throttle};
 use books_local::invoke::{InvokeOutcome, Invoker};
-use cloud_support::{send, CloudFixture, PlanLimits, RecordingInvoker, Reply, RunningGateway};
+use cloud_support::{send, send_chunked, CloudFixture, PlanLimits, RecordingInvoker, Reply, RunningGateway};
 use serde_json::{json, Value};
 
 const BASE64: base64::engine::general_purpose::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -65,6 +65,27 @@ async fn unknown_disabled_or_planless_keys_are_403_forbidden() {
     assert!(invoker.requests().is_empty(), "no function ran");
     let reply = send("GET", &url, &[("x-api-key", &fixture.key.value)], "").await;
     assert_eq!(reply.status, 200, "the plan's key works: {reply:?}");
+}
+
+#[tokio::test]
+async fn a_payload_over_10_mb_is_413_request_too_long_and_reaches_no_function() {
+    let fixture = CloudFixture::create().await;
+    let invoker = RecordingInvoker::answering(ok_response());
+    let gateway = start(fixture.gateway_config().await, &invoker).await;
+    let url = format!("{}/books", gateway.base_url);
+    let key = [("x-api-key", fixture.key.value.as_str())];
+    let limit = books_local::gateway::PAYLOAD_LIMIT;
+    // Declared too large: refused before anything is read or checked (no key is needed).
+    let reply = send("POST", &url, &[], vec![b'a'; limit + 1]).await;
+    assert_gateway_error(&reply, 413, "Request Too Long", None);
+    // Sent in chunks with no length declared: refused once the limit is passed.
+    let reply = send_chunked("POST", &url, &key, vec![b'a'; limit + 1]).await;
+    assert_gateway_error(&reply, 413, "Request Too Long", None);
+    assert!(invoker.requests().is_empty(), "no function ran");
+    // At the limit it passes, whole.
+    let reply = send_chunked("POST", &url, &key, vec![b'a'; limit]).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(invoker.events()[0]["body"].as_str().map(str::len), Some(limit));
 }
 
 #[tokio::test]

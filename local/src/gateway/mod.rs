@@ -19,6 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
+use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 
 pub use config::{
@@ -51,6 +52,8 @@ pub enum GatewayError {
     BadGateway,
     /// The integration took longer than the integration timeout.
     IntegrationTimeout,
+    /// The request's payload is over the REST API's 10 MB (`REQUEST_TOO_LARGE`).
+    RequestTooLarge,
 }
 
 impl GatewayError {
@@ -62,6 +65,7 @@ impl GatewayError {
             Self::InvocationRejected => StatusCode::INTERNAL_SERVER_ERROR,
             Self::BadGateway => StatusCode::BAD_GATEWAY,
             Self::IntegrationTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
@@ -74,10 +78,12 @@ impl GatewayError {
             Self::LimitExceeded => "Limit Exceeded",
             Self::InvocationRejected | Self::BadGateway => "Internal server error",
             Self::IntegrationTimeout => "Endpoint request timed out",
+            Self::RequestTooLarge => "Request Too Long",
         }
     }
 
-    /// `x-amzn-ErrorType`; API Gateway sends none with an integration timeout.
+    /// `x-amzn-ErrorType`; API Gateway sends none with an integration timeout, and none is
+    /// documented for a payload too large (so none is made up).
     pub fn error_type(self) -> Option<&'static str> {
         match self {
             Self::MissingAuthenticationToken => Some("MissingAuthenticationTokenException"),
@@ -85,7 +91,32 @@ impl GatewayError {
             Self::TooManyRequests => Some("TooManyRequestsException"),
             Self::LimitExceeded => Some("LimitExceededException"),
             Self::InvocationRejected | Self::BadGateway => Some("InternalServerErrorException"),
-            Self::IntegrationTimeout => None,
+            Self::IntegrationTimeout | Self::RequestTooLarge => None,
+        }
+    }
+}
+
+/// The REST API's payload limit: 10 MB.
+pub const PAYLOAD_LIMIT: usize = 10 * 1024 * 1024;
+
+/// The request's payload, never more than [`PAYLOAD_LIMIT`] of it: a larger one is refused
+/// unread when its `Content-Length` says so, else as soon as the limit is passed. A body that
+/// breaks off is an empty one (the client is gone).
+async fn read_payload<B>(parts: &http::request::Parts, body: B) -> Result<Bytes, GatewayError>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let declared = http_util::header(parts, "content-length").and_then(|length| length.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > PAYLOAD_LIMIT as u64) {
+        return Err(GatewayError::RequestTooLarge);
+    }
+    match http_body_util::Limited::new(body, PAYLOAD_LIMIT).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(GatewayError::RequestTooLarge),
+        Err(err) => {
+            tracing::debug!(error = %err, "gateway: reading the request body failed");
+            Ok(Bytes::new())
         }
     }
 }
@@ -207,22 +238,18 @@ impl Gateway {
     pub async fn handle<B>(&self, request: Request<B>, peer: SocketAddr) -> Response<Body>
     where
         B: hyper::body::Body,
-        B::Error: std::fmt::Display,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let received = chrono::Utc::now();
         let started = std::time::Instant::now();
         let (mut parts, body) = request.into_parts();
         let ids = RequestIds::new(http_util::header(&parts, "x-amzn-trace-id"), received);
-        let body = match body.collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(err) => {
-                tracing::debug!(error = %err, "gateway: reading the request body failed");
-                Bytes::new()
-            }
-        };
         let mut measured = Measured::default();
-        let response = match self.integrate(&mut parts, &body, peer, &ids, received, &mut measured).await {
-            Ok(response) => response,
+        let response = match read_payload(&parts, body).await {
+            Ok(body) => match self.integrate(&mut parts, &body, peer, &ids, received, &mut measured).await {
+                Ok(response) => response,
+                Err(error) => error_response(error, &ids),
+            },
             Err(error) => error_response(error, &ids),
         };
         let latency = started.elapsed();
@@ -284,7 +311,12 @@ impl Gateway {
 
         let api_key = if method.api_key_required {
             let presented = http_util::header(parts, "x-api-key").ok_or(GatewayError::Forbidden)?;
-            let key = self.config.usable_keys().find(|k| k.value == presented).ok_or(GatewayError::Forbidden)?;
+            // Compared in constant time: how long a refusal takes says nothing of the keys.
+            let key = self
+                .config
+                .usable_keys()
+                .find(|k| bool::from(k.value.as_bytes().ct_eq(presented.as_bytes())))
+                .ok_or(GatewayError::Forbidden)?;
             Some(key)
         } else {
             None

@@ -446,6 +446,25 @@ pub(crate) fn client() -> HttpClient {
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
 }
 
+/// Sends `body` in chunks of 64 KiB with no `Content-Length` (chunked transfer encoding).
+pub(crate) async fn send_chunked(method: &str, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
+    let frames: Vec<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>> =
+        body.chunks(64 * 1024).map(|chunk| Ok(hyper::body::Frame::data(Bytes::copy_from_slice(chunk)))).collect();
+    let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
+    let mut request = http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let response = client.request(request.body(body).expect("request")).await.expect("the gateway answers");
+    let (parts, body) = response.into_parts();
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: body.collect().await.expect("body").to_bytes(),
+    }
+}
+
 /// A response, read whole.
 #[derive(Debug)]
 pub(crate) struct Reply {
