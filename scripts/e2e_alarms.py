@@ -7,7 +7,11 @@
 2. a stream record the projector cannot read is retried, then given up on: its batch is described
    on the failure queue (Lambda's on-failure record), and the projection-failures and
    discarded-batches alarms go to ALARM, then back to OK once the queue is drained;
-3. every transition reaches the alarm topic's subscribers, and no other alarm went to ALARM.
+3. a stuck projector (throttled as the console's "Throttle" does: reserved concurrency 0): its
+   throttles alarm fires, the stream's iterator age grows past its alarm, and once the
+   throttle is removed the book written meanwhile reaches the read model late enough to fire
+   the projection-lag alarm; all three return to OK as fresh records flow again;
+4. every transition reaches the alarm topic's subscribers, and no other alarm went to ALARM.
 
 Everything is read through AWS's own client (boto3) from the local endpoint and the gateway.
     e2e_alarms.py READY_FILE
@@ -25,12 +29,20 @@ import boto3
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 BOUND_S = 180  # generous: a 10-second period must end, then be evaluated, on a loaded machine
+LAG_THRESHOLD_S = 15  # the projection-lag threshold scripts/e2e-local gives Terraform
 
 
 def ulid():
     """A new ULID (48-bit millisecond time, 80 random bits), as book ids are."""
     value = (int(time.time() * 1000) << 80) | random.getrandbits(80)
     return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def isbn13():
+    """A new valid ISBN-13 (ISBNs are unique among the books)."""
+    digits = [9, 7, 8] + [random.randrange(10) for _ in range(9)]
+    check = -sum(d * (3 if i % 2 else 1) for i, d in enumerate(digits)) % 10
+    return "".join(map(str, digits + [check]))
 
 
 def step(text):
@@ -52,7 +64,12 @@ class Cloud:
         self.books_table = variables("books-local-command")["BOOKS_TABLE"]
 
     def get(self, path):
-        request = urllib.request.Request(f"{self.base}{path}", headers={"x-api-key": self.key})
+        return self.call("GET", path)
+
+    def call(self, method, path, body=None, headers=None):
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"x-api-key": self.key, **({"content-type": "application/json"} if data else {}), **(headers or {})}
+        request = urllib.request.Request(f"{self.base}{path}", data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status
@@ -145,8 +162,32 @@ def main():
     cloud.until("books-local-projector-discarded-batches", "OK", trickle)
     cloud.until("books-local-projection-failures", "OK", trickle)
 
+    step("a stuck projector: throttled (reserved concurrency 0), its stream falls behind")
+    projector = "books-local-projector"
+    lambda_ = cloud.client("lambda")
+    lambda_.put_function_concurrency(FunctionName=projector, ReservedConcurrentExecutions=0)
+    cloud.until("books-local-projector-throttles", "ALARM", trickle)
+    # Written once the throttle holds, so that it waits on the stream longer than the lag the
+    # projection-lag alarm allows (e2e-local sets 15 s).
+    late = cloud.call("POST", "/books", {"title": "Late", "authors": ["A. Lagging"], "isbn": isbn13(),
+                                         "published_year": 2020}, {"idempotency-key": f"e2e-late-{ulid()}"})
+    assert late == 201, f"the command side answers {late} while the projector is stuck"
+    written = time.monotonic()
+    cloud.until("books-local-projector-iterator-age", "ALARM", trickle)
+    while time.monotonic() - written < LAG_THRESHOLD_S + 5:
+        trickle()
+        time.sleep(0.5)
+    step("the throttle removed: the backlog is projected late, the projection-lag alarm fires")
+    lambda_.delete_function_concurrency(FunctionName=projector)
+    cloud.until("books-local-projection-lag", "ALARM", trickle)
+    step("fresh records flow again: the three alarms return to OK")
+    for alarm in ("books-local-projector-throttles", "books-local-projector-iterator-age", "books-local-projection-lag"):
+        cloud.until(alarm, "OK", trickle)
+
     step("what the alarm topic's subscribers received")
-    expected = ["books-local-api-5xx", "books-local-projection-failures", "books-local-projector-discarded-batches"]
+    expected = sorted(["books-local-api-5xx", "books-local-projection-failures", "books-local-projector-discarded-batches",
+                       "books-local-projector-throttles", "books-local-projector-iterator-age",
+                       "books-local-projection-lag"])
     recovered = lambda received: all(  # noqa: E731
         any(n["AlarmName"] == name and n["NewStateValue"] == "OK" and n["OldStateValue"] == "ALARM" for n in received)
         for name in expected)

@@ -511,6 +511,35 @@ async fn read_function(lambda: &aws_sdk_lambda::Client, name: &str) -> Result<Fu
     })
 }
 
+/// Follows the functions' reserved concurrency on the endpoint (`PutFunctionConcurrency`,
+/// `DeleteFunctionConcurrency`, "throttle" by reserving 0) every `every`, giving each change
+/// to `changed` with the function's name, until `stop` resolves. `known` holds what each
+/// function started with. A read that fails keeps what was known.
+pub async fn follow_reserved_concurrency(
+    config: &SdkConfig,
+    mut known: Vec<(String, Option<u32>)>,
+    every: Duration,
+    mut changed: impl FnMut(&str, Option<u32>),
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let lambda = aws_sdk_lambda::Client::new(config);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        for (name, reserved) in &mut known {
+            let Ok(now) = lambda.get_function_concurrency().function_name(name.as_str()).send().await else { continue };
+            let now = now.reserved_concurrent_executions().and_then(|n| u32::try_from(n).ok());
+            if now != *reserved {
+                *reserved = now;
+                changed(name, now);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

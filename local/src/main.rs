@@ -26,6 +26,9 @@ use books_local::stream_poller::StreamPoller;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
+/// How often the functions' reserved concurrency is read back from the endpoint.
+const CONCURRENCY_FOLLOWED: Duration = Duration::from_secs(2);
+
 /// The Books API's local cloud: the unchanged binaries in an emulated Lambda behind an emulated
 /// API Gateway, against a local AWS endpoint (moto).
 #[derive(Parser)]
@@ -275,6 +278,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     ];
 
     let settings = LambdaSettings { metrics: Some(metrics.clone()), ..settings };
+    let reserved = specs.iter().map(|s| (s.name.clone(), s.reserved_concurrency)).collect();
     let lambda = LambdaService::new(specs, settings);
     let invoker: Arc<dyn Invoker> = lambda.clone();
 
@@ -293,6 +297,26 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     let key = topology.gateway.keys.iter().find(|k| k.enabled && k.plan.is_some()).map(|k| k.value.as_str());
     let gateway = Gateway::with_metrics(topology.gateway.clone(), Arc::clone(&invoker), metrics.clone());
     tasks.push(tokio::spawn(gateway.serve(listener, stopped(stop_rx.clone()))));
+    let (following, follow_stop) = (Arc::clone(&lambda), stopped(stop_rx.clone()));
+    let follow_config = aws.clone();
+    tasks.push(tokio::spawn(async move {
+        let changed = |function: &str, reserved: Option<u32>| {
+            following.set_reserved_concurrency(function, reserved);
+            match reserved {
+                Some(0) => println!("  lambda   : {function}: reserved concurrency 0, every invocation is throttled"),
+                Some(n) => println!("  lambda   : {function}: reserved concurrency {n}"),
+                None => println!("  lambda   : {function}: reserved concurrency removed (the account's default)"),
+            }
+        };
+        books_local::cloud::follow_reserved_concurrency(
+            &follow_config,
+            reserved,
+            CONCURRENCY_FOLLOWED,
+            changed,
+            follow_stop,
+        )
+        .await;
+    }));
 
     if let Some(path) = &args.ready_file {
         let ready = Ready {

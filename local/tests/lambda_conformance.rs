@@ -499,6 +499,34 @@ async fn concurrency_scales_out_to_the_reserved_limit_then_throttles() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reserving_zero_concurrency_throttles_even_a_warm_function_until_it_is_removed() {
+    let fixture = Fixture::new(Duration::from_secs(10), false, &[]);
+    let service = LambdaService::new(vec![fixture.spec.clone()], settings());
+    response(invoke(&service, json!({})).await);
+    service.idle("fixture").await;
+    // The console's "Throttle": PutFunctionConcurrency with 0.
+    assert!(service.set_reserved_concurrency("fixture", Some(0)));
+    assert_eq!(invoke(&service, json!({})).await, InvokeOutcome::Throttled, "a warm environment is no way round it");
+    assert_eq!(service.environments("fixture"), 1, "the idle environment stays");
+    // DeleteFunctionConcurrency: the account's default again, and the warm environment serves.
+    assert!(service.set_reserved_concurrency("fixture", None));
+    response(invoke(&service, json!({})).await);
+    assert_eq!(fixture.lines("runtime.jsonl").len(), 1, "one init: the warm environment served");
+    // Lowered: the invocations beyond the limit are throttled (an environment counts until its
+    // extensions are done with the invocation, hence the wait).
+    service.idle("fixture").await;
+    assert!(service.set_reserved_concurrency("fixture", Some(1)));
+    let service_ref = &service;
+    let outcomes =
+        futures::future::join_all((0..2).map(|_| async move { invoke(service_ref, json!({"sleep_ms": 1_500})).await }))
+            .await;
+    let throttled = outcomes.iter().filter(|o| **o == InvokeOutcome::Throttled).count();
+    assert_eq!(throttled, 1, "{outcomes:?}");
+    assert!(!service.set_reserved_concurrency("no-such-function", Some(1)));
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_caller_hanging_up_loses_neither_the_invocation_nor_its_environment() {
     let fixture = Fixture::new(Duration::from_secs(10), false, &[]);
     let service = LambdaService::new(vec![fixture.spec.clone()], settings());

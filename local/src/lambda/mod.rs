@@ -18,6 +18,7 @@ pub use environment::{
 pub use settings::LambdaSettings;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,10 +34,12 @@ struct Pool {
     spec: FunctionSpec,
     idle: Mutex<Vec<Environment>>,
     /// Environments that exist (idle or busy).
-    count: std::sync::atomic::AtomicU32,
+    count: AtomicU32,
     /// Invocations running now (Lambda's `ConcurrentExecutions`).
-    busy: std::sync::atomic::AtomicU32,
-    limit: u32,
+    busy: AtomicU32,
+    /// Most invocations at once: the reserved concurrency (0 throttles every invocation), else
+    /// the account's default. It follows `PutFunctionConcurrency` while the cloud runs.
+    limit: AtomicU32,
 }
 
 /// The emulated Lambda service: invoke a function by name, as the `Invoke` API does.
@@ -51,13 +54,13 @@ impl LambdaService {
         let pools = functions
             .into_iter()
             .map(|spec| {
-                let limit = spec.reserved_concurrency.unwrap_or(settings.default_concurrency).max(1);
+                let limit = spec.reserved_concurrency.unwrap_or(settings.default_concurrency);
                 let pool = Pool {
                     spec: spec.clone(),
                     idle: Mutex::new(Vec::new()),
                     count: Default::default(),
                     busy: Default::default(),
-                    limit,
+                    limit: AtomicU32::new(limit),
                 };
                 (spec.name.clone(), Arc::new(pool))
             })
@@ -78,7 +81,7 @@ impl LambdaService {
                     env.shutdown(ShutdownReason::Spindown).await;
                 });
                 futures::future::join_all(shutdowns).await;
-                if pool.count.fetch_sub(stopped, std::sync::atomic::Ordering::SeqCst) == stopped {
+                if pool.count.fetch_sub(stopped, SeqCst) == stopped {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -90,14 +93,24 @@ impl LambdaService {
     /// next invocation then finds a warm one, if any exists.
     pub async fn idle(&self, function: &str) {
         let Some(pool) = self.pools.get(function) else { return };
-        while pool.idle.lock().await.len() < pool.count.load(std::sync::atomic::Ordering::SeqCst) as usize {
+        while pool.idle.lock().await.len() < pool.count.load(SeqCst) as usize {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 
+    /// Sets a function's reserved concurrency (`None`: the account's default), as
+    /// `PutFunctionConcurrency` and `DeleteFunctionConcurrency` do; `false` for an unknown
+    /// function. Invocations already running finish; environments beyond the new limit stay
+    /// idle until they are spun down.
+    pub fn set_reserved_concurrency(&self, function: &str, reserved: Option<u32>) -> bool {
+        let Some(pool) = self.pools.get(function) else { return false };
+        pool.limit.store(reserved.unwrap_or(self.settings.default_concurrency), SeqCst);
+        true
+    }
+
     /// Environments of a function that exist right now.
     pub fn environments(&self, function: &str) -> u32 {
-        self.pools.get(function).map_or(0, |p| p.count.load(std::sync::atomic::Ordering::SeqCst))
+        self.pools.get(function).map_or(0, |p| p.count.load(SeqCst))
     }
 
     async fn spin_down_idle(self: Arc<Self>) {
@@ -114,7 +127,7 @@ impl LambdaService {
                 };
                 for mut environment in expired {
                     environment.shutdown(ShutdownReason::Spindown).await;
-                    pool.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    pool.count.fetch_sub(1, SeqCst);
                 }
             }
         }
@@ -139,20 +152,19 @@ impl LambdaService {
         request: InvokeRequest,
         respond: tokio::sync::oneshot::Sender<InvokeOutcome>,
     ) {
+        // The invocation takes one of the function's concurrency first: beyond it, Lambda throttles.
+        let limit = pool.limit.load(SeqCst);
+        let Ok(before) = pool.busy.fetch_update(SeqCst, SeqCst, |n| (n < limit).then_some(n + 1)) else {
+            return Self::throttle(&settings, &pool, respond);
+        };
         let reused = pool.idle.lock().await.pop();
         let mut environment = match reused {
             Some(environment) => environment,
             None => {
                 // A cold start, if the function's concurrency allows another environment.
-                let grown = pool.count.fetch_update(
-                    std::sync::atomic::Ordering::SeqCst,
-                    std::sync::atomic::Ordering::SeqCst,
-                    |n| (n < pool.limit).then_some(n + 1),
-                );
-                if grown.is_err() {
-                    record(&settings, &pool, "Throttles", 1.0);
-                    let _ = respond.send(InvokeOutcome::Throttled);
-                    return;
+                if pool.count.fetch_update(SeqCst, SeqCst, |n| (n < limit).then_some(n + 1)).is_err() {
+                    pool.busy.fetch_sub(1, SeqCst);
+                    return Self::throttle(&settings, &pool, respond);
                 }
                 let first = Environment::init(&pool.spec, &settings, Phase::Init, settings.init_limit).await;
                 // An init that failed or ran out of time is retried once inside the invocation,
@@ -167,7 +179,8 @@ impl LambdaService {
                 match retried {
                     Ok(environment) => environment,
                     Err(failure) => {
-                        pool.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                        pool.count.fetch_sub(1, SeqCst);
+                        pool.busy.fetch_sub(1, SeqCst);
                         // Lambda counts an invocation whose init failed, as an error.
                         record(&settings, &pool, "Invocations", 1.0);
                         record(&settings, &pool, "Errors", 1.0);
@@ -182,18 +195,24 @@ impl LambdaService {
             }
         };
         let mut respond = Some(respond);
-        let running = pool.busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        record(&settings, &pool, "ConcurrentExecutions", f64::from(running));
+        record(&settings, &pool, "ConcurrentExecutions", f64::from(before + 1));
         let outcome = environment.invoke(&request, &mut respond).await;
-        pool.busy.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        // Idle again before its concurrency is given back: whoever takes the concurrency then
+        // finds the environment warm.
         if environment.healthy {
             pool.idle.lock().await.push(environment);
         } else {
-            pool.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            pool.count.fetch_sub(1, SeqCst);
         }
+        pool.busy.fetch_sub(1, SeqCst);
         if let Some(respond) = respond {
             let _ = respond.send(outcome);
         }
+    }
+
+    fn throttle(settings: &LambdaSettings, pool: &Pool, respond: tokio::sync::oneshot::Sender<InvokeOutcome>) {
+        record(settings, pool, "Throttles", 1.0);
+        let _ = respond.send(InvokeOutcome::Throttled);
     }
 }
 
