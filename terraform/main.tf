@@ -71,10 +71,11 @@ module "command" {
     BOOKS_TABLE   = module.tables.names.books
   })
   # Writes the write model only; it reads its own items back for conditional updates and
-  # idempotent replays, and never touches the read model.
+  # idempotent replays, and never touches the read model. Its transactions hold Put and Delete
+  # items, which IAM authorises as PutItem and DeleteItem (tests/code_calls.py reads them).
   statements = [{
     sid       = "WriteModel"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"]
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
     resources = [module.tables.arns.books]
   }]
 }
@@ -136,8 +137,9 @@ module "projector" {
       resources = ["*"]
     },
     {
-      sid       = "WriteView"
-      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+      sid = "WriteView"
+      # One conditional PutItem per book version (a deletion is written as a tombstone).
+      actions   = ["dynamodb:PutItem"]
       resources = [module.tables.arns.books_view]
     },
     {

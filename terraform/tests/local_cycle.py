@@ -19,6 +19,8 @@ import unittest
 
 import boto3
 
+import code_calls  # the actions the code calls, beside this file
+
 ENDPOINT = os.environ["AWS_ENDPOINT_URL"]
 TERRAFORM = os.environ.get("TERRAFORM", "terraform")
 TF_DIR = os.environ["TF_DIR"]
@@ -123,7 +125,7 @@ class Footprint(unittest.TestCase):
         telemetry = self.log_group_arn(self.outputs["log_groups"][role])
         platform = self.log_group_arn(f"/aws/lambda/{self.outputs['function_names'][role]}")
         return {
-            "ShipTelemetry": ({"logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"}, [f"{telemetry}:*"]),
+            "ShipTelemetry": (code_calls.extension_logs_needs(), [f"{telemetry}:*"]),
             # tests/local.tfvars keeps the platform copy; WithoutPlatformLogs checks the default.
             "PlatformLogs": ({"logs:CreateLogStream", "logs:PutLogEvents"}, [f"{platform}:*"]),
             "Tracing": ({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, ["*"]),
@@ -189,20 +191,24 @@ class Footprint(unittest.TestCase):
 
     # --- roles -------------------------------------------------------------------------------
 
+    # The DynamoDB actions of each role are those its code calls (code_calls.py), exactly.
+
+    def code_needs(self, function, table):
+        needed_table, actions = code_calls.dynamodb_needs(function)
+        self.assertEqual(needed_table, table, f"{function} works on {needed_table}")
+        return actions
+
     def test_the_query_role_only_reads_the_view(self):
         view = self.table("books_view")["TableArn"]
         expected = {
-            "ReadView": ({"dynamodb:GetItem", "dynamodb:Query"}, sorted([view, f"{view}/index/*"])),
+            "ReadView": (self.code_needs("query", "books_view"), sorted([view, f"{view}/index/*"])),
             **self.expected_logs_statements("query"),
         }
         self.assertEqual(self.policy_of("query"), expected)
 
     def test_the_command_role_only_touches_the_write_model(self):
         expected = {
-            "WriteModel": (
-                {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"},
-                [self.table("books")["TableArn"]],
-            ),
+            "WriteModel": (self.code_needs("command", "books"), [self.table("books")["TableArn"]]),
             **self.expected_logs_statements("command"),
         }
         self.assertEqual(self.policy_of("command"), expected)
@@ -212,8 +218,7 @@ class Footprint(unittest.TestCase):
             "ReadStream": ({"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"},
                            [self.table("books")["LatestStreamArn"]]),
             "ListStreams": ({"dynamodb:ListStreams"}, ["*"]),
-            "WriteView": ({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
-                          [self.table("books_view")["TableArn"]]),
+            "WriteView": (self.code_needs("projector", "books_view"), [self.table("books_view")["TableArn"]]),
             "DescribeDiscardedBatches": ({"sqs:SendMessage"}, [self.failure_queue()["QueueArn"]]),
             **self.expected_logs_statements("projector"),
         }

@@ -50,7 +50,7 @@ data "aws_iam_policy_document" "this" {
 
   statement {
     sid       = "ShipTelemetry"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.telemetry.arn}:*"]
   }
 
