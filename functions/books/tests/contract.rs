@@ -331,6 +331,40 @@ async fn list_filters_by_author_and_tag() {
 }
 
 #[tokio::test]
+async fn a_filtered_list_reads_a_bounded_share_of_the_partition_per_page_and_loses_nothing() {
+    let api = TestApi::start().await;
+    // Thirty books by one author; only the last carries the tag: finding it reads them all.
+    for n in 1..=30 {
+        let mut body = book(n);
+        body["authors"] = json!(["Prolific"]);
+        body["tags"] = json!(if n == 30 { vec!["rare"] } else { vec!["common"] });
+        api.create(body).await;
+    }
+    let (mut found, mut pages, mut cursor) = (Vec::new(), 0, None::<String>);
+    loop {
+        let mut request =
+            ApiRequest::get("/books").query("author", "prolific").query("tag", "rare").query("limit", "1");
+        if let Some(cursor) = &cursor {
+            request = request.query("cursor", cursor);
+        }
+        let reply = api.send(request).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let body = reply.json();
+        pages += 1;
+        found.extend(body["items"].as_array().unwrap().iter().map(|b| b["title"].as_str().unwrap().to_owned()));
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(pages < 100, "the cursor moves on");
+    }
+    assert_eq!(found, vec!["Book number 30"], "the tagged book, once");
+    // Each page reads at most MAX_QUERIES_PER_PAGE × (limit + 1) items of the partition.
+    let per_page = books::store::MAX_QUERIES_PER_PAGE * 2;
+    assert!(pages >= 30_usize.div_ceil(per_page), "{pages} pages: a page read more than {per_page} items");
+}
+
+#[tokio::test]
 async fn list_with_a_bad_limit_is_400() {
     let api = TestApi::start().await;
     for limit in ["0", "101", "ten", "-1", ""] {

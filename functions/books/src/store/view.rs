@@ -23,6 +23,11 @@ const INDEX_TAG: &str = "by_tag";
 /// How long a tombstone outlives the removal: longer than a stream record can live (24 h), so
 /// no record that could still arrive is older than the tombstone that guards against it.
 const TOMBSTONE_TTL_SECS: i64 = 48 * 3600;
+/// Most `Query` calls one page makes. Listing an author's books with a tag reads the author's
+/// partition and filters it; past this many reads (each of at most `limit + 1` items) the page
+/// ends early, with what it found and a cursor where DynamoDB stopped, so no request reads a
+/// whole partition.
+pub const MAX_QUERIES_PER_PAGE: usize = 5;
 
 #[derive(Serialize, Deserialize)]
 struct LiveItem {
@@ -82,6 +87,15 @@ impl ListFilter {
     }
 }
 
+/// Where DynamoDB stopped reading an index: its `LastEvaluatedKey` as a cursor position.
+fn resume_key(key: &HashMap<String, AttributeValue>) -> Result<ViewKey, DynamoError> {
+    let text = |name: &str| match key.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value.clone()),
+        _ => Err(DynamoError { operation: "Query", source: format!("LastEvaluatedKey without {name}").into() }),
+    };
+    Ok(ViewKey { pk: text("pk")?, sk: text("sk")?, book_id: text("book_id")? })
+}
+
 /// Where a page ended: the table and index keys of its last item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewKey {
@@ -93,7 +107,8 @@ pub struct ViewKey {
 /// One page of a list, in id (= creation) order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
-    /// At most the `limit` asked for.
+    /// At most the `limit` asked for; fewer, even none, when a filtered page reached
+    /// [`MAX_QUERIES_PER_PAGE`] (then `next` is present).
     pub items: Vec<Book>,
     /// Present when more items may follow.
     pub next: Option<ViewKey>,
@@ -151,7 +166,9 @@ impl ViewStore {
         // Read one more than asked: if it exists, there is a next page.
         let wanted = limit + 1;
         let mut found: Vec<LiveItem> = Vec::with_capacity(wanted);
-        loop {
+        for queries in 1..=MAX_QUERIES_PER_PAGE {
+            // A filter is applied after DynamoDB's limit: filtered reads take a full page each.
+            let reads = if tag_filter.is_some() { wanted } else { wanted - found.len() };
             let mut query = self
                 .client
                 .query()
@@ -160,7 +177,7 @@ impl ViewStore {
                 .key_condition_expression("#h = :h")
                 .expression_attribute_names("#h", hash_attr)
                 .expression_attribute_values(":h", AttributeValue::S(hash_value.clone()))
-                .limit(i32::try_from(wanted - found.len()).unwrap_or(i32::MAX))
+                .limit(i32::try_from(reads).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(exclusive_start.take());
             if let Some(tag) = &tag_filter {
                 query = query
@@ -174,6 +191,11 @@ impl ViewStore {
             exclusive_start = output.last_evaluated_key;
             if found.len() >= wanted || exclusive_start.is_none() {
                 break;
+            }
+            if queries == MAX_QUERIES_PER_PAGE {
+                // Bounded work: the page ends short, resuming where DynamoDB stopped.
+                let next = exclusive_start.as_ref().map(resume_key).transpose()?;
+                return Ok(Page { items: found.into_iter().map(|live| live.book).collect(), next });
             }
         }
         let next = (found.len() > limit).then(|| {
