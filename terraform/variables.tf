@@ -204,7 +204,7 @@ variable "alarm_thresholds" {
 }
 
 variable "alarm_evaluation" {
-  description = "How the alarms on per-minute signals decide: period (s), evaluation periods and datapoints to alarm (M of N). The default, 3 of 5 one-minute periods, rides out a blip; the local test cloud uses 10-second, 1 of 1 periods so that its alarms fire within seconds."
+  description = "How the alarms on per-minute signals decide: period (s), evaluation periods and datapoints to alarm (M of N). The default, 3 of 5 one-minute periods, rides out a blip; the local test cloud uses 30-second, 1 of 1 periods so that its alarms fire within a minute."
   type        = object({ period_s = number, evaluation_periods = number, datapoints_to_alarm = number })
   default     = { period_s = 60, evaluation_periods = 5, datapoints_to_alarm = 3 }
   validation {
