@@ -27,7 +27,9 @@
 7. Removing a stage from a usage plan that no longer holds it fails with a 500 (a Python
    ValueError) in moto. Terraform's provider removes the plan's stages before deleting it and
    retries a 500; when a loaded machine made the first PATCH look lost and it was sent again, the
-   destroy retried for twenty minutes. Here removing an absent stage changes nothing.
+   destroy retried for twenty minutes. Here removing an absent stage changes nothing. (The
+   lost answer itself is now handled once for every operation by 8; this stays because a 500
+   for a stage that is already gone is moto's bug whoever sends the PATCH.)
 8. An AWS SDK retries a request whose answer it never got (a connection reset) under the same
    `amz-sdk-invocation-id`, with `amz-sdk-request: attempt=N`. On a loaded machine the answers
    of this local endpoint do get lost after the request was carried out (Terraform's provider
