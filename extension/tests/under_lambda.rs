@@ -56,6 +56,12 @@ impl Rig {
         Self { fixture, service, logs, group }
     }
 
+    /// Invokes, and insists on an answer: an invocation that never ran has no line to ship.
+    async fn invoke_answered(&self, payload: Value) {
+        let outcome = self.invoke(payload.clone()).await;
+        assert!(matches!(outcome, InvokeOutcome::Response(_)), "{payload}: {outcome:?}");
+    }
+
     async fn invoke(&self, payload: Value) -> InvokeOutcome {
         let request = InvokeRequest {
             function_name: "fixture".into(),
@@ -121,13 +127,28 @@ fn metric(shipped: &[Value], name: &str) -> Vec<f64> {
 const BACKGROUND_ONLY: [(&str, &str); 2] =
     [("BOOKS_TELEMETRY_FLUSH", "background"), ("BOOKS_TELEMETRY_FLUSH_INTERVAL_MS", "600000")];
 
-async fn ended_environment_is_shipped(name: &str, payload: Value, expected: (&str, Option<&str>, f64, f64)) {
-    let rig = Rig::new(name, books_testkit::endpoint(), Duration::from_secs(2), &BACKGROUND_ONLY).await;
+/// The function's timeout when the invocation is not meant to time out: ample, so that on a
+/// loaded machine a crash or the memory limit ends it first.
+const AMPLE: Duration = Duration::from_secs(30);
+
+async fn ended_environment_is_shipped(
+    name: &str,
+    timeout: Duration,
+    payload: Value,
+    expected: (&str, Option<&str>, f64, f64),
+) {
+    let rig = Rig::new(name, books_testkit::endpoint(), timeout, &BACKGROUND_ONLY).await;
     let line = format!("the last words of {name}");
     let mut payload = payload;
     payload["print"] = json!([line]);
     let outcome = rig.invoke(payload).await;
-    assert!(!matches!(outcome, InvokeOutcome::Response(_)), "{outcome:?}");
+    let (status, error_type, errors, timeouts) = expected;
+    // The invocation itself ended as meant (not, say, its environment failing to start).
+    match &outcome {
+        InvokeOutcome::Timeout => assert_eq!(status, "timeout", "{outcome:?}"),
+        InvokeOutcome::Failed { error_type: failed, .. } => assert_eq!(Some(failed.as_str()), error_type),
+        other => panic!("{name}: {other:?}"),
+    }
     // The invocation answers once its environment is gone: what it shipped, it shipped within
     // its SHUTDOWN.
     assert_eq!(rig.service.environments("fixture"), 0);
@@ -135,7 +156,6 @@ async fn ended_environment_is_shipped(name: &str, payload: Value, expected: (&st
     assert!(lines(&shipped).contains(&line), "its lines: {shipped:?}");
     let reports = reports(&shipped);
     assert_eq!(reports.len(), 1, "{shipped:?}");
-    let (status, error_type, errors, timeouts) = expected;
     assert_eq!(reports[0]["status"], status);
     assert_eq!(reports[0]["errorType"].as_str(), error_type);
     assert_eq!(metric(&shipped, "Errors"), [errors]);
@@ -145,18 +165,25 @@ async fn ended_environment_is_shipped(name: &str, payload: Value, expected: (&st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_timed_out_invocation_is_shipped_within_its_shutdown() {
-    ended_environment_is_shipped("timeout", json!({"sleep_ms": 30_000}), ("timeout", None, 0.0, 1.0)).await;
+    ended_environment_is_shipped(
+        "timeout",
+        Duration::from_secs(2),
+        json!({"sleep_ms": 30_000}),
+        ("timeout", None, 0.0, 1.0),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_crashed_invocation_is_shipped_within_its_shutdown() {
-    ended_environment_is_shipped("crash", json!({"exit": 3}), ("failure", Some("Runtime.ExitError"), 1.0, 0.0)).await;
+    ended_environment_is_shipped("crash", AMPLE, json!({"exit": 3}), ("failure", Some("Runtime.ExitError"), 1.0, 0.0))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_invocation_out_of_memory_is_shipped_within_its_shutdown() {
     let expected = ("error", Some("Runtime.OutOfMemory"), 1.0, 0.0);
-    ended_environment_is_shipped("out-of-memory", json!({"allocate_mb": 400}), expected).await;
+    ended_environment_is_shipped("out-of-memory", AMPLE, json!({"allocate_mb": 400}), expected).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -174,7 +201,7 @@ async fn a_put_log_events_frozen_mid_call_is_neither_lost_nor_stored_twice() {
         let payload = say(invoked);
         let rig = &rig;
         async move {
-            rig.invoke(payload).await;
+            rig.invoke_answered(payload).await;
             rig.service.idle("fixture").await;
         }
     };
@@ -221,7 +248,7 @@ async fn a_failing_cloudwatch_under_freeze_loses_nothing_and_stores_nothing_twic
                 break;
             }
             invoked += 1;
-            rig.invoke(json!({"print": [format!("invocation {invoked}")]})).await;
+            rig.invoke_answered(json!({"print": [format!("invocation {invoked}")]})).await;
             rig.service.idle("fixture").await;
         }
         assert_eq!(

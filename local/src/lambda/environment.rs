@@ -193,6 +193,7 @@ impl Environment {
             };
             spawns.push((name.clone(), Instant::now()));
             let process = process::spawn(&name, path, &[], &spec.task_root, &extension_env, on_line)
+                .await
                 .map_err(|e| InitFailure::new("Extension.LaunchError", format!("{}: {e}", path.display())))?;
             self.watch_exit(&process);
             self.extensions.push(process);
@@ -227,6 +228,7 @@ impl Environment {
         };
         let runtime =
             process::spawn("runtime", &spec.bootstrap, &spec.bootstrap_args, &spec.task_root, &runtime_env, on_line)
+                .await
                 .map_err(|e| {
                     InitFailure::new("Runtime.InvalidEntrypoint", format!("{}: {e}", spec.bootstrap.display()))
                 })?;

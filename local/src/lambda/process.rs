@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -42,7 +43,7 @@ impl Process {
 }
 
 /// Starts `program` with a clean environment and hands every output line to `on_line`.
-pub(super) fn spawn(
+pub(super) async fn spawn(
     name: &str,
     program: &Path,
     args: &[String],
@@ -63,7 +64,7 @@ pub(super) fn spawn(
         // and a Ctrl-C meant for books-local reaches only books-local, which shuts it down.
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = command.spawn()?;
+    let mut child = start(&mut command).await?;
     let pid = child.id().unwrap_or_default();
     guard(Guard::Watch, pid);
     if let Some(stdout) = child.stdout.take() {
@@ -84,6 +85,27 @@ pub(super) fn spawn(
         });
     }
     Ok(Process { name: name.to_owned(), pid, child })
+}
+
+/// How long a start Linux refuses with "text file busy" (ETXTBSY) is tried again.
+///
+/// The kernel will not run a file that any process holds open for writing. A program or script
+/// written a moment ago by a multi-threaded process (a test harness laying out `/opt/extensions`,
+/// a build replacing the binary) can stay open so in a child another thread forked meanwhile,
+/// until that child calls exec: a passing state, so the start waits it out, within bounds.
+const TEXT_FILE_BUSY_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Starts the command, trying again while its file is busy being written (see above).
+async fn start(command: &mut Command) -> std::io::Result<Child> {
+    let since = std::time::Instant::now();
+    loop {
+        match command.spawn() {
+            Err(error) if error.raw_os_error() == Some(libc::ETXTBSY) && since.elapsed() < TEXT_FILE_BUSY_PATIENCE => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            started => return started,
+        }
+    }
 }
 
 /// Peak resident memory of a process in MB (VmHWM), 0 when it is gone.
@@ -209,6 +231,36 @@ fn guard(what: Guard, pid: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_program_still_open_for_writing_starts_once_it_is_closed() {
+        use std::future::Future;
+        let dir = std::env::temp_dir().join(format!("books-local-busy-{}", ulid::Ulid::new()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let program = dir.join("program");
+        let mut writing = std::fs::File::create(&program).unwrap();
+        writing.write_all(b"#!/bin/sh\necho started\n").unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        // The kernel's refusal, seen by the standard library's own start.
+        let refused = std::process::Command::new(&program).spawn().unwrap_err();
+        assert_eq!(refused.raw_os_error(), Some(libc::ETXTBSY), "{refused}");
+
+        let (lines, mut said) = tokio::sync::mpsc::unbounded_channel();
+        let on_line = move |line: &str| drop(lines.send(line.to_owned()));
+        let env = BTreeMap::new();
+        let mut starting = std::pin::pin!(spawn("busy", &program, &[], &dir, &env, on_line));
+        // The first try meets the busy file and waits; then the writer is done.
+        let first = std::future::poll_fn(|cx| std::task::Poll::Ready(starting.as_mut().poll(cx).is_pending())).await;
+        assert!(first, "started while its file was open for writing");
+        drop(writing);
+        let mut process = starting.await.expect("started once the file is closed");
+        assert_eq!(said.recv().await.as_deref(), Some("started"));
+        process.end().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn reads_our_own_peak_memory() {
