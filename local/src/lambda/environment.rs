@@ -527,7 +527,7 @@ impl Environment {
             }
             process::signal_group(runtime.pid, libc::SIGKILL);
         }
-        let subscribers: Vec<Arc<Subscriber>> = self.sandbox.subscribers.lock().map(|s| s.clone()).unwrap_or_default();
+        let subscribers: Vec<Arc<Subscriber>> = self.sandbox.subscribers();
         if with_extensions {
             // What the platform and the runtime had to say first (the report of an invocation
             // that timed out or crashed, the runtime's last lines) reaches the subscribers

@@ -75,7 +75,8 @@ impl Subscriber {
         subscriber
     }
 
-    fn new(subscription: Subscription) -> Arc<Self> {
+    /// A subscriber without its delivery loop (`start` runs one).
+    pub(super) fn new(subscription: Subscription) -> Arc<Self> {
         Arc::new(Self {
             subscription,
             queue: Mutex::new(Queue::default()),
@@ -167,6 +168,12 @@ impl Subscriber {
             }
             self.delivered.notify_waiters();
         }
+    }
+
+    /// Everything queued, taken (what the delivery loop would send).
+    #[cfg(test)]
+    pub(super) fn take_queued(&self) -> Vec<Record> {
+        self.queue.lock().map(|mut q| q.items.drain(..).map(|(record, _)| record).collect()).unwrap_or_default()
     }
 
     fn batch_full(&self, queue: &Queue) -> bool {
