@@ -91,8 +91,9 @@ pub(super) async fn spawn(
 ///
 /// The kernel will not run a file that any process holds open for writing. A program or script
 /// written a moment ago by a multi-threaded process (a test harness laying out `/opt/extensions`,
-/// a build replacing the binary) can stay open so in a child another thread forked meanwhile,
-/// until that child calls exec: a passing state, so the start waits it out, within bounds.
+/// a build replacing the binary) stays open for writing in any child another of its threads
+/// forked meanwhile, until that child calls exec: a passing state, so the start waits it out,
+/// within bounds.
 const TEXT_FILE_BUSY_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Starts the command, trying again while its file is busy being written (see above).
