@@ -2,7 +2,12 @@
 //! `platform.runtimeDone` (or at SHUTDOWN). When invocations are rare the extension flushes at
 //! the end of each one, before asking for the next event, so nothing waits in a frozen
 //! environment; when they are frequent it flushes in the background every interval, so
-//! invocations do not pay for it. `BOOKS_TELEMETRY_FLUSH` forces either. A destination
+//! invocations do not pay for it, except that an invocation that starts with a flush overdue
+//! (none for an interval) flushes at its end: a background flush waits for the runtime's
+//! telemetry, which mostly arrives after Lambda froze the environment, so the data would wait
+//! for yet another invocation. What a frozen environment holds then is at most an interval's
+//! worth, until the next invocation or SHUTDOWN (an extension cannot run while frozen).
+//! `BOOKS_TELEMETRY_FLUSH` forces either strategy, without that exception. A destination
 //! CloudWatch refuses (access denied, log group deleted) pauses flushing for a cool-down
 //! (`BOOKS_TELEMETRY_REFUSAL_COOLDOWN_MS`) instead of retrying at every flush.
 
@@ -52,8 +57,9 @@ impl Policy {
     }
 
     /// Adaptive: background once the mean gap between recent invocations is shorter than the
-    /// flush interval (flushing at every end would then ship more often than asked for).
-    pub(crate) fn on_invoke(&mut self, now: Instant) -> Mode {
+    /// flush interval (flushing at every end would then ship more often than asked for), but at
+    /// the end when a flush is `overdue` as the invocation starts.
+    pub(crate) fn on_invoke(&mut self, now: Instant, overdue: bool) -> Mode {
         if self.starts.len() == WINDOW {
             self.starts.pop_front();
         }
@@ -64,7 +70,7 @@ impl Policy {
             Strategy::Adaptive => {
                 let (Some(first), Some(last)) = (self.starts.front(), self.starts.back()) else { return Mode::End };
                 let samples = self.starts.len();
-                if samples >= MIN_SAMPLES && (*last - *first) / (samples as u32 - 1) < self.interval {
+                if !overdue && samples >= MIN_SAMPLES && (*last - *first) / (samples as u32 - 1) < self.interval {
                     Mode::Background
                 } else {
                     Mode::End
@@ -149,6 +155,7 @@ impl Flusher {
         }
         let outgoing = self.pipeline.take_outgoing(now_ms());
         if outgoing.is_empty() {
+            *lock(&self.last) = Instant::now(); // nothing was waiting: as good as shipped
             return FlushReport::default();
         }
         let shipment = self.shipper.ship(outgoing.into_events(), deadline).await;
@@ -219,7 +226,10 @@ impl Flusher {
 
     /// INVOKE: flush once the runtime has answered this request, at the end or in the background.
     pub async fn on_invoke(self: &Arc<Self>, request_id: String, deadline_ms: u64) {
-        let mode = lock(&self.policy).on_invoke(Instant::now());
+        // Not while a refusal's cool-down or a failure's backoff holds flushes back: the
+        // invocation would wait for its telemetry for nothing.
+        let overdue = lock(&self.last).elapsed() >= self.interval && self.may_flush();
+        let mode = lock(&self.policy).on_invoke(Instant::now(), overdue);
         let deadline = instant_at(deadline_ms);
         let wait = deadline.saturating_duration_since(Instant::now());
         let this = Arc::clone(self);
@@ -307,13 +317,14 @@ fn instant_at(epoch_ms: u64) -> Instant {
 mod tests {
     use super::*;
 
+    /// The mode of each invocation after `gaps_ms`, no flush ever overdue.
     fn modes(strategy: Strategy, gaps_ms: &[u64]) -> Vec<Mode> {
         let mut policy = Policy::new(strategy, Duration::from_secs(1));
         let mut now = Instant::now();
-        let mut modes = vec![policy.on_invoke(now)];
+        let mut modes = vec![policy.on_invoke(now, false)];
         for gap in gaps_ms {
             now += Duration::from_millis(*gap);
-            modes.push(policy.on_invoke(now));
+            modes.push(policy.on_invoke(now, false));
         }
         modes
     }
@@ -338,9 +349,23 @@ mod tests {
     }
 
     #[test]
+    fn frequent_invocations_flush_at_the_end_when_a_flush_is_overdue() {
+        let mut policy = Policy::new(Strategy::Adaptive, Duration::from_secs(1));
+        let start = Instant::now();
+        for n in 0..5 {
+            policy.on_invoke(start + Duration::from_millis(100 * n), false);
+        }
+        let next = start + Duration::from_millis(500);
+        assert_eq!(policy.on_invoke(next, true), Mode::End, "overdue: shipped before the freeze");
+        assert_eq!(policy.on_invoke(next + Duration::from_millis(100), false), Mode::Background);
+    }
+
+    #[test]
     fn forced_strategies_ignore_the_rate() {
         assert!(modes(Strategy::End, &[1; 20]).iter().all(|m| *m == Mode::End));
         assert!(modes(Strategy::Background, &[60_000; 3]).iter().all(|m| *m == Mode::Background));
+        let mut forced = Policy::new(Strategy::Background, Duration::from_secs(1));
+        assert_eq!(forced.on_invoke(Instant::now(), true), Mode::Background, "forced: never at the end");
     }
 
     #[test]

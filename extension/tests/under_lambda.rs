@@ -6,7 +6,9 @@
 //!   `platform.report` with the status and its metrics — within the SHUTDOWN deadline that
 //!   follows, by the background strategy that ships nothing at the end of an invocation;
 //! - a `PutLogEvents` frozen mid-call, whose answer arrives after longer than the SDK's
-//!   timeouts, is neither lost nor stored twice.
+//!   timeouts, is neither lost nor stored twice;
+//! - under frequent traffic (adaptive strategy, in the background), an invocation that starts
+//!   with a flush overdue ships what waited before its environment is frozen again.
 //!
 //! The function is the emulator's Python runtime fixture (`local/tests/fixtures/runtime.py`).
 
@@ -259,4 +261,37 @@ async fn a_failing_cloudwatch_under_freeze_loses_nothing_and_stores_nothing_twic
     }
     rig.service.shutdown().await;
     each_invocation_shipped_once(&rig, invoked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_invocation_that_starts_with_a_flush_overdue_ships_before_its_environment_freezes() {
+    let moto = books_testkit::endpoint();
+    // The default strategy (adaptive), its interval shortened to a second.
+    let rig = Rig::new("overdue", moto, AMPLE, &[("BOOKS_TELEMETRY_FLUSH_INTERVAL_MS", "1000")]).await;
+    let mut invoked = 0;
+    let mut invoke_next = || {
+        invoked += 1;
+        let payload = json!({"print": [format!("invocation {invoked}")]});
+        let rig = &rig;
+        async move {
+            rig.invoke_answered(payload).await;
+            rig.service.idle("fixture").await;
+        }
+    };
+    // A burst: frequent traffic, flushed in the background. Its last lines wait in the frozen
+    // environment (a background flush needs the runtime's telemetry, delivered after the freeze).
+    for _ in 0..10 {
+        invoke_next().await;
+    }
+    // An interval without invocations: the next one starts with a flush overdue, while the
+    // recent rate still says frequent (10 invocations in little more than the interval).
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    invoke_next().await;
+    // Idle: the runtime and the extension wait for the next event, the environment is frozen.
+    // Nothing more will run in it, so what it shipped is all there is until the next invocation.
+    let shipped = rig.shipped().await;
+    let said: Vec<String> = lines(&shipped).into_iter().filter(|l| l.starts_with("invocation ")).collect();
+    let expected: Vec<String> = (1..=invoked).map(|n| format!("invocation {n}")).collect();
+    assert_eq!(said, expected, "every line shipped before the environment froze, once, in order");
+    rig.service.shutdown().await;
 }
