@@ -1,5 +1,6 @@
 """Tests of scripts/moto_server.py's corrections to moto (applied on import)."""
 
+import json
 import os
 import pathlib
 import socket
@@ -54,6 +55,73 @@ class CancelledTransactions(unittest.TestCase):
                          "the reader's iterator sees the write after the cancelled transaction, and nothing of it")
         items = sorted(i["pk"]["S"] for i in dynamodb.scan(TableName="books")["Items"])
         self.assertEqual(items, ["BOOK#3", "ISBN#1"], "the cancelled transaction left nothing behind")
+
+
+    @unittest.mock.patch.dict(os.environ, {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    @mock_aws
+    def test_a_cancelled_transaction_puts_back_every_item_it_touched_and_no_stream_record(self):
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+        dynamodb.create_table(
+            TableName="view", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "S"}],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+        key = lambda pk, sk: {"pk": {"S": pk}, "sk": {"S": sk}}  # noqa: E731
+        dynamodb.put_item(TableName="view", Item={**key("A", "1"), "n": {"N": "1"}, "tags": {"SS": ["x"]}})
+        dynamodb.put_item(TableName="view", Item={**key("B", "1"), "n": {"N": "2"}})
+        before = sorted(map(str, dynamodb.scan(TableName="view")["Items"]))
+        arn = dynamodb.describe_table(TableName="view")["Table"]["LatestStreamArn"]
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
+
+        with self.assertRaises(dynamodb.exceptions.TransactionCanceledException) as cancelled:
+            dynamodb.transact_write_items(TransactItems=[
+                {"Update": {"TableName": "view", "Key": key("A", "1"),  # changes the stored item in place
+                            "UpdateExpression": "SET n = n + :one ADD tags :y",
+                            "ExpressionAttributeValues": {":one": {"N": "1"}, ":y": {"SS": ["y"]}}}},
+                {"Delete": {"TableName": "view", "Key": key("B", "1")}},
+                {"Put": {"TableName": "view", "Item": {**key("C", "1"), "n": {"N": "3"}}}},
+                {"Put": {"TableName": "view", "Item": {**key("B", "2")}}},  # a new range key beside B's
+                {"ConditionCheck": {"TableName": "view", "Key": key("D", "1"),
+                                    "ConditionExpression": "attribute_exists(pk)"}},
+            ])
+        reasons = [r["Code"] for r in cancelled.exception.response["CancellationReasons"]]
+        self.assertEqual(reasons, ["None", "None", "None", "None", "ConditionalCheckFailed"])
+        self.assertEqual(sorted(map(str, dynamodb.scan(TableName="view")["Items"])), before,
+                         "every item as it was, none added")
+        self.assertEqual(dynamodb.query(TableName="view", KeyConditionExpression="pk = :b",
+                                        ExpressionAttributeValues={":b": {"S": "B"}})["Count"], 1)
+        dynamodb.put_item(TableName="view", Item={**key("E", "1")})
+        records = streams.get_records(ShardIterator=iterator)["Records"]
+        self.assertEqual([(r["eventName"], r["dynamodb"]["Keys"]["pk"]["S"]) for r in records], [("INSERT", "E")],
+                         "the cancelled transaction left no stream record; the next write is read")
+
+    @unittest.mock.patch.dict(os.environ, {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    @mock_aws
+    def test_a_transaction_never_copies_a_table(self):
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        from moto.dynamodb.models.table import Table
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(
+            TableName="books", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+
+        def copied(table, memo):
+            raise AssertionError(f"table {table.name} deep-copied: a write would cost the whole table")
+
+        put = lambda pk: {"Put": {"TableName": "books", "Item": {"pk": {"S": pk}},  # noqa: E731
+                                  "ConditionExpression": "attribute_not_exists(pk)"}}
+        with unittest.mock.patch.object(Table, "__deepcopy__", copied, create=True):
+            dynamodb.transact_write_items(TransactItems=[put("BOOK#1"), put("ISBN#1")])
+            with self.assertRaises(dynamodb.exceptions.TransactionCanceledException):
+                dynamodb.transact_write_items(TransactItems=[put("BOOK#2"), put("ISBN#1")])
+        items = sorted(i["pk"]["S"] for i in dynamodb.scan(TableName="books")["Items"])
+        self.assertEqual(items, ["BOOK#1", "ISBN#1"])
 
 
 class DeleteTable(unittest.TestCase):
@@ -163,8 +231,9 @@ class RetriedInvocations(unittest.TestCase):
 
     def setUp(self):
         import moto.server  # its DomainDispatcherApplication, as moto_server.py wraps it
-        self.assertIsInstance(moto.server.DomainDispatcherApplication(moto.server.create_backend_app),
-                              moto_server.RetriesAnsweredOnce)
+        wrapped = moto.server.DomainDispatcherApplication(moto.server.create_backend_app)
+        self.assertIsInstance(wrapped, moto_server.Faults)
+        self.assertIsInstance(wrapped.app, moto_server.RetriesAnsweredOnce)
         app = moto.server.DomainDispatcherApplication(moto.server.create_backend_app)
         self.endpoint = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
         self.proxy = _LosesTheFirstAnswerTo(self.endpoint.server_address, b"Action=DeleteDashboards")
@@ -224,6 +293,72 @@ class RetriesAfterFailures(unittest.TestCase):
             self.call(answered, invocation, 1)
         self.assertEqual(list(answered._invocations), ["b", "c"])
         self.assertEqual(answered._held, 20)
+
+
+class BackendLookup(unittest.TestCase):
+    """Behaviour 9: moto's own folders, listed once, the same as moto lists them."""
+
+    def test_the_modules_are_not_listed_again_per_request(self):
+        import moto.backends
+        self.assertEqual(list(moto.backends.list_of_moto_modules()), list(moto_server._list_of_moto_modules()))
+        self.assertIn("dynamodb", moto.backends.list_of_moto_modules())
+        with unittest.mock.patch("os.listdir", side_effect=AssertionError("listed again")):
+            self.assertIn("logs", moto.backends.list_of_moto_modules())
+
+
+class FaultsOnDemand(unittest.TestCase):
+    """Behaviour 10, through boto3: one log group's PutLogEvents fail until the fault ends."""
+
+    def setUp(self):
+        import moto.server
+        app = moto.server.DomainDispatcherApplication(moto.server.create_backend_app)
+        self.endpoint = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+        threading.Thread(target=self.endpoint.serve_forever, daemon=True).start()
+        self.addCleanup(self.endpoint.server_close)
+        self.addCleanup(self.endpoint.shutdown)
+        host, port = self.endpoint.server_address
+        self.url = f"http://{host}:{port}"
+        self.logs = boto3.client("logs", region_name="us-east-1", endpoint_url=self.url,
+                                 aws_access_key_id="testing", aws_secret_access_key="testing",
+                                 config=Config(retries={"mode": "standard", "total_max_attempts": 1}))
+
+    def control(self, method, document=None):
+        import urllib.error
+        import urllib.request
+        data = None if document is None else json.dumps(document).encode()
+        request = urllib.request.Request(self.url + "/_books/faults", data=data, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def put(self, group):
+        self.logs.put_log_events(logGroupName=group, logStreamName="s",
+                                 logEvents=[{"timestamp": int(time.time() * 1000), "message": "m"}])
+
+    def test_only_matching_requests_fail_and_only_while_the_fault_lasts(self):
+        for group in ("/aws/lambda/quiet", "/aws/lambda/other"):
+            self.logs.create_log_group(logGroupName=group)
+            self.logs.create_log_stream(logGroupName=group, logStreamName="s")
+        status, fault = self.control("POST", {"operation": "PutLogEvents",
+                                              "match": {"logGroupName": "/aws/lambda/quiet"}})
+        self.assertEqual((status, fault["status"], fault["code"]), (201, 503, "ServiceUnavailableException"))
+        with self.assertRaises(self.logs.exceptions.ServiceUnavailableException):
+            self.put("/aws/lambda/quiet")
+        self.put("/aws/lambda/other")  # another group: not matched
+        self.logs.describe_log_streams(logGroupName="/aws/lambda/quiet")  # another operation: not matched
+        self.assertEqual([f["failed"] for f in self.control("GET")[1]["faults"]], [1])
+        self.assertEqual(self.control("DELETE")[0], 200)
+        self.put("/aws/lambda/quiet")
+        events = self.logs.get_log_events(logGroupName="/aws/lambda/quiet", logStreamName="s")["events"]
+        self.assertEqual(len(events), 1, "the faulted request never reached moto; the later one did")
+
+    def test_a_fault_without_an_operation_is_refused(self):
+        status, answer = self.control("POST", {"match": {}})
+        self.assertEqual(status, 400)
+        self.assertIn("operation", answer["message"])
+        self.assertEqual(self.control("GET")[1]["faults"], [])
 
 
 if __name__ == "__main__":
