@@ -41,6 +41,6 @@ test-bench-run:
 	@echo "==> a short make bench (keeps it working; figures meaningless)"
 	RELEASE_DIR=$(abspath $(call TEST_BIN_DIR,$(HOST_ARCH))) PEER=$(abspath $(TARGET_DIR))/debug/peer-telemetry \
 	  BENCH_BIN=$(abspath $(TARGET_DIR))/debug/books-bench BOOKS_LOCAL=$(abspath $(TARGET_DIR))/debug/books-local \
-	  COLD_STARTS=2 INVOCATIONS=100 WRK_SECONDS=2 WRK_WARMUP_SECONDS=1 WRK_SETTLE_SECONDS=3 WRK_CONNECTIONS='1 8' BENCH_OUT=$(abspath $(BUILD))/bench-smoke \
+	  COLD_STARTS=2 INVOCATIONS=100 WRK_SECONDS=2 WRK_WARMUP_SECONDS=1 WRK_SETTLE_SECONDS=3 WRK_CONNECTIONS='1 8' DATA_PLANE_SIZES='0 1000' DATA_PLANE_ROUNDS=3 BENCH_OUT=$(abspath $(BUILD))/bench-smoke \
 	  BUILD=$(abspath $(BUILD)) LOCAL_CLOUD_NAME=bench-smoke TERRAFORM=$(TERRAFORM) $(WITH_MOTO) -- scripts/bench
 	$(VENV_PY) scripts/check_bench.py $(BUILD)/bench-smoke

@@ -10,7 +10,7 @@ import re
 import sys
 
 PARTS = ["## Goals", "## 1. Cold start", "## 2. Extension cost per invocation", "## 3. Telemetry pipeline throughput",
-         "## 4. API throughput", "## 5. Side by side with a peer"]
+         "## 4. API throughput", "## 5. Side by side with a peer", "## 6. Data plane as the tables grow"]
 
 
 def problems(directory):

@@ -77,6 +77,12 @@ class Report(unittest.TestCase):
                                "errors": {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0},
                                "latency_ms": {"mean": 5.0, "p50": 4.0, "p90": 6.0, "p99": 9.0, "max": 20.0}}
                     f.write(json.dumps({"operation": operation, "connections": connections, "summary": summary}) + "\n")
+        with open(os.path.join(results, "data_plane.json"), "w") as f:
+            grown = {"commit": [10.0] * 29 + [40.0], "cancel": [12.0] * 30, "get": [6.0] * 30}
+            json.dump({"sizes": [0, 10000, 50000], "rounds": 30, "fill_s": {"0": 0.0, "10000": 8.0, "50000": 40.0},
+                       "items": {"0": 2, "10000": 10000, "50000": 50000},
+                       "latency_ms": {"0": {"commit": [9.0] * 30, "cancel": [10.0] * 30, "get": [6.0] * 30},
+                                      "10000": grown, "50000": grown}}, f)
         pipeline = os.path.join(directory, "pipeline.json")
         with open(pipeline, "w") as f:
             json.dump({"records_per_pass": 8000, "deliveries_per_pass": 50, "rounds": {},
@@ -109,7 +115,8 @@ class Report(unittest.TestCase):
     def test_every_part_with_its_plots_and_goals(self):
         text, plots = self.report(background_post=0.3)
         for heading in ("## Goals", "## 1. Cold start", "## 2. Extension cost per invocation",
-                        "## 3. Telemetry pipeline throughput", "## 4. API throughput", "## 5. Side by side with a peer"):
+                        "## 3. Telemetry pipeline throughput", "## 4. API throughput", "## 5. Side by side with a peer",
+                        "## 6. Data plane as the tables grow"):
             self.assertIn(heading, text)
         self.assertEqual(plots, ["api-throughput.svg", "cold-start.svg", "invocation-latency.svg", "post-runtime.svg"])
         for plot in plots:
@@ -123,6 +130,9 @@ class Report(unittest.TestCase):
         self.assertIn("### Flush strategies, frozen between invocations or not", text)
         self.assertIn("| background | off | 0.100 | 0.100 | 2.10 | 249 of 250 | 1 | 0 |", text)
         self.assertIn("| adaptive | off | not measured |", text)
+        self.assertIn("| 50,000 | 10.00 | 40.00 | 12.00 | 12.00 | 6.00 | 6.00 |", text)
+        self.assertIn("| POST transaction, largest table vs empty (p50) | ≤ 1.2× at 0 → 50,000 items | 1.11× (0 → 50,000) "
+                      "| met |", text)
 
     def test_the_checker_accepts_a_whole_report_and_refuses_failed_requests(self):
         self.report(background_post=0.3)
