@@ -11,7 +11,11 @@
    throttles alarm fires, the stream's iterator age grows past its alarm, and once the
    throttle is removed the book written meanwhile reaches the read model late enough to fire
    the projection-lag alarm; all three return to OK as fresh records flow again;
-4. every transition reaches the alarm topic's subscribers, and no other alarm went to ALARM.
+4. a telemetry outage (CloudWatch Logs failing every shipment of the query function's
+   books-telemetry, through the local endpoint's fault switch): the query's telemetry-silence
+   alarm goes to ALARM while the function keeps answering, and back to OK once the held
+   telemetry ships (e2e-local's telemetry-silence periods are 30 s);
+5. every transition reaches the alarm topic's subscribers, and no other alarm went to ALARM.
 
 Everything is read through AWS's own client (boto3) from the local endpoint and the gateway.
     e2e_alarms.py READY_FILE
@@ -62,6 +66,15 @@ class Cloud:
             FunctionName=name)["Environment"]["Variables"]
         self.view_table = variables("books-local-query")["BOOKS_VIEW_TABLE"]
         self.books_table = variables("books-local-command")["BOOKS_TABLE"]
+        self.query_telemetry = variables("books-local-query")["BOOKS_TELEMETRY_LOG_GROUP"]
+        self.faults_url = ready["aws_endpoint_url"].rstrip("/") + "/_books/faults"
+
+    def faults(self, method, fault=None):
+        """The local endpoint's fault switch (scripts/moto_server.py, behaviour 10)."""
+        data = None if fault is None else json.dumps(fault).encode()
+        request = urllib.request.Request(self.faults_url, data=data, method=method)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
 
     def get(self, path):
         return self.call("GET", path)
@@ -184,10 +197,24 @@ def main():
     for alarm in ("books-local-projector-throttles", "books-local-projector-iterator-age", "books-local-projection-lag"):
         cloud.until(alarm, "OK", trickle)
 
+    step("a telemetry outage: CloudWatch Logs fails the query function's shipments, its silence alarm fires")
+    silence = "books-local-query-telemetry-silence"
+    cloud.faults("POST", {"operation": "PutLogEvents", "match": {"logGroupName": cloud.query_telemetry},
+                          "status": 503, "code": "ServiceUnavailableException"})
+    answers = set()
+    cloud.until(silence, "ALARM", lambda: answers.add(cloud.get("/books?limit=1")))
+    assert answers == {200}, f"the query function answers {answers} during the outage"
+    failed = sum(f["failed"] for f in cloud.faults("GET")["faults"])
+    assert failed > 0, "no shipment of the query's telemetry met the outage"
+    print(f"    {failed} PutLogEvents of {cloud.query_telemetry} failed", flush=True)
+    step("CloudWatch Logs accepts them again: the held telemetry ships, the silence alarm returns to OK")
+    cloud.faults("DELETE")
+    cloud.until(silence, "OK", lambda: cloud.get("/books?limit=1"))
+
     step("what the alarm topic's subscribers received")
     expected = sorted(["books-local-api-5xx", "books-local-projection-failures", "books-local-projector-discarded-batches",
                        "books-local-projector-throttles", "books-local-projector-iterator-age",
-                       "books-local-projection-lag"])
+                       "books-local-projection-lag", silence])
     recovered = lambda received: all(  # noqa: E731
         any(n["AlarmName"] == name and n["NewStateValue"] == "OK" and n["OldStateValue"] == "ALARM" for n in received)
         for name in expected)

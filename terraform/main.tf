@@ -202,16 +202,17 @@ module "alarms" {
     query     = { name = module.query.name, timeout_s = var.functions.query.timeout_s }
     projector = { name = module.projector.name, timeout_s = var.functions.projector.timeout_s }
   }
-  tables        = module.tables.names
-  failure_queue = aws_sqs_queue.projector_failures.name
-  api_name      = module.api.rest_api_name
-  stage_name    = module.api.stage_name
-  thresholds    = var.alarm_thresholds
-  evaluation    = var.alarm_evaluation
-  namespace     = local.metrics_namespace
-  services      = local.services
-  email         = var.alarm_email
-  kms_key_arn   = var.kms_key_arn
+  tables           = module.tables.names
+  failure_queue    = aws_sqs_queue.projector_failures.name
+  api_name         = module.api.rest_api_name
+  stage_name       = module.api.stage_name
+  thresholds       = var.alarm_thresholds
+  evaluation       = var.alarm_evaluation
+  silence_period_s = var.telemetry_silence_period_s
+  namespace        = local.metrics_namespace
+  services         = local.services
+  email            = var.alarm_email
+  kms_key_arn      = var.kms_key_arn
 }
 
 module "dashboards" {

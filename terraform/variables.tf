@@ -218,6 +218,16 @@ variable "alarm_evaluation" {
   }
 }
 
+variable "telemetry_silence_period_s" {
+  description = "Period (s) of the telemetry-silence alarms, which compare each function's invocations with the invocations books-telemetry reported: two periods in a row with fewer than half reported fire it. Five minutes by default: an invocation's report travels with a later flush, so a short period holds invocations whose reports land in the next. The local test cloud uses 30 s to see an outage within minutes."
+  type        = number
+  default     = 300
+  validation {
+    condition     = contains([10, 20, 30], var.telemetry_silence_period_s) || (var.telemetry_silence_period_s % 60 == 0 && var.telemetry_silence_period_s >= 60 && var.telemetry_silence_period_s <= 43200)
+    error_message = "telemetry_silence_period_s is 10, 20, 30 or a multiple of 60 up to 43200."
+  }
+}
+
 variable "alarm_email" {
   description = "E-mail address subscribed to the alarm topic; null for none."
   type        = string

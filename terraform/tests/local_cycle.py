@@ -385,6 +385,9 @@ class Footprint(unittest.TestCase):
         self.assertEqual(queries["invocations"]["MetricStat"]["Metric"]["Dimensions"],
                          [{"Name": "FunctionName", "Value": "books-test-query"}])
         self.assertEqual((silence["ComparisonOperator"], silence["Threshold"]), ("LessThanThreshold", 0.5))
+        self.assertEqual({q["MetricStat"]["Period"] for q in silence["Metrics"] if "MetricStat" in q}, {300},
+                         "five-minute periods unless telemetry_silence_period_s says otherwise")
+        self.assertEqual((silence["EvaluationPeriods"], silence["DatapointsToAlarm"]), (2, 2))
         rate = alarms["books-test-conflict-rate"]
         queried = {q["Id"]: q for q in rate["Metrics"]}
         self.assertEqual(queried["rate"]["Expression"], "conflicts / (conflicts + replaced + deleted)")

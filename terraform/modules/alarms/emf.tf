@@ -38,8 +38,8 @@ resource "aws_cloudwatch_metric_alarm" "projection_failures" {
 # denied, log group gone, CloudWatch Logs failing) is silent on every other EMF alarm, whose
 # missing data is "not breaching". This one compares the platform's own count of invocations,
 # which does not travel through the extension, with the invocations the extension reported.
-# Two 5-minute periods: the extension aggregates per flush, so one period may hold invocations
-# whose reports land in the next.
+# Two periods in a row (5 minutes each by default, `silence_period_s`): an invocation's report
+# travels with a later flush, so one period may hold invocations whose reports land in the next.
 resource "aws_cloudwatch_metric_alarm" "telemetry_silence" {
   for_each = var.services
 
@@ -67,7 +67,7 @@ resource "aws_cloudwatch_metric_alarm" "telemetry_silence" {
       metric_name = "Duration"
       dimensions  = { Service = each.value }
       stat        = "SampleCount"
-      period      = 300
+      period      = var.silence_period_s
     }
   }
 
@@ -78,7 +78,7 @@ resource "aws_cloudwatch_metric_alarm" "telemetry_silence" {
       metric_name = "Invocations"
       dimensions  = { FunctionName = var.functions[each.key].name }
       stat        = "Sum"
-      period      = 300
+      period      = var.silence_period_s
     }
   }
 }

@@ -55,6 +55,12 @@ variable "evaluation" {
   default     = { period_s = 60, evaluation_periods = 5, datapoints_to_alarm = 3 }
 }
 
+variable "silence_period_s" {
+  description = "Period (s) of the telemetry-silence alarms (two in a row)."
+  type        = number
+  default     = 300
+}
+
 variable "namespace" {
   description = "Namespace of our EMF metrics (functions and the books-telemetry extension)."
   type        = string
