@@ -730,15 +730,26 @@ async fn a_frozen_environment_s_timers_stop_and_its_sockets_wait_for_the_thaw() 
     let peer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let log = fixture.dir.0.join("background.jsonl");
     let url = format!("http://{}/", peer.local_addr().unwrap());
-    response(invoke(&service, json!({"background": {"url": url, "log": log}})).await);
-    // The request went out before the freeze; the peer holds its answer until the freeze.
-    let (mut socket, _) = peer.accept().await.unwrap();
-    let mut request = Vec::new();
-    while !request.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        assert_eq!(socket.read(&mut byte).await.unwrap(), 1, "the request arrives whole");
-        request.push(byte[0]);
-    }
+    response(invoke(&service, json!({"background": {"url": url, "log": log, "linger_ms": 300}})).await);
+    // The request went out before the freeze; the peer holds its answer until the freeze. A
+    // connection that closes before a whole request head is not the fixture's (a process of
+    // another test reaching a port number it used before, since reused by this listener).
+    let accept_the_fixture_s = async {
+        loop {
+            let (mut socket, _) = peer.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") && matches!(socket.read(&mut byte).await, Ok(1)) {
+                request.push(byte[0]);
+            }
+            if request.starts_with(b"GET / ") && request.ends_with(b"\r\n\r\n") {
+                break socket;
+            }
+        }
+    };
+    let mut socket = tokio::time::timeout(Duration::from_secs(60), accept_the_fixture_s)
+        .await
+        .expect("the fixture's request arrives");
     let runtime = fixture.lines("runtime.jsonl")[0]["pid"].as_u64().unwrap();
     eventually("the environment frozen", || process_state(runtime) == 'T').await;
     let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
@@ -749,7 +760,8 @@ async fn a_frozen_environment_s_timers_stop_and_its_sockets_wait_for_the_thaw() 
     // A window in which a running environment would tick about 25 times.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let thawed_at = now();
-    response(invoke(&service, json!({"echo": "thaw"})).await);
+    // Long enough running for the background threads to be scheduled before the next freeze.
+    response(invoke(&service, json!({"echo": "thaw", "sleep_ms": 500})).await);
     let entries = || -> Vec<Value> {
         std::fs::read_to_string(&log).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     };
