@@ -95,6 +95,12 @@ run: venv check-rust check-terraform local-build $(TF_CLI_CONFIG_FILE) ## The lo
 	@echo "==> starting the local AWS endpoint (moto)"
 	BUILD=$(abspath $(BUILD)) PORT=$(PORT) TERRAFORM=$(TERRAFORM) $(WITH_MOTO) -- scripts/local-cloud
 
+FUNCTION ?= query
+EVENT ?= events/query-list-books.json
+.PHONY: invoke
+invoke: local-build ## Invoke one function once with an event, beside the running `make run` (FUNCTION=query EVENT=events/…)
+	$(BUILD)/bin/books-local invoke $(FUNCTION) --event $(EVENT) --ready-file $(BUILD)/local.ready.json
+
 .PHONY: test-local-e2e test-local-e2e-run
 test-local-e2e: test-images venv local-build $(TF_CLI_CONFIG_FILE) ## End to end through the local cloud running the unpacked images (Terraform on moto, books-local, the gateway)
 	+$(MAKE) test-local-e2e-run

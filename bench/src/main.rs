@@ -200,7 +200,7 @@ fn drain(observations: &mut UnboundedReceiver<Observation>) -> (Vec<InitTimeline
         match observation {
             Observation::Init(init) => inits.push(init),
             Observation::Invoke(invoke) => invokes.push(invoke),
-            Observation::Frozen { .. } | Observation::Thawed { .. } => {}
+            Observation::Frozen { .. } | Observation::Thawed { .. } | Observation::Report { .. } => {}
         }
     }
     (inits, invokes)

@@ -25,6 +25,14 @@ pub enum CloudError {
         /// The SDK's error, with its context.
         reason: String,
     },
+    /// No function of that name, and not one whose name ends with `-<name>`.
+    #[error("no function {name:?} in the local AWS endpoint, nor one alone whose name ends with \"-{name}\" (found: [{candidates}])")]
+    FunctionNotFound {
+        /// The name asked for.
+        name: String,
+        /// The functions whose names end with it.
+        candidates: String,
+    },
     /// No REST API of that id or name.
     #[error("no REST API named or with id {0:?} in the local AWS endpoint (did Terraform apply?)")]
     RestApiNotFound(String),
@@ -174,14 +182,24 @@ pub fn function_name_of(arn_or_uri: &str) -> String {
 }
 
 /// The SDK configuration of the local AWS endpoint, on the workspace's one TLS stack (rustls
-/// with ring, see its manifest); credentials come the usual way (moto takes any).
+/// with ring, see its manifest). moto takes any credentials: those of the environment
+/// (`scripts/with-moto` sets them), else fixed ones, never the chain's profiles or instance role.
 pub async fn sdk_config(endpoint: &str, region: &str) -> SdkConfig {
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
     let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    let variable = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let credentials = aws_sdk_lambda::config::Credentials::new(
+        variable("AWS_ACCESS_KEY_ID").unwrap_or_else(|| "testing".into()),
+        variable("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|| "testing".into()),
+        variable("AWS_SESSION_TOKEN"),
+        None,
+        "books-local",
+    );
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(http)
         .endpoint_url(endpoint)
         .region(aws_config::Region::new(region.to_owned()))
+        .credentials_provider(credentials)
         .load()
         .await
 }
@@ -472,6 +490,34 @@ async fn read_mappings(lambda: &aws_sdk_lambda::Client) -> Result<Vec<EventSourc
         });
     }
     Ok(mappings)
+}
+
+/// Reads one function's configuration (what `books-local invoke` runs): the function named
+/// `name`, or else the one function whose name ends with `-<name>` (`query` for
+/// `books-local-query`).
+pub async fn read_one_function(config: &SdkConfig, name: &str) -> Result<FunctionConfig, CloudError> {
+    let lambda = aws_sdk_lambda::Client::new(config);
+    if lambda.get_function().function_name(name).send().await.is_ok() {
+        return read_function(&lambda, name).await;
+    }
+    let listed: Vec<aws_sdk_lambda::types::FunctionConfiguration> = lambda
+        .list_functions()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(request_failed("functions"))?;
+    let suffix = format!("-{name}");
+    let mut found: Vec<&str> =
+        listed.iter().filter_map(|f| f.function_name()).filter(|n| n.ends_with(&suffix)).collect();
+    match found.len() {
+        1 => read_function(&lambda, found[0]).await,
+        _ => {
+            found.sort_unstable();
+            Err(CloudError::FunctionNotFound { name: name.to_owned(), candidates: found.join(", ") })
+        }
+    }
 }
 
 async fn read_function(lambda: &aws_sdk_lambda::Client, name: &str) -> Result<FunctionConfig, CloudError> {

@@ -2,10 +2,12 @@
 //! endpoint, starts the Lambda emulator with the binaries laid out as in the images, serves the
 //! REST stage and polls the streams until Ctrl-C, then shuts every environment down cleanly;
 //! `metrics` prints the EMF values that reached the local CloudWatch Logs; `verify` checks a
-//! deployed stage's telemetry and alarms (`make aws-lambda-verify`).
+//! deployed stage's telemetry and alarms (`make aws-lambda-verify`); `invoke` runs one function
+//! once with an event file, in environments of its own, as `sam local invoke` does.
 //!
 //! ```text
 //! books-local serve --endpoint http://127.0.0.1:4566 --rest-api-id abc123 --rootfs .build/rootfs [--ready-file F]
+//! books-local invoke query --event events/query-list-books.json [--ready-file .build/local.ready.json]
 //! books-local metrics --endpoint http://127.0.0.1:4566 [--log-group-prefix /books/local/]
 //! terraform output -json | books-local verify [--url http://127.0.0.1:3000/v1] [--wait-secs 600]
 //! ```
@@ -20,7 +22,7 @@ use books_local::cloudwatch::alarms::Evaluator;
 use books_local::cloudwatch::emf::Extraction;
 use books_local::cloudwatch::MetricSink;
 use books_local::gateway::Gateway;
-use books_local::invoke::Invoker;
+use books_local::invoke::{InvokeOutcome, Invoker};
 use books_local::lambda::{LambdaService, LambdaSettings};
 use books_local::stream_poller::StreamPoller;
 use clap::{Args, Parser, Subcommand};
@@ -47,6 +49,10 @@ enum Command {
     /// Check a deployed stage (on AWS or in the local cloud): a little read-only traffic with its
     /// key, then its logs, EMF and standard metrics in CloudWatch, and its alarms.
     Verify(VerifyArgs),
+    /// Invoke one function once with an event, in environments of its own (freeze, extensions
+    /// and telemetry as in `serve`): its lines on standard error as they come, then the platform's
+    /// REPORT; the response on standard output. Exits 1 unless the function answered.
+    Invoke(InvokeArgs),
 }
 
 /// Where the local AWS endpoint is.
@@ -117,6 +123,29 @@ struct VerifyArgs {
     wait_secs: u64,
 }
 
+#[derive(Args)]
+struct InvokeArgs {
+    /// The function: its name on the endpoint (`books-local-query`), or the end of one alone
+    /// (`query`, `command`, `projector`).
+    function: String,
+    /// The event: a JSON file, or `-` for standard input (default: `{}`).
+    #[arg(long)]
+    event: Option<String>,
+    /// A running local cloud's ready file, for its endpoint, region and images (default, when no
+    /// --endpoint is given: .build/local.ready.json, the one `make run` writes).
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+    /// The local AWS endpoint, without a ready file (or AWS_ENDPOINT_URL).
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Its region, without a ready file.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// The folder of the images' root file systems, without a ready file.
+    #[arg(long)]
+    rootfs: Option<PathBuf>,
+}
+
 /// What `serve` writes to its ready file: everything a script or a test needs to talk to it.
 #[derive(Serialize)]
 struct Ready<'a> {
@@ -131,6 +160,8 @@ struct Ready<'a> {
     stage: &'a str,
     /// The functions it serves.
     functions: Vec<&'a str>,
+    /// The images' root file systems it runs them from.
+    rootfs: &'a Path,
     /// This process.
     pid: u32,
     /// The local AWS endpoint's process, when `scripts/with-moto` started it (`BOOKS_MOTO_PID`).
@@ -146,6 +177,8 @@ enum StartError {
     MissingBinary { function: String, handler: String, path: PathBuf },
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
+    #[error("{0}")]
+    Invocation(String),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
@@ -166,6 +199,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Metrics(args) => metrics(args).await,
         Command::Verify(args) => verify(args).await,
+        Command::Invoke(args) => invoke(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -209,6 +243,128 @@ async fn verify(args: VerifyArgs) -> Result<(), StartError> {
     }
     println!("==> {} checks passed: the deployment's telemetry arrives and no alarm is in ALARM", checks.len());
     Ok(())
+}
+
+/// Where `invoke` finds the endpoint and the images: a ready file, or the arguments.
+struct InvokeTarget {
+    endpoint: String,
+    region: String,
+    rootfs: PathBuf,
+}
+
+fn invoke_target(args: &InvokeArgs) -> Result<InvokeTarget, StartError> {
+    let endpoint = args.endpoint.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+    let ready_file = match (&args.ready_file, &endpoint) {
+        (Some(path), _) => Some(path.clone()),
+        (None, None) => Some(PathBuf::from(".build/local.ready.json")),
+        (None, Some(_)) => None,
+    };
+    if let Some(path) = ready_file {
+        let text = std::fs::read_to_string(&path).map_err(io(format!(
+            "reading {} (start the local cloud with `make run`, or give --endpoint and --rootfs)",
+            path.display()
+        )))?;
+        let ready: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| io(format!("reading {}", path.display()))(e.into()))?;
+        let field = |name: &str| ready[name].as_str().map(str::to_owned);
+        let missing = |name: &str| io(format!("{}", path.display()))(std::io::Error::other(format!("no {name}")));
+        return Ok(InvokeTarget {
+            endpoint: field("aws_endpoint_url").ok_or_else(|| missing("aws_endpoint_url"))?,
+            region: field("region").unwrap_or_else(|| args.region.clone()),
+            rootfs: field("rootfs").map(PathBuf::from).ok_or_else(|| missing("rootfs"))?,
+        });
+    }
+    let rootfs = args.rootfs.clone().ok_or_else(|| {
+        io("--rootfs")(std::io::Error::other("without a ready file, --rootfs names the images' root file systems"))
+    })?;
+    Ok(InvokeTarget { endpoint: endpoint.unwrap_or_default(), region: args.region.clone(), rootfs })
+}
+
+/// Reads the event: a file, standard input, or `{}`; it must be JSON, as Lambda's Invoke requires.
+fn read_event(event: Option<&str>) -> Result<Vec<u8>, StartError> {
+    let bytes = match event {
+        None => b"{}".to_vec(),
+        Some("-") => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map_err(io("reading the event"))?;
+            bytes
+        }
+        Some(path) => std::fs::read(path).map_err(io(format!("reading the event {path}")))?,
+    };
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .map_err(|e| StartError::Invocation(format!("the event is not JSON (Lambda would refuse it): {e}")))?;
+    Ok(bytes)
+}
+
+/// The line Lambda writes after each invocation, from its `platform.report`.
+fn report_line(report: &telemetry_schema::Report) -> String {
+    let metrics = &report.metrics;
+    let mut line = format!("REPORT RequestId: {}\tDuration: {:.2} ms", report.request_id, metrics.duration_ms);
+    if let Some(billed) = metrics.billed_duration_ms {
+        line += &format!("\tBilled Duration: {billed} ms");
+    }
+    if let Some(size) = metrics.memory_size_mb {
+        line += &format!("\tMemory Size: {size} MB");
+    }
+    if let Some(used) = metrics.max_memory_used_mb {
+        line += &format!("\tMax Memory Used: {used} MB");
+    }
+    if let Some(init) = metrics.init_duration_ms {
+        line += &format!("\tInit Duration: {init:.2} ms");
+    }
+    if let Some(status) = report.status.as_ref().filter(|s| **s != telemetry_schema::Status::Success) {
+        line += &format!("\tStatus: {}", status.as_str());
+    }
+    if let Some(error_type) = &report.error_type {
+        line += &format!("\tError Type: {error_type}");
+    }
+    line
+}
+
+async fn invoke(args: InvokeArgs) -> Result<(), StartError> {
+    let target = invoke_target(&args)?;
+    let payload = read_event(args.event.as_deref())?;
+    let aws = books_local::cloud::sdk_config(&target.endpoint, &target.region).await;
+    let function = books_local::cloud::read_one_function(&aws, &args.function).await?;
+    let name = function.name.clone();
+    let spec = function.spec(&target.rootfs.join(function.image_kind()));
+    if !spec.bootstrap.is_file() {
+        return Err(StartError::MissingBinary { function: name, handler: spec.handler, path: spec.bootstrap });
+    }
+    let (observer, mut observed) = tokio::sync::mpsc::unbounded_channel();
+    let settings = LambdaSettings {
+        aws_endpoint_url: Some(target.endpoint.clone()),
+        region: target.region.clone(),
+        account_id: function.arn.split(':').nth(4).unwrap_or("123456789012").to_owned(),
+        observer: Some(observer),
+        ..LambdaSettings::default()
+    };
+    let lambda = LambdaService::new(vec![spec], settings);
+    let request = books_local::invoke::InvokeRequest { function_name: name.clone(), payload, ..Default::default() };
+    let outcome = lambda.invoke(request).await;
+    // SHUTDOWN, as when Lambda spins the environment down: the extensions ship what they hold.
+    lambda.shutdown().await;
+    while let Ok(observation) = observed.try_recv() {
+        if let books_local::lambda::observe::Observation::Report { report, .. } = observation {
+            eprintln!("{}", report_line(&report));
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let failure = match outcome {
+        InvokeOutcome::Response(body) => {
+            out.write_all(&body).and_then(|()| writeln!(out)).map_err(io("stdout"))?;
+            return Ok(());
+        }
+        InvokeOutcome::FunctionError { error_type, payload } => {
+            out.write_all(&payload).and_then(|()| writeln!(out)).map_err(io("stdout"))?;
+            format!("{name} failed: {error_type} (its error document is on standard output)")
+        }
+        InvokeOutcome::Timeout => format!("{name} timed out ({} s)", function.timeout.as_secs()),
+        InvokeOutcome::Failed { error_type, message } => format!("{name} failed: {error_type}: {message}"),
+        InvokeOutcome::Throttled => format!("{name} is throttled (reserved concurrency 0?)"),
+        InvokeOutcome::NotFound => format!("no function {name}"),
+    };
+    Err(StartError::Invocation(failure))
 }
 
 async fn serve(args: ServeArgs) -> Result<(), StartError> {
@@ -327,6 +483,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
             rest_api_id: &topology.gateway.rest_api_id,
             stage: &args.stage,
             functions: topology.functions.iter().map(|f| f.name.as_str()).collect(),
+            rootfs: &args.rootfs,
             pid: std::process::id(),
             endpoint_pid: std::env::var("BOOKS_MOTO_PID").ok().and_then(|pid| pid.parse().ok()),
         };

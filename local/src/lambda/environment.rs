@@ -482,7 +482,7 @@ impl Environment {
         let duration = duration_ms(started.elapsed());
         let memory: u64 = self.runtime.iter().chain(&self.extensions).map(|p| process::peak_memory_mb(p.pid)).sum();
         let memory = memory.max(self.over_memory_mb);
-        self.sandbox.emit_platform(Platform::Report(Report {
+        let report = Report {
             request_id: request_id.to_owned(),
             status: Some(status),
             error_type: error_type.map(str::to_owned),
@@ -498,7 +498,12 @@ impl Environment {
             tracing: Some(TraceContext::amzn_trace_id(trace_id)),
             spans: None,
             other: Map::new(),
-        }));
+        };
+        if let Some(observer) = &self.observer {
+            let _ =
+                observer.send(Observation::Report { function: spec.name.clone(), report: Box::new(report.clone()) });
+        }
+        self.sandbox.emit_platform(Platform::Report(report));
     }
 
     /// Shuts the environment down in the phases Lambda documents: with external extensions the

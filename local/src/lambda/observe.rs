@@ -1,7 +1,8 @@
 //! What the emulated platform sees of each environment, as timelines: when the extensions
 //! registered, subscribed and became ready during init, and how long each invocation kept the
-//! runtime and then the extensions busy (Lambda's `PostRuntimeExtensionsDuration`). The
-//! benchmark reads them; nothing in the emulator depends on anyone listening.
+//! runtime and then the extensions busy (Lambda's `PostRuntimeExtensionsDuration`), and each
+//! invocation's `platform.report`. The benchmark and `books-local invoke` read them; nothing in
+//! the emulator depends on anyone listening.
 
 use std::time::Duration;
 
@@ -19,6 +20,13 @@ pub enum Observation {
     Frozen {
         /// The function.
         function: String,
+    },
+    /// An invocation's `platform.report`, as the Telemetry API delivers it.
+    Report {
+        /// The function.
+        function: String,
+        /// The record (boxed: it is much larger than the other observations).
+        report: Box<telemetry_schema::Report>,
     },
     /// A frozen environment was thawed for its next event.
     Thawed {
