@@ -21,6 +21,16 @@ from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
 import moto_server  # noqa: E402,F401  (patches moto's DynamoDB backend)
 
 
+def create_table(dynamodb, name, range_key=None, stream=False):
+    """An on-demand table keyed by string `pk` (and `range_key`), with a stream if asked."""
+    keys = ["pk"] + ([range_key] if range_key else [])
+    dynamodb.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": k, "KeyType": kind} for k, kind in zip(keys, ["HASH", "RANGE"])],
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
+        **({"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}} if stream else {}))
+
+
 class CancelledTransactions(unittest.TestCase):
     @unittest.mock.patch.dict(os.environ, {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
     @mock_aws
@@ -28,11 +38,7 @@ class CancelledTransactions(unittest.TestCase):
         os.environ.pop("AWS_ENDPOINT_URL", None)  # in-process moto, whatever the caller points at
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         streams = boto3.client("dynamodbstreams", region_name="us-east-1")
-        dynamodb.create_table(
-            TableName="books", BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+        create_table(dynamodb, "books", stream=True)
         arn = dynamodb.describe_table(TableName="books")["Table"]["LatestStreamArn"]
         shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
         iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard,
@@ -63,12 +69,7 @@ class CancelledTransactions(unittest.TestCase):
         os.environ.pop("AWS_ENDPOINT_URL", None)
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         streams = boto3.client("dynamodbstreams", region_name="us-east-1")
-        dynamodb.create_table(
-            TableName="view", BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}],
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+        create_table(dynamodb, "view", range_key="sk", stream=True)
         key = lambda pk, sk: {"pk": {"S": pk}, "sk": {"S": sk}}  # noqa: E731
         dynamodb.put_item(TableName="view", Item={**key("A", "1"), "n": {"N": "1"}, "tags": {"SS": ["x"]}})
         dynamodb.put_item(TableName="view", Item={**key("B", "1"), "n": {"N": "2"}})
@@ -105,11 +106,7 @@ class CancelledTransactions(unittest.TestCase):
         os.environ.pop("AWS_ENDPOINT_URL", None)
         from moto.dynamodb.models.table import Table
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.create_table(
-            TableName="books", BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+        create_table(dynamodb, "books", stream=True)
 
         def copied(table, memo):
             raise AssertionError(f"table {table.name} deep-copied: a write would cost the whole table")
@@ -130,10 +127,7 @@ class DeleteTable(unittest.TestCase):
     def test_a_table_already_gone_is_named_as_dynamodb_names_it(self):
         os.environ.pop("AWS_ENDPOINT_URL", None)
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.create_table(
-            TableName="books", BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+        create_table(dynamodb, "books")
         dynamodb.delete_table(TableName="books")
         with self.assertRaises(dynamodb.exceptions.ResourceNotFoundException) as raised:
             dynamodb.delete_table(TableName="books")
