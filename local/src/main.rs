@@ -21,7 +21,7 @@ use books_local::cloud::CloudError;
 use books_local::cloudwatch::alarms::Evaluator;
 use books_local::cloudwatch::emf::Extraction;
 use books_local::cloudwatch::MetricSink;
-use books_local::gateway::Gateway;
+use books_local::gateway::{Gateway, DESCRIPTION_PATH};
 use books_local::invoke::{InvokeOutcome, Invoker};
 use books_local::lambda::{LambdaService, LambdaSettings};
 use books_local::stream_poller::StreamPoller;
@@ -92,6 +92,9 @@ struct ServeArgs {
     /// process ids); removed at the end.
     #[arg(long)]
     ready_file: Option<PathBuf>,
+    /// The API's OpenAPI document, to serve at `/openapi.yaml` beside the stage.
+    #[arg(long)]
+    api_description: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -451,7 +454,12 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     let port = listener.local_addr().map_err(io("gateway port"))?.port();
     let base_url = format!("http://127.0.0.1:{port}/{}", args.stage);
     let key = topology.gateway.keys.iter().find(|k| k.enabled && k.plan.is_some()).map(|k| k.value.as_str());
-    let gateway = Gateway::with_metrics(topology.gateway.clone(), Arc::clone(&invoker), metrics.clone());
+    let description = match &args.api_description {
+        Some(path) => Some(std::fs::read(path).map_err(io(format!("reading {}", path.display())))?.into()),
+        None => None,
+    };
+    let described = description.is_some().then(|| format!("http://127.0.0.1:{port}{DESCRIPTION_PATH}"));
+    let gateway = Gateway::with_metrics(topology.gateway.clone(), Arc::clone(&invoker), metrics.clone(), description);
     tasks.push(tokio::spawn(gateway.serve(listener, stopped(stop_rx.clone()))));
     let (following, follow_stop) = (Arc::clone(&lambda), stopped(stop_rx.clone()));
     let follow_config = aws.clone();
@@ -489,7 +497,8 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         };
         write_ready_file(path, &ready)?;
     }
-    print_banner(&base_url, key, args.ready_file.as_deref(), !args.no_freeze).map_err(io("stdout"))?;
+    print_banner(&base_url, key, described.as_deref(), args.ready_file.as_deref(), !args.no_freeze)
+        .map_err(io("stdout"))?;
 
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(io("SIGTERM handler"))?;
@@ -525,7 +534,13 @@ fn write_ready_file(path: &Path, ready: &Ready<'_>) -> Result<(), StartError> {
     std::fs::rename(&staging, path).map_err(io(format!("writing {}", path.display())))
 }
 
-fn print_banner(base_url: &str, key: Option<&str>, ready_file: Option<&Path>, freeze: bool) -> std::io::Result<()> {
+fn print_banner(
+    base_url: &str,
+    key: Option<&str>,
+    description: Option<&str>,
+    ready_file: Option<&Path>,
+    freeze: bool,
+) -> std::io::Result<()> {
     let mut out = std::io::stdout();
     writeln!(out, "\nBooks API running locally")?;
     writeln!(out, "  base URL : {base_url}")?;
@@ -535,6 +550,9 @@ fn print_banner(base_url: &str, key: Option<&str>, ready_file: Option<&Path>, fr
             writeln!(out, "  try      : curl -s -H 'x-api-key: {key}' {base_url}/books")?;
         }
         None => writeln!(out, "  (no API key is attached to a usage plan of this stage)")?,
+    }
+    if let Some(url) = description {
+        writeln!(out, "  OpenAPI  : {url}")?;
     }
     if let Some(path) = ready_file {
         writeln!(out, "  as JSON  : {}", path.display())?;

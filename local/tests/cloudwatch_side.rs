@@ -213,7 +213,7 @@ async fn the_gateway_s_5xx_errors_drive_an_alarm_to_alarm_and_back_with_notifica
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/{}", listener.local_addr().unwrap(), config.stage);
     let stage = config.stage.clone();
-    let gateway = Gateway::with_metrics(config, Arc::new(invoker) as Arc<dyn Invoker>, sink);
+    let gateway = Gateway::with_metrics(config, Arc::new(invoker) as Arc<dyn Invoker>, sink, None);
     let server = tokio::spawn(gateway.serve(listener, until_stopped(stopped.clone())));
     let evaluator =
         Evaluator::new(cloudwatch.clone(), aws_sdk_sns::Client::new(&aws), "us-east-1").with_alarm_name_prefix(&alarm);

@@ -354,3 +354,37 @@ async fn shutdown_lets_the_request_in_flight_finish() {
     let reply = in_flight.await.expect("request task");
     assert_eq!(reply.status, 200);
 }
+
+#[tokio::test]
+async fn the_api_description_is_served_beside_the_stage_without_a_key_and_nothing_else_is() {
+    use http_body_util::BodyExt;
+    let fixture = CloudFixture::create().await;
+    let document = std::fs::read(books_testkit::workspace_root().join("api/openapi.yaml")).unwrap();
+    let invoker = RecordingInvoker::answering(ok_response());
+    let (sink, _recorded) = books_local::cloudwatch::MetricSink::channel();
+    let gateway = books_local::gateway::Gateway::with_metrics(
+        fixture.gateway_config().await,
+        Arc::new(invoker.clone()) as Arc<dyn Invoker>,
+        sink,
+        Some(document.clone().into()),
+    );
+    let peer: std::net::SocketAddr = "127.0.0.1:50000".parse().unwrap();
+    let get = |path: &str| http::Request::get(path).body(http_body_util::Empty::<bytes::Bytes>::new()).unwrap();
+    let served = gateway.handle(get(books_local::gateway::DESCRIPTION_PATH), peer).await;
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.headers()["content-type"], "application/yaml");
+    assert_eq!(served.into_body().collect().await.unwrap().to_bytes(), document);
+    // Anything else outside the stage is API Gateway's answer, and no function was invoked.
+    let other = gateway.handle(get("/openapi.json"), peer).await;
+    assert_eq!(other.status(), 403);
+    assert!(invoker.requests().is_empty());
+    // Without a description the path is like any other outside the stage.
+    let (sink, _recorded) = books_local::cloudwatch::MetricSink::channel();
+    let bare = books_local::gateway::Gateway::with_metrics(
+        fixture.gateway_config().await,
+        Arc::new(invoker) as Arc<dyn Invoker>,
+        sink,
+        None,
+    );
+    assert_eq!(bare.handle(get(books_local::gateway::DESCRIPTION_PATH), peer).await.status(), 403);
+}

@@ -150,7 +150,13 @@ pub struct Gateway {
     invoker: Arc<dyn Invoker>,
     limits: Limits,
     metrics: Option<MetricSink>,
+    /// The API's OpenAPI document, served at [`DESCRIPTION_PATH`] (outside every stage: API
+    /// Gateway has no such route, this is the local cloud's own convenience).
+    description: Option<Bytes>,
 }
+
+/// Where the local gateway serves the API's description, when it has one.
+pub const DESCRIPTION_PATH: &str = "/openapi.yaml";
 
 /// What one request did, for its `AWS/ApiGateway` metrics.
 #[derive(Default)]
@@ -175,12 +181,18 @@ pub async fn serve(
 impl Gateway {
     /// A gateway serving `config`'s stage, invoking functions through `invoker`.
     pub fn new(config: GatewayConfig, invoker: Arc<dyn Invoker>) -> Arc<Self> {
-        Arc::new(Self { config, invoker, limits: Limits::default(), metrics: None })
+        Arc::new(Self { config, invoker, limits: Limits::default(), metrics: None, description: None })
     }
 
-    /// The same, recording the `AWS/ApiGateway` metrics of every request into `metrics`.
-    pub fn with_metrics(config: GatewayConfig, invoker: Arc<dyn Invoker>, metrics: MetricSink) -> Arc<Self> {
-        Arc::new(Self { config, invoker, limits: Limits::default(), metrics: Some(metrics) })
+    /// The same, recording the `AWS/ApiGateway` metrics of every request into `metrics`, and
+    /// serving `description` (the API's OpenAPI document) at [`DESCRIPTION_PATH`].
+    pub fn with_metrics(
+        config: GatewayConfig,
+        invoker: Arc<dyn Invoker>,
+        metrics: MetricSink,
+        description: Option<Bytes>,
+    ) -> Arc<Self> {
+        Arc::new(Self { config, invoker, limits: Limits::default(), metrics: Some(metrics), description })
     }
 
     /// The stage it serves.
@@ -240,6 +252,13 @@ impl Gateway {
         B: hyper::body::Body,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        if let (Some(description), &http::Method::GET, DESCRIPTION_PATH) =
+            (&self.description, request.method(), request.uri().path())
+        {
+            let mut response = Response::new(Body::new(description.clone()));
+            response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
+            return response;
+        }
         let received = chrono::Utc::now();
         let started = std::time::Instant::now();
         let (mut parts, body) = request.into_parts();
