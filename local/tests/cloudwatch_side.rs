@@ -301,7 +301,7 @@ async fn a_function_that_runs_without_its_telemetry_trips_the_silence_alarm() {
         .metrics(
             MetricDataQuery::builder()
                 .id("share")
-                .expression("FILL(reported, 0) / invocations")
+                .expression("(FILL(reported, 0) + 2) / invocations")
                 .return_data(true)
                 .build(),
         )

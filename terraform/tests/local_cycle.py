@@ -381,7 +381,7 @@ class Footprint(unittest.TestCase):
                          ("ProjectionFailures", "Sum", [{"Name": "Service", "Value": "projector"}]))
         silence = alarms["books-test-query-telemetry-silence"]
         queries = {q["Id"]: q for q in silence["Metrics"]}
-        self.assertEqual(queries["share"]["Expression"], "FILL(reported, 0) / invocations")
+        self.assertEqual(queries["share"]["Expression"], "(FILL(reported, 0) + 2) / invocations")
         self.assertEqual(queries["invocations"]["MetricStat"]["Metric"]["Dimensions"],
                          [{"Name": "FunctionName", "Value": "books-test-query"}])
         self.assertEqual((silence["ComparisonOperator"], silence["Threshold"]), ("LessThanThreshold", 0.5))
