@@ -10,5 +10,7 @@ pub mod gateway;
 mod http_util;
 pub mod invoke;
 pub mod lambda;
+pub mod positions;
 pub mod stream_poller;
 pub mod verify;
+pub mod watch;

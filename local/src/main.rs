@@ -24,7 +24,9 @@ use books_local::cloudwatch::MetricSink;
 use books_local::gateway::{Gateway, DESCRIPTION_PATH};
 use books_local::invoke::{InvokeOutcome, Invoker};
 use books_local::lambda::{LambdaService, LambdaSettings};
+use books_local::positions::Positions;
 use books_local::stream_poller::StreamPoller;
+use books_local::watch::{Rebuilt, Watch};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
@@ -95,6 +97,13 @@ struct ServeArgs {
     /// The API's OpenAPI document, to serve at `/openapi.yaml` beside the stage.
     #[arg(long)]
     api_description: Option<PathBuf>,
+    /// Watch mode: a source folder whose changes run `--rebuild` (repeatable); functions whose
+    /// image folder then holds other files get new environments.
+    #[arg(long = "watch", requires = "rebuild")]
+    watch: Vec<PathBuf>,
+    /// The rebuild of watch mode (`sh -c`): builds and stages the binaries into `--rootfs`.
+    #[arg(long)]
+    rebuild: Option<String>,
 }
 
 #[derive(Args)]
@@ -408,6 +417,15 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    // Where the stream pollers and the EMF extraction were when the local cloud last stopped (the
+    // local endpoint keeps it with the data it describes): they go on from there.
+    let positions = match Positions::load(&endpoint.endpoint).await {
+        Ok(positions) => positions,
+        Err(error) => {
+            tracing::warn!(%error, "the readers' positions could not be read: streams and logs are read from their start");
+            Positions::default()
+        }
+    };
     let (transitions, mut transitioned) = tokio::sync::mpsc::unbounded_channel();
     let publisher = tokio::spawn(books_local::cloudwatch::metrics::publish(
         aws_sdk_cloudwatch::Client::new(&aws),
@@ -421,10 +439,6 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
             until_stopped(cloudwatch_stopped.clone()),
         )),
         tokio::spawn(
-            Extraction::new(aws_sdk_cloudwatchlogs::Client::new(&aws), metrics.clone())
-                .run(until_stopped(cloudwatch_stopped.clone())),
-        ),
-        tokio::spawn(
             Evaluator::new(aws_sdk_cloudwatch::Client::new(&aws), aws_sdk_sns::Client::new(&aws), &endpoint.region)
                 .with_transitions(transitions)
                 .run(until_stopped(cloudwatch_stopped.clone())),
@@ -436,6 +450,12 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         }),
     ];
 
+    let extraction = tokio::spawn(
+        Extraction::new(aws_sdk_cloudwatchlogs::Client::new(&aws), metrics.clone())
+            .resuming(positions.logs.clone())
+            .run(until_stopped(cloudwatch_stopped.clone())),
+    );
+
     let settings = LambdaSettings { metrics: Some(metrics.clone()), ..settings };
     let reserved = specs.iter().map(|s| (s.name.clone(), s.reserved_concurrency)).collect();
     let lambda = LambdaService::new(specs, settings);
@@ -446,9 +466,12 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let mut tasks = Vec::new();
+    let mut pollers = Vec::new();
     for mapping in topology.mappings.iter().filter(|m| m.enabled) {
-        let poller = StreamPoller::new(mapping.clone(), &aws, Arc::clone(&invoker)).with_metrics(metrics.clone());
-        tasks.push(tokio::spawn(poller.run(stopped(stop_rx.clone()))));
+        let poller = StreamPoller::new(mapping.clone(), &aws, Arc::clone(&invoker))
+            .with_metrics(metrics.clone())
+            .with_checkpoints(positions.streams.get(&mapping.uuid).cloned().unwrap_or_default());
+        pollers.push((mapping.uuid.clone(), tokio::spawn(poller.run(stopped(stop_rx.clone())))));
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await.map_err(io("gateway port"))?;
     let port = listener.local_addr().map_err(io("gateway port"))?.port();
@@ -461,6 +484,32 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     let described = description.is_some().then(|| format!("http://127.0.0.1:{port}{DESCRIPTION_PATH}"));
     let gateway = Gateway::with_metrics(topology.gateway.clone(), Arc::clone(&invoker), metrics.clone(), description);
     tasks.push(tokio::spawn(gateway.serve(listener, stopped(stop_rx.clone()))));
+    if let Some(rebuild) = args.rebuild.clone().filter(|_| !args.watch.is_empty()) {
+        let images = topology.functions.iter().map(|f| (f.name.clone(), args.rootfs.join(f.image_kind()))).collect();
+        let watch = Watch { paths: args.watch.clone(), rebuild, images };
+        let report = |paths: &[PathBuf], outcome: &Rebuilt| {
+            let first = paths.first().map(|p| p.display().to_string()).unwrap_or_default();
+            let more = if paths.len() > 1 { format!(" and {} more", paths.len() - 1) } else { String::new() };
+            match outcome {
+                Rebuilt::Failed { status } => println!(
+                    "  watch    : {first}{more} changed; rebuild failed ({status}): the functions keep their code"
+                ),
+                Rebuilt::Recycled { functions } if functions.is_empty() => {
+                    println!("  watch    : {first}{more} changed; rebuilt, no function's code changed");
+                }
+                Rebuilt::Recycled { functions } => println!(
+                    "  watch    : {first}{more} changed; new code for {}: the next invocations start on it",
+                    functions.join(", ")
+                ),
+            }
+        };
+        let (watched, watch_stop) = (Arc::clone(&lambda), stopped(stop_rx.clone()));
+        tasks.push(tokio::spawn(async move {
+            if let Err(error) = watch.run(watched, report, watch_stop).await {
+                println!("  watch    : {error}: watch mode is off");
+            }
+        }));
+    }
     let (following, follow_stop) = (Arc::clone(&lambda), stopped(stop_rx.clone()));
     let follow_config = aws.clone();
     tasks.push(tokio::spawn(async move {
@@ -508,14 +557,26 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     }
     tracing::info!("shutting down: stopping the gateway and pollers, spinning environments down");
     let _ = stop_tx.send(true);
+    let mut stopped_at = Positions::default();
+    for (mapping, poller) in pollers {
+        if let Ok(checkpoints) = poller.await {
+            stopped_at.streams.insert(mapping, checkpoints);
+        }
+    }
     for task in tasks {
         let _ = task.await;
     }
     lambda.shutdown().await;
     let _ = cloudwatch_stop.send(true);
     drop(metrics);
+    if let Ok(read) = extraction.await {
+        stopped_at.logs = read;
+    }
     for task in cloudwatch_tasks {
         let _ = task.await;
+    }
+    if let Err(error) = stopped_at.save(&endpoint.endpoint).await {
+        tracing::warn!(%error, "the readers' positions could not be saved: the next start reads streams and logs from their start");
     }
     let _ = publisher_stop.send(true);
     let _ = publisher.await;

@@ -2,9 +2,10 @@
 //! function with the real records, honouring batch size, retries, bisection on error, partial
 //! batch responses (`batchItemFailures`) and the maximum record age. Records it gives up on are
 //! described to the mapping's on-failure destination (an SQS queue or an SNS topic) as Lambda
-//! describes them, and every invocation records the function's `IteratorAge`.
+//! describes them, and every invocation records the function's `IteratorAge`. It can start from
+//! the checkpoints of an earlier run and hands its own back when it stops (`make run` resumes).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +60,8 @@ pub struct StreamPoller {
     metrics: Option<MetricSink>,
     sqs: aws_sdk_sqs::Client,
     sns: aws_sdk_sns::Client,
+    /// Per shard, the checkpoint to start from (an earlier run's).
+    checkpoints: BTreeMap<String, String>,
 }
 
 /// Why records were given up on (the `condition` of the on-failure record).
@@ -105,7 +108,15 @@ impl StreamPoller {
             metrics: None,
             sqs: aws_sdk_sqs::Client::new(config),
             sns: aws_sdk_sns::Client::new(config),
+            checkpoints: BTreeMap::new(),
         }
+    }
+
+    /// Starts each shard after these sequence numbers (an earlier run's checkpoints, as
+    /// [`StreamPoller::run`] returned them) instead of at the mapping's starting position.
+    pub fn with_checkpoints(mut self, checkpoints: BTreeMap<String, String>) -> Self {
+        self.checkpoints = checkpoints;
+        self
     }
 
     /// Records the function's `AWS/Lambda` `IteratorAge` into `metrics`.
@@ -126,21 +137,28 @@ impl StreamPoller {
         self
     }
 
-    /// Polls until `stop` resolves. An invocation in flight is never cut short: the poller stops
+    /// Polls until `stop` resolves, then returns its checkpoints (per shard, the sequence number
+    /// of the last record handled). An invocation in flight is never cut short: the poller stops
     /// once it has answered.
-    pub async fn run(self, stop: impl Future<Output = ()>) {
+    pub async fn run(self, stop: impl Future<Output = ()>) -> BTreeMap<String, String> {
         let (stopping_tx, stopping) = watch::channel(false);
         let signal = async move {
             stop.await;
             let _ = stopping_tx.send(true);
         };
-        tokio::join!(signal, self.poll_until_stopped(stopping));
+        tokio::join!(signal, self.poll_until_stopped(stopping)).1
     }
 
-    async fn poll_until_stopped(&self, mut stopping: watch::Receiver<bool>) {
+    async fn poll_until_stopped(&self, mut stopping: watch::Receiver<bool>) -> BTreeMap<String, String> {
         tracing::info!(function = %self.mapping.function_name, stream = %self.mapping.event_source_arn,
-            batch_size = self.mapping.batch_size, "stream poller started");
-        let mut shards: HashMap<String, ShardPosition> = HashMap::new();
+            batch_size = self.mapping.batch_size, resumed_shards = self.checkpoints.len(), "stream poller started");
+        let mut shards: HashMap<String, ShardPosition> = self
+            .checkpoints
+            .iter()
+            .map(|(shard, checkpoint)| {
+                (shard.clone(), ShardPosition { checkpoint: Some(checkpoint.clone()), ..ShardPosition::default() })
+            })
+            .collect();
         while !*stopping.borrow() {
             let delivered = self.poll_once(&mut shards, &stopping).await;
             if delivered == 0 {
@@ -148,6 +166,7 @@ impl StreamPoller {
             }
         }
         tracing::info!(function = %self.mapping.function_name, "stream poller stopped");
+        shards.into_iter().filter_map(|(shard, position)| Some((shard, position.checkpoint?))).collect()
     }
 
     /// One pass over the stream's shards, parents before children; returns how many records

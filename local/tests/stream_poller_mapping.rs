@@ -6,6 +6,7 @@
 
 mod cloud_support;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,15 +65,26 @@ fn books(numbers: impl IntoIterator<Item = usize>) -> Vec<String> {
 /// The poller, running until the returned guard stops it.
 struct Running {
     stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<BTreeMap<String, String>>,
 }
 
 impl Running {
     fn start(mapping: EventSourceMapping, aws: &aws_config::SdkConfig, invoker: &RecordingInvoker) -> Self {
+        Self::resume(mapping, aws, invoker, BTreeMap::new())
+    }
+
+    /// A poller going on from an earlier one's checkpoints.
+    fn resume(
+        mapping: EventSourceMapping,
+        aws: &aws_config::SdkConfig,
+        invoker: &RecordingInvoker,
+        checkpoints: BTreeMap<String, String>,
+    ) -> Self {
         let invoker: Arc<dyn Invoker> = Arc::new(invoker.clone());
         let poller = StreamPoller::new(mapping, aws, invoker)
             .with_idle_poll(Duration::from_millis(50))
-            .with_retry_backoff(Duration::from_millis(10));
+            .with_retry_backoff(Duration::from_millis(10))
+            .with_checkpoints(checkpoints);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(poller.run(async move {
             let _ = stopped.await;
@@ -80,9 +92,10 @@ impl Running {
         Self { stop, task }
     }
 
-    async fn stop(self) {
+    /// Stops it; its checkpoints.
+    async fn stop(self) -> BTreeMap<String, String> {
         let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(30), self.task).await.expect("the poller stops").expect("poller task");
+        tokio::time::timeout(Duration::from_secs(30), self.task).await.expect("the poller stops").expect("poller task")
     }
 }
 
@@ -150,6 +163,29 @@ async fn batches_arrive_in_stream_order_within_the_batch_size() {
         .map(|(_, seq)| seq.parse().expect("numeric sequence number"))
         .collect();
     assert!(numbers.windows(2).all(|w| w[0] < w[1]), "in order: {numbers:?}");
+}
+
+/// `make run` stops and starts again: the mapping goes on after the last record it handled, as
+/// Lambda's mapping does, instead of going back to its starting position.
+#[tokio::test]
+async fn a_poller_started_from_checkpoints_goes_on_after_the_last_record_handled() {
+    let tables = TestTables::create().await;
+    let stream_arn = cloud_support::stream_arn(&tables).await;
+    write_books(&tables, 0..3).await;
+    let aws = cloud_support::aws().await;
+    let first = RecordingInvoker::answering(Value::Null);
+    let running = Running::start(mapping(&stream_arn, 10), &aws, &first);
+    assert_eq!(until_batches(&first, 1).await, [books(0..3)]);
+    let checkpoints = running.stop().await;
+    let handled = sequence_numbers(&first.requests()[0]);
+    assert_eq!(checkpoints.values().collect::<Vec<_>>(), [&handled[2].1], "one shard, at its last record");
+
+    write_books(&tables, 3..5).await;
+    let second = RecordingInvoker::answering(Value::Null);
+    let running = Running::resume(mapping(&stream_arn, 10), &aws, &second, checkpoints);
+    let batches = until_batches(&second, 1).await;
+    running.stop().await;
+    assert_eq!(batches, [books(3..5)], "only what was written after the checkpoint");
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@
 //! metric and count as `AWS/Logs` `EMFValidationErrors` (`EMFParsingErrors` when the event is
 //! not JSON at all) of their log group, as CloudWatch counts them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::time::Duration;
 
@@ -96,8 +96,20 @@ impl Extraction {
         Self { logs, sink, read: HashMap::new() }
     }
 
-    /// Reads every [`POLL_INTERVAL`] until `shutdown` resolves, then once more.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+    /// Goes on from where an earlier run stopped reading (per log group, per log stream, the
+    /// token [`Extraction::run`] returned): those events were extracted already.
+    pub fn resuming(mut self, read: BTreeMap<String, BTreeMap<String, String>>) -> Self {
+        for (group, streams) in read {
+            for (stream, token) in streams {
+                self.read.insert((group.clone(), stream), token);
+            }
+        }
+        self
+    }
+
+    /// Reads every [`POLL_INTERVAL`] until `shutdown` resolves, then once more; returns how far
+    /// it read each stream.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> BTreeMap<String, BTreeMap<String, String>> {
         tokio::pin!(shutdown);
         loop {
             let stopping = tokio::select! {
@@ -108,7 +120,11 @@ impl Extraction {
                 tracing::warn!(%error, "EMF extraction: reading the log groups failed");
             }
             if stopping {
-                return;
+                let mut read: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+                for ((group, stream), token) in self.read {
+                    read.entry(group).or_default().insert(stream, token);
+                }
+                return read;
             }
         }
     }

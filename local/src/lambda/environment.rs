@@ -95,6 +95,8 @@ pub(super) struct Environment {
     over_memory_mb: u64,
     /// An init retried inside the first invocation took this much of its time.
     init_in_invoke: Option<Duration>,
+    /// The code generation of its function it runs (set by the pool on its first invocation).
+    pub generation: Option<u64>,
 }
 
 impl Environment {
@@ -129,6 +131,7 @@ impl Environment {
             frozen_since: None,
             over_memory_mb: 0,
             init_in_invoke: None,
+            generation: None,
         };
         sandbox.emit_platform(Platform::InitStart(InitStart {
             initialization_type: InitializationType::OnDemand,

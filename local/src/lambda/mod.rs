@@ -18,7 +18,7 @@ pub use environment::{
 pub use settings::LambdaSettings;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +40,9 @@ struct Pool {
     /// Most invocations at once: the reserved concurrency (0 throttles every invocation), else
     /// the account's default. It follows `PutFunctionConcurrency` while the cloud runs.
     limit: AtomicU32,
+    /// Which code environments must run: [`LambdaService::recycle`] moves it on, and an
+    /// environment of an older generation is spun down instead of being used again.
+    generation: AtomicU64,
 }
 
 /// The emulated Lambda service: invoke a function by name, as the `Invoke` API does.
@@ -61,6 +64,7 @@ impl LambdaService {
                     count: Default::default(),
                     busy: Default::default(),
                     limit: AtomicU32::new(limit),
+                    generation: AtomicU64::new(0),
                 };
                 (spec.name.clone(), Arc::new(pool))
             })
@@ -105,6 +109,21 @@ impl LambdaService {
     pub fn set_reserved_concurrency(&self, function: &str, reserved: Option<u32>) -> bool {
         let Some(pool) = self.pools.get(function) else { return false };
         pool.limit.store(reserved.unwrap_or(self.settings.default_concurrency), SeqCst);
+        true
+    }
+
+    /// Makes a function's next invocations run its code as it is now on disk (watch mode, after
+    /// a rebuild), as a deployment of new code does: idle environments are spun down now, busy
+    /// ones finish their invocation and are spun down then; new ones start from the new files.
+    /// `false` for an unknown function.
+    pub async fn recycle(&self, function: &str) -> bool {
+        let Some(pool) = self.pools.get(function) else { return false };
+        pool.generation.fetch_add(1, SeqCst);
+        let stale: Vec<Environment> = std::mem::take(&mut *pool.idle.lock().await);
+        for mut environment in stale {
+            environment.shutdown(ShutdownReason::Spindown).await;
+            pool.count.fetch_sub(1, SeqCst);
+        }
         true
     }
 
@@ -158,6 +177,7 @@ impl LambdaService {
             return Self::throttle(&settings, &pool, respond);
         };
         let reused = pool.idle.lock().await.pop();
+        let generation = pool.generation.load(SeqCst);
         let mut environment = match reused {
             Some(environment) => environment,
             None => {
@@ -194,14 +214,20 @@ impl LambdaService {
                 }
             }
         };
+        if environment.generation.is_none() {
+            environment.generation = Some(generation);
+        }
         let mut respond = Some(respond);
         record(&settings, &pool, "ConcurrentExecutions", f64::from(before + 1));
         let outcome = environment.invoke(&request, &mut respond).await;
         // Idle again before its concurrency is given back: whoever takes the concurrency then
-        // finds the environment warm.
-        if environment.healthy {
+        // finds the environment warm. One whose code was replaced meanwhile is spun down.
+        if !environment.healthy {
+            pool.count.fetch_sub(1, SeqCst);
+        } else if environment.generation == Some(pool.generation.load(SeqCst)) {
             pool.idle.lock().await.push(environment);
         } else {
+            environment.shutdown(ShutdownReason::Spindown).await;
             pool.count.fetch_sub(1, SeqCst);
         }
         pool.busy.fetch_sub(1, SeqCst);

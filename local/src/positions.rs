@@ -1,0 +1,65 @@
+//! Where the local cloud's own readers are, so that `make run` resumes after a restart as a
+//! deployed stack never stops: each event source mapping's checkpoint in each shard (Lambda
+//! keeps it for the mapping), and how far the EMF extraction has read each log stream (CloudWatch
+//! extracts each event once). AWS keeps this state out of sight; here the local endpoint keeps
+//! it (`/_books/emulator-state`, scripts/moto_server.py behaviour 11) and saves it in the same
+//! file as the tables, streams and log groups it describes, so the two always agree.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde::{Deserialize, Serialize};
+
+use crate::http_util;
+
+/// The local endpoint's path for it.
+pub const PATH: &str = "/_books/emulator-state";
+
+/// The readers' positions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Positions {
+    /// Per event source mapping (its UUID), per shard, the sequence number of the last record
+    /// handled.
+    #[serde(default)]
+    pub streams: BTreeMap<String, BTreeMap<String, String>>,
+    /// Per log group, per log stream, the token after the last event read.
+    #[serde(default)]
+    pub logs: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Positions {
+    /// What the endpoint at `endpoint` keeps; empty when it keeps nothing (a first start) or is
+    /// not our local endpoint (a plain moto server answers 404).
+    pub async fn load(endpoint: &str) -> Result<Self, String> {
+        let (status, body) = request(http::Method::GET, endpoint, Bytes::new()).await?;
+        match status {
+            200 => serde_json::from_slice(&body).map_err(|e| format!("{endpoint}{PATH}: {e}")),
+            404 => Ok(Self::default()),
+            other => Err(format!("{endpoint}{PATH} answered {other}")),
+        }
+    }
+
+    /// Hands the positions to the endpoint, which saves them with its state.
+    pub async fn save(&self, endpoint: &str) -> Result<(), String> {
+        let body = serde_json::to_vec(self).map_err(|e| e.to_string())?;
+        match request(http::Method::PUT, endpoint, body.into()).await? {
+            (200, _) => Ok(()),
+            (other, body) => Err(format!("{endpoint}{PATH} answered {other}: {}", String::from_utf8_lossy(&body))),
+        }
+    }
+}
+
+async fn request(method: http::Method, endpoint: &str, body: Bytes) -> Result<(u16, Bytes), String> {
+    let uri = format!("{}{PATH}", endpoint.trim_end_matches('/'));
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(&uri)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(body))
+        .map_err(|e| format!("{uri}: {e}"))?;
+    let response = http_util::client().request(request).await.map_err(|e| format!("{uri}: {e}"))?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.map_err(|e| format!("{uri}: {e}"))?.to_bytes();
+    Ok((status, body))
+}
