@@ -21,8 +21,8 @@ test: ## Everything, the gate CI runs: every Rust test against moto, lint, Terra
 # Listed in the order make should start them when a job slot frees: the long builds first.
 test-phases: phase-build-debug phase-venv phase-binaries-host phase-binaries-other phase-tools \
   phase-tf-init phase-terraform-moto phase-clippy phase-rust-tests phase-images phase-e2e \
-  phase-bench-smoke phase-deploy phase-terraform-account phase-terraform-static phase-python-tests \
-  phase-workflows phase-fmt
+  phase-bench-smoke phase-deploy phase-dev-loop phase-terraform-account phase-terraform-static \
+  phase-python-tests phase-workflows phase-fmt
 
 # --- set-up: installs on a fresh machine, seconds afterwards --------------------------------------
 .PHONY: phase-venv phase-tools phase-rust-targets phase-tf-init
@@ -53,7 +53,7 @@ phase-fmt: check-rust
 
 # --- tests ------------------------------------------------------------------------------------------
 .PHONY: phase-rust-tests phase-python-tests phase-terraform-static phase-terraform-moto phase-images \
-  phase-e2e phase-bench-smoke phase-deploy phase-terraform-account phase-workflows
+  phase-e2e phase-bench-smoke phase-deploy phase-dev-loop phase-terraform-account phase-workflows
 phase-rust-tests: phase-build-debug phase-venv | phase-clippy
 	+@$(PHASE) rust-tests -- $(MAKE) test-rust-run
 phase-python-tests: phase-venv phase-build-debug
@@ -72,5 +72,10 @@ phase-workflows: phase-venv
 	@$(PHASE) workflows -- $(MAKE) lint-workflows
 phase-deploy: phase-binaries-host phase-build-debug phase-tools phase-venv phase-tf-init | phase-clippy
 	+@$(PHASE) deploy-rehearsal -- $(MAKE) test-deploy-run
+# It edits a source file of the functions for a minute or two (and puts it back): after every
+# phase that compiles the functions into something a later check reads (the tests, clippy, the
+# images' binaries). A cargo command of another phase meanwhile only compiles more.
+phase-dev-loop: phase-build-debug phase-venv phase-tf-init | phase-rust-tests phase-clippy phase-binaries-host phase-binaries-other
+	+@$(PHASE) dev-loop -- $(MAKE) test-dev-loop-run
 phase-bench-smoke: phase-build-debug phase-binaries-host phase-tools phase-tf-init | phase-clippy
 	+@$(PHASE) bench-smoke -- $(MAKE) test-bench-run
