@@ -1,5 +1,5 @@
-"""The local AWS endpoint: moto's server with eight behaviours brought closer to AWS, one cost
-removed, a fault switch, and a state that outlives the process.
+"""The local AWS endpoint: moto's server with nine behaviours brought closer to AWS (1 to 8, and
+12), one cost removed, a fault switch, and a state that outlives the process.
 
 1. moto invokes a Lambda function itself (through Docker) whenever a DynamoDB table with an
    event source mapping gets a stream record, then drops the records it delivered. In the local
@@ -72,6 +72,12 @@ And one for `make run`, whose local data outlives the endpoint (`Persistence`):
    with the way out (`make run FRESH=1`), never half read. A server killed with SIGKILL saves
    nothing; the last saved state stays.
 
+12. API Gateway answers a REST API's resource policy (`policy` of GetRestApi) with its quotes
+   escaped (`{\\"Version\\":...}`), and Terraform's provider reads it back that way (it unquotes
+   what it reads); moto answers it as it was sent, so the provider failed to read any policy
+   (`invalid character ... after top-level value`) and could neither apply nor destroy one.
+   Here the policy is answered escaped, as API Gateway does.
+
 Everything else is moto's server, unchanged.
 """
 
@@ -101,7 +107,7 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
-from moto.apigateway.models import UsagePlan
+from moto.apigateway.models import RestAPI, UsagePlan
 from moto.core.base_backend import BackendDict
 from moto.logs.models import LogStream
 import moto.backends
@@ -272,6 +278,20 @@ def _get_log_events_in_ingestion_order(self, start_time, end_time, limit, next_t
 
 
 LogStream.get_log_events = _get_log_events_in_ingestion_order
+
+_rest_api_to_dict = RestAPI.to_dict
+
+
+def _policy_escaped_as_api_gateway(self, *args, **kwargs):
+    """Behaviour 12: the resource policy with its quotes escaped, as GetRestApi answers it."""
+    document = _rest_api_to_dict(self, *args, **kwargs)
+    policy = document.get("policy")
+    if policy and '\\"' not in policy:
+        document["policy"] = policy.replace('"', '\\"')
+    return document
+
+
+RestAPI.to_dict = _policy_escaped_as_api_gateway
 
 _apply_patch_operations = UsagePlan.apply_patch_operations
 

@@ -181,6 +181,24 @@ class UsagePlanStages(unittest.TestCase):
         self.assertEqual(apigateway.get_usage_plan(usagePlanId=plan).get("apiStages", []), [])
 
 
+class RestApiPolicy(unittest.TestCase):
+    """Behaviour 12: the policy comes back as API Gateway answers it, quotes escaped, and reads
+    back whole the way Terraform's provider reads it (the answer unquoted as a JSON string)."""
+
+    @unittest.mock.patch.dict(os.environ, {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    @mock_aws
+    def test_a_policy_reads_back_escaped_and_unquotes_to_what_was_put(self):
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        apigateway = boto3.client("apigateway", region_name="us-east-1")
+        api = apigateway.create_rest_api(name="a")["id"]
+        policy = json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": "execute-api:/*"}]})
+        apigateway.update_rest_api(restApiId=api, patchOperations=[{"op": "replace", "path": "/policy", "value": policy}])
+        answered = apigateway.get_rest_api(restApiId=api)["policy"]
+        self.assertTrue(answered.startswith('{\\"Version\\"'), answered)
+        self.assertEqual(json.loads(json.loads(f'"{answered}"')), json.loads(policy))
+
+
 def _read_request(connection):
     data = b""
     while b"\r\n\r\n" not in data:
