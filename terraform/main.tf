@@ -188,10 +188,13 @@ module "api" {
     command = { name = module.command.name, invoke_arn = module.command.invoke_arn }
     query   = { name = module.query.name, invoke_arn = module.query.invoke_arn }
   }
-  throttle           = var.throttle
-  quota              = var.quota
-  log_retention_days = var.log_retention_days
-  kms_key_arn        = var.kms_key_arn
+  throttle             = var.throttle
+  quota                = var.quota
+  log_retention_days   = var.log_retention_days
+  kms_key_arn          = var.kms_key_arn
+  allowed_source_cidrs = var.allowed_source_cidrs
+  web_acl_arn          = var.web_acl_arn
+  custom_domain        = var.custom_domain
 }
 
 module "alarms" {

@@ -1,6 +1,11 @@
 output "invoke_url" {
-  description = "Base URL of the API (stage v1)."
+  description = "Base URL of the API (stage v1): on the custom domain when there is one."
   value       = module.api.invoke_url
+}
+
+output "custom_domain_target" {
+  description = "Where the custom domain's DNS record (CNAME or alias) points; null without a custom domain."
+  value       = module.api.custom_domain_target
 }
 
 output "rest_api_id" {

@@ -145,6 +145,36 @@ variable "quota" {
   }
 }
 
+variable "allowed_source_cidrs" {
+  description = "Source address ranges (CIDR) allowed to call the API; a resource policy denies every other. Null (default): any address, each request still needs an API key of the usage plan."
+  type        = list(string)
+  default     = null
+  validation {
+    condition     = var.allowed_source_cidrs == null || alltrue([for c in coalesce(var.allowed_source_cidrs, []) : can(cidrhost(c, 0))])
+    error_message = "allowed_source_cidrs must be a list of CIDR blocks (e.g. 203.0.113.0/24) or null."
+  }
+}
+
+variable "web_acl_arn" {
+  description = "ARN of an AWS WAF (v2, REGIONAL scope) web ACL to associate with the API stage. Null (default): none."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.web_acl_arn == null || can(regex("^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:[0-9]{12}:regional/webacl/", var.web_acl_arn))
+    error_message = "web_acl_arn must be the ARN of a REGIONAL WAFv2 web ACL or null."
+  }
+}
+
+variable "custom_domain" {
+  description = "Serve the API at https://<name>/v1 with TLS 1.2 at least (ACM certificate ARN in the same region), and turn the default execute-api endpoint off. Null (default): the default endpoint."
+  type        = object({ name = string, certificate_arn = string })
+  default     = null
+  validation {
+    condition     = var.custom_domain == null || can(regex("^arn:aws[a-z-]*:acm:", try(var.custom_domain.certificate_arn, "")))
+    error_message = "custom_domain.certificate_arn must be an ACM certificate ARN."
+  }
+}
+
 variable "projector_stream" {
   description = "Event source mapping of the projector: batch size, retries, maximum record age (s)."
   type        = object({ batch_size = number, maximum_retry_attempts = number, maximum_record_age_s = number })

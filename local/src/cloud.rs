@@ -10,7 +10,8 @@ use aws_config::SdkConfig;
 use aws_sdk_apigateway::error::DisplayErrorContext;
 
 use crate::gateway::{
-    ApiKey, GatewayConfig, Method, Quota, QuotaPeriod, Resource, Throttle, UsagePlan, INTEGRATION_TIMEOUT,
+    ApiKey, GatewayConfig, Method, Quota, QuotaPeriod, Resource, ResourcePolicy, Throttle, UsagePlan,
+    INTEGRATION_TIMEOUT,
 };
 use crate::invoke::FunctionSpec;
 
@@ -44,6 +45,9 @@ pub enum CloudError {
         /// The stage asked for.
         stage: String,
     },
+    /// Something the endpoint holds that API Gateway would not have taken.
+    #[error("{0}")]
+    Unusable(String),
 }
 
 pub(crate) fn request_failed<E: std::error::Error>(what: &'static str) -> impl FnOnce(E) -> CloudError {
@@ -342,6 +346,19 @@ async fn read_gateway(
     }
 
     let keys = read_keys(apigw, &rest_api_id, stage_name).await?;
+    let policy = apigw
+        .get_rest_api()
+        .rest_api_id(&rest_api_id)
+        .send()
+        .await
+        .map_err(request_failed("GetRestApi"))?
+        .policy()
+        .map(ResourcePolicy::parse)
+        .transpose()
+        .map_err(|problem| CloudError::Unusable(format!("REST API {rest_api_id}: {problem}")))?;
+    if let Some(skipped) = policy.as_ref().map(ResourcePolicy::skipped).filter(|n| *n > 0) {
+        tracing::warn!(skipped, "the REST API's resource policy has statements the local gateway cannot decide (a principal other than *, a condition other than aws:SourceIp): they are left out");
+    }
     Ok(GatewayConfig {
         rest_api_id,
         rest_api_name,
@@ -355,6 +372,8 @@ async fn read_gateway(
         keys,
         integration_timeout: INTEGRATION_TIMEOUT,
         detailed_metrics,
+        region: apigw.config().region().map_or_else(|| "us-east-1".to_owned(), ToString::to_string),
+        resource_policy: policy,
     })
 }
 

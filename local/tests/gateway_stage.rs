@@ -388,3 +388,62 @@ async fn the_api_description_is_served_beside_the_stage_without_a_key_and_nothin
     );
     assert_eq!(bare.handle(get(books_local::gateway::DESCRIPTION_PATH), peer).await.status(), 403);
 }
+
+/// A resource policy that lets in only some source addresses (what Terraform's
+/// `allowed_source_cidrs` makes) is decided before the key: other addresses get API Gateway's
+/// 403 `AccessDeniedException`, even with a valid key, and no function runs.
+#[tokio::test]
+async fn a_resource_policy_keeps_out_other_source_addresses_before_the_key_is_looked_at() {
+    use http_body_util::BodyExt;
+    let fixture = CloudFixture::create().await;
+    let execution_arn =
+        format!("arn:aws:execute-api:{}:{}:{}", cloud_support::REGION, cloud_support::ACCOUNT, fixture.rest_api_id);
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke", "Resource": format!("{execution_arn}/*")},
+            {"Effect": "Deny", "Principal": "*", "Action": "execute-api:Invoke", "Resource": format!("{execution_arn}/*"),
+             "Condition": {"NotIpAddress": {"aws:SourceIp": ["203.0.113.0/24"]}}}
+        ]
+    });
+    aws_sdk_apigateway::Client::new(&fixture.aws)
+        .update_rest_api()
+        .rest_api_id(&fixture.rest_api_id)
+        .patch_operations(
+            aws_sdk_apigateway::types::PatchOperation::builder()
+                .op(aws_sdk_apigateway::types::Op::Replace)
+                .path("/policy")
+                .value(policy.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let invoker = RecordingInvoker::answering(ok_response());
+    let gateway = books_local::gateway::Gateway::new(
+        fixture.gateway_config().await,
+        Arc::new(invoker.clone()) as Arc<dyn Invoker>,
+    );
+    let get = || {
+        http::Request::get("/v1/books")
+            .header("x-api-key", &fixture.key.value)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap()
+    };
+
+    let denied = gateway.handle(get(), "127.0.0.1:50000".parse().unwrap()).await;
+    assert_eq!(denied.status(), 403);
+    assert_eq!(denied.headers()["x-amzn-errortype"], "AccessDeniedException");
+    let body: Value = serde_json::from_slice(&denied.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let resource =
+        format!("arn:aws:execute-api:{}:********9012:{}/v1/GET/books", cloud_support::REGION, fixture.rest_api_id);
+    assert_eq!(
+        body,
+        json!({"Message": format!("User: anonymous is not authorized to perform: execute-api:Invoke on resource: {resource} with an explicit deny")})
+    );
+    assert!(invoker.requests().is_empty(), "no function ran for a denied source");
+
+    let allowed = gateway.handle(get(), "203.0.113.5:50000".parse().unwrap()).await;
+    assert_eq!(allowed.status(), 200, "an allowed source with the key");
+    assert_eq!(invoker.requests().len(), 1);
+}

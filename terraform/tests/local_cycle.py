@@ -181,6 +181,9 @@ class Footprint(unittest.TestCase):
         self.assertTrue(stage["accessLogSettings"]["destinationArn"].endswith(f":log-group:{self.outputs['log_groups']['api_access']}"))
         access_format = json.loads(stage["accessLogSettings"]["format"])
         self.assertEqual(access_format["requestId"], "$context.requestId")
+        # Who called with which key, over which TLS, and what the web ACL (if any) said.
+        for field in ("apiKeyId", "ip", "domainName", "tlsVersion", "cipherSuite", "wafResponseCode"):
+            self.assertIn(field, access_format)
         settings = stage["methodSettings"]["*/*"]
         self.assertEqual((settings["throttlingRateLimit"], settings["throttlingBurstLimit"]),
                          (THROTTLE["rateLimit"], THROTTLE["burstLimit"]))
@@ -433,6 +436,50 @@ class WithoutPlatformLogs(unittest.TestCase):
             self.assertIn(f":log-group:{self.outputs['log_groups'][role]}:*", logs_resources.pop())
 
 
+# The perimeter variables (null by default), set: a source allow-list, a WAF web ACL (made here
+# first, as an account would have it), a custom domain under TLS 1.2.
+ALLOWED_SOURCES = ["203.0.113.0/24", "198.51.100.7/32"]
+DOMAIN = "api.books.example"
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0f6a1c2e-1111-4222-8333-944455556666"
+
+
+class WithAPerimeter(unittest.TestCase):
+    """The same deployment re-applied with allowed_source_cidrs, web_acl_arn and custom_domain."""
+
+    outputs = {}
+    web_acl_arn = None
+    deployment_before = None
+
+    def setUp(self):
+        self.apigw = client("apigateway")
+        self.api = self.outputs["rest_api_id"]
+
+    def test_a_resource_policy_denies_every_other_source_and_is_deployed(self):
+        policy = json.loads(self.apigw.get_rest_api(restApiId=self.api)["policy"].replace('\\"', '"'))
+        denies = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+        self.assertEqual(len(denies), 1, policy)
+        self.assertEqual(as_list(denies[0]["Action"]), ["execute-api:Invoke"])
+        self.assertEqual(sorted(as_list(denies[0]["Condition"]["NotIpAddress"]["aws:SourceIp"])), sorted(ALLOWED_SOURCES))
+        # API Gateway applies a resource policy with the next deployment: the stage runs a new one.
+        stage = self.apigw.get_stage(restApiId=self.api, stageName="v1")
+        self.assertNotEqual(stage["deploymentId"], self.deployment_before, "the stage was redeployed with the policy")
+
+    def test_the_web_acl_guards_the_stage(self):
+        stage_arn = f"arn:aws:apigateway:{client('apigateway').meta.region_name}::/restapis/{self.api}/stages/v1"
+        acl = client("wafv2").get_web_acl_for_resource(ResourceArn=stage_arn)["WebACL"]
+        self.assertEqual(acl["ARN"], self.web_acl_arn)
+
+    def test_the_custom_domain_serves_the_stage_under_tls_1_2_and_is_the_only_way_in(self):
+        domain = self.apigw.get_domain_name(domainName=DOMAIN)
+        self.assertEqual(domain["securityPolicy"], "TLS_1_2")
+        self.assertEqual(domain["regionalCertificateArn"], CERTIFICATE)
+        mappings = self.apigw.get_base_path_mappings(domainName=DOMAIN)["items"]
+        self.assertEqual([(m["basePath"], m["restApiId"], m["stage"]) for m in mappings], [("v1", self.api, "v1")])
+        self.assertTrue(self.apigw.get_rest_api(restApiId=self.api)["disableExecuteApiEndpoint"])
+        self.assertEqual(self.outputs["invoke_url"], f"https://{DOMAIN}/v1")
+        self.assertEqual(self.outputs["custom_domain_target"], domain["regionalDomainName"])
+
+
 def nothing_left():
     """After destroy: no table, function, API, role or repository of the deployment remains."""
     leftovers = {
@@ -471,7 +518,20 @@ def main():
         print("==> apply (tests/local.tfvars: the local cloud's settings, platform log copies kept)", flush=True)
         run_checks(Footprint, apply_and_replan())
         print("==> apply again with keep_platform_logs = false (the default)", flush=True)
-        run_checks(WithoutPlatformLogs, apply_and_replan("-var", "keep_platform_logs=false"))
+        without = apply_and_replan("-var", "keep_platform_logs=false")
+        run_checks(WithoutPlatformLogs, without)
+        WithAPerimeter.deployment_before = client("apigateway").get_stage(
+            restApiId=without["rest_api_id"], stageName="v1")["deploymentId"]
+        print("==> apply again with the perimeter variables set (a WAF web ACL made first)", flush=True)
+        WithAPerimeter.web_acl_arn = client("wafv2").create_web_acl(
+            Name="books-test-acl", Scope="REGIONAL", DefaultAction={"Allow": {}},
+            VisibilityConfig={"SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": False,
+                              "MetricName": "books-test-acl"})["Summary"]["ARN"]
+        run_checks(WithAPerimeter, apply_and_replan(
+            "-var", "keep_platform_logs=false",
+            "-var", f"allowed_source_cidrs={json.dumps(ALLOWED_SOURCES)}",
+            "-var", f"web_acl_arn={WithAPerimeter.web_acl_arn}",
+            "-var", f'custom_domain={{name="{DOMAIN}",certificate_arn="{CERTIFICATE}"}}'))
     finally:
         print("==> destroy", flush=True)
         terraform("destroy", "-auto-approve", "-no-color", f"-state={STATE}", *VARS)

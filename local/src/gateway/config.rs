@@ -130,6 +130,10 @@ pub struct GatewayConfig {
     /// The stage's detailed CloudWatch metrics (`*/*` `metricsEnabled`): `AWS/ApiGateway`
     /// metrics per method and resource besides those per API and stage.
     pub detailed_metrics: bool,
+    /// The region (in the `execute-api` ARNs a resource policy names).
+    pub region: String,
+    /// The REST API's resource policy, when it has one.
+    pub resource_policy: Option<super::ResourcePolicy>,
 }
 
 impl GatewayConfig {

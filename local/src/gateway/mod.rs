@@ -4,6 +4,8 @@
 
 mod config;
 mod limits;
+mod policy;
+pub use policy::{Decision, ResourcePolicy};
 pub mod proxy;
 mod routing;
 
@@ -328,6 +330,19 @@ impl Gateway {
         let method = route.method(parts.method.as_str()).ok_or(GatewayError::MissingAuthenticationToken)?;
         measured.route = Some((route.resource.path.clone(), method.http_method.clone()));
 
+        // The resource policy comes first, before the key is looked at.
+        if let Some(policy) = &self.config.resource_policy {
+            let config = &self.config;
+            let resource = format!(
+                "arn:aws:execute-api:{}:{}:{}/{}/{}{}",
+                config.region, config.account_id, config.rest_api_id, config.stage, parts.method, below_stage
+            );
+            match policy.decide(&resource, peer.ip()) {
+                Decision::Allowed => {}
+                denied => return Ok(access_denied(&resource, &config.account_id, denied, ids)),
+            }
+        }
+
         let api_key = if method.api_key_required {
             let presented = http_util::header(parts, "x-api-key").ok_or(GatewayError::Forbidden)?;
             // Compared in constant time: how long a refusal takes says nothing of the keys.
@@ -445,6 +460,23 @@ fn add_ids(response: &mut Response<Body>, ids: &RequestIds, integrated: bool) {
         set("x-amz-apigw-id", &ids.extended_request_id);
         set("x-amzn-trace-id", &ids.trace_id);
     }
+}
+
+/// API Gateway's answer to a request its resource policy denies: 403 `AccessDeniedException`,
+/// the resource's ARN with the account masked, in a `Message` (capitalised, as the API Gateway
+/// developer guide shows it).
+fn access_denied(resource: &str, account: &str, decision: Decision, ids: &RequestIds) -> Response<Body> {
+    let shown = account.len().saturating_sub(4);
+    let masked = resource.replacen(account, &format!("{}{}", "*".repeat(shown), &account[shown..]), 1);
+    let explicitly = if decision == Decision::ExplicitDeny { " with an explicit deny" } else { "" };
+    let message =
+        format!("User: anonymous is not authorized to perform: execute-api:Invoke on resource: {masked}{explicitly}");
+    let mut response = Response::new(Full::new(Bytes::from(json!({ "Message": message }).to_string())));
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static("AccessDeniedException"));
+    add_ids(&mut response, ids, false);
+    response
 }
 
 fn error_response(error: GatewayError, ids: &RequestIds) -> Response<Body> {

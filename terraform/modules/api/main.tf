@@ -21,6 +21,10 @@ resource "aws_api_gateway_rest_api" "this" {
     types = ["REGIONAL"]
   }
 
+  # With a custom domain, its TLS 1.2 policy is the only way in: the default endpoint (whose
+  # TLS policy AWS sets) is turned off.
+  disable_execute_api_endpoint = var.custom_domain != null
+
   # Should the API ever be replaced (new id, new URL), the new one exists before the old one
   # goes, so the old URL keeps serving until then (checkov CKV_AWS_237).
   lifecycle {
@@ -81,6 +85,46 @@ resource "aws_lambda_permission" "this" {
   source_arn = "${aws_api_gateway_rest_api.this.execution_arn}/*/${each.value.http_method}${replace(local.paths[each.value.resource], "{id}", "*")}"
 }
 
+# Who may call at all, before any key is looked at: with `allowed_source_cidrs`, a resource
+# policy denies every other source address (API Gateway evaluates it before the API key).
+data "aws_iam_policy_document" "source" {
+  count = var.allowed_source_cidrs == null ? 0 : 1
+
+  statement {
+    sid       = "Invoke"
+    effect    = "Allow"
+    actions   = ["execute-api:Invoke"]
+    resources = ["${aws_api_gateway_rest_api.this.execution_arn}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+  }
+
+  statement {
+    sid       = "OnlyFromAllowedSources"
+    effect    = "Deny"
+    actions   = ["execute-api:Invoke"]
+    resources = ["${aws_api_gateway_rest_api.this.execution_arn}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "NotIpAddress"
+      variable = "aws:SourceIp"
+      values   = var.allowed_source_cidrs
+    }
+  }
+}
+
+resource "aws_api_gateway_rest_api_policy" "this" {
+  count = var.allowed_source_cidrs == null ? 0 : 1
+
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  policy      = data.aws_iam_policy_document.source[0].json
+}
+
 resource "aws_api_gateway_deployment" "this" {
   rest_api_id = aws_api_gateway_rest_api.this.id
 
@@ -91,6 +135,8 @@ resource "aws_api_gateway_deployment" "this" {
       [for r in [aws_api_gateway_resource.books, aws_api_gateway_resource.book] : [r.id, r.path_part]],
       [for k, m in aws_api_gateway_method.this : [k, m.id, m.http_method, m.api_key_required, m.authorization]],
       [for k, i in aws_api_gateway_integration.this : [k, i.id, i.type, i.uri, i.timeout_milliseconds]],
+      # A resource policy takes effect with the next deployment.
+      [for p in aws_api_gateway_rest_api_policy.this : p.policy],
     ]))
   }
 
@@ -111,7 +157,8 @@ resource "aws_cloudwatch_log_group" "access" {
 resource "aws_api_gateway_stage" "this" {
   #checkov:skip=CKV_AWS_120:Responses depend on the caller and change on every write; clients revalidate with ETag/If-None-Match instead of a stage cache.
   #checkov:skip=CKV2_AWS_51:Clients authenticate with API keys; mutual TLS needs a custom domain, outside this module.
-  #checkov:skip=CKV2_AWS_29:A WAF web ACL is an account-level choice; associate one with this stage where required.
+  #checkov:skip=CKV2_AWS_77:The web ACL (var.web_acl_arn) is made outside this module; its rules, AWS's Known Bad Inputs (Log4j) group among them, are the account's to choose.
+  #checkov:skip=CKV2_AWS_29:The web ACL is optional (var.web_acl_arn): rules and their cost are an account-level choice; API keys, usage-plan throttling and quotas are always on.
   rest_api_id          = aws_api_gateway_rest_api.this.id
   deployment_id        = aws_api_gateway_deployment.this.id
   stage_name           = var.stage_name
@@ -123,6 +170,7 @@ resource "aws_api_gateway_stage" "this" {
       requestId        = "$context.requestId"
       extendedId       = "$context.extendedRequestId"
       ip               = "$context.identity.sourceIp"
+      domainName       = "$context.domainName"
       apiKeyId         = "$context.identity.apiKeyId"
       requestTime      = "$context.requestTimeEpoch"
       httpMethod       = "$context.httpMethod"
@@ -135,9 +183,40 @@ resource "aws_api_gateway_stage" "this" {
       integrationError = "$context.integration.error"
       errorType        = "$context.error.responseType"
       xrayTraceId      = "$context.xrayTraceId"
+      tlsVersion       = "$context.tlsVersion"
+      cipherSuite      = "$context.cipherSuite"
+      wafResponseCode  = "$context.wafResponseCode"
     })
   }
 
+}
+
+resource "aws_wafv2_web_acl_association" "stage" {
+  count = var.web_acl_arn == null ? 0 : 1
+
+  resource_arn = aws_api_gateway_stage.this.arn
+  web_acl_arn  = var.web_acl_arn
+}
+
+resource "aws_api_gateway_domain_name" "this" {
+  count = var.custom_domain == null ? 0 : 1
+
+  domain_name              = var.custom_domain.name
+  regional_certificate_arn = var.custom_domain.certificate_arn
+  security_policy          = "TLS_1_2"
+
+  endpoint_configuration {
+    types = ["REGIONAL"]
+  }
+}
+
+resource "aws_api_gateway_base_path_mapping" "this" {
+  count = var.custom_domain == null ? 0 : 1
+
+  api_id      = aws_api_gateway_rest_api.this.id
+  stage_name  = aws_api_gateway_stage.this.stage_name
+  domain_name = aws_api_gateway_domain_name.this[0].domain_name
+  base_path   = aws_api_gateway_stage.this.stage_name
 }
 
 resource "aws_api_gateway_method_settings" "all" {

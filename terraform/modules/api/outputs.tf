@@ -14,8 +14,13 @@ output "stage_name" {
 }
 
 output "invoke_url" {
-  description = "Base URL of the stage."
-  value       = aws_api_gateway_stage.this.invoke_url
+  description = "Base URL of the stage: on the custom domain when there is one."
+  value       = var.custom_domain == null ? aws_api_gateway_stage.this.invoke_url : "https://${var.custom_domain.name}/${aws_api_gateway_stage.this.stage_name}"
+}
+
+output "custom_domain_target" {
+  description = "The regional domain name a custom domain's DNS record (CNAME or alias) points at; null without one."
+  value       = var.custom_domain == null ? null : aws_api_gateway_domain_name.this[0].regional_domain_name
 }
 
 output "api_key_id" {

@@ -39,3 +39,21 @@ variable "kms_key_arn" {
   default     = null
 }
 
+
+variable "allowed_source_cidrs" {
+  description = "Source address ranges allowed to call the API (a resource policy denies every other); null: any address, API keys still required."
+  type        = list(string)
+  default     = null
+}
+
+variable "web_acl_arn" {
+  description = "AWS WAF (v2, REGIONAL) web ACL to associate with the stage; null: none."
+  type        = string
+  default     = null
+}
+
+variable "custom_domain" {
+  description = "A custom domain serving the stage at https://<name>/<stage> under TLS 1.2 (its ACM certificate in the API's region); the default execute-api endpoint is then disabled. Null: the default endpoint."
+  type        = object({ name = string, certificate_arn = string })
+  default     = null
+}
