@@ -92,8 +92,8 @@ aws-lambda-provision: venv $(TF_CLI_CONFIG_FILE) ## Apply ENV's saved plan (or p
 aws-lambda-outputs: venv $(TF_CLI_CONFIG_FILE) ## ENV's URL and how to read its API key
 	@$(AWS_LAMBDA) outputs
 
-aws-lambda-api-key: venv $(TF_CLI_CONFIG_FILE) ## ENV's API key, alone (curl -H "x-api-key: $$(make -s aws-lambda-api-key)")
-	@$(AWS_LAMBDA) api-key
+aws-lambda-api-key: venv $(TF_CLI_CONFIG_FILE) ## ENV's API key, alone (CLIENT=<name>: that client's newest key); curl -H "x-api-key: $$(make -s aws-lambda-api-key)"
+	@CLIENT=$(CLIENT) $(AWS_LAMBDA) api-key
 
 # The check is books-local's (`books-local verify`): built here unless BOOKS_LOCAL names one.
 aws-lambda-verify: venv $(if $(BOOKS_LOCAL),,build-debug) $(TF_CLI_CONFIG_FILE) ## After provisioning: a little traffic through ENV's API with its key, then its logs, metrics and alarms checked in CloudWatch; a short report

@@ -189,7 +189,8 @@ module "api" {
     query   = { name = module.query.name, invoke_arn = module.query.invoke_arn }
   }
   throttle             = var.throttle
-  quota                = var.quota
+  tiers                = coalesce(var.api_tiers, { default = { throttle = var.throttle, quota = var.quota } })
+  clients              = var.api_clients
   log_retention_days   = var.log_retention_days
   kms_key_arn          = var.kms_key_arn
   allowed_source_cidrs = var.allowed_source_cidrs

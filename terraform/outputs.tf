@@ -63,6 +63,22 @@ output "usage_plan_id" {
   value       = module.api.usage_plan_id
 }
 
+output "usage_plan_ids" {
+  description = "Usage plan id by tier."
+  value       = module.api.usage_plan_ids
+}
+
+output "client_keys" {
+  description = "Per API client: its tier and key ids, oldest generation first."
+  value       = module.api.client_keys
+}
+
+output "client_key_values" {
+  description = "Per API client, the value of its newest key (`make -s aws-lambda-api-key CLIENT=<client>`)."
+  value       = module.api.client_key_values
+  sensitive   = true
+}
+
 output "repository_urls" {
   description = "ECR repository URL by image kind."
   value       = module.registry.repository_urls

@@ -145,6 +145,36 @@ variable "quota" {
   }
 }
 
+variable "api_tiers" {
+  description = "Usage plans by tier name, each with its throttle and quota. Null (default): one tier, \"default\", with `throttle` and `quota`."
+  type = map(object({
+    throttle = object({ rate_limit = number, burst_limit = number })
+    quota    = object({ limit = number, period = string })
+  }))
+  default = null
+  validation {
+    condition = var.api_tiers == null || alltrue([
+      for t in values(coalesce(var.api_tiers, {})) :
+      t.throttle.rate_limit > 0 && t.throttle.burst_limit >= 1 && t.quota.limit >= 1 && contains(["DAY", "WEEK", "MONTH"], t.quota.period)
+    ])
+    error_message = "each tier needs rate_limit > 0, burst_limit >= 1, quota.limit >= 1 and quota.period DAY, WEEK or MONTH."
+  }
+}
+
+variable "api_clients" {
+  description = "The API's clients: per client, its tier (a key of api_tiers, or \"default\") and the generations of its keys, one key each, oldest first. Rotate a client's key by adding a generation, handing the new key over (make aws-lambda-api-key CLIENT=…), then removing the old one: both work in between."
+  type        = map(object({ tier = string, keys = list(string) }))
+  default     = { default = { tier = "default", keys = ["1"] } }
+  validation {
+    condition     = length(var.api_clients) >= 1 && alltrue([for c in values(var.api_clients) : length(c.keys) >= 1 && length(c.keys) == length(distinct(c.keys))])
+    error_message = "api_clients needs at least one client, each with at least one key generation, none repeated."
+  }
+  validation {
+    condition     = alltrue([for name, c in var.api_clients : can(regex("^[a-z0-9][a-z0-9-]*$", name)) && alltrue([for k in c.keys : can(regex("^[a-z0-9][a-z0-9-]*$", k))])])
+    error_message = "client names and key generations are lowercase letters, digits and dashes."
+  }
+}
+
 variable "allowed_source_cidrs" {
   description = "Source address ranges (CIDR) allowed to call the API; a resource policy denies every other. Null (default): any address, each request still needs an API key of the usage plan."
   type        = list(string)

@@ -443,12 +443,23 @@ DOMAIN = "api.books.example"
 CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0f6a1c2e-1111-4222-8333-944455556666"
 
 
+# Clients in tiers: the default tier as before, a partner tier of its own, and a partner client
+# in the middle of a key rotation (two generations, both valid).
+PARTNER_TIER = {"throttle": {"rate_limit": 3, "burst_limit": 6}, "quota": {"limit": 777, "period": "MONTH"}}
+TIERS = {"default": {"throttle": {"rate_limit": THROTTLE["rateLimit"], "burst_limit": THROTTLE["burstLimit"]},
+                     "quota": {"limit": QUOTA["limit"], "period": QUOTA["period"]}},
+         "partner": PARTNER_TIER}
+CLIENTS = {"default": {"tier": "default", "keys": ["1"]}, "acme": {"tier": "partner", "keys": ["2026-11", "2026-12"]}}
+
+
 class WithAPerimeter(unittest.TestCase):
-    """The same deployment re-applied with allowed_source_cidrs, web_acl_arn and custom_domain."""
+    """The same deployment re-applied with allowed_source_cidrs, web_acl_arn and custom_domain,
+    and with API clients in two tiers."""
 
     outputs = {}
     web_acl_arn = None
     deployment_before = None
+    key_before = None
 
     def setUp(self):
         self.apigw = client("apigateway")
@@ -478,6 +489,25 @@ class WithAPerimeter(unittest.TestCase):
         self.assertTrue(self.apigw.get_rest_api(restApiId=self.api)["disableExecuteApiEndpoint"])
         self.assertEqual(self.outputs["invoke_url"], f"https://{DOMAIN}/v1")
         self.assertEqual(self.outputs["custom_domain_target"], domain["regionalDomainName"])
+
+
+    def test_each_client_s_keys_sit_in_its_tier_s_plan_and_a_rotation_keeps_both(self):
+        plans = self.outputs["usage_plan_ids"]
+        self.assertEqual(set(plans), {"default", "partner"})
+        partner = self.apigw.get_usage_plan(usagePlanId=plans["partner"])
+        self.assertEqual(partner["name"], "books-test-api-partner")
+        self.assertEqual((partner["throttle"]["rateLimit"], partner["throttle"]["burstLimit"]), (3.0, 6))
+        self.assertEqual((partner["quota"]["limit"], partner["quota"]["period"]), (777, "MONTH"))
+        clients = self.outputs["client_keys"]
+        self.assertEqual({c: v["tier"] for c, v in clients.items()}, {"default": "default", "acme": "partner"})
+        self.assertEqual([k["generation"] for k in clients["acme"]["keys"]], ["2026-11", "2026-12"])
+        for tier, client in (("partner", "acme"), ("default", "default")):
+            in_plan = {k["id"] for k in self.apigw.get_usage_plan_keys(usagePlanId=plans[tier])["items"]}
+            self.assertEqual(in_plan, {k["id"] for k in clients[client]["keys"]}, tier)
+            for key in clients[client]["keys"]:
+                self.assertTrue(self.apigw.get_api_key(apiKey=key["id"])["enabled"])
+        # The default key is the one the deployment had before: its value did not change.
+        self.assertEqual(self.outputs["api_key_id"], self.key_before)
 
 
 def nothing_left():
@@ -522,6 +552,7 @@ def main():
         run_checks(WithoutPlatformLogs, without)
         WithAPerimeter.deployment_before = client("apigateway").get_stage(
             restApiId=without["rest_api_id"], stageName="v1")["deploymentId"]
+        WithAPerimeter.key_before = without["api_key_id"]
         print("==> apply again with the perimeter variables set (a WAF web ACL made first)", flush=True)
         WithAPerimeter.web_acl_arn = client("wafv2").create_web_acl(
             Name="books-test-acl", Scope="REGIONAL", DefaultAction={"Allow": {}},
@@ -531,7 +562,9 @@ def main():
             "-var", "keep_platform_logs=false",
             "-var", f"allowed_source_cidrs={json.dumps(ALLOWED_SOURCES)}",
             "-var", f"web_acl_arn={WithAPerimeter.web_acl_arn}",
-            "-var", f'custom_domain={{name="{DOMAIN}",certificate_arn="{CERTIFICATE}"}}'))
+            "-var", f'custom_domain={{name="{DOMAIN}",certificate_arn="{CERTIFICATE}"}}',
+            "-var", f"api_tiers={json.dumps(TIERS)}",
+            "-var", f"api_clients={json.dumps(CLIENTS)}"))
     finally:
         print("==> destroy", flush=True)
         terraform("destroy", "-auto-approve", "-no-color", f"-state={STATE}", *VARS)

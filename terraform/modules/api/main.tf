@@ -234,8 +234,24 @@ resource "aws_api_gateway_method_settings" "all" {
   }
 }
 
+# Clients and their keys: each client's keys sit in the usage plan of its tier, so each has its
+# own throttle and quota and its own key id (per-key idempotency, access logs, usage). A key is
+# one generation of the client's keys: rotating adds a generation, hands its value to the
+# client, then removes the old one; both work meanwhile.
+locals {
+  client_keys = merge([
+    for client, c in var.clients : { for generation in c.keys : "${client}/${generation}" => { client = client, tier = c.tier, generation = generation } }
+  ]...)
+  # The outputs' default key: the newest generation of client "default", else of the first
+  # client by name.
+  first_client = contains(keys(var.clients), "default") ? "default" : sort(keys(var.clients))[0]
+  default_key  = "${local.first_client}/${var.clients[local.first_client].keys[length(var.clients[local.first_client].keys) - 1]}"
+}
+
 resource "aws_api_gateway_usage_plan" "this" {
-  name = "${var.name}-default"
+  for_each = var.tiers
+
+  name = "${var.name}-${each.key}"
 
   # Referencing the stage resource orders the plan after the stage exists.
   api_stages {
@@ -244,24 +260,52 @@ resource "aws_api_gateway_usage_plan" "this" {
   }
 
   throttle_settings {
-    rate_limit  = var.throttle.rate_limit
-    burst_limit = var.throttle.burst_limit
+    rate_limit  = each.value.throttle.rate_limit
+    burst_limit = each.value.throttle.burst_limit
   }
 
   quota_settings {
-    limit  = var.quota.limit
-    period = var.quota.period
+    limit  = each.value.quota.limit
+    period = each.value.quota.period
   }
 }
 
 resource "aws_api_gateway_api_key" "this" {
-  name    = "${var.name}-default"
-  enabled = true
+  for_each = local.client_keys
+
+  name        = "${var.name}-${each.value.client}-${each.value.generation}"
+  description = "Client ${each.value.client}, key generation ${each.value.generation} (tier ${each.value.tier})."
+  enabled     = true
 }
 
 resource "aws_api_gateway_usage_plan_key" "this" {
-  key_id        = aws_api_gateway_api_key.this.id
+  for_each = local.client_keys
+
+  key_id        = aws_api_gateway_api_key.this[each.key].id
   key_type      = "API_KEY"
-  usage_plan_id = aws_api_gateway_usage_plan.this.id
+  usage_plan_id = try(aws_api_gateway_usage_plan.this[each.value.tier].id, null) # the precondition names a missing tier
+
+  lifecycle {
+    precondition {
+      condition     = contains(keys(var.tiers), each.value.tier)
+      error_message = "client ${each.value.client} is in tier ${each.value.tier}, which is not one of the tiers (${join(", ", keys(var.tiers))})."
+    }
+  }
 }
 
+# Deployments made before clients and tiers had one plan and one key: they become the "default"
+# tier and the first key of the "default" client, kept (the key's value does not change).
+moved {
+  from = aws_api_gateway_usage_plan.this
+  to   = aws_api_gateway_usage_plan.this["default"]
+}
+
+moved {
+  from = aws_api_gateway_api_key.this
+  to   = aws_api_gateway_api_key.this["default/1"]
+}
+
+moved {
+  from = aws_api_gateway_usage_plan_key.this
+  to   = aws_api_gateway_usage_plan_key.this["default/1"]
+}

@@ -19,13 +19,21 @@ variable "functions" {
 }
 
 variable "throttle" {
-  description = "Steady rate (requests/s) and burst of the usage plan and of every method."
+  description = "Steady rate (requests/s) and burst of every method of the stage."
   type        = object({ rate_limit = number, burst_limit = number })
 }
 
-variable "quota" {
-  description = "Requests per key per period (DAY, WEEK, MONTH)."
-  type        = object({ limit = number, period = string })
+variable "tiers" {
+  description = "Usage plans by tier name: throttle (requests/s, burst) and quota (requests per key per DAY, WEEK or MONTH)."
+  type = map(object({
+    throttle = object({ rate_limit = number, burst_limit = number })
+    quota    = object({ limit = number, period = string })
+  }))
+}
+
+variable "clients" {
+  description = "API clients by name: the tier whose plan holds their keys, and the generations of their keys (each one key)."
+  type        = map(object({ tier = string, keys = list(string) }))
 }
 
 variable "log_retention_days" {
