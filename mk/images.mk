@@ -92,7 +92,7 @@ aws-lambda-provision: venv $(TF_CLI_CONFIG_FILE) ## Apply ENV's saved plan (or p
 aws-lambda-outputs: venv $(TF_CLI_CONFIG_FILE) ## ENV's URL and how to read its API key
 	@$(AWS_LAMBDA) outputs
 
-aws-lambda-api-key: venv $(TF_CLI_CONFIG_FILE) ## ENV's API key, alone (CLIENT=<name>: that client's newest key); curl -H "x-api-key: $$(make -s aws-lambda-api-key)"
+aws-lambda-api-key: venv $(TF_CLI_CONFIG_FILE) ## ENV's API key, alone (CLIENT=<name>: that client's newest key); curl -H "x-api-key: $(make -s aws-lambda-api-key)"
 	@CLIENT=$(CLIENT) $(AWS_LAMBDA) api-key
 
 # The check is books-local's (`books-local verify`): built here unless BOOKS_LOCAL names one.
