@@ -10,7 +10,8 @@
    read model (the stream poller went on from its checkpoint).
 4. Nothing was counted twice: after a third start, the projector was invoked once per book
    (a poller starting over would deliver the first record again) and `BooksCreated` sums to
-   two (an EMF extraction starting over would count the first document again).
+   two (an EMF extraction starting over would count the first document again); and the usage
+   plan's quota counted every request sent with the key across the restarts.
 
     scripts/dev_loop.py        (inside nothing: it starts scripts/with-moto itself)
 """
@@ -102,7 +103,11 @@ class Cloud:
         if status != 0 or "local data saved in" not in text:
             sys.exit(f"FAILED: the local cloud did not stop and save cleanly ({status}); its log:\n{text}")
 
+    # Requests sent with the key, all starts together: what the usage plan's quota has counted.
+    keyed_requests = 0
+
     def call(self, method, path, body=None, headers=None):
+        Cloud.keyed_requests += 1
         request = urllib.request.Request(
             self.ready["base_url"] + path, method=method, data=None if body is None else json.dumps(body).encode(),
             headers={"x-api-key": self.ready["api_key"], "Content-Type": "application/json", **(headers or {})})
@@ -169,6 +174,7 @@ def main():
     cloud = None
     try:
         step("start 1: an empty local cloud in watch mode")
+        started_on = time.strftime("%Y-%m-%d", time.gmtime())
         cloud = Cloud(1)
         key = cloud.ready["api_key"]
         first = cloud.create("The Dispossessed", "9780060512750")
@@ -186,8 +192,19 @@ def main():
         cloud.projected(second)
         cloud.stop()
 
-        step("start 3: nothing delivered or extracted twice")
+        step("start 3: nothing delivered or extracted twice, the quota counted on")
         cloud = Cloud(3)
+        # What start 2 saved: its count went on from start 1's (a quota does not reset when the
+        # local cloud restarts), unless a UTC day began meanwhile (then the plan starts over).
+        with urllib.request.urlopen(cloud.ready["aws_endpoint_url"] + "/_books/emulator-state", timeout=30) as answer:
+            quotas = json.load(answer).get("quotas", {})
+        assert len(quotas) == 1, f"one key counted: {quotas}"
+        (usage,) = quotas.values()
+        if usage["period"] == started_on and usage["period"] == time.strftime("%Y-%m-%d", time.gmtime()):
+            assert usage["used"] == Cloud.keyed_requests, \
+                f"the quota counted {usage['used']} requests of the {Cloud.keyed_requests} sent with the key"
+        else:
+            print(f"    a UTC day began during the run: the quota count starts over ({usage})")
         status, listed = cloud.call("GET", "/books?limit=10")
         assert status == 200 and {b["id"] for b in listed["items"]} == {first, second}, (status, listed)
         invocations = cloud.metric_sum("Invocations", [{"Name": "FunctionName", "Value": "books-local-projector"}])

@@ -483,6 +483,8 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     };
     let described = description.is_some().then(|| format!("http://127.0.0.1:{port}{DESCRIPTION_PATH}"));
     let gateway = Gateway::with_metrics(topology.gateway.clone(), Arc::clone(&invoker), metrics.clone(), description);
+    gateway.resume_quota_usage(&positions.quotas);
+    let counted = Arc::clone(&gateway);
     tasks.push(tokio::spawn(gateway.serve(listener, stopped(stop_rx.clone()))));
     if let Some(rebuild) = args.rebuild.clone().filter(|_| !args.watch.is_empty()) {
         let images = topology.functions.iter().map(|f| (f.name.clone(), args.rootfs.join(f.image_kind()))).collect();
@@ -566,6 +568,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     for task in tasks {
         let _ = task.await;
     }
+    stopped_at.quotas = counted.quota_usage();
     lambda.shutdown().await;
     let _ = cloudwatch_stop.send(true);
     drop(metrics);

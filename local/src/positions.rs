@@ -1,9 +1,10 @@
-//! Where the local cloud's own readers are, so that `make run` resumes after a restart as a
-//! deployed stack never stops: each event source mapping's checkpoint in each shard (Lambda
-//! keeps it for the mapping), and how far the EMF extraction has read each log stream (CloudWatch
-//! extracts each event once). AWS keeps this state out of sight; here the local endpoint keeps
-//! it (`/_books/emulator-state`, scripts/moto_server.py behaviour 11) and saves it in the same
-//! file as the tables, streams and log groups it describes, so the two always agree.
+//! What the local cloud counts and reads on its own, so that `make run` resumes after a restart
+//! as a deployed stack never stops: each event source mapping's checkpoint in each shard (Lambda
+//! keeps it for the mapping), how far the EMF extraction has read each log stream (CloudWatch
+//! extracts each event once), and each API key's use of its quota (the usage plan's). AWS keeps
+//! this state out of sight; here the local endpoint keeps it (`/_books/emulator-state`,
+//! scripts/moto_server.py behaviour 11) and saves it in the same file as the tables, streams and
+//! log groups it describes, so the two always agree.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde::{Deserialize, Serialize};
 
+use crate::gateway::QuotaUsage;
 use crate::http_util;
 
 /// The local endpoint's path for it.
@@ -26,6 +28,9 @@ pub struct Positions {
     /// Per log group, per log stream, the token after the last event read.
     #[serde(default)]
     pub logs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Per API key id, its use of its usage plan's quota.
+    #[serde(default)]
+    pub quotas: BTreeMap<String, QuotaUsage>,
 }
 
 impl Positions {

@@ -1,7 +1,7 @@
 //! The stage's counters: token buckets for throttling and per-key quota counters whose periods
 //! follow the UTC calendar, as usage plans count them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -53,6 +53,18 @@ struct QuotaUse {
     first_period: bool,
 }
 
+/// A key's use of its quota, as it is kept across restarts of the local cloud (API Gateway keeps
+/// it for the usage plan: a restart does not give a spent quota back).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QuotaUsage {
+    /// The first day of the period counted (`YYYY-MM-DD`).
+    pub period: String,
+    /// Requests counted in it.
+    pub used: u64,
+    /// Whether it is the plan's first period here (the quota's offset applies).
+    pub first_period: bool,
+}
+
 /// Token buckets by name (a key id, a method) and quota use by key id.
 #[derive(Debug, Default)]
 pub(super) struct Limits {
@@ -66,6 +78,29 @@ impl Limits {
         let now = Instant::now();
         let Ok(mut buckets) = self.buckets.lock() else { return true };
         buckets.entry(bucket.to_owned()).or_insert_with(|| TokenBucket::full(limits, now)).try_take(limits, now)
+    }
+
+    /// Each key's quota use so far.
+    pub(super) fn quota_usage(&self) -> BTreeMap<String, QuotaUsage> {
+        let Ok(quotas) = self.quotas.lock() else { return BTreeMap::new() };
+        quotas
+            .iter()
+            .map(|(key, u)| {
+                let usage = QuotaUsage { period: u.period.to_string(), used: u.used, first_period: u.first_period };
+                (key.clone(), usage)
+            })
+            .collect()
+    }
+
+    /// Goes on counting from an earlier run's use (entries whose period cannot be read are
+    /// left out).
+    pub(super) fn resume_quota_usage(&self, usage: &BTreeMap<String, QuotaUsage>) {
+        let Ok(mut quotas) = self.quotas.lock() else { return };
+        for (key, u) in usage {
+            if let Ok(period) = NaiveDate::parse_from_str(&u.period, "%Y-%m-%d") {
+                quotas.insert(key.clone(), QuotaUse { period, used: u.used, first_period: u.first_period });
+            }
+        }
     }
 
     /// Counts one request against the key's quota; `false` means the quota is spent. The first
@@ -93,6 +128,19 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+
+    #[test]
+    fn a_quota_spent_before_a_restart_stays_spent_after_it() {
+        let quota = Quota { limit: 2, period: QuotaPeriod::Day, offset: 0 };
+        let before = Limits::default();
+        assert!(before.count_request("a", quota) && before.count_request("a", quota));
+        assert!(!before.count_request("a", quota));
+        let saved = serde_json::to_string(&before.quota_usage()).unwrap();
+        let after = Limits::default();
+        after.resume_quota_usage(&serde_json::from_str(&saved).unwrap());
+        assert!(!after.count_request("a", quota), "still spent");
+        assert!(after.count_request("b", quota), "another key has its own");
+    }
 
     #[test]
     fn a_bucket_allows_the_burst_then_refills_at_the_rate() {

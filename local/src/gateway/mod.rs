@@ -5,6 +5,7 @@
 mod config;
 mod limits;
 mod policy;
+pub use limits::QuotaUsage;
 pub use policy::{Decision, ResourcePolicy};
 pub mod proxy;
 mod routing;
@@ -200,6 +201,16 @@ impl Gateway {
     /// The stage it serves.
     pub fn config(&self) -> &GatewayConfig {
         &self.config
+    }
+
+    /// Each API key's use of its usage plan's quota so far (by key id).
+    pub fn quota_usage(&self) -> std::collections::BTreeMap<String, QuotaUsage> {
+        self.limits.quota_usage()
+    }
+
+    /// Goes on counting the quotas from an earlier run's [`Gateway::quota_usage`].
+    pub fn resume_quota_usage(&self, usage: &std::collections::BTreeMap<String, QuotaUsage>) {
+        self.limits.resume_quota_usage(usage);
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and waits for open connections to
