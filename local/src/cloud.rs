@@ -252,6 +252,7 @@ async fn read_gateway(
             api.id().unwrap_or(rest_api).to_owned(),
             api.name().unwrap_or_default().to_owned(),
             api.binary_media_types().to_vec(),
+            api.policy().map(str::to_owned),
         ),
         Err(_) => {
             let apis = apigw
@@ -271,10 +272,11 @@ async fn read_gateway(
                 api.id().unwrap_or_default().to_owned(),
                 api.name().unwrap_or_default().to_owned(),
                 api.binary_media_types().to_vec(),
+                api.policy().map(str::to_owned),
             )
         }
     };
-    let (rest_api_id, rest_api_name, binary_media_types) = api;
+    let (rest_api_id, rest_api_name, binary_media_types, policy) = api;
 
     let stage = apigw
         .get_stage()
@@ -346,13 +348,8 @@ async fn read_gateway(
     }
 
     let keys = read_keys(apigw, &rest_api_id, stage_name).await?;
-    let policy = apigw
-        .get_rest_api()
-        .rest_api_id(&rest_api_id)
-        .send()
-        .await
-        .map_err(request_failed("GetRestApi"))?
-        .policy()
+    let policy = policy
+        .as_deref()
         .map(ResourcePolicy::parse)
         .transpose()
         .map_err(|problem| CloudError::Unusable(format!("REST API {rest_api_id}: {problem}")))?;
