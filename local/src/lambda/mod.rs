@@ -221,18 +221,24 @@ impl LambdaService {
         record(&settings, &pool, "ConcurrentExecutions", f64::from(before + 1));
         let outcome = environment.invoke(&request, &mut respond).await;
         // Idle again before its concurrency is given back: whoever takes the concurrency then
-        // finds the environment warm. One whose code was replaced meanwhile is spun down.
-        if !environment.healthy {
+        // finds the environment warm. One whose code was replaced meanwhile is spun down, after
+        // the concurrency and the outcome are given back.
+        let replaced = if !environment.healthy {
             pool.count.fetch_sub(1, SeqCst);
+            None
         } else if environment.generation == Some(pool.generation.load(SeqCst)) {
             pool.idle.lock().await.push(environment);
+            None
         } else {
-            environment.shutdown(ShutdownReason::Spindown).await;
-            pool.count.fetch_sub(1, SeqCst);
-        }
+            Some(environment)
+        };
         pool.busy.fetch_sub(1, SeqCst);
         if let Some(respond) = respond {
             let _ = respond.send(outcome);
+        }
+        if let Some(mut environment) = replaced {
+            environment.shutdown(ShutdownReason::Spindown).await;
+            pool.count.fetch_sub(1, SeqCst);
         }
     }
 
