@@ -125,22 +125,16 @@ impl Watch {
 /// Every file under `folder`, with its inode, size and modification time.
 fn fingerprint(folder: &Path) -> Fingerprint {
     use std::os::unix::fs::MetadataExt;
-    let mut files = Fingerprint::new();
-    let mut pending = vec![folder.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(metadata) = std::fs::symlink_metadata(&path) else { continue };
-            if metadata.is_dir() {
-                pending.push(path);
-            } else {
-                let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                files.insert(path, (metadata.ino(), metadata.len(), modified));
-            }
-        }
-    }
-    files
+    walkdir::WalkDir::new(folder)
+        .into_iter()
+        .flatten()
+        .filter(|entry| !entry.file_type().is_dir())
+        .filter_map(|entry| {
+            let metadata = entry.metadata().ok()?;
+            let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            Some((entry.into_path(), (metadata.ino(), metadata.len(), modified)))
+        })
+        .collect()
 }
 
 #[cfg(test)]
