@@ -21,7 +21,7 @@ test: ## Everything, the gate CI runs: every Rust test against moto, lint, Terra
 # Listed in the order make should start them when a job slot frees: the long builds first.
 test-phases: phase-build-debug phase-venv phase-binaries-host phase-binaries-other phase-tools \
   phase-tf-init phase-terraform-moto phase-clippy phase-rust-tests phase-images phase-e2e \
-  phase-bench-smoke phase-deploy phase-dev-loop phase-terraform-account phase-terraform-static \
+  phase-fuzz phase-bench-smoke phase-deploy phase-dev-loop phase-terraform-account phase-terraform-static \
   phase-python-tests phase-workflows phase-fmt
 
 # --- set-up: installs on a fresh machine, seconds afterwards --------------------------------------
@@ -52,8 +52,8 @@ phase-fmt: check-rust
 	@$(PHASE) fmt -- $(MAKE) fmt-check
 
 # --- tests ------------------------------------------------------------------------------------------
-.PHONY: phase-rust-tests phase-python-tests phase-terraform-static phase-terraform-moto phase-images \
-  phase-e2e phase-bench-smoke phase-deploy phase-dev-loop phase-terraform-account phase-workflows
+.PHONY: phase-fuzz phase-rust-tests phase-python-tests phase-terraform-static phase-terraform-moto phase-images \
+  phase-e2e phase-fuzz phase-bench-smoke phase-deploy phase-dev-loop phase-terraform-account phase-workflows
 phase-rust-tests: phase-build-debug phase-venv | phase-clippy
 	+@$(PHASE) rust-tests -- $(MAKE) test-rust-run
 phase-python-tests: phase-venv phase-build-debug
@@ -77,5 +77,9 @@ phase-deploy: phase-binaries-host phase-build-debug phase-tools phase-venv phase
 # images' binaries). A cargo command of another phase meanwhile only compiles more.
 phase-dev-loop: phase-build-debug phase-venv phase-tf-init | phase-rust-tests phase-clippy phase-binaries-host phase-binaries-other
 	+@$(PHASE) dev-loop -- $(MAKE) test-dev-loop-run
+# Its own instrumented build (fuzz/target), after clippy like the other late builds: the early
+# minutes belong to the builds on the way to the images and the end-to-end run.
+phase-fuzz: check-rust | phase-clippy
+	+@$(PHASE) fuzz -- $(MAKE) test-fuzz
 phase-bench-smoke: phase-build-debug phase-binaries-host phase-tools phase-tf-init | phase-clippy
 	+@$(PHASE) bench-smoke -- $(MAKE) test-bench-run

@@ -6,6 +6,8 @@
 pub mod cloud;
 pub mod cloudwatch;
 pub mod emitted;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 mod http_util;
 pub mod invoke;

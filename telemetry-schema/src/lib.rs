@@ -14,6 +14,8 @@
 //! later); a field the reference marks optional is an `Option`.
 
 pub mod emf;
+#[doc(hidden)]
+pub mod fuzzing;
 mod platform;
 mod record;
 pub mod subscription;

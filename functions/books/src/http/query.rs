@@ -64,13 +64,13 @@ async fn get(queries: &Queries, req: &Request, id: &str, request_id: &str) -> Re
 }
 
 /// A list request after parsing its query string.
-struct ListRequest {
-    filter: ListFilter,
+pub(crate) struct ListRequest {
+    pub(crate) filter: ListFilter,
     limit: usize,
     cursor: Option<String>,
 }
 
-fn parse_list_request(req: &Request) -> Result<ListRequest, ApiError> {
+pub(crate) fn parse_list_request(req: &Request) -> Result<ListRequest, ApiError> {
     let params = req.query_string_parameters();
     let mut errors = ValidationErrors::default();
     let mut names: Vec<&str> = params.iter().map(|(name, _)| name).collect();
