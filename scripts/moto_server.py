@@ -59,6 +59,10 @@ And one switch AWS does not have, for the local cloud's fault scenarios (scripts
    makes every request of that operation (the `X-Amz-Target` action) whose JSON body holds those
    fields fail as AWS fails, without reaching moto; `GET` lists the faults with how many requests
    each failed, `DELETE` ends them all. A telemetry outage of one function is this, for instance.
+   `"probability": 0.2` fails only that share of the matching requests (drawn per request);
+   `"after": true` lets the request be carried out and then answers the error instead of its
+   answer: a lost answer, which the client's SDK retries under the same invocation id (see 8).
+   The consistency checker (scripts/consistency.py) injects both on DynamoDB.
 
 And one for `make run`, whose local data outlives the endpoint (`Persistence`):
 
@@ -89,6 +93,7 @@ import io
 import json
 import os
 import pickle
+import random
 import re
 import sys
 import threading
@@ -417,12 +422,19 @@ class Faults:
         except ValueError:
             parameters = {}
         for fault in candidates:
-            if isinstance(parameters, dict) and all(parameters.get(k) == v for k, v in fault["match"].items()):
-                with self._guard:
-                    fault["failed"] += 1
-                return _answer(start_response, fault["status"],
-                               {"__type": fault["code"], "message": fault["message"]},
-                               [("x-amzn-ErrorType", fault["code"])])
+            if not (isinstance(parameters, dict) and all(parameters.get(k) == v for k, v in fault["match"].items())):
+                continue
+            if random.random() >= fault["probability"]:
+                continue
+            if fault["after"]:
+                # Carried out, then its answer lost: read it whole and drop it.
+                for _ in self.app(environ, lambda status, headers, exc_info=None: None):
+                    pass
+            with self._guard:
+                fault["failed"] += 1
+            return _answer(start_response, fault["status"],
+                           {"__type": fault["code"], "message": fault["message"]},
+                           [("x-amzn-ErrorType", fault["code"])])
         return self.app(environ, start_response)
 
     def _control(self, environ, start_response):
@@ -434,10 +446,11 @@ class Faults:
                          "status": int(asked.get("status", 503)),
                          "code": str(asked.get("code", "ServiceUnavailableException")),
                          "message": str(asked.get("message", "injected by the local endpoint's fault switch")),
+                         "probability": float(asked.get("probability", 1.0)), "after": bool(asked.get("after", False)),
                          "failed": 0}
             except (ValueError, KeyError, TypeError) as error:
                 return _answer(start_response, 400, {"message": f"a fault is {{operation, match?, status?, "
-                                                                f"code?, message?}}: {error!r}"})
+                                                                f"code?, message?, probability?, after?}}: {error!r}"})
             with self._guard:
                 self._faults.append(fault)
             return _answer(start_response, 201, fault)

@@ -19,6 +19,7 @@ import urllib.request
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
+from botocore.exceptions import ClientError  # noqa: E402
 from moto import mock_aws  # noqa: E402
 from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
 
@@ -370,6 +371,31 @@ class FaultsOnDemand(unittest.TestCase):
         self.put("/aws/lambda/quiet")
         events = self.logs.get_log_events(logGroupName="/aws/lambda/quiet", logStreamName="s")["events"]
         self.assertEqual(len(events), 1, "the faulted request never reached moto; the later one did")
+
+    def test_a_lost_answer_was_carried_out(self):
+        self.logs.create_log_group(logGroupName="/aws/lambda/lost")
+        self.logs.create_log_stream(logGroupName="/aws/lambda/lost", logStreamName="s")
+        self.control("POST", {"operation": "PutLogEvents", "match": {"logGroupName": "/aws/lambda/lost"},
+                              "status": 500, "code": "InternalFailure", "after": True})
+        with self.assertRaises(ClientError):
+            self.put("/aws/lambda/lost")
+        self.control("DELETE")
+        events = self.logs.get_log_events(logGroupName="/aws/lambda/lost", logStreamName="s")["events"]
+        self.assertEqual(len(events), 1, "the request whose answer was lost was carried out")
+
+    def test_a_fault_with_a_probability_fails_that_share(self):
+        self.logs.create_log_group(logGroupName="/aws/lambda/some")
+        self.control("POST", {"operation": "DescribeLogStreams", "match": {"logGroupName": "/aws/lambda/some"},
+                              "probability": 0.5})
+        failed = 0
+        for _ in range(200):
+            try:
+                self.logs.describe_log_streams(logGroupName="/aws/lambda/some")
+            except self.logs.exceptions.ServiceUnavailableException:
+                failed += 1
+        self.assertEqual(self.control("GET")[1]["faults"][0]["failed"], failed)
+        # Binomial(200, 0.5): outside 50..150 with a probability below 1e-12.
+        self.assertTrue(50 <= failed <= 150, f"{failed} of 200 failed")
 
     def test_a_fault_without_an_operation_is_refused(self):
         status, answer = self.control("POST", {"match": {}})
