@@ -21,7 +21,7 @@ test: ## Everything, the gate CI runs: every Rust test against moto, lint, Terra
 # Listed in the order make should start them when a job slot frees: the long builds first.
 test-phases: phase-build-debug phase-venv phase-binaries-host phase-binaries-other phase-tools \
   phase-tf-init phase-terraform-moto phase-clippy phase-rust-tests phase-images phase-e2e \
-  phase-fuzz phase-consistency phase-bench-smoke phase-deploy phase-dev-loop phase-terraform-account phase-terraform-static \
+  phase-fuzz phase-consistency phase-soak phase-bench-smoke phase-deploy phase-dev-loop phase-terraform-account phase-terraform-static \
   phase-python-tests phase-workflows phase-fmt
 
 # --- set-up: installs on a fresh machine, seconds afterwards --------------------------------------
@@ -52,7 +52,7 @@ phase-fmt: check-rust
 	@$(PHASE) fmt -- $(MAKE) fmt-check
 
 # --- tests ------------------------------------------------------------------------------------------
-.PHONY: phase-fuzz phase-consistency phase-rust-tests phase-python-tests phase-terraform-static phase-terraform-moto phase-images \
+.PHONY: phase-fuzz phase-consistency phase-soak phase-rust-tests phase-python-tests phase-terraform-static phase-terraform-moto phase-images \
   phase-e2e phase-bench-smoke phase-deploy phase-dev-loop phase-terraform-account phase-workflows
 phase-rust-tests: phase-build-debug phase-venv | phase-clippy
 	+@$(PHASE) rust-tests -- $(MAKE) test-rust-run
@@ -75,11 +75,13 @@ phase-deploy: phase-binaries-host phase-build-debug phase-tools phase-venv phase
 # It edits a source file of the functions for a minute or two (and puts it back): after every
 # phase that compiles the functions into something a later check reads (the tests, clippy, the
 # images' binaries). A cargo command of another phase meanwhile only compiles more.
-phase-dev-loop: phase-build-debug phase-venv phase-tf-init | phase-rust-tests phase-clippy phase-binaries-host phase-binaries-other phase-consistency
+phase-dev-loop: phase-build-debug phase-venv phase-tf-init | phase-rust-tests phase-clippy phase-binaries-host phase-binaries-other phase-consistency phase-soak
 	+@$(PHASE) dev-loop -- $(MAKE) test-dev-loop-run
 # A local cloud of its own on the staged debug binaries, before the developer loop restages them.
 phase-consistency: phase-build-debug phase-venv phase-tf-init | phase-clippy
 	+@$(PHASE) consistency -- $(MAKE) test-consistency-run
+phase-soak: phase-build-debug phase-venv phase-tf-init | phase-clippy
+	+@$(PHASE) soak -- $(MAKE) test-soak-run
 # Its own instrumented build (fuzz/target), after clippy like the other late builds: the early
 # minutes belong to the builds on the way to the images and the end-to-end run.
 phase-fuzz: check-rust | phase-clippy

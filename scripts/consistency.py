@@ -42,22 +42,14 @@ import os
 import pathlib
 import random
 import signal
-import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 
-import boto3
+from local_cloud import BUILD, LocalCloud
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-BUILD = pathlib.Path(os.environ.get("BUILD", ROOT / ".build")).resolve()
-NAME = "consistency"
-OUT = BUILD / NAME
-READY = BUILD / f"{NAME}.ready.json"
-START_WAIT_S = 600
+OUT = BUILD / "consistency"
 CONVERGE_BOUND_S = int(os.environ.get("CONSISTENCY_CONVERGE_S", 240))
 # Definite refusals: the operation did not happen.
 REFUSED = {400, 403, 404, 409, 412, 413, 415, 422, 428, 429}
@@ -70,78 +62,6 @@ def isbn13(n):
 
 
 ISBNS = [isbn13(100000 + n) for n in range(16)]
-
-
-def until(what, check, timeout_s, pause_s=0.5):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            sys.exit(f"FAILED: {what} (waited {timeout_s} s)")
-        time.sleep(pause_s)
-
-
-class Cloud:
-    def __init__(self):
-        OUT.mkdir(parents=True, exist_ok=True)
-        READY.unlink(missing_ok=True)
-        self.log = OUT / "cloud.log"
-        env = dict(os.environ, BUILD=str(BUILD), LOCAL_CLOUD_NAME=NAME, PORT="0",
-                   # The checker's clients send far more than a client of the default plan would.
-                   TF_VAR_throttle='{ rate_limit = 1000, burst_limit = 2000 }')
-        self.process = subprocess.Popen(
-            [str(ROOT / "scripts/with-moto"), "--log", str(OUT / "endpoint.log"), "--", str(ROOT / "scripts/local-cloud")],
-            env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
-        until(f"the local cloud is serving (see {self.log})", lambda: READY.exists() or self._died(), START_WAIT_S)
-        self.ready = json.loads(READY.read_text())
-        state = BUILD / "terraform" / f"{NAME}.tfstate"
-        tables = json.loads(subprocess.run(
-            [os.environ.get("TERRAFORM", "terraform"), f"-chdir={ROOT / 'terraform'}", "output", f"-state={state}",
-             "-json", "table_names"], check=True, capture_output=True, text=True,
-            env=dict(os.environ, TF_DATA_DIR=str(BUILD / "terraform" / f"{NAME}-data"))).stdout)
-        self.books_table, self.view_table = tables["books"], tables["books_view"]
-
-    def _died(self):
-        if self.process.poll() is not None:
-            sys.exit(f"FAILED: the local cloud ended ({self.process.returncode}); its log:\n{self.log.read_text()}")
-        return False
-
-    def stop(self):
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-
-    def call(self, method, path, body=None, headers=None, timeout=30):
-        request = urllib.request.Request(
-            self.ready["base_url"] + path, method=method, data=None if body is None else json.dumps(body).encode(),
-            headers={"x-api-key": self.ready["api_key"], "Content-Type": "application/json", **(headers or {})})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, json.loads(response.read() or b"null"), dict(response.headers)
-        except urllib.error.HTTPError as error:
-            try:
-                document = json.loads(error.read() or b"null")
-            except ValueError:
-                document = None
-            return error.code, document, dict(error.headers)
-        except OSError:
-            return None, None, {}  # no answer: indeterminate
-
-    def dynamodb(self):
-        return boto3.client("dynamodb", endpoint_url=self.ready["aws_endpoint_url"], region_name=self.ready["region"],
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
-
-    def fault(self, method, document=None):
-        request = urllib.request.Request(self.ready["aws_endpoint_url"] + "/_books/faults", method=method,
-                                         data=None if document is None else json.dumps(document).encode())
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
 
 
 class History:
@@ -259,7 +179,7 @@ def nemesis(cloud, deadline, rng, injected, kinds):
 
 def write_model(cloud):
     books, guards = {}, []
-    pages = cloud.dynamodb().get_paginator("scan").paginate(TableName=cloud.books_table, ConsistentRead=True)
+    pages = cloud.aws("dynamodb").get_paginator("scan").paginate(TableName=cloud.books_table, ConsistentRead=True)
     for page in pages:
         for item in page["Items"]:
             pk = item["pk"]["S"]
@@ -352,7 +272,9 @@ def main():
     parser.add_argument("--faults", default=",".join(FAULT_KINDS), help="comma-separated, of: " + ", ".join(FAULT_KINDS))
     args = parser.parse_args()
     print(f"==> consistency checker: {args.clients} clients, {args.seconds} s of faults, seed {args.seed}", flush=True)
-    cloud = Cloud()
+    cloud = LocalCloud("consistency")
+    tables = cloud.output("table_names")
+    cloud.books_table, cloud.view_table = tables["books"], tables["books_view"]
     try:
         history = History()
         injected = collections.Counter()

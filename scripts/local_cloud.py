@@ -1,0 +1,120 @@
+"""A local cloud of a script's own (scripts/with-moto -- scripts/local-cloud), for the checks that
+drive one from Python: the consistency checker and the soak run.
+
+    with LocalCloud("soak") as cloud:
+        status, document, headers = cloud.call("GET", "/books")
+
+The debug binaries staged by `make local-build` run in it; its Terraform state, ready file and
+logs are named after it under BUILD, so such runs never share anything with `make run`.
+"""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import boto3
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BUILD = pathlib.Path(os.environ.get("BUILD", ROOT / ".build")).resolve()
+START_WAIT_S = 600
+
+
+def until(what, check, timeout_s, pause_s=0.5):
+    """Waits for `check` to return something true; exits with `what` when it never does."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            sys.exit(f"FAILED: {what} (waited {timeout_s} s)")
+        time.sleep(pause_s)
+
+
+class LocalCloud:
+    def __init__(self, name, env=None):
+        self.name = name
+        self.folder = BUILD / name
+        self.folder.mkdir(parents=True, exist_ok=True)
+        ready_file = BUILD / f"{name}.ready.json"
+        ready_file.unlink(missing_ok=True)
+        self.log = self.folder / "cloud.log"
+        env = dict(os.environ, BUILD=str(BUILD), LOCAL_CLOUD_NAME=name, PORT="0",
+                   # Scripted clients send far more than one client of the default plan would.
+                   TF_VAR_throttle='{ rate_limit = 1000, burst_limit = 2000 }', **(env or {}))
+        self.process = subprocess.Popen(
+            [str(ROOT / "scripts/with-moto"), "--log", str(self.folder / "endpoint.log"), "--",
+             str(ROOT / "scripts/local-cloud")],
+            env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+        try:
+            until(f"the local cloud is serving (see {self.log})", lambda: ready_file.exists() or self._died(),
+                  START_WAIT_S)
+        except SystemExit:
+            self.stop()
+            raise
+        self.ready = json.loads(ready_file.read_text())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.stop()
+
+    def _died(self):
+        if self.process.poll() is not None:
+            sys.exit(f"FAILED: the local cloud ended ({self.process.returncode}); its log:\n{self.log.read_text()}")
+        return False
+
+    def stop(self):
+        """Ctrl-C to the cloud's process group (with-moto stops the endpoint on its way out)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def output(self, name):
+        """A Terraform output of the state that created this cloud."""
+        terraform = BUILD / "terraform"
+        return json.loads(subprocess.run(
+            [os.environ.get("TERRAFORM", "terraform"), f"-chdir={ROOT / 'terraform'}", "output",
+             f"-state={terraform / (self.name + '.tfstate')}", "-json", name],
+            check=True, capture_output=True, text=True,
+            env=dict(os.environ, TF_DATA_DIR=str(terraform / f"{self.name}-data"))).stdout)
+
+    def call(self, method, path, body=None, headers=None, timeout=60):
+        """A request through the gateway with the API key: (status, JSON document, headers);
+        (None, None, {}) when no answer came."""
+        request = urllib.request.Request(
+            self.ready["base_url"] + path, method=method, data=None if body is None else json.dumps(body).encode(),
+            headers={"x-api-key": self.ready["api_key"], "Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, json.loads(response.read() or b"null"), dict(response.headers)
+        except urllib.error.HTTPError as error:
+            try:
+                document = json.loads(error.read() or b"null")
+            except ValueError:
+                document = None
+            return error.code, document, dict(error.headers)
+        except OSError:
+            return None, None, {}
+
+    def aws(self, service):
+        return boto3.client(service, endpoint_url=self.ready["aws_endpoint_url"], region_name=self.ready["region"],
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def fault(self, method, document=None):
+        """The local endpoint's fault switch (scripts/moto_server.py, behaviour 10)."""
+        request = urllib.request.Request(self.ready["aws_endpoint_url"] + "/_books/faults", method=method,
+                                         data=None if document is None else json.dumps(document).encode())
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
