@@ -1,6 +1,7 @@
 # Reliability under faults and time: the consistency checker of the CQRS pair (scripts/consistency.py),
 # the soak run (scripts/soak.py)
-# and the report that gathers it with the fuzzing figures. Included by the root Makefile.
+# and `make reliability`, the report that gathers them with the fuzzing figures. Included by the
+# root Makefile.
 
 CONSISTENCY_SECONDS ?= 120
 CONSISTENCY_CLIENTS ?= 8
@@ -27,3 +28,16 @@ test-soak: venv check-terraform local-build $(TF_CLI_CONFIG_FILE) ## A one-minut
 	+$(MAKE) test-soak-run
 test-soak-run: check-terraform local-build-run
 	BUILD=$(abspath $(BUILD)) TERRAFORM=$(TERRAFORM) $(VENV_PY) scripts/soak.py --seconds 60 --rate 10 --sample-every 2
+
+# `make reliability`: the three for real, one after the other (none disturbs another's figures),
+# then reliability/report.md and its plot. The report is written whatever failed, and says so.
+RELIABILITY_FUZZ_SECONDS ?= 60
+
+.PHONY: reliability
+reliability: venv fuzz-tools check-terraform local-build $(TF_CLI_CONFIG_FILE) ## Fuzzing, the consistency checker and a soak run for real, into reliability/report.md (about 30 minutes)
+	@status=0; \
+	$(MAKE) fuzz FUZZ_SECONDS=$(RELIABILITY_FUZZ_SECONDS) || status=1; \
+	$(MAKE) consistency || status=1; \
+	$(MAKE) soak || status=1; \
+	BUILD=$(abspath $(BUILD)) $(VENV_PY) scripts/reliability_report.py || status=1; \
+	exit $$status

@@ -77,14 +77,15 @@ phase-deploy: phase-binaries-host phase-build-debug phase-tools phase-venv phase
 # images' binaries). A cargo command of another phase meanwhile only compiles more.
 phase-dev-loop: phase-build-debug phase-venv phase-tf-init | phase-rust-tests phase-clippy phase-binaries-host phase-binaries-other phase-consistency phase-soak
 	+@$(PHASE) dev-loop -- $(MAKE) test-dev-loop-run
-# A local cloud of its own on the staged debug binaries, before the developer loop restages them.
-phase-consistency: phase-build-debug phase-venv phase-tf-init | phase-clippy
+# The reliability phases (a local cloud each, and fuzz's own instrumented build) start once the
+# images are built: a job slot they took earlier delayed the images and the end-to-end run, the
+# longest chain. The consistency checker and the soak run use the staged debug binaries, before the
+# developer loop restages them.
+phase-consistency: phase-build-debug phase-venv phase-tf-init | phase-clippy phase-images
 	+@$(PHASE) consistency -- $(MAKE) test-consistency-run
-phase-soak: phase-build-debug phase-venv phase-tf-init | phase-clippy
+phase-soak: phase-build-debug phase-venv phase-tf-init | phase-clippy phase-images
 	+@$(PHASE) soak -- $(MAKE) test-soak-run
-# Its own instrumented build (fuzz/target), after clippy like the other late builds: the early
-# minutes belong to the builds on the way to the images and the end-to-end run.
-phase-fuzz: check-rust | phase-clippy
+phase-fuzz: check-rust | phase-clippy phase-images
 	+@$(PHASE) fuzz -- $(MAKE) test-fuzz
 phase-bench-smoke: phase-build-debug phase-binaries-host phase-tools phase-tf-init | phase-clippy
 	+@$(PHASE) bench-smoke -- $(MAKE) test-bench-run
