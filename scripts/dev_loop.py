@@ -30,6 +30,8 @@ import uuid
 
 import boto3
 
+from local_cloud import until
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = pathlib.Path(os.environ.get("BUILD", ROOT / ".build")).resolve()
 NAME = "dev-loop"
@@ -47,17 +49,6 @@ START_WAIT_S = 600
 
 def step(text):
     print(f"==> {text}", flush=True)
-
-
-def until(what, check, timeout_s, pause_s=0.5):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            sys.exit(f"FAILED: {what} (waited {timeout_s} s)")
-        time.sleep(pause_s)
 
 
 class Cloud:

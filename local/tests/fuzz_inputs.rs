@@ -1,37 +1,20 @@
 //! Replays the fuzz targets' seeds and the inputs a fuzzer once failed on (`fuzz/seeds`,
 //! `fuzz/regressions`): each stays a test of its parser without the fuzzer (`make fuzz`).
 
-// A test crate: a panic is how a test fails.
-#![allow(clippy::unwrap_used)]
-
-use std::path::Path;
-
-fn replay(target: &str, run: fn(&[u8])) {
-    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
-    let mut inputs = 0;
-    for folder in ["seeds", "regressions"] {
-        let Ok(entries) = std::fs::read_dir(fuzz.join(folder).join(target)) else { continue };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            eprintln!("replaying {}", path.display());
-            run(&std::fs::read(&path).unwrap());
-            inputs += 1;
-        }
-    }
-    assert!(inputs > 0, "no input for {target}: fuzz/seeds/{target} is empty or missing");
-}
+#[path = "../../fuzz/replay.rs"]
+mod replay;
 
 #[test]
 fn gateway_route() {
-    replay("gateway_route", books_local::fuzzing::gateway_route);
+    replay::replay("gateway_route", books_local::fuzzing::gateway_route);
 }
 
 #[test]
 fn gateway_query() {
-    replay("gateway_query", books_local::fuzzing::gateway_query);
+    replay::replay("gateway_query", books_local::fuzzing::gateway_query);
 }
 
 #[test]
 fn gateway_response() {
-    replay("gateway_response", books_local::fuzzing::gateway_response);
+    replay::replay("gateway_response", books_local::fuzzing::gateway_response);
 }
