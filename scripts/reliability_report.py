@@ -137,7 +137,8 @@ def main():
         f"{soak['seconds']} s at {soak['rate']} requests/s through the gateway, {soak['samples']} samples of "
         "every process from `/proc`. Growth bound over the steady part (second quarter against last "
         f"quarter, per process): more than {soak['bounds']['growth_mb']} MB *and* "
-        f"{soak['bounds']['growth_share']:.0%} of resident memory, or {soak['bounds']['fd_growth']} descriptors; the "
+        f"{soak['bounds']['growth_share']:.0%} of resident memory, or more than {soak['bounds']['fd_growth']} "
+        "descriptors and the same share of them; the "
         "endpoint (moto) holds the data and is reported only.",
         "",
         "![soak](soak.png)",
