@@ -150,6 +150,14 @@ def main():
         if g:
             lines.append(f"| {role} | {g['rss_early_mb']} | {g['rss_late_mb']} | {g['fds_early']} | {g['fds_late']} "
                          f"| {g['processes_late']} |")
+    endpoint = soak["growth"].get("endpoint (moto)")
+    handled = sum(soak["answered"].values())
+    if endpoint and handled:
+        grown = endpoint["rss_late_mb"] - endpoint["rss_early_mb"]
+        lines += ["", f"The endpoint grew {grown:.0f} MB between the two quarters, about "
+                  f"{grown / (handled / 2) * 1000:.0f} MB per 1,000 requests: moto keeps every item, stream record, log "
+                  "event and metric datapoint it is sent, and expires none of them (TTL, stream retention and "
+                  "log retention are not applied). A `make run` session holds its data in memory the same way."]
     lines += [
         "",
         f"Telemetry: requests handled by the functions {soak['answered']}, `request handled` lines shipped to "
