@@ -435,9 +435,14 @@ class Faults:
             if random.random() >= fault["probability"]:
                 continue
             if fault["after"]:
-                # Carried out, then its answer lost: read it whole and drop it.
-                for _ in self.app(environ, lambda status, headers, exc_info=None: None):
-                    pass
+                # Carried out, then its answer lost: read it whole (and close it, as WSGI asks) and drop it.
+                answer = self.app(environ, lambda status, headers, exc_info=None: None)
+                try:
+                    for _ in answer:
+                        pass
+                finally:
+                    if hasattr(answer, "close"):
+                        answer.close()
             with self._guard:
                 fault["failed"] += 1
             return _answer(start_response, fault["status"],

@@ -49,8 +49,9 @@ pub fn gateway_route(data: &[u8]) {
 }
 
 /// The query string of the proxy event: the single-value map holds each name's last value, the
-/// multi-value map all of them in order, both decoded as `application/x-www-form-urlencoded`
-/// (compared with the `form_urlencoded` crate, the reading of rust-url).
+/// multi-value map all of them in order. The pairs are read by the same `form_urlencoded` crate
+/// the gateway uses (it replaced a decoder of ours this target caught), so what is checked here
+/// is how the two maps are built from them.
 pub fn gateway_query(data: &[u8]) {
     let query = String::from_utf8_lossy(data);
     let (single, multi) = proxy::query_maps(Some(&query));
