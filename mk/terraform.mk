@@ -30,7 +30,7 @@ TF_TEST_VARS  := -var-file=tests/local.tfvars
 
 .PHONY: check-terraform
 check-terraform:
-	@command -v $(TERRAFORM) >/dev/null || { echo "error: terraform not found on PATH. Install Terraform >= 1.5: https://developer.hashicorp.com/terraform/install (or set TERRAFORM=/path/to/terraform)"; exit 1; }
+	@command -v $(TERRAFORM) >/dev/null || { echo "error: terraform not found on PATH. Install Terraform >= 1.11: https://developer.hashicorp.com/terraform/install (or set TERRAFORM=/path/to/terraform)"; exit 1; }
 
 # Rewritten only when its content changes (e.g. a mirror appears), so it is never stale.
 .PHONY: tf-cli-config-always

@@ -39,18 +39,34 @@ module "tables" {
   deletion_protection = var.deletion_protection
 }
 
-# HMAC key that makes list cursors tamper-evident. Only the aws provider is assumed, so it is
-# drawn from the builtin uuid() once and kept: ignore_changes stops uuid() from re-rolling it.
-# Rotate with `terraform apply -replace=terraform_data.cursor_key` (outstanding cursors expire).
-# It lives in triggers_replace, not input: terraform_data copies input to an `output` attribute
-# that loses the sensitive mark in state, so `destroy` would print it; triggers_replace keeps the
-# mark and has no copy, so no plan, apply or destroy log ever shows the key.
-resource "terraform_data" "cursor_key" {
-  triggers_replace = sensitive("${uuid()}${uuid()}")
+# The HMAC key that makes list cursors tamper-evident lives in Secrets Manager, and nowhere
+# else: Terraform writes its value through a write-only argument (never kept in state or
+# printed), drawn by Secrets Manager's own generator in an ephemeral resource (never in state
+# either); the query function reads it once per cold start (functions/books/src/config.rs).
+# Rotation: raise cursor_key_generation and apply. Secrets Manager then labels the new value
+# AWSCURRENT and the one it replaces AWSPREVIOUS; new environments sign with the new key and
+# still accept cursors the old one signed, environments started before it keep signing with
+# the old one, which every environment accepts until the next rotation.
+ephemeral "aws_secretsmanager_random_password" "cursor_key" {
+  password_length     = 64
+  exclude_punctuation = true
+}
 
-  lifecycle {
-    ignore_changes = [triggers_replace]
-  }
+resource "aws_secretsmanager_secret" "cursor_key" {
+  #checkov:skip=CKV2_AWS_57:Rotated by generations through Terraform (cursor_key_generation); a rotation Lambda would be one more function for a key whose loss only invalidates list cursors.
+  #checkov:skip=CKV_AWS_149:Encrypted with the AWS-managed key unless kms_key_arn names a customer-managed one.
+  name        = "${local.name_prefix}-cursor-key"
+  description = "HMAC key of the Books API's list cursors (the query function reads it at cold start)."
+  kms_key_id  = var.kms_key_arn
+  # Deleted at once with the deployment: the key protects nothing once the API is gone, and a
+  # recovery window would hold the name and block a deployment of the same name for weeks.
+  recovery_window_in_days = 0
+}
+
+resource "aws_secretsmanager_secret_version" "cursor_key" {
+  secret_id                = aws_secretsmanager_secret.cursor_key.id
+  secret_string_wo         = ephemeral.aws_secretsmanager_random_password.cursor_key.random_password
+  secret_string_wo_version = var.cursor_key_generation
 }
 
 module "command" {
@@ -96,14 +112,28 @@ module "query" {
   environment = merge(local.common_environment, {
     BOOKS_SERVICE    = local.services.query
     BOOKS_VIEW_TABLE = module.tables.names.books_view
-    BOOKS_CURSOR_KEY = terraform_data.cursor_key.triggers_replace
+    # The secret's ARN, through its version: no function starts before the key exists.
+    BOOKS_CURSOR_KEY_SECRET = aws_secretsmanager_secret_version.cursor_key.secret_id
   })
-  # Reads the read model only.
-  statements = [{
-    sid       = "ReadView"
-    actions   = ["dynamodb:GetItem", "dynamodb:Query"]
-    resources = [module.tables.arns.books_view, "${module.tables.arns.books_view}/index/*"]
-  }]
+  # Reads the read model only, and its cursor keys (decrypted with the customer-managed key
+  # when there is one; the AWS-managed key needs no grant).
+  statements = concat([
+    {
+      sid       = "ReadView"
+      actions   = ["dynamodb:GetItem", "dynamodb:Query"]
+      resources = [module.tables.arns.books_view, "${module.tables.arns.books_view}/index/*"]
+    },
+    {
+      sid       = "ReadCursorKeys"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [aws_secretsmanager_secret.cursor_key.arn]
+    }],
+    var.kms_key_arn == null ? [] : [{
+      sid       = "DecryptCursorKeys"
+      actions   = ["kms:Decrypt"]
+      resources = [var.kms_key_arn]
+    }]
+  )
 }
 
 module "projector" {

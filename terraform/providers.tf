@@ -21,16 +21,17 @@ provider "aws" {
   dynamic "endpoints" {
     for_each = local.local_endpoint ? [var.aws_endpoint_url] : []
     content {
-      apigateway = endpoints.value
-      cloudwatch = endpoints.value
-      dynamodb   = endpoints.value
-      ecr        = endpoints.value
-      iam        = endpoints.value
-      kms        = endpoints.value
-      lambda     = endpoints.value
-      logs       = endpoints.value
-      sns        = endpoints.value
-      sts        = endpoints.value
+      apigateway     = endpoints.value
+      cloudwatch     = endpoints.value
+      dynamodb       = endpoints.value
+      ecr            = endpoints.value
+      iam            = endpoints.value
+      kms            = endpoints.value
+      lambda         = endpoints.value
+      logs           = endpoints.value
+      secretsmanager = endpoints.value
+      sns            = endpoints.value
+      sts            = endpoints.value
     }
   }
 

@@ -119,6 +119,16 @@ variable "kms_key_arn" {
   }
 }
 
+variable "cursor_key_generation" {
+  description = "Generation of the HMAC key that signs list cursors. Raise it by one and apply to rotate the key: cursors signed with the key it replaces stay valid until the next rotation."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.cursor_key_generation >= 1 && floor(var.cursor_key_generation) == var.cursor_key_generation
+    error_message = "cursor_key_generation is a whole number from 1."
+  }
+}
+
 variable "keep_platform_logs" {
   description = "Whether Lambda's default log groups (/aws/lambda/<function>) also keep a copy of the function logs. The extension ships them to its own log group either way."
   type        = bool

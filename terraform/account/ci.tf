@@ -42,6 +42,7 @@ locals {
       dashboards = "arn:${local.partition}:cloudwatch::${local.account_id}:dashboard/${var.project}-${env}-*"
       topics     = "arn:${format(local.arn, "sns")}:${var.project}-${env}-*"
       queues     = "arn:${format(local.arn, "sqs")}:${var.project}-${env}-*"
+      secrets    = "arn:${format(local.arn, "secretsmanager")}:secret:${var.project}-${env}-*"
       state      = "arn:${local.partition}:s3:::${local.bucket_name}/${var.project}/${env}/*"
       subjects = {
         plan   = ["repo:${var.github_repository}:environment:${env}-plan"]
@@ -60,16 +61,20 @@ locals {
     cloudwatch = ["cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource", "cloudwatch:GetDashboard"]
     sns        = ["sns:GetTopicAttributes", "sns:ListTagsForResource", "sns:ListSubscriptionsByTopic", "sns:GetSubscriptionAttributes"]
     sqs        = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ListQueueTags"]
+    # The provider refreshes a secret version with GetSecretValue (its value is not kept), so
+    # the roles that plan can read the cursor key: it signs list cursors and nothing more.
+    secretsmanager = ["secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy", "secretsmanager:GetSecretValue", "secretsmanager:ListSecretVersionIds"]
   }
   # What it writes to apply it.
   write = {
-    dynamodb   = ["dynamodb:CreateTable", "dynamodb:DeleteTable", "dynamodb:UpdateTable", "dynamodb:UpdateContinuousBackups", "dynamodb:UpdateTimeToLive", "dynamodb:TagResource", "dynamodb:UntagResource"]
-    lambda     = ["lambda:CreateFunction", "lambda:DeleteFunction", "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency", "lambda:AddPermission", "lambda:RemovePermission", "lambda:TagResource", "lambda:UntagResource"]
-    iam        = ["iam:CreateRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:TagRole", "iam:UntagRole"]
-    logs       = ["logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy", "logs:TagResource", "logs:UntagResource", "logs:TagLogGroup", "logs:UntagLogGroup", "logs:AssociateKmsKey", "logs:DisassociateKmsKey"]
-    cloudwatch = ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource", "cloudwatch:UntagResource"]
-    sns        = ["sns:CreateTopic", "sns:DeleteTopic", "sns:SetTopicAttributes", "sns:TagResource", "sns:UntagResource", "sns:Subscribe", "sns:Unsubscribe"]
-    sqs        = ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "sqs:TagQueue", "sqs:UntagQueue"]
+    dynamodb       = ["dynamodb:CreateTable", "dynamodb:DeleteTable", "dynamodb:UpdateTable", "dynamodb:UpdateContinuousBackups", "dynamodb:UpdateTimeToLive", "dynamodb:TagResource", "dynamodb:UntagResource"]
+    lambda         = ["lambda:CreateFunction", "lambda:DeleteFunction", "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency", "lambda:AddPermission", "lambda:RemovePermission", "lambda:TagResource", "lambda:UntagResource"]
+    iam            = ["iam:CreateRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:TagRole", "iam:UntagRole"]
+    logs           = ["logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy", "logs:TagResource", "logs:UntagResource", "logs:TagLogGroup", "logs:UntagLogGroup", "logs:AssociateKmsKey", "logs:DisassociateKmsKey"]
+    cloudwatch     = ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource", "cloudwatch:UntagResource"]
+    sns            = ["sns:CreateTopic", "sns:DeleteTopic", "sns:SetTopicAttributes", "sns:TagResource", "sns:UntagResource", "sns:Subscribe", "sns:Unsubscribe"]
+    sqs            = ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "sqs:TagQueue", "sqs:UntagQueue"]
+    secretsmanager = ["secretsmanager:CreateSecret", "secretsmanager:DeleteSecret", "secretsmanager:UpdateSecret", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage", "secretsmanager:TagResource", "secretsmanager:UntagResource"]
   }
   # The repositories: creating them and pushing into them (also before a review: images are inert
   # until a function names them), and deleting them (only after one).
@@ -81,7 +86,7 @@ locals {
   apis = [for path in ["/restapis", "/restapis/*", "/apikeys", "/apikeys/*", "/usageplans", "/usageplans/*", "/tags/*"] :
   "arn:${local.partition}:apigateway:${var.region}::${path}"]
   # Actions AWS grants on no narrower resource than "*".
-  unscoped = ["ecr:GetAuthorizationToken", "logs:DescribeLogGroups", "lambda:ListEventSourceMappings", "cloudwatch:ListDashboards"]
+  unscoped = ["ecr:GetAuthorizationToken", "logs:DescribeLogGroups", "lambda:ListEventSourceMappings", "cloudwatch:ListDashboards", "secretsmanager:GetRandomPassword"]
 
   roles = merge([
     for env, scope in local.scope : {
@@ -201,6 +206,11 @@ data "aws_iam_policy_document" "ci" {
     sid       = "Queues"
     actions   = each.value.kind == "deploy" ? concat(local.read.sqs, local.write.sqs) : local.read.sqs
     resources = [each.value.scope.queues]
+  }
+  statement {
+    sid       = "Secrets"
+    actions   = each.value.kind == "deploy" ? concat(local.read.secretsmanager, local.write.secretsmanager) : local.read.secretsmanager
+    resources = [each.value.scope.secrets]
   }
   statement {
     sid       = "Api"

@@ -36,13 +36,15 @@ SUBJECTS = {
 }
 PROMOTED_FROM = {"dev": None, "staging": "dev", "prod": "staging"}
 # The only actions AWS grants on nothing narrower than "*".
-UNSCOPED = {"ecr:GetAuthorizationToken", "logs:DescribeLogGroups", "lambda:ListEventSourceMappings", "cloudwatch:ListDashboards"}
+UNSCOPED = {"ecr:GetAuthorizationToken", "logs:DescribeLogGroups", "lambda:ListEventSourceMappings", "cloudwatch:ListDashboards",
+            "secretsmanager:GetRandomPassword"}
 # What a role that plans (before any review) must never be able to do.
 DEPLOY_ONLY = {
     "lambda:UpdateFunctionCode", "lambda:CreateFunction", "lambda:DeleteFunction", "dynamodb:DeleteTable",
     "dynamodb:CreateTable", "iam:PassRole", "iam:PutRolePolicy", "iam:CreateRole", "ecr:DeleteRepository",
     "ecr:BatchDeleteImage", "apigateway:POST", "apigateway:DELETE", "apigateway:PATCH", "apigateway:PUT",
     "sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes",
+    "secretsmanager:PutSecretValue", "secretsmanager:DeleteSecret", "secretsmanager:UpdateSecretVersionStage",
 }
 
 

@@ -11,6 +11,9 @@ grant nothing calls, or a call nothing grants, fails the test instead of waiting
   authorises a transaction's Put, Update, Delete and ConditionCheck items as PutItem,
   UpdateItem, DeleteItem and ConditionCheckItem.
 - The extension (extension/src) ships with the CloudWatch Logs operations it calls.
+- A function reads a secret when a function of `books` its main.rs calls (`config::f(`, with
+  the helpers `f` calls in its file) calls Secrets Manager (`.get_secret_value()`): the query
+  function's cursor keys (config.rs).
 """
 
 import pathlib
@@ -23,6 +26,7 @@ STORES = {"BookStore": ("books", BOOKS / "store" / "write.rs"), "ViewStore": ("b
 CALLS = re.compile(r"\.(get_item|put_item|update_item|delete_item|query|scan|batch_get_item|batch_write_item)\(\)")
 ITEMS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
 TRANSACTION_ITEMS = re.compile(r"\b(Put|Update|Delete|ConditionCheck)::builder\(\)")
+SECRETS_CALLS = re.compile(r"\.(get_secret_value|describe_secret|list_secret_version_ids)\(\)")
 LOGS_CALLS = re.compile(r"\.(create_log_group|create_log_stream|put_log_events|describe_log_streams|describe_log_groups)\(\)")
 
 
@@ -98,4 +102,21 @@ def extension_logs_needs(root=ROOT):
     actions = set()
     for path in (root / "extension" / "src").rglob("*.rs"):
         actions |= {f"logs:{pascal(call)}" for call in LOGS_CALLS.findall(path.read_text())}
+    return actions
+
+
+def secrets_needs(function, root=ROOT):
+    """The Secrets Manager actions a function (`command`, `query`, `projector`) calls."""
+    main = (root / "functions" / function / "src" / "main.rs").read_text()
+    actions = set()
+    for module in modules_used(main):
+        bodies = functions_of(module.read_text())
+        pending, seen = set(re.findall(rf"\b{module.stem}::(\w+)\(", main)), set()
+        while pending:
+            name = pending.pop()
+            if name in seen or name not in bodies:
+                continue
+            seen.add(name)
+            actions |= {f"secretsmanager:{pascal(call)}" for call in SECRETS_CALLS.findall(bodies[name])}
+            pending |= set(re.findall(r"\b(\w+)\(", bodies[name])) & set(bodies)
     return actions

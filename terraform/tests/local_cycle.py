@@ -5,8 +5,8 @@ Run by `make test-terraform` inside `scripts/with-moto`, which sets AWS_ENDPOINT
 region and fake credentials. Environment: TERRAFORM, TF_DIR, TF_DATA_DIR, TF_TEST_STATE (a
 state file of its own) and TF_TEST_VARS (the variable file of the local cloud).
 
-The cursor HMAC key is read back to prove it is set and never printed; no output of this
-script contains it.
+The cursor HMAC key is read back from Secrets Manager to prove it is set, rotated by a new
+generation, and never printed nor kept in the state; no output of this script contains it.
 """
 
 import json
@@ -47,15 +47,15 @@ CONTRACT = {  # (path, method) -> function role
 }
 ENVIRONMENT = {  # the variables each function reads, no more
     "command": {"BOOKS_SERVICE", "BOOKS_LOG", "BOOKS_TELEMETRY_LOG_GROUP", "BOOKS_TELEMETRY_NAMESPACE", "BOOKS_TELEMETRY_SERVICE", "BOOKS_TABLE"},
-    "query": {"BOOKS_SERVICE", "BOOKS_LOG", "BOOKS_TELEMETRY_LOG_GROUP", "BOOKS_TELEMETRY_NAMESPACE", "BOOKS_TELEMETRY_SERVICE", "BOOKS_VIEW_TABLE", "BOOKS_CURSOR_KEY"},
+    "query": {"BOOKS_SERVICE", "BOOKS_LOG", "BOOKS_TELEMETRY_LOG_GROUP", "BOOKS_TELEMETRY_NAMESPACE", "BOOKS_TELEMETRY_SERVICE", "BOOKS_VIEW_TABLE", "BOOKS_CURSOR_KEY_SECRET"},
     "projector": {"BOOKS_SERVICE", "BOOKS_LOG", "BOOKS_TELEMETRY_LOG_GROUP", "BOOKS_TELEMETRY_NAMESPACE", "BOOKS_TELEMETRY_SERVICE", "BOOKS_VIEW_TABLE"},
 }
 HANDLERS = {"command": "/var/task/books-command", "query": "/var/task/books-query", "projector": "/var/task/books-projector"}
 IMAGE_KIND = {"command": "command", "query": "query", "projector": "query"}
 
-# Everything terraform printed, to prove the cursor key (read back once) never appears in it.
+# Everything terraform printed, to prove the cursor keys (read back) never appear in it.
 PRINTED = []
-CURSOR_KEY = []
+CURSOR_KEY = []  # each generation's value, as read back from Secrets Manager
 
 
 def terraform(*args, check=True):
@@ -203,8 +203,10 @@ class Footprint(unittest.TestCase):
 
     def test_the_query_role_only_reads_the_view(self):
         view = self.table("books_view")["TableArn"]
+        secret = self.function("query")["Environment"]["Variables"]["BOOKS_CURSOR_KEY_SECRET"]
         expected = {
             "ReadView": (self.code_needs("query", "books_view"), sorted([view, f"{view}/index/*"])),
+            "ReadCursorKeys": (code_calls.secrets_needs("query"), [secret]),
             **self.expected_logs_statements("query"),
         }
         self.assertEqual(self.policy_of("query"), expected)
@@ -271,12 +273,19 @@ class Footprint(unittest.TestCase):
                 if key in env:
                     self.assertEqual(env[key], self.outputs["table_names"][table])
 
-    def test_the_cursor_key_is_set_and_never_printed(self):
-        key = self.function("query")["Environment"]["Variables"]["BOOKS_CURSOR_KEY"]
-        self.assertGreaterEqual(len(key), 64)
-        CURSOR_KEY.append(key)
-        leaked = any(key in text for text in PRINTED)
-        self.assertFalse(leaked, "terraform printed BOOKS_CURSOR_KEY")  # never the value itself
+    def test_the_cursor_key_is_a_secret_only_the_query_function_reads(self):
+        self.assertEqual(code_calls.secrets_needs("command"), set())
+        self.assertEqual(code_calls.secrets_needs("projector"), set())
+        self.assertEqual(code_calls.secrets_needs("query"), {"secretsmanager:GetSecretValue"})
+        arn = self.function("query")["Environment"]["Variables"]["BOOKS_CURSOR_KEY_SECRET"]
+        secrets = client("secretsmanager")
+        self.assertEqual(secrets.describe_secret(SecretId=arn)["Name"], "books-test-cursor-key")
+        current = secrets.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"]
+        self.assertRegex(current, r"^[A-Za-z0-9]{64}$")
+        CURSOR_KEY.append(current)
+        with open(STATE) as f:
+            self.assertNotIn(current, f.read(), "the state keeps the cursor key")
+        self.assertFalse(any(current in text for text in PRINTED), "terraform printed the cursor key")
 
     def test_the_projector_mapping_reports_partial_failures(self):
         # moto's FunctionName filter does not match; filter on the ARN ourselves.
@@ -454,7 +463,7 @@ CLIENTS = {"default": {"tier": "default", "keys": ["1"]}, "acme": {"tier": "part
 
 class WithAPerimeter(unittest.TestCase):
     """The same deployment re-applied with allowed_source_cidrs, web_acl_arn and custom_domain,
-    and with API clients in two tiers."""
+    with API clients in two tiers, and with the cursor key's second generation."""
 
     outputs = {}
     web_acl_arn = None
@@ -474,6 +483,19 @@ class WithAPerimeter(unittest.TestCase):
         # API Gateway applies a resource policy with the next deployment: the stage runs a new one.
         stage = self.apigw.get_stage(restApiId=self.api, stageName="v1")
         self.assertNotEqual(stage["deploymentId"], self.deployment_before, "the stage was redeployed with the policy")
+
+    def test_a_new_cursor_key_generation_rotates_the_key_and_keeps_the_previous_one(self):
+        arn = client("lambda").get_function_configuration(
+            FunctionName=self.outputs["function_names"]["query"])["Environment"]["Variables"]["BOOKS_CURSOR_KEY_SECRET"]
+        secrets = client("secretsmanager")
+        current = secrets.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"]
+        previous = secrets.get_secret_value(SecretId=arn, VersionStage="AWSPREVIOUS")["SecretString"]
+        self.assertEqual(previous, CURSOR_KEY[0], "the first generation verifies during the rotation")
+        self.assertNotEqual(current, previous)
+        self.assertRegex(current, r"^[A-Za-z0-9]{64}$")
+        CURSOR_KEY.append(current)
+        with open(STATE) as f:
+            self.assertNotIn(current, f.read(), "the state keeps the cursor key")
 
     def test_the_web_acl_guards_the_stage(self):
         stage_arn = f"arn:aws:apigateway:{client('apigateway').meta.region_name}::/restapis/{self.api}/stages/v1"
@@ -520,6 +542,7 @@ def nothing_left():
         "repositories": [r["repositoryName"] for r in client("ecr").describe_repositories()["repositories"]],
         "alarms": [a["AlarmName"] for a in client("cloudwatch").describe_alarms()["MetricAlarms"]],
         "log groups": [g["logGroupName"] for g in client("logs").describe_log_groups()["logGroups"]],
+        "secrets": [s["Name"] for s in client("secretsmanager").list_secrets()["SecretList"]],
     }
     return {kind: names for kind, names in leftovers.items() if names}
 
@@ -564,7 +587,8 @@ def main():
             "-var", f"web_acl_arn={WithAPerimeter.web_acl_arn}",
             "-var", f'custom_domain={{name="{DOMAIN}",certificate_arn="{CERTIFICATE}"}}',
             "-var", f"api_tiers={json.dumps(TIERS)}",
-            "-var", f"api_clients={json.dumps(CLIENTS)}"))
+            "-var", f"api_clients={json.dumps(CLIENTS)}",
+            "-var", "cursor_key_generation=2"))
     finally:
         print("==> destroy", flush=True)
         terraform("destroy", "-auto-approve", "-no-color", f"-state={STATE}", *VARS)
@@ -572,7 +596,7 @@ def main():
         for number, text in enumerate(PRINTED):
             where = [line.replace(key, "<the key>") for line in text.splitlines() if key in line]
             if where:  # the lines, never the value itself
-                raise SystemExit(f"terraform run {number} printed BOOKS_CURSOR_KEY: {where[:3]}")
+                raise SystemExit(f"terraform run {number} printed a cursor key: {where[:3]}")
     left = nothing_left()
     if left:
         raise SystemExit(f"destroy left resources behind: {left}")

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use books::domain::BookDraft;
 use books::http::command::{self, Commands};
 use books::http::query::{self, Queries};
-use books::http::CursorKey;
+use books::http::{CursorKey, CursorKeys};
 use books::store::{BookStore, ViewStore};
 use books_testkit::{ApiRequest, TestTables};
 use serde_json::{json, Value};
@@ -82,7 +82,7 @@ async fn main() {
     let tables = TestTables::create().await;
     let commands = Commands::new(BookStore::new(tables.client.clone(), &tables.books));
     let view = ViewStore::new(tables.client.clone(), &tables.books_view);
-    let queries = Queries { view: view.clone(), cursor_key: CursorKey::new(&[1u8; 32]).unwrap() };
+    let queries = Queries { view: view.clone(), cursor_keys: CursorKeys::single(CursorKey::new(&[1u8; 32]).unwrap()) };
 
     // Warm up connections and moto.
     for n in 0..10 {

@@ -1,6 +1,11 @@
 //! Configuration of the functions, read once at start-up from environment variables (the
 //! names Terraform sets), with errors that say which variable is missing.
 
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, SdkError};
+use aws_sdk_secretsmanager::operation::get_secret_value::{GetSecretValueError, GetSecretValueOutput};
+
+use crate::http::{CursorKey, CursorKeys};
+
 /// A required variable is missing or unusable; the process cannot start.
 #[derive(Debug, thiserror::Error)]
 #[error("environment variable {name}: {problem}")]
@@ -26,8 +31,8 @@ pub mod vars {
     pub const BOOKS_TABLE: &str = "BOOKS_TABLE";
     /// Read model table (query, projector).
     pub const BOOKS_VIEW_TABLE: &str = "BOOKS_VIEW_TABLE";
-    /// HMAC key of list cursors (query), at least 32 bytes.
-    pub const BOOKS_CURSOR_KEY: &str = "BOOKS_CURSOR_KEY";
+    /// The Secrets Manager secret (ARN or name) holding the HMAC key of list cursors (query).
+    pub const BOOKS_CURSOR_KEY_SECRET: &str = "BOOKS_CURSOR_KEY_SECRET";
     /// Service name in logs and metrics.
     pub const BOOKS_SERVICE: &str = "BOOKS_SERVICE";
     /// Log filter in `tracing_subscriber::EnvFilter` syntax, e.g. `info` or `books=debug`.
@@ -50,4 +55,44 @@ pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
 /// A DynamoDB client on the shared configuration; build it once per process.
 pub fn dynamodb(aws: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(aws)
+}
+
+/// The keys of list cursors, read once per cold start from the Secrets Manager secret named by
+/// `BOOKS_CURSOR_KEY_SECRET` ([`read_cursor_keys`]).
+pub async fn cursor_keys(aws: &aws_config::SdkConfig) -> Result<CursorKeys, ConfigError> {
+    read_cursor_keys(aws, &required(vars::BOOKS_CURSOR_KEY_SECRET)?).await
+}
+
+/// The keys of list cursors in a Secrets Manager secret: its `AWSCURRENT` version signs, its
+/// `AWSPREVIOUS` version (the one the last rotation replaced; absent before the first) still
+/// verifies. The values never pass through the environment, Terraform's state or a log; only
+/// the keys' ids are logged.
+pub async fn read_cursor_keys(aws: &aws_config::SdkConfig, secret_id: &str) -> Result<CursorKeys, ConfigError> {
+    let problem = |problem: String| ConfigError { name: vars::BOOKS_CURSOR_KEY_SECRET, problem };
+    let client = aws_sdk_secretsmanager::Client::new(aws);
+    let read = |stage: &'static str| client.get_secret_value().secret_id(secret_id).version_stage(stage).send();
+    let (current, previous) = tokio::join!(read("AWSCURRENT"), read("AWSPREVIOUS"));
+    let key = |output: GetSecretValueOutput, stage: &str| {
+        let secret = match (output.secret_string(), output.secret_binary()) {
+            (Some(text), _) => text.as_bytes().to_vec(),
+            (None, Some(binary)) => binary.as_ref().to_vec(),
+            (None, None) => Vec::new(),
+        };
+        CursorKey::new(&secret).map_err(|err| problem(format!("the secret's {stage} value: {err}")))
+    };
+    let current = current.map_err(|err| {
+        problem(format!("could not read the secret's AWSCURRENT value: {}", DisplayErrorContext(&err)))
+    })?;
+    let current = key(current, "AWSCURRENT")?;
+    let previous = match previous.map_err(SdkError::into_service_error) {
+        Ok(output) => Some(key(output, "AWSPREVIOUS")?),
+        Err(GetSecretValueError::ResourceNotFoundException(_)) => None,
+        Err(err) => {
+            return Err(problem(format!(
+                "could not read the secret's AWSPREVIOUS value: {}",
+                DisplayErrorContext(&err)
+            )))
+        }
+    };
+    Ok(CursorKeys::new(current, previous))
 }

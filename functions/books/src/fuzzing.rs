@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::domain::{lookup_key, Book, BookDraft, BookId, ValidationErrors, Version};
 use crate::http::query::parse_list_request;
-use crate::http::{etag, json_body, ApiError, CursorKey, EntityTags};
+use crate::http::{etag, json_body, ApiError, CursorKey, CursorKeys, EntityTags};
 use crate::store::{ListFilter, ViewKey};
 
 fn now() -> DateTime<Utc> {
@@ -118,7 +118,7 @@ pub fn preconditions(data: &[u8]) {
 /// The input's lines are a cursor, then two queries' `author` and `tag` (an empty line: absent),
 /// read by the list's own query-string parser.
 pub fn cursor(data: &[u8]) {
-    let key = CursorKey::new(&[0x5a; 32]).expect("32 bytes is a valid key");
+    let key = CursorKeys::single(CursorKey::new(&[0x5a; 32]).expect("32 bytes is a valid key"));
     let text = String::from_utf8_lossy(data);
     let mut lines = text.split('\n');
     let sent = lines.next().unwrap_or_default().to_owned();

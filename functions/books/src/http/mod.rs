@@ -7,7 +7,7 @@ mod cursor;
 mod problem;
 pub mod query;
 
-pub use cursor::{CursorKey, MIN_KEY_BYTES};
+pub use cursor::{CursorKey, CursorKeys, MIN_KEY_BYTES};
 pub(crate) use problem::ApiError;
 
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};

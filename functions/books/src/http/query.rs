@@ -5,7 +5,7 @@ use http::{header, Method, Response, StatusCode};
 use lambda_http::{Body, Request, RequestExt};
 use serde::Serialize;
 
-use super::{empty_response, etag, json_response, request_id, set_header, ApiError, CursorKey, EntityTags, Resource};
+use super::{empty_response, etag, json_response, request_id, set_header, ApiError, CursorKeys, EntityTags, Resource};
 use crate::domain::{Book, BookId, ValidationErrors, AUTHOR_MAX_CHARS, TAG_MAX_CHARS};
 use crate::metrics::Operation;
 use crate::store::{DynamoError, ListFilter, ViewStore};
@@ -19,8 +19,8 @@ const QUERY_PARAMETERS: [&str; 4] = ["author", "tag", "limit", "cursor"];
 pub struct Queries {
     /// The read model every answer comes from.
     pub view: ViewStore,
-    /// Signs the cursors of `GET /books` and checks the ones clients send back.
-    pub cursor_key: CursorKey,
+    /// Sign the cursors of `GET /books` and check the ones clients send back.
+    pub cursor_keys: CursorKeys,
 }
 
 #[derive(Serialize)]
@@ -120,13 +120,13 @@ async fn list(queries: &Queries, req: &Request, request_id: &str) -> Result<Resp
         None => None,
         Some(cursor) => Some(
             queries
-                .cursor_key
+                .cursor_keys
                 .decode(&query, cursor)
                 .map_err(|err| ApiError::Validation(ValidationErrors::single("cursor", err.to_string())))?,
         ),
     };
     let page = queries.view.list(&request.filter, request.limit, start).await.map_err(internal)?;
-    let next_cursor = page.next.map(|key| queries.cursor_key.encode(&query, &key));
+    let next_cursor = page.next.map(|key| queries.cursor_keys.encode(&query, &key));
     let mut response = json_response(StatusCode::OK, &BookList { items: page.items, next_cursor }, request_id)?;
     set_header(&mut response, header::CACHE_CONTROL, "no-cache");
     Ok(response)

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use books::http::command::{self, Commands};
 use books::http::query::{self, Queries};
-use books::http::CursorKey;
+use books::http::{CursorKey, CursorKeys};
 use books::projector::project_batch;
 use books::store::{BookStore, ViewStore};
 use books_testkit::{stream_event, ApiRequest, StreamReader, TestTables};
@@ -52,11 +52,11 @@ impl TestApi {
         let tables = TestTables::create().await;
         let store = BookStore::new(tables.client.clone(), &tables.books);
         let view = ViewStore::new(tables.client.clone(), &tables.books_view);
-        let cursor_key = CursorKey::new(b"0123456789abcdef0123456789abcdef").unwrap();
+        let cursor_keys = CursorKeys::single(CursorKey::new(b"0123456789abcdef0123456789abcdef").unwrap());
         let stream = StreamReader::new(&tables.client, &tables.books).await;
         Self {
             commands: Commands::new(store),
-            queries: Queries { view: view.clone(), cursor_key },
+            queries: Queries { view: view.clone(), cursor_keys },
             view,
             stream: tokio::sync::Mutex::new(stream),
             tables,
