@@ -7,7 +7,7 @@ CONSISTENCY_SECONDS ?= 120
 CONSISTENCY_CLIENTS ?= 8
 
 .PHONY: consistency test-consistency test-consistency-run
-consistency: venv check-terraform local-build $(TF_CLI_CONFIG_FILE) ## Jepsen-style history of concurrent clients under DynamoDB faults, lost answers, a failing projector and killed environments, checked (CONSISTENCY_SECONDS, default 120)
+consistency: venv check-terraform local-build $(TF_CLI_CONFIG_FILE) ## Jepsen-style history of concurrent clients under DynamoDB errors, lost answers, timeouts, a failing projector, reordered stream reads and killed environments, checked (CONSISTENCY_SECONDS, default 120)
 	BUILD=$(abspath $(BUILD)) TERRAFORM=$(TERRAFORM) $(VENV_PY) scripts/consistency.py --seconds $(CONSISTENCY_SECONDS) --clients $(CONSISTENCY_CLIENTS) $(if $(SEED),--seed $(SEED))
 
 # The short form in make test: the same faults and checks over 30 seconds of history.

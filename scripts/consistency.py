@@ -13,9 +13,15 @@ through faults:
   reach the table (the local endpoint's fault switch); the SDK retries;
 - `lost-answers`: a share of the command's transactions are carried out and their answer lost;
   the SDK retries under the same invocation id (ClientRequestToken on AWS);
+- `slow-dynamodb`: a share of the functions' DynamoDB calls are held longer than the SDK's
+  attempt timeout (3 s, functions/books/src/config.rs) and then carried out: the SDK gives up
+  and retries under the same invocation id; some transactions are carried out and answered only
+  after the operation timeout (8 s), so the function answers 5xx for a write that happened;
 - `projector-failing`: a share of the projector's writes to the read model fail, so batches
   fail and the event source mapping delivers them again (duplicates, out of order after a
   partial batch);
+- `stream-reordered`: the stream reads the event source mapping makes answer their records
+  shuffled, a third of them twice: deliveries out of order and duplicated within a batch;
 - `kills`: function processes (command, query, projector) SIGKILLed mid-invocation.
 
 Once the faults stop, it checks the history against the write model (read from DynamoDB with
@@ -140,7 +146,7 @@ def function_processes(rootfs):
     return found
 
 
-FAULT_KINDS = ["dynamodb-errors", "lost-answers", "projector-failing", "kills"]
+FAULT_KINDS = ["dynamodb-errors", "lost-answers", "slow-dynamodb", "projector-failing", "stream-reordered", "kills"]
 
 
 def nemesis(cloud, deadline, rng, injected, kinds):
@@ -150,6 +156,11 @@ def nemesis(cloud, deadline, rng, injected, kinds):
         for op in ("TransactWriteItems", "GetItem", "PutItem", "Query")]
     lost_answers = [{"operation": "TransactWriteItems", "status": 500, "code": "InternalServerError",
                      "probability": 0.3, "after": True}]
+    slow_dynamodb = [
+        *({"operation": op, "delay": 4, "slow": True, "probability": 0.2} for op in ("TransactWriteItems", "GetItem", "Query")),
+        {"operation": "TransactWriteItems", "status": 500, "code": "InternalServerError", "after": True,
+         "delay": 10, "probability": 0.05}]
+    stream_reordered = [{"operation": "GetRecords", "reorder": True}]
     projector_failing = [{"operation": "PutItem", "match": {"TableName": cloud.view_table}, "status": 500,
                           "code": "InternalServerError", "probability": 0.5}]
     rootfs = pathlib.Path(cloud.ready["rootfs"]).resolve()
@@ -167,8 +178,8 @@ def nemesis(cloud, deadline, rng, injected, kinds):
                         pass
                 time.sleep(rng.uniform(0.3, 1.0))
         else:
-            faults = {"dynamodb-errors": dynamodb_errors, "lost-answers": lost_answers,
-                      "projector-failing": projector_failing}[kind]
+            faults = {"dynamodb-errors": dynamodb_errors, "lost-answers": lost_answers, "slow-dynamodb": slow_dynamodb,
+                      "projector-failing": projector_failing, "stream-reordered": stream_reordered}[kind]
             for fault in faults:
                 cloud.fault("POST", fault)
             time.sleep(max(0.0, until_s - time.monotonic()))

@@ -65,7 +65,12 @@ And one switch AWS does not have, for the local cloud's fault scenarios (scripts
    `"probability": 0.2` fails only that share of the matching requests (drawn per request);
    `"after": true` lets the request be carried out and then answers the error instead of its
    answer: a lost answer, which the client's SDK retries under the same invocation id (see 8).
-   The consistency checker (scripts/consistency.py) injects both on DynamoDB.
+   `"delay": 4` holds the request that many seconds first (after carrying it out, with `after`),
+   and `"slow": true` then lets it through to its real answer: a slow request, which a client's
+   timeout gives up on and its SDK retries. `"reorder": true` answers the real answer with the
+   `Records` it lists shuffled and some of them twice: stream reads (`GetRecords`) delivered out
+   of order and duplicated, as a consumer must bear. The consistency checker
+   (scripts/consistency.py) injects all of them on DynamoDB.
 
 And one for `make run`, whose local data outlives the endpoint (`Persistence`):
 
@@ -100,6 +105,7 @@ import random
 import re
 import sys
 import threading
+import time
 import weakref
 
 from cryptography.hazmat.primitives import serialization
@@ -410,7 +416,7 @@ class Faults:
     def __init__(self, app):
         self.app = app
         self._guard = threading.Lock()
-        self._faults = []  # dicts: operation, match, status, code, message, failed
+        self._faults = []  # dicts: operation, match, status, code, message, probability, after, delay, slow, reorder, failed (requests it applied to)
 
     def __getattr__(self, name):  # moto.server.main sets `debug` on the application
         return getattr(self.app, name)
@@ -434,6 +440,13 @@ class Faults:
                 continue
             if random.random() >= fault["probability"]:
                 continue
+            with self._guard:
+                fault["failed"] += 1
+            if fault["slow"]:
+                time.sleep(fault["delay"])
+                return self.app(environ, start_response)
+            if fault["reorder"]:
+                return self._reordered(environ, start_response)
             if fault["after"]:
                 # Carried out, then its answer lost: read it whole (and close it, as WSGI asks) and drop it.
                 answer = self.app(environ, lambda status, headers, exc_info=None: None)
@@ -443,12 +456,31 @@ class Faults:
                 finally:
                     if hasattr(answer, "close"):
                         answer.close()
-            with self._guard:
-                fault["failed"] += 1
+            time.sleep(fault["delay"])
             return _answer(start_response, fault["status"],
                            {"__type": fault["code"], "message": fault["message"]},
                            [("x-amzn-ErrorType", fault["code"])])
         return self.app(environ, start_response)
+
+    def _reordered(self, environ, start_response):
+        """The real answer, its `Records` shuffled and a third of them (at least one) twice."""
+        started = []
+        chunks = self.app(environ, lambda status, headers, exc_info=None: started.append((status, headers)))
+        try:
+            body = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        status, headers = started[0]
+        document = json.loads(body or b"{}") if status.startswith("200") else None
+        if isinstance(document, dict) and document.get("Records"):
+            records = document["Records"]
+            records += random.sample(records, max(1, len(records) // 3))
+            random.shuffle(records)
+            body = json.dumps(document).encode()
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [("Content-Length", str(len(body)))]
+        start_response(status, headers)
+        return [body]
 
     def _control(self, environ, start_response):
         method = environ.get("REQUEST_METHOD")
@@ -460,10 +492,14 @@ class Faults:
                          "code": str(asked.get("code", "ServiceUnavailableException")),
                          "message": str(asked.get("message", "injected by the local endpoint's fault switch")),
                          "probability": float(asked.get("probability", 1.0)), "after": bool(asked.get("after", False)),
+                         "delay": float(asked.get("delay", 0.0)), "slow": bool(asked.get("slow", False)),
+                         "reorder": bool(asked.get("reorder", False)),
                          "failed": 0}
+                if not 0 <= fault["delay"] <= 60:
+                    raise ValueError(f"delay must be 0 to 60 seconds, not {fault['delay']}")
             except (ValueError, KeyError, TypeError) as error:
                 return _answer(start_response, 400, {"message": f"a fault is {{operation, match?, status?, "
-                                                                f"code?, message?, probability?, after?}}: {error!r}"})
+                                                                f"code?, message?, probability?, after?, delay?, slow?, reorder?}}: {error!r}"})
             with self._guard:
                 self._faults.append(fault)
             return _answer(start_response, 201, fault)

@@ -383,6 +383,55 @@ class FaultsOnDemand(unittest.TestCase):
         events = self.logs.get_log_events(logGroupName="/aws/lambda/lost", logStreamName="s")["events"]
         self.assertEqual(len(events), 1, "the request whose answer was lost was carried out")
 
+    def test_a_slow_request_outlasts_a_client_timeout_and_is_still_carried_out(self):
+        from botocore.exceptions import ReadTimeoutError
+        self.logs.create_log_group(logGroupName="/aws/lambda/slow")
+        self.logs.create_log_stream(logGroupName="/aws/lambda/slow", logStreamName="s")
+        status, fault = self.control("POST", {"operation": "PutLogEvents", "match": {"logGroupName": "/aws/lambda/slow"},
+                                              "delay": 3, "slow": True})
+        self.assertEqual((status, fault["delay"], fault["slow"]), (201, 3.0, True))
+        impatient = boto3.client("logs", region_name="us-east-1", endpoint_url=self.url,
+                                 aws_access_key_id="testing", aws_secret_access_key="testing",
+                                 config=Config(read_timeout=0.5, retries={"mode": "standard", "total_max_attempts": 1}))
+        with self.assertRaises(ReadTimeoutError):  # botocore's own timeout gave up on it
+            impatient.put_log_events(logGroupName="/aws/lambda/slow", logStreamName="s",
+                                     logEvents=[{"timestamp": int(time.time() * 1000), "message": "m"}])
+        self.assertEqual(self.control("DELETE")[1]["ended"][0]["failed"], 1)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # carried out once its delay is over
+            if self.logs.get_log_events(logGroupName="/aws/lambda/slow", logStreamName="s")["events"]:
+                break
+            time.sleep(0.2)
+        events = self.logs.get_log_events(logGroupName="/aws/lambda/slow", logStreamName="s")["events"]
+        self.assertEqual(len(events), 1, "the slow request was carried out after its delay")
+
+    def test_reordered_stream_reads_hold_every_record_some_twice(self):
+        options = dict(region_name="us-east-1", endpoint_url=self.url,
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+        dynamodb, streams = boto3.client("dynamodb", **options), boto3.client("dynamodbstreams", **options)
+        table = dynamodb.create_table(
+            TableName="streamed", BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})["TableDescription"]
+        for n in range(6):
+            dynamodb.put_item(TableName="streamed", Item={"pk": {"S": f"book-{n}"}})
+        shard = streams.describe_stream(StreamArn=table["LatestStreamArn"])["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = lambda: streams.get_shard_iterator(StreamArn=table["LatestStreamArn"], ShardId=shard,
+                                                      ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        plain = [r["dynamodb"]["SequenceNumber"] for r in streams.get_records(ShardIterator=iterator())["Records"]]
+        self.control("POST", {"operation": "GetRecords", "reorder": True})
+        answer = streams.get_records(ShardIterator=iterator())
+        mangled = [r["dynamodb"]["SequenceNumber"] for r in answer["Records"]]
+        self.control("DELETE")
+        self.assertEqual(len(plain), 6)
+        self.assertEqual(sorted(set(mangled)), sorted(plain), "every record, none invented")
+        self.assertEqual(len(mangled), 8, "a third of them twice")
+        self.assertIn("NextShardIterator", answer, "the position is the real one")
+
+    def test_a_fault_with_a_delay_out_of_bounds_is_refused(self):
+        self.assertEqual(self.control("POST", {"operation": "GetItem", "delay": 600})[0], 400)
+
     def test_a_fault_with_a_probability_fails_that_share(self):
         self.logs.create_log_group(logGroupName="/aws/lambda/some")
         self.control("POST", {"operation": "DescribeLogStreams", "match": {"logGroupName": "/aws/lambda/some"},

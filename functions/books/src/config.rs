@@ -39,10 +39,29 @@ pub mod vars {
     pub const BOOKS_LOG: &str = "BOOKS_LOG";
 }
 
+/// How long one attempt of an AWS call may take before the SDK gives it up and retries it
+/// (standard retries: three attempts; a transaction keeps its idempotency token across them).
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long an AWS call may take with its retries: below the functions' 10 s timeout, so a
+/// stalled dependency is answered as a 5xx problem, not by Lambda ending the invocation.
+pub const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// The shared AWS configuration. Like every AWS SDK it honours `AWS_REGION`,
 /// `AWS_ENDPOINT_URL` and the credential chain, so the local cloud needs no special path.
 pub async fn aws() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client()).load().await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
+        .timeout_config(timeouts())
+        .load()
+        .await
+}
+
+/// The timeouts of every AWS call the functions make: [`ATTEMPT_TIMEOUT`], [`OPERATION_TIMEOUT`].
+pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
 }
 
 /// The SDK's HTTPS client on rustls with ring, the workspace's one TLS stack (see the

@@ -1,0 +1,60 @@
+//! The functions' AWS calls under a stalled DynamoDB (the local endpoint's fault switch holds the
+//! requests): each attempt is given up after `config::ATTEMPT_TIMEOUT` and retried by the SDK,
+//! and the call ends in a timeout error after `config::OPERATION_TIMEOUT`, before the function's
+//! own timeout would end the invocation without an answer.
+
+// A test crate: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{json, Value};
+
+/// One request to the endpoint's fault switch (`/_books/faults`, scripts/moto_server.py
+/// behaviour 10); its JSON answer.
+fn fault_switch(method: &str, body: &Value) -> Value {
+    let authority = books_testkit::endpoint().trim_start_matches("http://").to_owned();
+    let body = body.to_string();
+    let mut stream = std::net::TcpStream::connect(&authority).unwrap();
+    write!(
+        stream,
+        "{method} /_books/faults HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (_, document) = answer.split_once("\r\n\r\n").unwrap();
+    serde_json::from_str(document).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_call_is_retried_per_attempt_and_ends_in_a_timeout() {
+    // A table of its own: the fault matches only this test's requests.
+    let table = format!("stalled-{}", ulid::Ulid::new());
+    let created = fault_switch(
+        "POST",
+        &json!({"operation": "GetItem", "match": {"TableName": table}, "delay": 30, "status": 500}),
+    );
+    assert_eq!(created["delay"], json!(30.0), "{created}");
+
+    let config = aws_sdk_dynamodb::config::Builder::from(&books_testkit::aws_config().await)
+        .timeout_config(books::config::timeouts())
+        .build();
+    let outcome = aws_sdk_dynamodb::Client::from_conf(config)
+        .get_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S("BOOK#1".into()))
+        .send()
+        .await;
+
+    let faults = fault_switch("GET", &json!({}));
+    let held = faults["faults"].as_array().unwrap().iter().find(|f| f["match"]["TableName"] == json!(table)).unwrap();
+    let attempts = held["failed"].as_u64().unwrap();
+    fault_switch("DELETE", &json!({}));
+    assert!(matches!(outcome, Err(SdkError::TimeoutError(_))), "not a timeout: {outcome:?}");
+    assert!(attempts >= 2, "the SDK gave up the first attempt and retried: {attempts} attempt(s) reached the endpoint");
+}
