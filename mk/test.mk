@@ -21,7 +21,7 @@ test: ## Everything, the gate CI runs: every Rust test against moto, lint, Terra
 # Listed in the order make should start them when a job slot frees: the long builds first.
 test-phases: phase-build-debug phase-venv phase-binaries-host phase-binaries-other phase-tools \
   phase-tf-init phase-terraform-moto phase-clippy phase-rust-tests phase-images phase-e2e \
-  phase-fuzz phase-consistency phase-soak phase-bench-smoke phase-deploy phase-dev-loop phase-terraform-account phase-terraform-static \
+  phase-fuzz phase-supply-chain phase-consistency phase-soak phase-bench-smoke phase-deploy phase-dev-loop phase-terraform-account phase-terraform-static \
   phase-python-tests phase-workflows phase-fmt
 
 # --- set-up: installs on a fresh machine, seconds afterwards --------------------------------------
@@ -52,7 +52,7 @@ phase-fmt: check-rust
 	@$(PHASE) fmt -- $(MAKE) fmt-check
 
 # --- tests ------------------------------------------------------------------------------------------
-.PHONY: phase-fuzz phase-consistency phase-soak phase-rust-tests phase-python-tests phase-terraform-static phase-terraform-moto phase-images \
+.PHONY: phase-fuzz phase-supply-chain phase-consistency phase-soak phase-rust-tests phase-python-tests phase-terraform-static phase-terraform-moto phase-images \
   phase-e2e phase-bench-smoke phase-deploy phase-dev-loop phase-terraform-account phase-workflows
 phase-rust-tests: phase-build-debug phase-venv | phase-clippy
 	+@$(PHASE) rust-tests -- $(MAKE) test-rust-run
@@ -87,5 +87,8 @@ phase-soak: phase-build-debug phase-venv phase-tf-init | phase-clippy phase-imag
 	+@$(PHASE) soak -- $(MAKE) test-soak-run
 phase-fuzz: check-rust | phase-clippy phase-images
 	+@$(PHASE) fuzz -- $(MAKE) test-fuzz
+# cargo deny's install is a build of its own: after the images too.
+phase-supply-chain: check-rust | phase-clippy phase-images
+	+@$(PHASE) supply-chain -- $(MAKE) deny
 phase-bench-smoke: phase-build-debug phase-binaries-host phase-tools phase-tf-init | phase-clippy
 	+@$(PHASE) bench-smoke -- $(MAKE) test-bench-run

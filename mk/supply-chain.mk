@@ -1,0 +1,19 @@
+# The supply chain of the Rust workspace, checked by cargo deny against deny.toml: licenses,
+# bans (duplicate versions, wildcards) and sources in `make test`, offline; advisories in
+# `make audit`, which fetches the RustSec database from GitHub (the deliver workflow runs it).
+# Included by the root Makefile (uses its CARGO).
+
+# Pinned like cargo-fuzz: installed into cargo's bin folder by `make deny-tools`.
+CARGO_DENY_VERSION := 0.20.2
+
+.PHONY: deny deny-tools audit
+deny-tools: check-rust
+	@$(CARGO) deny --version 2>/dev/null | grep -q ' $(CARGO_DENY_VERSION)$$' || { \
+	  echo "==> installing cargo-deny $(CARGO_DENY_VERSION) (crates.io)"; \
+	  $(CARGO) install cargo-deny --version $(CARGO_DENY_VERSION) --locked; }
+
+deny: deny-tools ## Licenses, duplicate versions, wildcards and sources of every crate (deny.toml; offline, make test runs it)
+	$(CARGO) deny --locked --offline check licenses bans sources
+
+audit: deny-tools ## Security advisories of every crate (RustSec; fetches its database from GitHub)
+	$(CARGO) deny --locked check advisories
