@@ -16,7 +16,9 @@ EXTENSION_BUILD_ENV := CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_BENCH_OPT
 RELEASE_DIR = $(TARGET_DIR)/$(RUST_TARGET)/$(PROFILE)
 # The tag of `make images` (the delivery tags by what it built from: scripts/aws-lambda).
 IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
-BASE_IMAGE ?= public.ecr.aws/lambda/provided:al2023
+# The base image, pinned by digest in docker/base-image.lock (scripts/images says how); set
+# BASE_IMAGE to build on another one.
+BASE_IMAGE ?=
 CONTAINER_TOOL ?=
 # Where a push to REGISTRY (make test-images) writes the pushed digests; the AWS path keeps its
 # delivery record per environment (.deploy/<env>/delivery.json).
@@ -25,7 +27,7 @@ DIGESTS ?= $(abspath $(BUILD))/delivery/images.json
 IMAGE_ENV = BIN_DIR=$(abspath $(RELEASE_DIR)) ARCH=$(ARCH) TAG=$(IMAGE_TAG) BASE_IMAGE=$(BASE_IMAGE) \
 	CONTAINER_TOOL=$(CONTAINER_TOOL) DIGESTS=$(DIGESTS) VENV_PY=$(abspath $(VENV_PY)) TERRAFORM=$(TERRAFORM)
 
-.PHONY: release-binaries release-binaries-run rust-targets images hadolint aws-lambda-delivery aws-lambda-provision aws-lambda-destroy
+.PHONY: release-binaries release-binaries-run rust-targets images base-image-update hadolint aws-lambda-delivery aws-lambda-provision aws-lambda-destroy
 
 # The musl targets of both architectures (rustup), for the static binaries.
 rust-targets: check-rust
@@ -44,6 +46,9 @@ release-binaries-run:
 	@echo "==> cargo zigbuild --profile $(PROFILE) --target $(RUST_TARGET)"
 	+$(ZIGBUILD) $(addprefix -p ,$(FUNCTION_BINS) $(if $(EXTENSION_ALONE),,books-telemetry))
 	+$(if $(EXTENSION_ALONE),$(EXTENSION_BUILD_ENV) $(ZIGBUILD) -p books-telemetry,@true)
+
+base-image-update: ## Pin the images' base (public.ecr.aws/lambda/provided:al2023) to its newest digest in docker/base-image.lock; commit the file
+	scripts/images pin-base
 
 hadolint: venv ## Lint docker/Dockerfile (hadolint, pinned in requirements.txt)
 	$(VENV)/bin/hadolint docker/Dockerfile
