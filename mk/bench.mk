@@ -6,9 +6,14 @@
 # (HOST_ARCH, HOST_RELEASE_DIR: mk/images.mk).
 BENCH_RELEASE_DIR = $(HOST_RELEASE_DIR)
 BENCH_DIR = $(abspath $(BUILD))/bench
+# The other local Lambda emulators of the comparison: cargo-lambda from PyPI, pinned, in a venv of
+# the bench's own (make test never installs it); lambda-simulator is bench/peers' dependency.
+CARGO_LAMBDA_VERSION := 1.9.2
+PEERS_VENV = $(BENCH_DIR)/peers-venv
 
 .PHONY: bench tools-bench
-bench: venv check-rust check-terraform tools-bench $(TF_CLI_CONFIG_FILE) ## Benchmarks side by side in one run: cold starts, extension cost, telemetry and API throughput, a peer extension; writes bench/report.md
+bench: venv check-rust check-terraform tools-bench $(TF_CLI_CONFIG_FILE) ## Benchmarks side by side in one run: cold starts, extension cost, telemetry and API throughput, a peer extension, the data plane, our stack alone (with a perf profile), other local Lambda emulators; writes bench/report.md
+	@scripts/apt-tools perf:linux-perf
 	@mkdir -p $(BENCH_DIR)
 	@echo "==> [1/5] handlers vs. the bare DynamoDB calls they make"
 	$(WITH_MOTO) -- $(CARGO) bench -p books --bench handlers --locked | tee $(BENCH_DIR)/handlers.txt
@@ -17,15 +22,21 @@ bench: venv check-rust check-terraform tools-bench $(TF_CLI_CONFIG_FILE) ## Benc
 	@echo "==> [3/5] release binaries for $(HOST_ARCH), as the images hold them, and the peer built the same way"
 	+$(MAKE) release-binaries ARCH=$(HOST_ARCH)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(EXTENSION_BUILD_ENV) $(CARGO) zigbuild --release --locked --target $(HOST_RUST_TARGET) -p books-bench-peer
-	@echo "==> [4/5] books-bench and books-local (release)"
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO) zigbuild --release --locked --target $(HOST_RUST_TARGET) -p books-bench-ping
+	@echo "==> [4/5] books-bench, books-local and the peers' harness (release), cargo-lambda $(CARGO_LAMBDA_VERSION)"
 	$(CARGO) build --release --locked -p books-bench -p books-local
+	$(CARGO) build --release --locked --manifest-path bench/peers/Cargo.toml --target-dir $(abspath $(TARGET_DIR))
+	@$(PEERS_VENV)/bin/cargo-lambda lambda --version 2>/dev/null | grep -q ' $(CARGO_LAMBDA_VERSION) ' || { \
+	  $(PYTHON) -m venv $(PEERS_VENV) && $(PEERS_VENV)/bin/pip install --quiet cargo-lambda==$(CARGO_LAMBDA_VERSION); }
 	@echo "==> [5/5] measuring in the local cloud"
-	RELEASE_DIR=$(abspath $(BENCH_RELEASE_DIR)) PEER=$(abspath $(BENCH_RELEASE_DIR))/peer-telemetry \
+	RELEASE_DIR=$(abspath $(BENCH_RELEASE_DIR)) PEER=$(abspath $(BENCH_RELEASE_DIR))/peer-telemetry PING=$(abspath $(BENCH_RELEASE_DIR))/books-bench-ping \
 	  BENCH_BIN=$(abspath $(TARGET_DIR))/release/books-bench BOOKS_LOCAL=$(abspath $(TARGET_DIR))/release/books-local \
+	  PEERS_BIN=$(abspath $(TARGET_DIR))/release/books-bench-peers CARGO_LAMBDA=$(PEERS_VENV)/bin/cargo-lambda \
 	  PIPELINE=$(BENCH_DIR)/pipeline.json HANDLERS=$(BENCH_DIR)/handlers.txt BUILD=$(abspath $(BUILD)) TERRAFORM=$(TERRAFORM) \
 	  $(WITH_MOTO) -- scripts/bench
 
-# The load generator: Debian's wrk.
+# The load generator: Debian's wrk. `make bench` also profiles with perf (Debian's linux-perf;
+# the short run in make test does not: perf is a kernel-version-bound tool CI runners may lack).
 tools-bench:
 	@scripts/apt-tools wrk
 
@@ -39,7 +50,7 @@ test-bench: venv check-terraform tools-bench local-build $(TF_CLI_CONFIG_FILE) #
 	+$(MAKE) test-bench-run
 test-bench-run:
 	@echo "==> a short make bench (keeps it working; figures meaningless)"
-	RELEASE_DIR=$(abspath $(call TEST_BIN_DIR,$(HOST_ARCH))) PEER=$(abspath $(TARGET_DIR))/debug/peer-telemetry \
+	RELEASE_DIR=$(abspath $(call TEST_BIN_DIR,$(HOST_ARCH))) PEER=$(abspath $(TARGET_DIR))/debug/peer-telemetry PING=$(abspath $(TARGET_DIR))/debug/books-bench-ping PROFILE_SECONDS=0 \
 	  BENCH_BIN=$(abspath $(TARGET_DIR))/debug/books-bench BOOKS_LOCAL=$(abspath $(TARGET_DIR))/debug/books-local \
 	  COLD_STARTS=2 INVOCATIONS=100 WRK_SECONDS=2 WRK_WARMUP_SECONDS=1 WRK_SETTLE_SECONDS=3 WRK_CONNECTIONS='1 8' DATA_PLANE_SIZES='0 1000' DATA_PLANE_ROUNDS=3 BENCH_OUT=$(abspath $(BUILD))/bench-smoke \
 	  BUILD=$(abspath $(BUILD)) LOCAL_CLOUD_NAME=bench-smoke TERRAFORM=$(TERRAFORM) $(WITH_MOTO) -- scripts/bench

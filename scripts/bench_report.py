@@ -4,7 +4,8 @@
     bench_report.py --results DIR --binaries PATH... --out DIR [--pipeline FILE] [--handlers FILE]
 
 DIR holds lambda.json (books-bench: cold starts and warm invocations per variant), api.jsonl
-(one wrk summary per line) and data_plane.json (scripts/bench_data_plane.py). Every figure is a
+(one wrk summary per line), data_plane.json (scripts/bench_data_plane.py) and own_stack.json
+(scripts/bench_own_stack.py). Every figure is a
 distribution or a ratio taken in the same run.
 """
 
@@ -24,6 +25,8 @@ GOAL_RSS_MB = 8.0
 GOAL_BINARY_MB = 6.0
 GOAL_RECORDS_PER_S = 200_000
 GOAL_DATA_PLANE_RATIO = 1.2  # a POST's transaction on the largest table vs the empty one (p50)
+GOAL_OWN_STACK_RPS = 5_000  # GET through our own stack alone, 8 connections, 2 cores
+GOAL_OWN_STACK_CONNECTIONS = 8
 
 OURS = "books-telemetry"
 FLUSH_MODES = ["end", "background", "adaptive"]
@@ -414,6 +417,112 @@ def data_plane_section(data):
     return lines, {"commit_ratio": growth["commit"], "largest": largest, "smallest": smallest}
 
 
+def own_stack_section(data):
+    """Section 7, and its goal figure: requests/s at GOAL_OWN_STACK_CONNECTIONS connections."""
+    title = "## 7. Our stack alone"
+    if data is None:
+        return [title, "", "Not run (no `own_stack.json`).", ""], None
+    roles = ["books-local", "function", "extension"]
+    rows = []
+    for run, freeze in [(r, "on") for r in data["runs"]] + ([(data["no_freeze"], "off")] if data.get("no_freeze") else []):
+        summary, cpu = run["summary"], run["cpu_ms_per_request"]
+        errors = sum(summary["errors"].values())
+        rows.append([str(run["connections"]), freeze, f"{summary['rps']:,.0f}", fmt(summary["latency_ms"]["p50"]),
+                     fmt(summary["latency_ms"]["p99"]), str(summary["requests"]), str(errors), str(run["environments"])]
+                    + [fmt(cpu[role], 3) for role in roles] + [fmt(sum(cpu.values()), 3)])
+    goal_run = next((r for r in data["runs"] if r["connections"] == GOAL_OWN_STACK_CONNECTIONS), None)
+    lines = [
+        title,
+        "",
+        "The path this project wrote, without DynamoDB: `wrk` → the local gateway (API key checked, usage plan "
+        "counted, access log) → the Lambda emulator (Runtime, Extensions and Telemetry APIs, the environment "
+        "frozen between invocations unless said) → a warm function → books-telemetry. The function is "
+        "`books-bench-ping` (`bench/ping`, never shipped): the Books functions' runtime, JSON logs and EMF metrics "
+        "around a handler that calls nothing, in an image folder of its own behind a REST API of its own "
+        "(`scripts/bench_own_stack.py` deploys both on the local endpoint; the product's routes are unchanged). "
+        "Each run follows a warm-up at the same connection count. CPU per request is the user and system time "
+        f"each kind of process used over the measured run (from `/proc`), over its requests; {data['cpus']} cores.",
+        "",
+        table(["connections", "freeze", "requests/s", "p50 (ms)", "p99 (ms)", "requests", "errors", "environments",
+               "CPU/request books-local (ms)", "function", "extension", "total"], rows),
+        "",
+    ]
+    profile = data.get("profile")
+    if profile:
+        shares = ", ".join(f"{role} {share:.1f} %" for role, share in
+                           sorted(profile["by_process"].items(), key=lambda item: -item[1]))
+        objects = [[f"{row['share']:.1f} %", row["role"], f"`{row['what']}`"] for row in profile["by_object"][:10]]
+        symbols = [[f"{row['share']:.1f} %", row["role"], f"`{row['what']}`"] for row in profile["symbols"][:15]]
+        lines += [
+            f"Profile (`perf record -F 999` of every process of the path during {profile['summary']['seconds']:.0f} s "
+            f"at 8 connections, {profile['summary']['rps']:,.0f} requests/s): CPU samples by process: {shares}.",
+            "",
+            table(["samples", "process", "object"], objects),
+            "",
+            "Hottest symbols (books-local and the function keep their symbols in this build; the extension is the "
+            "stripped binary that ships):",
+            "",
+            table(["samples", "process", "symbol"], symbols),
+            "",
+        ]
+    else:
+        lines += ["No profile in this run (`PROFILE_SECONDS=0`, as in `make test`'s short run).", ""]
+    return lines, None if goal_run is None else {"rps": goal_run["summary"]["rps"]}
+
+
+# What each local emulator of the comparison does, so that its figures read fairly.
+EMULATES = {
+    "books-local": "REST gateway with API keys and usage plans (not on this path: invoked directly), Runtime, "
+                   "Extensions and Telemetry APIs, one environment per concurrent invocation, freeze between "
+                   "invocations, memory and timeout limits",
+    "lambda-simulator": "Runtime, Extensions and Telemetry APIs (platform events only, no function logs); no "
+                        "gateway, one invocation at a time, freeze off by default (as here), no timeout or memory "
+                        "limit",
+    "cargo-lambda": "Runtime API and the Invoke API over HTTP (so its figures include a loopback HTTP round trip), "
+                    "function URLs (HTTP API v2 events); extensions get INVOKE and SHUTDOWN but a Telemetry API "
+                    "subscription delivers nothing; no REST gateway or API keys, no freeze, no limits",
+}
+
+
+def peers_section(emulator, peers):
+    """Section 8: the same function (books-bench-ping) under books-local and the other local
+    Lambda emulators."""
+    title = "## 8. Other local Lambda emulators, side by side"
+    ping = emulator.get("ping")
+    if ping is None or peers is None:
+        return [title, "", "Not run (no `ping` samples in `lambda.json` or no `peers.json`: `make bench` runs both; "
+                "its short form in `make test` does not build the peers' harness).", ""]
+    rows = []
+
+    def row(name, version, cold, warm, emulates):
+        rows.append([name, version, fmt(percentile(cold, 50)), fmt(percentile(cold, 99)),
+                     fmt(percentile(warm, 50), 3), fmt(percentile(warm, 99), 3), str(len(cold)), str(len(warm)), emulates])
+
+    for variant, label_ in (("ping", "books-local, no extension"), ("ping books-telemetry", "books-local, books-telemetry")):
+        cold = [s["first_response_ms"] for s in ping["cold_starts"] if s["variant"] == variant]
+        warm = ping["invocations"].get(variant, {}).get("client_ms", [])
+        row(label_, "this tree", cold, warm, EMULATES["books-local"])
+    for name in ("lambda-simulator", "cargo-lambda"):
+        samples = peers[name]["samples"]
+        label_ = "cargo lambda watch" if name == "cargo-lambda" else name
+        row(label_, peers[name]["version"].removeprefix("cargo-lambda "), samples["cold_ms"], samples["warm_ms"], EMULATES[name])
+    return [
+        title,
+        "",
+        "The same binary, `books-bench-ping` (`bench/ping`: a function that calls nothing), under each local Lambda "
+        "emulator, measured the same way: a *cold start* queues an invocation, spawns the function on a fresh "
+        "emulator and waits for its answer; *warm* invocations follow one another on one process. books-local's "
+        "rows come from `books-bench` (its emulator in-process), the others from `bench/peers` (lambda-simulator "
+        "in-process, as its users embed it; `cargo lambda watch --only-lambda-apis`, which then builds and runs "
+        "nothing itself, driven over its Invoke API). What each emulates is said per row: a row that does less "
+        "is not a faster emulator of the same thing.",
+        "",
+        table(["emulator", "version", "cold start p50 (ms)", "p99", "warm p50 (ms)", "p99", "cold starts",
+               "invocations", "emulates"], rows),
+        "",
+    ]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", required=True)
@@ -451,6 +560,18 @@ def main():
     api_lines = api_section(plt, api, args.out)
     peer_lines = peer_section(cold_goals, emulator["invocations"])
     data_plane_lines, data_plane_goals = data_plane_section(data_plane)
+    own_stack = None
+    own_stack_path = os.path.join(args.results, "own_stack.json")
+    if os.path.exists(own_stack_path):
+        with open(own_stack_path) as f:
+            own_stack = json.load(f)
+    own_stack_lines, own_stack_goals = own_stack_section(own_stack)
+    peers = None
+    peers_path = os.path.join(args.results, "peers.json")
+    if os.path.exists(peers_path):
+        with open(peers_path) as f:
+            peers = json.load(f)
+    peer_emulator_lines = peers_section(emulator, peers)
 
     ours_size = next((size for name, size in binaries if name == OURS), None)
     rss = warm_goals["rss_mb"] / 1024 if warm_goals["rss_mb"] is not None else None
@@ -476,6 +597,9 @@ def main():
          f"{fmt(data_plane_goals['commit_ratio'])}× ({data_plane_goals['smallest']:,} → {data_plane_goals['largest']:,})",
          verdict(None if data_plane_goals is None or data_plane_goals["commit_ratio"] is None
                  else data_plane_goals["commit_ratio"] <= GOAL_DATA_PLANE_RATIO)],
+        ["GET through our stack alone (no DynamoDB)", f"≥ {GOAL_OWN_STACK_RPS:,} requests/s at {GOAL_OWN_STACK_CONNECTIONS} connections",
+         "–" if own_stack_goals is None else f"{own_stack_goals['rps']:,.0f} requests/s",
+         verdict(None if own_stack_goals is None else own_stack_goals["rps"] >= GOAL_OWN_STACK_RPS)],
     ]
     info = machine()
     lines = [
@@ -500,7 +624,7 @@ def main():
         table(["goal", "target", "measured", ""], goals),
         "",
     ]
-    lines += cold_lines + warm_lines + pipeline_lines + api_lines + peer_lines + data_plane_lines
+    lines += cold_lines + warm_lines + pipeline_lines + api_lines + peer_lines + data_plane_lines + own_stack_lines + peer_emulator_lines
     if args.handlers and os.path.exists(args.handlers):
         with open(args.handlers) as f:
             handlers = f.read().strip()

@@ -10,7 +10,8 @@ import re
 import sys
 
 PARTS = ["## Goals", "## 1. Cold start", "## 2. Extension cost per invocation", "## 3. Telemetry pipeline throughput",
-         "## 4. API throughput", "## 5. Side by side with a peer", "## 6. Data plane as the tables grow"]
+         "## 4. API throughput", "## 5. Side by side with a peer", "## 6. Data plane as the tables grow",
+         "## 7. Our stack alone", "## 8. Other local Lambda emulators, side by side"]
 
 
 def problems(directory):
@@ -35,6 +36,15 @@ def problems(directory):
     for cells in rows:
         if int(cells[-1]) != 0 or int(cells[-2]) == 0:
             found.append(f"API run with errors or no requests: {'|'.join(cells)}")
+    own = text.split("## 7. Our stack alone", 1)[-1].split("\n## ", 1)[0]
+    runs = [row.split("|")[1:-1] for row in own.splitlines() if re.match(r"\| \d+ \| (on|off) \|", row)]
+    if not runs:
+        found.append("no run of our stack alone")
+    for cells in runs:
+        if int(cells[6]) != 0 or int(cells[5]) == 0:
+            found.append(f"own-stack run with errors or no requests: {'|'.join(cells)}")
+    if "Profile (`perf record" not in own and "No profile in this run" not in own:
+        found.append("the profile of our stack alone is neither there nor said to be left out")
     return found
 
 

@@ -37,6 +37,54 @@ def until(what, check, timeout_s, pause_s=0.5):
         time.sleep(pause_s)
 
 
+def proc_status(pid):
+    try:
+        fields = dict(line.split(":", 1) for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines())
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+        return int(fields["PPid"]), int(fields["VmRSS"].split()[0]) / 1024, fds
+    except (OSError, KeyError, ValueError):
+        return None  # gone, or a kernel thread
+
+
+def processes(local_pid, endpoint_pid, rootfs, endpoint_role="endpoint (moto)"):
+    """(role, pid, rss MB, fds) of books-local, the endpoint and books-local's descendants that
+    run from `rootfs` (a function or extension: the role is its executable's name)."""
+    found, parents = [], {}
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit():
+            status = proc_status(int(entry.name))
+            if status:
+                parents[int(entry.name)] = status
+    for pid, (ppid, rss, fds) in parents.items():
+        if pid == local_pid:
+            found.append(("books-local", pid, rss, fds))
+        elif pid == endpoint_pid:
+            found.append((endpoint_role, pid, rss, fds))
+        else:
+            ancestor = ppid
+            while ancestor in parents and ancestor != local_pid:
+                ancestor = parents[ancestor][0]
+            if ancestor != local_pid:
+                continue
+            try:
+                exe = os.readlink(f"/proc/{pid}/exe")
+            except OSError:
+                continue
+            if not exe.startswith(str(rootfs)):
+                continue
+            found.append((pathlib.Path(exe).name, pid, rss, fds))
+    return found
+
+
+def cpu_ms(pid):
+    """User and system CPU time of a process so far, in milliseconds (None once it is gone)."""
+    try:
+        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class LocalCloud:
     def __init__(self, name, env=None):
         self.name = name

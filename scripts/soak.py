@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 
-from local_cloud import BUILD, LocalCloud
+from local_cloud import BUILD, LocalCloud, processes
 
 OUT = BUILD / "soak"
 # Growth allowed over the steady part, per process of a role: both must be exceeded to fail
@@ -43,44 +43,6 @@ FD_GROWTH = int(os.environ.get("SOAK_FD_GROWTH", 8))
 SHIP_WAIT_S = 240
 IDLE_S = 15
 ENDPOINT = "endpoint (moto)"
-
-
-def proc_status(pid):
-    try:
-        fields = dict(line.split(":", 1) for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines())
-        fds = len(os.listdir(f"/proc/{pid}/fd"))
-        return int(fields["PPid"]), int(fields["VmRSS"].split()[0]) / 1024, fds
-    except (OSError, KeyError, ValueError):
-        return None  # gone, or a kernel thread
-
-
-def processes(local_pid, endpoint_pid, rootfs):
-    """(role, pid, rss MB, fds) of books-local, the endpoint and books-local's descendants."""
-    found, parents = [], {}
-    for entry in pathlib.Path("/proc").iterdir():
-        if entry.name.isdigit():
-            status = proc_status(int(entry.name))
-            if status:
-                parents[int(entry.name)] = status
-    for pid, (ppid, rss, fds) in parents.items():
-        if pid == local_pid:
-            found.append(("books-local", pid, rss, fds))
-        elif pid == endpoint_pid:
-            found.append((ENDPOINT, pid, rss, fds))
-        else:
-            ancestor = ppid
-            while ancestor in parents and ancestor != local_pid:
-                ancestor = parents[ancestor][0]
-            if ancestor != local_pid:
-                continue
-            try:
-                exe = os.readlink(f"/proc/{pid}/exe")
-            except OSError:
-                continue
-            if not exe.startswith(str(rootfs)):
-                continue
-            found.append((pathlib.Path(exe).name, pid, rss, fds))
-    return found
 
 
 def traffic(cloud, deadline, rate, answered, seed):

@@ -9,11 +9,16 @@
 //!   post-runtime phase is over, so the caller's latency (response as soon as the runtime posts
 //!   it, as in Lambda) and the extension's post-runtime time are measured apart.
 //!
+//! - with `--ping`, the same cold starts and warm invocations of `books-bench-ping` (a function
+//!   that calls nothing, `bench/ping`) without an extension and with books-telemetry: the rows
+//!   of this emulator in the comparison with the other local Lambda emulators (`bench/peers`
+//!   measures the same binary under them).
+//!
 //! It reads the deployment Terraform made in the local AWS endpoint (like `books-local`) and
 //! writes raw samples as JSON; `scripts/bench_report.py` turns them into `bench/report.md`.
 //!
 //! ```text
-//! books-bench --rest-api-id ID --rootfs DIR --peer PATH --out FILE [--cold-starts 30] [--invocations 2000]
+//! books-bench --rest-api-id ID --rootfs DIR --peer PATH --out FILE [--cold-starts 30] [--invocations 2000] [--ping PATH]
 //! ```
 
 mod proc;
@@ -46,12 +51,13 @@ struct Args {
     out: PathBuf,
     cold_starts: usize,
     invocations: usize,
+    ping: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, Error> {
     let mut args = std::env::args().skip(1);
     let mut endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
-    let (mut rest_api_id, mut rootfs, mut peer, mut out) = (None, None, None, None);
+    let (mut rest_api_id, mut rootfs, mut peer, mut out, mut ping) = (None, None, None, None, None);
     let (mut cold_starts, mut invocations) = (30, 2_000);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -63,6 +69,7 @@ fn parse_args() -> Result<Args, Error> {
             "--out" => out = Some(value),
             "--cold-starts" => cold_starts = value.parse()?,
             "--invocations" => invocations = value.parse()?,
+            "--ping" => ping = Some(PathBuf::from(value)),
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -75,6 +82,7 @@ fn parse_args() -> Result<Args, Error> {
         out: required(out, "--out")?.into(),
         cold_starts,
         invocations,
+        ping,
     })
 }
 
@@ -114,6 +122,16 @@ impl Variant {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         spec.environment.insert("PEER_TELEMETRY_PORT".into(), port.to_string());
         Ok(Self { name: "peer", spec, freeze: true, log_stream: None })
+    }
+
+    /// `books-bench-ping` in the query function's place: its environment, no DynamoDB call.
+    fn ping(name: &'static str, base: &FunctionSpec, ping: &Path, with_extension: bool) -> Self {
+        let spec = FunctionSpec {
+            bootstrap: ping.to_owned(),
+            extensions_dir: if with_extension { base.extensions_dir.clone() } else { None },
+            ..base.clone()
+        };
+        Self { name, spec, freeze: true, log_stream: None }
     }
 
     fn start(&self, settings: &LambdaSettings) -> (Arc<LambdaService>, UnboundedReceiver<Observation>) {
@@ -385,7 +403,7 @@ async fn main() -> Result<(), Error> {
         Variant::peer(&query, &peer_dir)?,
     ];
     eprintln!("==> {} cold starts per variant", args.cold_starts);
-    let cold_starts = cold_starts(&cold, &settings, &get, args.cold_starts).await?;
+    let cold_samples = cold_starts(&cold, &settings, &get, args.cold_starts).await?;
 
     let warm = [
         Variant::without_extension(&query),
@@ -401,9 +419,20 @@ async fn main() -> Result<(), Error> {
     ];
     eprintln!("==> {} warm invocations per variant, in blocks of {BLOCK}", args.invocations);
     let logs = aws_sdk_cloudwatchlogs::Client::new(&aws);
-    let invocations = invocations(&warm, &settings, &get, args.invocations, &logs).await?;
+    let warm_samples = invocations(&warm, &settings, &get, args.invocations, &logs).await?;
 
-    let report = json!({"function": query.name, "memory_mb": query.memory_mb, "cold_starts": cold_starts, "invocations": invocations});
+    let mut report = json!({"function": query.name, "memory_mb": query.memory_mb, "cold_starts": cold_samples, "invocations": warm_samples});
+    if let Some(ping) = &args.ping {
+        let ping = ping.canonicalize()?;
+        let variants =
+            [Variant::ping("ping", &query, &ping, false), Variant::ping("ping books-telemetry", &query, &ping, true)];
+        eprintln!("==> books-bench-ping, for the comparison with other emulators: {} cold starts and {} warm invocations per variant", args.cold_starts, args.invocations);
+        let get = ApiRequest::get("/ping").event();
+        report["ping"] = json!({
+            "cold_starts": cold_starts(&variants, &settings, &get, args.cold_starts).await?,
+            "invocations": invocations(&variants, &settings, &get, args.invocations, &logs).await?,
+        });
+    }
     std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)?;
     eprintln!("==> wrote {}", args.out.display());
     Ok(())
