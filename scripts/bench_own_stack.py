@@ -79,8 +79,12 @@ def deploy():
 
 
 def cpu_by_role(local_pid, rootfs):
-    """{pid: (role, CPU ms so far)} of books-local and its function and extension processes."""
+    """{pid: (role, CPU ms so far)} of books-local, its function and extension processes, and
+    the local endpoint (moto: the extension ships the function's logs and metrics to it)."""
     found = {}
+    endpoint = int(os.environ.get("BOOKS_MOTO_PID") or 0)
+    if endpoint and cpu_ms(endpoint) is not None:
+        found[endpoint] = ("endpoint", cpu_ms(endpoint))
     for name, pid, _rss, _fds in processes(local_pid, None, rootfs):
         role = "books-local" if pid == local_pid else ROLES.get(name)
         used = cpu_ms(pid)
@@ -106,12 +110,13 @@ def measured_run(ready, rootfs, connections, seconds, warmup_s):
     before = cpu_by_role(ready["pid"], rootfs)
     summary = wrk(url, ready["api_key"], connections, seconds)
     after = cpu_by_role(ready["pid"], rootfs)
-    used = {"books-local": 0.0, "function": 0.0, "extension": 0.0}
+    used = {"books-local": 0.0, "function": 0.0, "extension": 0.0, "endpoint": 0.0}
     for pid, (role, total) in after.items():
         used[role] += total - before.get(pid, (role, 0.0))[1]
     requests = max(1, summary["requests"])
     environments = sum(1 for role, _ in after.values() if role == "function")
     return {"connections": connections, "summary": summary, "environments": environments,
+            "new_environments": max(0, environments - sum(1 for role, _ in before.values() if role == "function")),
             "cpu_ms_per_request": {role: ms / requests for role, ms in used.items()}}
 
 

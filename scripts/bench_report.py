@@ -428,8 +428,10 @@ def own_stack_section(data):
         summary, cpu = run["summary"], run["cpu_ms_per_request"]
         errors = sum(summary["errors"].values())
         rows.append([str(run["connections"]), freeze, f"{summary['rps']:,.0f}", fmt(summary["latency_ms"]["p50"]),
-                     fmt(summary["latency_ms"]["p99"]), str(summary["requests"]), str(errors), str(run["environments"])]
-                    + [fmt(cpu[role], 3) for role in roles] + [fmt(sum(cpu.values()), 3)])
+                     fmt(summary["latency_ms"]["p99"]), str(summary["requests"]), str(errors), str(run["environments"]),
+                     str(run.get("new_environments", "–"))]
+                    + [fmt(cpu[role], 3) for role in roles] + [fmt(sum(cpu[role] for role in roles), 3),
+                                                                fmt(cpu.get("endpoint"), 3)])
     goal_run = next((r for r in data["runs"] if r["connections"] == GOAL_OWN_STACK_CONNECTIONS), None)
     lines = [
         title,
@@ -444,9 +446,29 @@ def own_stack_section(data):
         f"each kind of process used over the measured run (from `/proc`), over its requests; {data['cpus']} cores.",
         "",
         table(["connections", "freeze", "requests/s", "p50 (ms)", "p99 (ms)", "requests", "errors", "environments",
-               "CPU/request books-local (ms)", "function", "extension", "total"], rows),
+               "started during the run", "CPU/request books-local (ms)", "function", "extension", "ours in all",
+               "endpoint (moto)"], rows),
+        "",
+        "*Environments* are the function's at the end of the run; an environment stays busy after its answer until "
+        "the runtime and the extension wait in `next` again (and is frozen), so a client that sends its next request "
+        "at once often finds none idle and gets a new one, as on Lambda. *Endpoint (moto)* is the local endpoint "
+        "the extension ships the function's logs and metrics to (CloudWatch Logs), not part of our stack: "
+        "shown because it shares the machine's cores. *Errors* count non-2xx answers: beyond the function's "
+        "reserved concurrency (100 here) Lambda throttles, which the gateway answers as 500, as API Gateway does.",
         "",
     ]
+    if goal_run is not None:
+        cpu = sum(goal_run["cpu_ms_per_request"][role] for role in roles)
+        ceiling = data["cpus"] * 1000 / cpu if cpu else None
+        lines += [
+            f"What bounds it: at {GOAL_OWN_STACK_CONNECTIONS} connections a request costs {fmt(cpu, 3)} ms of CPU "
+            f"across books-local, the function and the extension, so {data['cpus']} cores serve at most "
+            f"{fmt(ceiling, 0) if ceiling else '–'} requests/s even with nothing else running (wrk's own CPU not "
+            f"counted); {GOAL_OWN_STACK_RPS:,} requests/s needs at most "
+            f"{fmt(data['cpus'] * 1000 / GOAL_OWN_STACK_RPS, 3)} ms per request for the three together. The "
+            "profile below says where each one's share goes.",
+            "",
+        ]
     profile = data.get("profile")
     if profile:
         shares = ", ".join(f"{role} {share:.1f} %" for role, share in
@@ -455,7 +477,8 @@ def own_stack_section(data):
         symbols = [[f"{row['share']:.1f} %", row["role"], f"`{row['what']}`"] for row in profile["symbols"][:15]]
         lines += [
             f"Profile (`perf record -F 999` of every process of the path during {profile['summary']['seconds']:.0f} s "
-            f"at 8 connections, {profile['summary']['rps']:,.0f} requests/s): CPU samples by process: {shares}.",
+            f"at 8 connections, {profile['summary']['rps']:,.0f} requests/s): CPU samples by process: {shares}"
+            " (*other*: threads started once the profile had begun, mostly the endpoint's, one per request).",
             "",
             table(["samples", "process", "object"], objects),
             "",

@@ -197,10 +197,11 @@ async fn seed(
     let created = call(&service, &command, &ApiRequest::post("/books").json(&book).event(), 201).await?;
     let id = created["id"].as_str().ok_or("the created book has no id")?.to_owned();
     let get = ApiRequest::get(&format!("/books/{id}")).event();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // The projector starts at the stream's oldest record: after the API runs, thousands of them.
+    let deadline = Instant::now() + Duration::from_secs(600);
     while call(&service, &query, &get, 200).await.is_err() {
         if Instant::now() > deadline {
-            return Err(format!("book {id} did not become readable within 30 s").into());
+            return Err(format!("book {id} did not become readable within 600 s").into());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

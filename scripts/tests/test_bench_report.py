@@ -84,7 +84,8 @@ class Report(unittest.TestCase):
                         "summary": {"requests": int(rps * 10), "seconds": 10.0, "rps": rps,
                                     "errors": {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0},
                                     "latency_ms": {"mean": 1.0, "p50": 1.0, "p90": 2.0, "p99": 3.0, "max": 9.0}},
-                        "cpu_ms_per_request": {"books-local": 0.2, "function": 0.1, "extension": 0.05}}
+                        "new_environments": 1,
+                        "cpu_ms_per_request": {"books-local": 0.2, "function": 0.1, "extension": 0.05, "endpoint": 0.3}}
             json.dump({"cpus": 2, "runs": [run(1, 900.0), run(8, own_stack_rps), run(64, 2500.0)],
                        "no_freeze": run(8, own_stack_rps * 1.2),
                        "profile": {"summary": {"seconds": 8.0, "rps": 2000.0},
@@ -166,8 +167,11 @@ class Report(unittest.TestCase):
         text, _ = self.report(background_post=0.3, own_stack_rps=6000.0)
         self.assertIn("| GET through our stack alone (no DynamoDB) | ≥ 5,000 requests/s at 8 connections | "
                       "6,000 requests/s | met |", text)
-        self.assertIn("| 8 | off | 7,200 | 1.00 | 3.00 | 72000 | 0 | 9 | 0.200 | 0.100 | 0.050 | 0.350 |", text)
-        self.assertIn("CPU samples by process: books-local 50.0 %, function 30.0 %, extension 20.0 %.", text)
+        self.assertIn("| 8 | off | 7,200 | 1.00 | 3.00 | 72000 | 0 | 9 | 1 | 0.200 | 0.100 | 0.050 | 0.350 | 0.300 |", text)
+        self.assertIn("CPU samples by process: books-local 50.0 %, function 30.0 %, extension 20.0 % (*other*", text)
+        self.assertIn("a request costs 0.350 ms of CPU across books-local, the function and the extension, so 2 cores "
+                      "serve at most 5,714 requests/s", text)
+        self.assertIn("5,000 requests/s needs at most 0.400 ms per request", text)
         self.assertIn("| cargo lambda watch | 1.9.2 (67129fc 2026-08-21Z) | 9.00 | 9.00 | 1.500 | 44.000 | 30 | 200 |", text)
         self.assertIn("| books-local, books-telemetry | this tree | 22.00 | 22.00 | 0.600 | 0.600 | 30 | 200 |", text)
         text, _ = self.report(background_post=0.3, own_stack_rps=2000.0)
