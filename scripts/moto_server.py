@@ -68,8 +68,9 @@ And one switch AWS does not have, for the local cloud's fault scenarios (scripts
    `"delay": 4` holds the request that many seconds first (after carrying it out, with `after`),
    and `"slow": true` then lets it through to its real answer: a slow request, which a client's
    timeout gives up on and its SDK retries. `"reorder": true` answers the real answer with the
-   `Records` it lists shuffled and some of them twice: stream reads (`GetRecords`) delivered out
-   of order and duplicated, as a consumer must bear. The consistency checker
+   `Records` it lists shuffled, some of them twice, and some records of the same stream's earlier
+   answers again: stream reads (`GetRecords`) delivered out of order, duplicated and late, as a
+   consumer that must converge on the newest state has to bear. The consistency checker
    (scripts/consistency.py) injects all of them on DynamoDB.
 
 And one for `make run`, whose local data outlives the endpoint (`Persistence`):
@@ -416,6 +417,7 @@ class Faults:
     def __init__(self, app):
         self.app = app
         self._guard = threading.Lock()
+        self._delivered = {}  # stream ARN -> its latest records answered (reorder)
         self._faults = []  # dicts: operation, match, status, code, message, probability, after, delay, slow, reorder, failed (requests it applied to)
 
     def __getattr__(self, name):  # moto.server.main sets `debug` on the application
@@ -446,7 +448,7 @@ class Faults:
                 time.sleep(fault["delay"])
                 return self.app(environ, start_response)
             if fault["reorder"]:
-                return self._reordered(environ, start_response)
+                return self._reordered(environ, start_response, parameters)
             if fault["after"]:
                 # Carried out, then its answer lost: read it whole (and close it, as WSGI asks) and drop it.
                 answer = self.app(environ, lambda status, headers, exc_info=None: None)
@@ -462,8 +464,9 @@ class Faults:
                            [("x-amzn-ErrorType", fault["code"])])
         return self.app(environ, start_response)
 
-    def _reordered(self, environ, start_response):
-        """The real answer, its `Records` shuffled and a third of them (at least one) twice."""
+    def _reordered(self, environ, start_response, parameters):
+        """The real answer, its `Records` shuffled, a third of them (at least one) twice, and up
+        to as many of the stream's records answered before (late)."""
         started = []
         chunks = self.app(environ, lambda status, headers, exc_info=None: started.append((status, headers)))
         try:
@@ -475,7 +478,13 @@ class Faults:
         document = json.loads(body or b"{}") if status.startswith("200") else None
         if isinstance(document, dict) and document.get("Records"):
             records = document["Records"]
-            records += random.sample(records, max(1, len(records) // 3))
+            # A moto shard iterator starts with its stream's ARN.
+            stream = str(parameters.get("ShardIterator", "")).split("|", 1)[0]
+            with self._guard:
+                earlier = self._delivered.setdefault(stream, collections.deque(maxlen=256))
+                late = random.sample(list(earlier), min(len(earlier), max(1, len(records) // 3)))
+                earlier.extend(records)
+            records += random.sample(records, max(1, len(records) // 3)) + late
             random.shuffle(records)
             body = json.dumps(document).encode()
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [("Content-Length", str(len(body)))]

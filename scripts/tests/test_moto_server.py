@@ -428,6 +428,14 @@ class FaultsOnDemand(unittest.TestCase):
         self.assertEqual(sorted(set(mangled)), sorted(plain), "every record, none invented")
         self.assertEqual(len(mangled), 8, "a third of them twice")
         self.assertIn("NextShardIterator", answer, "the position is the real one")
+        dynamodb.put_item(TableName="streamed", Item={"pk": {"S": "book-6"}})
+        self.control("POST", {"operation": "GetRecords", "reorder": True})
+        later = streams.get_records(ShardIterator=answer["NextShardIterator"])["Records"]
+        self.control("DELETE")
+        numbers = [r["dynamodb"]["SequenceNumber"] for r in later]
+        fresh = [n for n in numbers if n not in plain]
+        self.assertEqual(len(set(fresh)), 1, f"the new record: {numbers} {plain}")
+        self.assertEqual(len(numbers) - len(fresh), 1, "one earlier record again, late")
 
     def test_a_fault_with_a_delay_out_of_bounds_is_refused(self):
         self.assertEqual(self.control("POST", {"operation": "GetItem", "delay": 600})[0], 400)
