@@ -546,6 +546,15 @@ def peers_section(emulator, peers):
     ]
 
 
+def optional_json(directory, name):
+    """A results file a run may not have written (its section then says it was not run)."""
+    path = os.path.join(directory, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", required=True)
@@ -562,11 +571,7 @@ def main():
     if args.pipeline:
         with open(args.pipeline) as f:
             pipeline = json.load(f)
-    data_plane = None
-    data_plane_path = os.path.join(args.results, "data_plane.json")
-    if os.path.exists(data_plane_path):
-        with open(data_plane_path) as f:
-            data_plane = json.load(f)
+    data_plane = optional_json(args.results, "data_plane.json")
     api_path = os.path.join(args.results, "api.jsonl")
     api = []
     if os.path.exists(api_path):
@@ -583,18 +588,8 @@ def main():
     api_lines = api_section(plt, api, args.out)
     peer_lines = peer_section(cold_goals, emulator["invocations"])
     data_plane_lines, data_plane_goals = data_plane_section(data_plane)
-    own_stack = None
-    own_stack_path = os.path.join(args.results, "own_stack.json")
-    if os.path.exists(own_stack_path):
-        with open(own_stack_path) as f:
-            own_stack = json.load(f)
-    own_stack_lines, own_stack_goals = own_stack_section(own_stack)
-    peers = None
-    peers_path = os.path.join(args.results, "peers.json")
-    if os.path.exists(peers_path):
-        with open(peers_path) as f:
-            peers = json.load(f)
-    peer_emulator_lines = peers_section(emulator, peers)
+    own_stack_lines, own_stack_goals = own_stack_section(optional_json(args.results, "own_stack.json"))
+    peer_emulator_lines = peers_section(emulator, optional_json(args.results, "peers.json"))
 
     ours_size = next((size for name, size in binaries if name == OURS), None)
     rss = warm_goals["rss_mb"] / 1024 if warm_goals["rss_mb"] is not None else None
