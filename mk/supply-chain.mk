@@ -1,6 +1,7 @@
 # The supply chain of the Rust workspace, checked by cargo deny against deny.toml: licenses,
-# bans (duplicate versions, wildcards) and sources in `make test`, offline; advisories in
-# `make audit`, which fetches the RustSec database from GitHub (the deliver workflow runs it).
+# bans (duplicate versions, wildcards) and sources in `make test` (cargo metadata fetches from
+# crates.io the manifests of every platform's dependencies); advisories in
+# `make audit`, which fetches the RustSec database from GitHub (CI's daily audit job runs it).
 # Included by the root Makefile (uses its CARGO).
 
 # Pinned like cargo-fuzz: installed into cargo's bin folder by `make deny-tools`.
@@ -12,8 +13,8 @@ deny-tools: check-rust
 	  echo "==> installing cargo-deny $(CARGO_DENY_VERSION) (crates.io)"; \
 	  $(CARGO) install cargo-deny --version $(CARGO_DENY_VERSION) --locked; }
 
-deny: deny-tools ## Licenses, duplicate versions, wildcards and sources of every crate (deny.toml; offline, make test runs it)
-	$(CARGO) deny --locked --offline check licenses bans sources
+deny: deny-tools ## Licenses, duplicate versions, wildcards and sources of every crate (deny.toml; make test runs it)
+	$(CARGO) deny --locked check licenses bans sources
 
 audit: deny-tools ## Security advisories of every crate (RustSec; fetches its database from GitHub)
 	$(CARGO) deny --locked check advisories
