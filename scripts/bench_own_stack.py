@@ -83,8 +83,9 @@ def cpu_by_role(local_pid, rootfs):
     the local endpoint (moto: the extension ships the function's logs and metrics to it)."""
     found = {}
     endpoint = int(os.environ.get("BOOKS_MOTO_PID") or 0)
-    if endpoint and cpu_ms(endpoint) is not None:
-        found[endpoint] = ("endpoint", cpu_ms(endpoint))
+    used = cpu_ms(endpoint) if endpoint else None
+    if used is not None:
+        found[endpoint] = ("endpoint", used)
     for name, pid, _rss, _fds in processes(local_pid, None, rootfs):
         role = "books-local" if pid == local_pid else ROLES.get(name)
         used = cpu_ms(pid)
