@@ -2,12 +2,14 @@
 # bans (duplicate versions, wildcards) and sources in `make test` (cargo metadata fetches from
 # crates.io the manifests of every platform's dependencies); advisories in
 # `make audit`, which fetches the RustSec database from GitHub (CI's daily audit job runs it).
+# `make audit-selftest` (in make test) runs that same advisories check against a database built
+# on the spot, which must fail on an advisory planted against a linked crate.
 # Included by the root Makefile (uses its CARGO).
 
 # Pinned like cargo-fuzz: installed into cargo's bin folder by `make deny-tools`.
 CARGO_DENY_VERSION := 0.20.2
 
-.PHONY: deny deny-tools audit
+.PHONY: deny deny-tools audit audit-selftest
 deny-tools: check-rust
 	@$(CARGO) deny --version 2>/dev/null | grep -q ' $(CARGO_DENY_VERSION)$$' || { \
 	  echo "==> installing cargo-deny $(CARGO_DENY_VERSION) (crates.io)"; \
@@ -18,3 +20,6 @@ deny: deny-tools ## Licenses, duplicate versions, wildcards and sources of every
 
 audit: deny-tools ## Security advisories of every crate (RustSec; fetches its database from GitHub)
 	$(CARGO) deny --locked check advisories
+
+audit-selftest: deny-tools ## The advisories check against a planted advisory, offline (make test runs it)
+	CARGO=$(CARGO) scripts/audit-selftest

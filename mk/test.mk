@@ -89,6 +89,6 @@ phase-fuzz: check-rust | phase-clippy phase-images
 	+@$(PHASE) fuzz -- $(MAKE) test-fuzz
 # cargo deny's install is a build of its own: after the images too.
 phase-supply-chain: check-rust | phase-clippy phase-images
-	+@$(PHASE) supply-chain -- $(MAKE) deny
+	+@$(PHASE) supply-chain -- $(MAKE) deny audit-selftest
 phase-bench-smoke: phase-build-debug phase-binaries-host phase-tools phase-tf-init | phase-clippy
 	+@$(PHASE) bench-smoke -- $(MAKE) test-bench-run
