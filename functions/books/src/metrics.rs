@@ -1,6 +1,9 @@
 //! The custom metrics the functions emit, in one list: the names, units and dimensions that
 //! dashboards and alarms are checked against. Dimensions stay low-cardinality by construction.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
 use metrics::Unit;
 
 pub(crate) const BOOKS_CREATED: &str = "BooksCreated";
@@ -105,6 +108,43 @@ pub fn describe() {
     }
 }
 
+/// Histogram values recorded since the last flush, across every histogram: an upper bound of
+/// what any one histogram holds.
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+/// Flushes the collector before it fills: installed once per process by [`flush_early`].
+static EARLY_FLUSH: OnceLock<Box<dyn Fn() + Send + Sync>> = OnceLock::new();
+/// The collector keeps at most 100 values of a histogram between flushes (EMF's limit for one
+/// metric of a document) and drops the rest with an error line. Flushing at half of that leaves
+/// room for the values other tasks record while the flush runs.
+const FLUSH_AT: usize = 50;
+
+/// Makes `flush` run whenever [`FLUSH_AT`] histogram values are pending, so that an invocation
+/// recording more than a document holds (a projector batch: one lag per record, one latency per
+/// write) emits several EMF documents instead of losing values. metrics_cloudwatch_embedded
+/// flushes only when an invocation ends and offers no hook for this, hence this counter in
+/// front of it. Returns false if a flush was installed already.
+pub fn flush_early(flush: impl Fn() + Send + Sync + 'static) -> bool {
+    EARLY_FLUSH.set(Box::new(flush)).is_ok()
+}
+
+/// Called as an invocation starts: the previous invocation's values were flushed when it ended.
+pub(crate) fn invocation_started() {
+    PENDING.store(0, Ordering::Relaxed);
+}
+
+/// Records one value in milliseconds, then flushes if enough are pending that the collector
+/// could fill up. Every histogram of the functions is recorded through here (clippy.toml).
+#[allow(clippy::disallowed_methods)] // the funnel itself
+pub(crate) fn record_ms(histogram: &metrics::Histogram, value_ms: f64) {
+    histogram.record(value_ms);
+    // Of the tasks that cross the mark together, the one that takes the count flushes.
+    if PENDING.fetch_add(1, Ordering::Relaxed) + 1 >= FLUSH_AT && PENDING.swap(0, Ordering::Relaxed) >= FLUSH_AT {
+        if let Some(flush) = EARLY_FLUSH.get() {
+            flush();
+        }
+    }
+}
+
 /// The API operations, the values of the `Operation` dimension of request metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Operation {
@@ -134,7 +174,7 @@ pub(crate) trait Timed: std::future::Future + Sized {
     async fn timed(self, api: &'static str) -> Self::Output {
         let started = std::time::Instant::now();
         let result = self.await;
-        metrics::histogram!(DYNAMODB_LATENCY, OPERATION => api).record(started.elapsed().as_secs_f64() * 1000.0);
+        record_ms(&metrics::histogram!(DYNAMODB_LATENCY, OPERATION => api), started.elapsed().as_secs_f64() * 1000.0);
         result
     }
 }

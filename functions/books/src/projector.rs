@@ -88,7 +88,7 @@ pub async fn project_batch(view: &ViewStore, event: Event, now_epoch_secs: i64) 
                     metrics::counter!(m::EVENTS_PROJECTED).increment(1);
                     let created_ms = record.change.approximate_creation_date_time.timestamp_millis();
                     let lag_ms = (now_millis - created_ms).max(0);
-                    metrics::histogram!(m::PROJECTION_LAG).record(lag_ms as f64);
+                    m::record_ms(&metrics::histogram!(m::PROJECTION_LAG), lag_ms as f64);
                 }
             }
             Err(err) => {

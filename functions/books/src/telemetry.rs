@@ -1,6 +1,6 @@
 //! Logs and metrics set-up shared by the functions: one JSON object per line on stdout with
 //! `request_id`, `cold_start` and `service` at the top level, and EMF metrics flushed to stdout
-//! once per invocation. Lambda hands both to the Telemetry API, where `books-telemetry` reads them.
+//! once per invocation (and before that whenever a histogram could overflow a document). Lambda hands both to the Telemetry API, where `books-telemetry` reads them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
@@ -44,6 +44,14 @@ pub fn init(service: &str) -> Result<(MetricsLayer, InvocationLayer), metrics_cl
         .with_lambda_xray_trace_id("trace_id")
         .init()?;
     crate::metrics::describe();
+    // One lock for the whole flush: its documents are written in pieces, which log lines of
+    // other tasks must not split.
+    crate::metrics::flush_early(move || {
+        let flushed = collector.flush(std::io::stdout().lock());
+        if let Err(err) = flushed {
+            tracing::warn!(error = %err, "metrics could not be flushed early");
+        }
+    });
     Ok((MetricsLayer::new(collector), InvocationLayer))
 }
 
@@ -158,6 +166,7 @@ where
 
     fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
         let cold_start = COLD.swap(false, Ordering::Relaxed);
+        crate::metrics::invocation_started();
         let context = &invocation.context;
         let span = tracing::info_span!(
             "invocation",

@@ -7,6 +7,7 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use books_testkit::ApiRequest;
 use serde_json::{json, Value};
@@ -34,6 +35,23 @@ fn emf_values(text: &str) -> BTreeMap<String, (Vec<f64>, Vec<Vec<String>>)> {
     found
 }
 
+/// More values of a metric than one EMF document holds (100).
+const MANY: u32 = 150;
+
+/// Every EMF document flushed, early or at the end: what the function writes to stdout.
+#[derive(Clone, Default)]
+struct Flushed(Arc<Mutex<Vec<u8>>>);
+
+impl Flushed {
+    fn flush(&self, collector: &metrics_cloudwatch_embedded::Collector) {
+        collector.flush(&mut *self.0.lock().unwrap()).unwrap();
+    }
+    /// The documents flushed since the previous call.
+    fn take(&self) -> String {
+        String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
+    }
+}
+
 #[tokio::test]
 async fn handlers_emit_the_listed_business_metrics_as_emf() {
     let collector = metrics_cloudwatch_embedded::Builder::new()
@@ -42,6 +60,9 @@ async fn handlers_emit_the_listed_business_metrics_as_emf() {
         .init()
         .unwrap();
     books::metrics::describe();
+    let flushed = Flushed::default();
+    let early = flushed.clone();
+    assert!(books::metrics::flush_early(move || early.flush(collector)));
     let api = TestApi::start().await;
 
     let created = api.send(ApiRequest::post("/books").header("Idempotency-Key", "m").json(&book(1))).await.json();
@@ -57,9 +78,8 @@ async fn handlers_emit_the_listed_business_metrics_as_emf() {
     api.send(ApiRequest::delete(&path)).await;
     api.project().await;
 
-    let mut out = Vec::new();
-    collector.flush(&mut out).unwrap();
-    let metrics = emf_values(&String::from_utf8(out).unwrap());
+    flushed.flush(collector);
+    let metrics = emf_values(&flushed.take());
     let sum = |name: &str| metrics.get(name).map(|(v, _)| v.iter().sum::<f64>()).unwrap_or(0.0);
     assert_eq!(sum("BooksCreated"), 1.0);
     assert_eq!(sum("IdempotentReplays"), 1.0);
@@ -79,4 +99,29 @@ async fn handlers_emit_the_listed_business_metrics_as_emf() {
     for name in metrics.keys() {
         assert!(listed.contains(&name.as_str()), "{name} is emitted but not in books::metrics::ALL");
     }
+
+    // More values than one EMF document holds (100 per metric), in one invocation of each kind:
+    // a projector batch of 150 records (one lag each, several writes each), and 150 requests
+    // recorded without a flush between them. Nothing is dropped, and no document is over.
+    for n in 0..MANY {
+        let reply = api.send(ApiRequest::post("/books").json(&book(100 + n))).await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+    }
+    api.project().await;
+    flushed.flush(collector);
+    let text = flushed.take();
+    for line in text.lines() {
+        let doc: Value = serde_json::from_str(line).unwrap();
+        for (name, value) in doc.as_object().unwrap() {
+            let count = value.as_array().map_or(1, Vec::len);
+            assert!(count <= 100, "{name} has {count} values in one document");
+        }
+    }
+    let metrics = emf_values(&text);
+    let sum = |name: &str| metrics.get(name).map(|(v, _)| v.iter().sum::<f64>()).unwrap_or(0.0);
+    assert_eq!(sum("BooksCreated"), f64::from(MANY));
+    assert_eq!(sum("EventsProjected"), f64::from(MANY), "one batch of {MANY} records");
+    assert_eq!(metrics["ProjectionLag"].0.len(), MANY as usize, "one lag per record");
+    assert_eq!(metrics["RequestLatency"].0.len(), MANY as usize, "one per request");
+    assert!(metrics["DynamoDbLatency"].0.len() >= 2 * MANY as usize, "a create and the view's writes per book");
 }

@@ -106,7 +106,7 @@ pub(crate) fn finish(
 ) -> Response<Body> {
     use crate::metrics as m;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    metrics::histogram!(m::REQUEST_LATENCY, m::OPERATION => operation.as_str()).record(elapsed_ms);
+    m::record_ms(&metrics::histogram!(m::REQUEST_LATENCY, m::OPERATION => operation.as_str()), elapsed_ms);
     if let Err(err) = &result {
         match err {
             ApiError::Validation(_) | ApiError::MalformedJson(_) | ApiError::MissingBody => {
