@@ -290,15 +290,8 @@ impl Environment {
         let name = process.name.clone();
         let pid = process.pid;
         tokio::spawn(async move {
-            // Poll for exit without taking the child (shutdown may still signal it).
-            loop {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                let alive = std::path::Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid);
-                if !alive {
-                    sandbox.update(|s| s.exited.push(name.clone()));
-                    return;
-                }
-            }
+            process::exited(pid).await;
+            sandbox.update(|s| s.exited.push(name));
         });
     }
 
@@ -660,12 +653,6 @@ fn response_spans(
 fn is_executable(path: &std::path::Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
-}
-
-fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
-        .unwrap_or(true)
 }
 
 fn new_trace_id() -> String {

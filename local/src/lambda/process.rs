@@ -4,12 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncBufReadExt, BufReader, Interest};
 use tokio::process::{Child, Command};
 
 /// A started process and its pid (kept after the child handle is taken for waiting).
@@ -117,6 +119,46 @@ pub(super) fn peak_memory_mb(pid: u32) -> u64 {
         .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb.div_ceil(1024))
+}
+
+/// Resolves once the process `pid` (a child of ours) has exited, a zombie included, without
+/// reaping it (shutdown may still signal it): its pidfd (Linux 5.3) becomes readable then.
+/// Waiting costs nothing until then, where reading /proc/<pid>/stat every 20 ms for each
+/// process of each environment was most of an idle local cloud's CPU. On a kernel without
+/// pidfds (or a sandbox refusing them) it falls back to that polling.
+pub(super) async fn exited(pid: u32) {
+    // SAFETY: pidfd_open(2) takes a pid and flags, and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        match std::io::Error::last_os_error().raw_os_error() {
+            // Gone already (reaped): it has exited.
+            Some(libc::ESRCH) => return,
+            _ => return exited_polling(pid).await,
+        }
+    }
+    // SAFETY: a descriptor pidfd_open just returned, owned by nothing else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    // SAFETY: an OwnedFd is one open descriptor for as long as it lives, here inside the AsyncFd.
+    match unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) } {
+        Ok(fd) => {
+            // Readable means exited: an error here (none is documented) is taken the same way.
+            let _ = fd.readable().await;
+        }
+        Err(_) => exited_polling(pid).await,
+    }
+}
+
+/// [`exited`] by reading /proc every 20 ms.
+pub(super) async fn exited_polling(pid: u32) {
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .unwrap_or(true)
 }
 
 pub(super) fn signal(pid: u32, signal: i32) {
@@ -232,6 +274,31 @@ fn guard(what: Guard, pid: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn exit_is_seen_without_reaping_and_a_frozen_process_has_not_exited() {
+        use std::future::Future;
+        async fn pending<F: Future>(mut f: std::pin::Pin<&mut F>) -> bool {
+            std::future::poll_fn(|cx| std::task::Poll::Ready(f.as_mut().poll(cx).is_pending())).await
+        }
+        let mut child = std::process::Command::new("sleep").arg("600").spawn().unwrap();
+        let pid = child.id();
+        let mut by_pidfd = std::pin::pin!(exited(pid));
+        let mut by_polling = std::pin::pin!(exited_polling(pid));
+        assert!(pending(by_pidfd.as_mut()).await, "running, yet seen as exited (pidfd)");
+        assert!(pending(by_polling.as_mut()).await, "running, yet seen as exited (/proc)");
+        signal(pid, libc::SIGSTOP);
+        assert!(pending(by_pidfd.as_mut()).await, "frozen, yet seen as exited (pidfd)");
+        assert!(pending(by_polling.as_mut()).await, "frozen, yet seen as exited (/proc)");
+        signal(pid, libc::SIGKILL);
+        let bound = Duration::from_secs(60);
+        tokio::time::timeout(bound, by_pidfd).await.expect("the exit was seen (pidfd)");
+        tokio::time::timeout(bound, by_polling).await.expect("the exit was seen (/proc)");
+        // Neither reaped it: its status is still there for whoever owns it.
+        assert!(child.try_wait().unwrap().is_some_and(|status| !status.success()));
+        // Gone altogether (reaped): exited at once.
+        tokio::time::timeout(bound, exited(pid)).await.expect("a reaped process has exited");
+    }
 
     #[tokio::test]
     async fn a_program_still_open_for_writing_starts_once_it_is_closed() {
