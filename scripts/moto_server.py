@@ -1,5 +1,5 @@
-"""The local AWS endpoint: moto's server with nine behaviours brought closer to AWS (1 to 8, and
-12), one cost removed, a fault switch, and a state that outlives the process.
+"""The local AWS endpoint: moto's server with ten behaviours brought closer to AWS (1 to 8, 12 and
+13), one cost removed, a fault switch, and a state that outlives the process.
 
 1. moto invokes a Lambda function itself (through Docker) whenever a DynamoDB table with an
    event source mapping gets a stream record, then drops the records it delivered. In the local
@@ -90,6 +90,14 @@ And one for `make run`, whose local data outlives the endpoint (`Persistence`):
    what it reads); moto answers it as it was sent, so the provider failed to read any policy
    (`invalid character ... after top-level value`) and could neither apply nor destroy one.
    Here the policy is answered escaped, as API Gateway does.
+
+13. DynamoDB makes TransactWriteItems calls that carry one `ClientRequestToken` have the effect of
+   one call for 10 minutes after the first completes; moto ignores the token. So a transaction's
+   first attempt held past its timeout (the fault switch's `slow`) was carried out after its
+   retry had been cancelled, when the condition that cancelled it no longer held: a create
+   answered 409 left its book behind (found by the consistency checker). Here the first answer
+   of a token that is the call's effect (carried out, or cancelled) is every later call's, and
+   the token with other parameters is IdempotentParameterMismatch (`TransactionTokens`).
 
 Everything else is moto's server, unchanged.
 """
@@ -365,7 +373,7 @@ class RetriesAnsweredOnce:
             self._forget_the_oldest()
         with invocation.lock:
             if not (retry and invocation.answer):
-                status, headers, body = self._run(environ)
+                status, headers, body = _run(self.app, environ)
                 if status.startswith("2"):
                     self._keep(key, invocation, (status, headers, body))
                 start_response(status, headers)
@@ -389,20 +397,74 @@ class RetriesAnsweredOnce:
             if oldest.answer:
                 self._held -= len(oldest.answer[2])
 
-    def _run(self, environ):
-        started, written = [], []
 
-        def start_response(status, headers, exc_info=None):  # noqa: ARG001 - the WSGI signature
-            started[:] = [status, list(headers)]
-            return written.append  # WSGI's legacy write(): its data precede the iterable's
 
-        chunks = self.app(environ, start_response)
+class TransactionTokens:
+    """WSGI middleware: DynamoDB's `ClientRequestToken` of TransactWriteItems, which moto ignores.
+
+    DynamoDB makes identical calls with one token "have the same effect as one single call" for
+    10 minutes after the first of them completes. So a call that completes after another with its
+    token gets the first one's answer without being carried out, whether the first was carried out
+    or cancelled; the same token with other parameters is refused (IdempotentParameterMismatch).
+    Calls of one token run one at a time. Found by the consistency checker: a create's first
+    attempt, held past its timeout, was carried out after its retry had been refused (409) and the
+    ISBN freed meanwhile, leaving a book the client was told was never created.
+    """
+
+    TARGET = "DynamoDB_20120810.TransactWriteItems"
+    WINDOW_S = 600.0
+
+    class _Token:
+        __slots__ = ("lock", "parameters", "answer", "completed")
+
+        def __init__(self):
+            self.lock = threading.Lock()
+            self.parameters = None
+            self.answer = None
+            self.completed = 0.0
+
+    def __init__(self, app, clock=time.monotonic):
+        self.app = app
+        self.clock = clock
+        self._guard = threading.Lock()
+        self._tokens = {}
+
+    def __getattr__(self, name):  # moto.server.main sets `debug` on the application
+        return getattr(self.app, name)
+
+    def __call__(self, environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET") != self.TARGET:
+            return self.app(environ, start_response)
+        body = _read_body(environ)
+        environ["wsgi.input"] = io.BytesIO(body)
         try:
-            body = b"".join(chunks)
-        finally:
-            if hasattr(chunks, "close"):
-                chunks.close()
-        return started[0], started[1], b"".join(written) + body
+            parameters = json.loads(body or b"{}")
+        except ValueError:
+            return self.app(environ, start_response)
+        token = parameters.pop("ClientRequestToken", None) if isinstance(parameters, dict) else None
+        if not token:
+            return self.app(environ, start_response)
+        now = self.clock()
+        with self._guard:
+            for key in [k for k, t in self._tokens.items() if t.answer and now - t.completed > self.WINDOW_S]:
+                del self._tokens[key]
+            entry = self._tokens.setdefault(token, self._Token())
+        with entry.lock:
+            if entry.answer is not None:
+                if entry.parameters != parameters:
+                    return _answer(start_response, 400, {
+                        "__type": "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
+                        "message": "The request uses the same client token as a previous, but non-identical request."})
+                status, headers, answer = entry.answer
+                start_response(status, headers)
+                return [answer]
+            status, headers, answer = _run(self.app, environ)
+            # Kept: the answers that are the call's effect, carried out or cancelled by a
+            # condition. Throttling or a server error says nothing of what identical calls do.
+            if status.startswith("2") or (status.startswith("400") and b"TransactionCanceledException" in answer):
+                entry.parameters, entry.answer, entry.completed = parameters, (status, headers, answer), self.clock()
+            start_response(status, headers)
+            return [answer]
 
 
 class Faults:
@@ -650,6 +712,23 @@ def _serve(argv):
             Persistence.save(state)
 
 
+def _run(app, environ):
+    """Runs a WSGI application to its whole answer: (status, headers, body)."""
+    started, written = [], []
+
+    def start_response(status, headers, exc_info=None):  # noqa: ARG001 - the WSGI signature
+        started[:] = [status, list(headers)]
+        return written.append  # WSGI's legacy write(): its data precede the iterable's
+
+    chunks = app(environ, start_response)
+    try:
+        body = b"".join(chunks)
+    finally:
+        if hasattr(chunks, "close"):
+            chunks.close()
+    return started[0], started[1], b"".join(written) + body
+
+
 def _read_body(environ):
     length = int(environ.get("CONTENT_LENGTH") or 0)
     return environ["wsgi.input"].read(length) if length > 0 else b""
@@ -669,7 +748,7 @@ moto.backends.list_of_moto_modules = lambda: _MOTO_MODULES
 
 _dispatcher = moto.server.DomainDispatcherApplication
 moto.server.DomainDispatcherApplication = lambda create_app: Persistence(
-    Faults(RetriesAnsweredOnce(_dispatcher(create_app))))
+    Faults(TransactionTokens(RetriesAnsweredOnce(_dispatcher(create_app)))))
 
 if __name__ == "__main__":
     sys.exit(_serve(sys.argv[1:]))

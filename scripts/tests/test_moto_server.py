@@ -1,5 +1,6 @@
 """Tests of scripts/moto_server.py's corrections to moto (applied on import)."""
 
+import io
 import json
 import os
 import pathlib
@@ -251,7 +252,8 @@ class RetriedInvocations(unittest.TestCase):
         wrapped = moto.server.DomainDispatcherApplication(moto.server.create_backend_app)
         self.assertIsInstance(wrapped, moto_server.Persistence)
         self.assertIsInstance(wrapped.app, moto_server.Faults)
-        self.assertIsInstance(wrapped.app.app, moto_server.RetriesAnsweredOnce)
+        self.assertIsInstance(wrapped.app.app, moto_server.TransactionTokens)
+        self.assertIsInstance(wrapped.app.app.app, moto_server.RetriesAnsweredOnce)
         app = moto.server.DomainDispatcherApplication(moto.server.create_backend_app)
         self.endpoint = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
         self.proxy = _LosesTheFirstAnswerTo(self.endpoint.server_address, b"Action=DeleteDashboards")
@@ -274,6 +276,79 @@ class RetriedInvocations(unittest.TestCase):
             direct.get_dashboard(DashboardName="service")
         with self.assertRaises(direct.exceptions.ResourceNotFound, msg="a new invocation runs again"):
             direct.delete_dashboards(DashboardNames=["service"])
+
+
+class TransactionTokens(unittest.TestCase):
+    """Behaviour 13, through boto3 against the served endpoint: a token's first answer is final."""
+
+    def setUp(self):
+        import moto.server
+        app = moto.server.DomainDispatcherApplication(moto.server.create_backend_app)
+        self.endpoint = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+        threading.Thread(target=self.endpoint.serve_forever, daemon=True).start()
+        self.addCleanup(self.endpoint.server_close)
+        self.addCleanup(self.endpoint.shutdown)
+        host, port = self.endpoint.server_address
+        self.dynamodb = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=f"http://{host}:{port}",
+                                     aws_access_key_id="testing", aws_secret_access_key="testing",
+                                     config=Config(retries={"mode": "standard", "total_max_attempts": 1}))
+        self.table = f"tokens-{id(self)}"
+        create_table(self.dynamodb, self.table)
+
+    def create(self, token, title="first"):
+        """A book and its ISBN guard, each put only if absent: what a POST does."""
+        absent = {"ConditionExpression": "attribute_not_exists(pk)"}
+        self.dynamodb.transact_write_items(ClientRequestToken=token, TransactItems=[
+            {"Put": {"TableName": self.table, "Item": {"pk": {"S": "BOOK#1"}, "title": {"S": title}}, **absent}},
+            {"Put": {"TableName": self.table, "Item": {"pk": {"S": "ISBN#1"}}, **absent}},
+        ])
+
+    def item(self, pk):
+        return self.dynamodb.get_item(TableName=self.table, Key={"pk": {"S": pk}}, ConsistentRead=True).get("Item")
+
+    def test_a_call_cancelled_first_stays_cancelled_after_its_condition_clears(self):
+        self.dynamodb.put_item(TableName=self.table, Item={"pk": {"S": "ISBN#1"}})  # another book's guard
+        with self.assertRaises(self.dynamodb.exceptions.TransactionCanceledException):
+            self.create("held-then-retried")
+        self.dynamodb.delete_item(TableName=self.table, Key={"pk": {"S": "ISBN#1"}})  # that book deleted
+        # The first attempt, held until now, arrives: moto alone would carry it out.
+        with self.assertRaises(self.dynamodb.exceptions.TransactionCanceledException):
+            self.create("held-then-retried")
+        self.assertIsNone(self.item("BOOK#1"), "a call answered as cancelled was carried out")
+        with self.assertRaises(ClientError) as mismatch:
+            self.create("held-then-retried", title="other")
+        self.assertEqual(mismatch.exception.response["Error"]["Code"], "IdempotentParameterMismatchException")
+
+    def test_a_call_carried_out_first_is_answered_again_without_effect(self):
+        self.create("once")
+        for pk in ("BOOK#1", "ISBN#1"):  # the book deleted
+            self.dynamodb.delete_item(TableName=self.table, Key={"pk": {"S": pk}})
+        self.create("once")  # its answer again, not the book again
+        self.assertIsNone(self.item("BOOK#1"))
+        self.create("a new call")
+        self.assertEqual(self.item("BOOK#1")["title"], {"S": "first"})
+
+    def test_the_window_is_ten_minutes_after_the_first_answer(self):
+        now = [1000.0]
+        answers = iter([("200 OK", b"{}"), ("200 OK", b'{"again": 1}')])
+
+        def app(environ, start_response):
+            status, body = next(answers)
+            start_response(status, [])
+            return [body]
+
+        def call(tokens):
+            body = json.dumps({"ClientRequestToken": "t", "TransactItems": []}).encode()
+            environ = {"HTTP_X_AMZ_TARGET": "DynamoDB_20120810.TransactWriteItems", "CONTENT_LENGTH": str(len(body)),
+                       "wsgi.input": io.BytesIO(body)}
+            return b"".join(tokens(environ, lambda status, headers: None))
+
+        tokens = moto_server.TransactionTokens(app, clock=lambda: now[0])
+        self.assertEqual(call(tokens), b"{}")
+        now[0] += 599
+        self.assertEqual(call(tokens), b"{}", "within the window: the first answer")
+        now[0] += 2
+        self.assertEqual(call(tokens), b'{"again": 1}', "past it: a new call")
 
 
 class RetriesAfterFailures(unittest.TestCase):
