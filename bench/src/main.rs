@@ -249,7 +249,9 @@ async fn cold_starts(
             let extension = init.extensions.first().map(|e| {
                 json!({"name": e.name, "spawned_ms": ms(e.spawned), "registered_ms": ms(e.registered),
                        "subscribed_ms": e.subscribed.map(ms), "ready_ms": e.ready.map(ms),
-                       "ready_after_spawn_ms": e.ready_after_spawn().map(ms)})
+                       "ready_after_spawn_ms": e.ready_after_spawn().map(ms),
+                       "on_cpu_ms": e.main_thread.map(|t| ms(t.on_cpu)),
+                       "runqueue_ms": e.main_thread.map(|t| ms(t.runqueue))})
             });
             samples.push(json!({"variant": variant.name, "first_response_ms": ms(first_response),
                 "init_ms": ms(init.init), "runtime_ms": ms(invoke.runtime), "post_runtime_ms": ms(invoke.post_runtime),

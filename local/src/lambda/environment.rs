@@ -273,6 +273,7 @@ impl Environment {
                         registered: since(e.registered_at),
                         subscribed: e.subscribed_at.map(since),
                         ready: e.ready_at.map(since),
+                        main_thread: process::scheduled(pid),
                     }
                 })
                 .collect()

@@ -65,6 +65,18 @@ pub struct ExtensionTimeline {
     pub subscribed: Option<Duration>,
     /// Its first `event/next`: done with its own init.
     pub ready: Option<Duration>,
+    /// Its main thread's time on a CPU and waiting for one, up to the end of the init phase
+    /// (parked in `next` once ready): what its init cost, and what other processes' init cost it.
+    pub main_thread: Option<Scheduled>,
+}
+
+/// The scheduler's account of a thread: time it ran, and time it was runnable but waited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scheduled {
+    /// On a CPU.
+    pub on_cpu: Duration,
+    /// Runnable, waiting in a run queue for a CPU.
+    pub runqueue: Duration,
 }
 
 impl ExtensionTimeline {

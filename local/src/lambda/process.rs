@@ -14,6 +14,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncBufReadExt, BufReader, Interest};
 use tokio::process::{Child, Command};
 
+use super::observe::Scheduled;
+
 /// A started process and its pid (kept after the child handle is taken for waiting).
 pub(super) struct Process {
     pub name: String,
@@ -161,6 +163,16 @@ fn is_zombie(pid: u32) -> bool {
         .unwrap_or(true)
 }
 
+/// The scheduler's account of a process's main thread (`/proc/<pid>/schedstat`, kept by Linux
+/// when built with schedstats or delay accounting, as distributions' kernels are): the time it
+/// ran and the time it was runnable but waited for a CPU. None when the kernel keeps no such file.
+pub(super) fn scheduled(pid: u32) -> Option<Scheduled> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    let (Some(Ok(ran)), Some(Ok(waited))) = (fields.next(), fields.next()) else { return None };
+    Some(Scheduled { on_cpu: Duration::from_nanos(ran), runqueue: Duration::from_nanos(waited) })
+}
+
 pub(super) fn signal(pid: u32, signal: i32) {
     if pid > 0 {
         // SAFETY: kill(2) on a pid we started; a stale pid at worst gets ESRCH.
@@ -274,6 +286,21 @@ fn guard(what: Guard, pid: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_busy_process_is_accounted_on_cpu() {
+        let mut busy = std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap();
+        let since = std::time::Instant::now();
+        let mut seen = scheduled(busy.id()).expect("/proc/<pid>/schedstat");
+        while seen.on_cpu < Duration::from_millis(20) && since.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(10));
+            seen = scheduled(busy.id()).unwrap();
+        }
+        busy.kill().unwrap();
+        busy.wait().unwrap();
+        assert!(seen.on_cpu >= Duration::from_millis(20), "{seen:?} after {:?}", since.elapsed());
+        assert!(scheduled(u32::MAX - 1).is_none(), "no such process");
+    }
 
     #[tokio::test]
     async fn exit_is_seen_without_reaping_and_a_frozen_process_has_not_exited() {
