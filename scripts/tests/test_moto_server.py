@@ -278,18 +278,24 @@ class RetriedInvocations(unittest.TestCase):
             direct.delete_dashboards(DashboardNames=["service"])
 
 
+def serve_endpoint(test):
+    """The local endpoint as moto_server.py serves it, on a free port for the test's duration: its URL."""
+    import moto.server
+    app = moto.server.DomainDispatcherApplication(moto.server.create_backend_app)
+    endpoint = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
+    test.addCleanup(endpoint.server_close)
+    test.addCleanup(endpoint.shutdown)
+    host, port = endpoint.server_address
+    return f"http://{host}:{port}"
+
+
 class TransactionTokens(unittest.TestCase):
     """Behaviour 13, through boto3 against the served endpoint: a token's first answer is final."""
 
     def setUp(self):
-        import moto.server
-        app = moto.server.DomainDispatcherApplication(moto.server.create_backend_app)
-        self.endpoint = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
-        threading.Thread(target=self.endpoint.serve_forever, daemon=True).start()
-        self.addCleanup(self.endpoint.server_close)
-        self.addCleanup(self.endpoint.shutdown)
-        host, port = self.endpoint.server_address
-        self.dynamodb = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=f"http://{host}:{port}",
+        url = serve_endpoint(self)
+        self.dynamodb = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=url,
                                      aws_access_key_id="testing", aws_secret_access_key="testing",
                                      config=Config(retries={"mode": "standard", "total_max_attempts": 1}))
         self.table = f"tokens-{id(self)}"
@@ -403,14 +409,7 @@ class FaultsOnDemand(unittest.TestCase):
     """Behaviour 10, through boto3: one log group's PutLogEvents fail until the fault ends."""
 
     def setUp(self):
-        import moto.server
-        app = moto.server.DomainDispatcherApplication(moto.server.create_backend_app)
-        self.endpoint = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
-        threading.Thread(target=self.endpoint.serve_forever, daemon=True).start()
-        self.addCleanup(self.endpoint.server_close)
-        self.addCleanup(self.endpoint.shutdown)
-        host, port = self.endpoint.server_address
-        self.url = f"http://{host}:{port}"
+        self.url = serve_endpoint(self)
         self.logs = boto3.client("logs", region_name="us-east-1", endpoint_url=self.url,
                                  aws_access_key_id="testing", aws_secret_access_key="testing",
                                  config=Config(retries={"mode": "standard", "total_max_attempts": 1}))
