@@ -29,6 +29,12 @@ FAULTS = {
     "lost-answers": "a share of the command's transactions carried out and their answer lost (the SDK retries "
                     "under the same invocation id, ClientRequestToken on AWS): a write is acknowledged once and "
                     "never refused after it happened",
+    "slow-dynamodb": "a share of the functions' DynamoDB calls held past the SDK's attempt timeout (3 s) and then "
+                     "carried out, some past the operation's (8 s): a retry races its own first attempt "
+                     "(one effect per ClientRequestToken), a write answered 5xx may have happened, none is "
+                     "acknowledged without happening",
+    "stream-reordered": "stream reads answering their records shuffled, a third twice, plus earlier records late: "
+                        "the projector's version conditions keep the newest state whatever the delivery order",
     "projector-failing": "a share of the projector's writes to the read model failing: batches fail and are "
                          "delivered again, partly and out of order; the read model still converges",
     "kills": "function processes SIGKILLed mid-invocation (Runtime.ExitError): answers are indeterminate "
@@ -114,6 +120,9 @@ def main():
     ]
     for kind, proves in FAULTS.items():
         lines.append(f"| {kind} | {consistency['faults'].get(kind, 0):,} | {proves} |")
+    for kind in sorted(set(consistency["faults"]) - set(FAULTS)):
+        lines.append(f"| {kind} | {consistency['faults'][kind]:,} | **not described**: add it to FAULTS in "
+                     "scripts/reliability_report.py |")
     outcomes = collections.defaultdict(dict)
     for key, count in consistency["outcomes"].items():
         op, status = key.split(" ")

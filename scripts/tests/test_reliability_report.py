@@ -26,7 +26,7 @@ class Report(unittest.TestCase):
             {"target": "emf", "executions": 10, "exec_per_s": 1, "edges": 5, "corpus": 2, "failure": "boom"}]})
         write(self.build / "consistency/summary.json", {
             "seed": 3, "clients": 8, "seconds": 120, "operations": 4321, "outcomes": {"create 201": 40, "create None": 2},
-            "faults": {"kills": 12, "lost-answers": 30}, "live_books": 16, "converged_s": 1.5, "anomalies": []})
+            "faults": {"kills": 12, "lost-answers": 30, "slow-dynamodb": 4, "gremlins": 1}, "live_books": 16, "converged_s": 1.5, "anomalies": []})
         write(self.build / "soak/summary.json", {
             "seconds": 600, "rate": 20, "answered": {"command": 5}, "shipped": {"command": 5}, "samples": 2,
             "growth": {"books-local": {"rss_early_mb": 30, "rss_late_mb": 31, "fds_early": 9, "fds_late": 9,
@@ -48,6 +48,9 @@ class Report(unittest.TestCase):
         self.assertIn("| `emf` | 10 | 1 | 5 | 2 | **failed** |", report)
         self.assertIn("4,321 operations, 0 anomalies", report)
         self.assertIn("| kills | 12 |", report)
+        self.assertIn("| slow-dynamodb | 4 | a share of the functions' DynamoDB calls held", report)
+        self.assertIn("| stream-reordered | 0 |", report)
+        self.assertIn("| gremlins | 1 | **not described**", report)
         self.assertIn("| books-local | 30 | 31 | 9 | 9 | 1 |", report)
         self.assertTrue((self.out / "soak.png").stat().st_size > 0)
 
