@@ -136,10 +136,14 @@ def main():
     for anomaly in consistency["anomalies"]:
         lines.append(f"- ANOMALY: {anomaly}")
     lines += [
-        "The checker found one real fault so far: the local endpoint read DynamoDB streams outside "
-        "the lock of its transactions, so a poller could read a cancelled transaction's records and "
-        "pass over the next real ones (an acknowledged replace never projected); fixed in "
-        "`scripts/moto_server.py` (behaviour 3).",
+        "The checker found two real faults so far, both in the local endpoint, both fixed in "
+        "`scripts/moto_server.py`: it read DynamoDB streams outside the lock of its transactions, so a "
+        "poller could read a cancelled transaction's records and pass over the next real ones (an "
+        "acknowledged replace never projected; behaviour 3); and it ignored a transaction's "
+        "`ClientRequestToken`, so a create's first attempt, held past its timeout, was carried out after "
+        "its retry had been refused (409) and the ISBN freed (a book the client was told was never "
+        "created; behaviour 13). Planted in the product, it caught a projector without its version "
+        "condition under `stream-reordered` (a deleted book still readable).",
         "",
         "## Soak (`make soak`, `scripts/soak.py`)",
         "",
