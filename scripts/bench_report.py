@@ -188,8 +188,8 @@ def cold_start_section(plt, cold, out_dir, ping_cold=None):
         "The extensions' own init, from their process start (the emulator timestamps each API call), and what the "
         "scheduler says of each one's main thread by the end of the init phase (`/proc/<pid>/schedstat`: time on a "
         "CPU, and time runnable but waiting for one). The last row is the same extension beside `books-bench-ping` "
-        "(section 7), a function whose init makes no AWS call, where the query function's init reads its cursor keys "
-        "from Secrets Manager on the local endpoint at the same moment:",
+        "(section 7), a function whose init makes no AWS call (the query function's reads its cursor keys from "
+        "Secrets Manager):",
         "",
         table(["extension", "registered p50 (ms)", "p99", "subscribed p50 (ms)", "p99",
                "ready (registered, subscribed, waiting) p50 (ms)", "p99", "main thread on CPU p50 (ms)", "p99",
