@@ -398,7 +398,6 @@ class RetriesAnsweredOnce:
                 self._held -= len(oldest.answer[2])
 
 
-
 class TransactionTokens:
     """WSGI middleware: DynamoDB's `ClientRequestToken` of TransactWriteItems, which moto ignores.
 
@@ -427,10 +426,19 @@ class TransactionTokens:
         self.app = app
         self.clock = clock
         self._guard = threading.Lock()
-        self._tokens = {}
+        # Tokens in the order their answers were kept (calls in flight at the end): the expired
+        # ones are at the front.
+        self._tokens = collections.OrderedDict()
 
     def __getattr__(self, name):  # moto.server.main sets `debug` on the application
         return getattr(self.app, name)
+
+    def _expire(self, now):
+        while self._tokens:
+            oldest = next(iter(self._tokens.values()))
+            if oldest.answer is None or now - oldest.completed <= self.WINDOW_S:
+                return
+            self._tokens.popitem(last=False)
 
     def __call__(self, environ, start_response):
         if environ.get("HTTP_X_AMZ_TARGET") != self.TARGET:
@@ -444,10 +452,8 @@ class TransactionTokens:
         token = parameters.pop("ClientRequestToken", None) if isinstance(parameters, dict) else None
         if not token:
             return self.app(environ, start_response)
-        now = self.clock()
         with self._guard:
-            for key in [k for k, t in self._tokens.items() if t.answer and now - t.completed > self.WINDOW_S]:
-                del self._tokens[key]
+            self._expire(self.clock())
             entry = self._tokens.setdefault(token, self._Token())
         with entry.lock:
             if entry.answer is not None:
@@ -461,8 +467,14 @@ class TransactionTokens:
             status, headers, answer = _run(self.app, environ)
             # Kept: the answers that are the call's effect, carried out or cancelled by a
             # condition. Throttling or a server error says nothing of what identical calls do.
-            if status.startswith("2") or (status.startswith("400") and b"TransactionCanceledException" in answer):
-                entry.parameters, entry.answer, entry.completed = parameters, (status, headers, answer), self.clock()
+            kept = status.startswith("2") or (status.startswith("400") and b"TransactionCanceledException" in answer)
+            with self._guard:
+                if kept:
+                    entry.parameters, entry.answer, entry.completed = parameters, (status, headers, answer), self.clock()
+                    self._tokens[token] = entry
+                    self._tokens.move_to_end(token)
+                elif entry.answer is None:
+                    self._tokens.pop(token, None)  # nothing to answer again: not held for 10 minutes
             start_response(status, headers)
             return [answer]
 

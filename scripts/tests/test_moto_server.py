@@ -334,6 +334,14 @@ class TransactionTokens(unittest.TestCase):
         self.create("a new call")
         self.assertEqual(self.item("BOOK#1")["title"], {"S": "first"})
 
+    @staticmethod
+    def direct(tokens, token):
+        """An empty transaction with `token`, straight to the middleware: its answer's body."""
+        body = json.dumps({"ClientRequestToken": token, "TransactItems": []}).encode()
+        environ = {"HTTP_X_AMZ_TARGET": moto_server.TransactionTokens.TARGET, "CONTENT_LENGTH": str(len(body)),
+                   "wsgi.input": io.BytesIO(body)}
+        return b"".join(tokens(environ, lambda status, headers: None))
+
     def test_the_window_is_ten_minutes_after_the_first_answer(self):
         now = [1000.0]
         answers = iter([("200 OK", b"{}"), ("200 OK", b'{"again": 1}')])
@@ -343,18 +351,26 @@ class TransactionTokens(unittest.TestCase):
             start_response(status, [])
             return [body]
 
-        def call(tokens):
-            body = json.dumps({"ClientRequestToken": "t", "TransactItems": []}).encode()
-            environ = {"HTTP_X_AMZ_TARGET": "DynamoDB_20120810.TransactWriteItems", "CONTENT_LENGTH": str(len(body)),
-                       "wsgi.input": io.BytesIO(body)}
-            return b"".join(tokens(environ, lambda status, headers: None))
-
         tokens = moto_server.TransactionTokens(app, clock=lambda: now[0])
-        self.assertEqual(call(tokens), b"{}")
+        self.assertEqual(self.direct(tokens, "t"), b"{}")
         now[0] += 599
-        self.assertEqual(call(tokens), b"{}", "within the window: the first answer")
+        self.assertEqual(self.direct(tokens, "t"), b"{}", "within the window: the first answer")
         now[0] += 2
-        self.assertEqual(call(tokens), b'{"again": 1}', "past it: a new call")
+        self.assertEqual(self.direct(tokens, "t"), b'{"again": 1}', "past it: a new call")
+        self.assertEqual(list(tokens._tokens), ["t"], "the expired answer went, the new one is kept")
+
+    def test_a_call_without_an_effect_is_not_remembered(self):
+        answers = iter([("500 Internal Server Error", b"e"), ("400 Bad Request", b'{"__type": "Throttling"}')])
+
+        def app(environ, start_response):
+            status, body = next(answers)
+            start_response(status, [])
+            return [body]
+
+        tokens = moto_server.TransactionTokens(app)
+        for token in ("a", "b"):
+            self.direct(tokens, token)
+        self.assertEqual(len(tokens._tokens), 0)
 
 
 class RetriesAfterFailures(unittest.TestCase):
