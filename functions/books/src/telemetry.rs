@@ -1,6 +1,7 @@
 //! Logs and metrics set-up shared by the functions: one JSON object per line on stdout with
 //! `request_id`, `cold_start` and `service` at the top level, and EMF metrics flushed to stdout
-//! once per invocation (and before that whenever a histogram could overflow a document). Lambda hands both to the Telemetry API, where `books-telemetry` reads them.
+//! once per invocation (and before that whenever a histogram could overflow a document).
+//! Lambda hands both to the Telemetry API, where `books-telemetry` reads them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};

@@ -125,9 +125,9 @@ pub(super) fn peak_memory_mb(pid: u32) -> u64 {
 
 /// Resolves once the process `pid` (a child of ours) has exited, a zombie included, without
 /// reaping it (shutdown may still signal it): its pidfd (Linux 5.3) becomes readable then.
-/// Waiting costs nothing until then, where reading /proc/<pid>/stat every 20 ms for each
-/// process of each environment was most of an idle local cloud's CPU. On a kernel without
-/// pidfds (or a sandbox refusing them) it falls back to that polling.
+/// Waiting costs nothing until then, where polling read /proc/<pid>/stat every 20 ms for each
+/// process of each environment, frozen ones included. On a kernel without pidfds (or a sandbox
+/// refusing them) it falls back to that polling.
 pub(super) async fn exited(pid: u32) {
     // SAFETY: pidfd_open(2) takes a pid and flags, and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
