@@ -1,5 +1,6 @@
 """The local AWS endpoint: moto's server with ten behaviours brought closer to AWS (1 to 8, 12 and
-13), one cost removed, a fault switch, and a state that outlives the process.
+13), one cost removed, a fault switch, a state that outlives the process, and requests read whole
+(14).
 
 1. moto invokes a Lambda function itself (through Docker) whenever a DynamoDB table with an
    event source mapping gets a stream record, then drops the records it delivered. In the local
@@ -98,6 +99,16 @@ And one for `make run`, whose local data outlives the endpoint (`Persistence`):
    answered 409 left its book behind (found by the consistency checker). Here the first answer
    of a token that is the call's effect (carried out, or cancelled) is every later call's, and
    the token with other parameters is IdempotentParameterMismatch (`TransactionTokens`).
+
+And one for every client of the endpoint (`WholeBodies`):
+
+14. Once it has answered, werkzeug's server reads what is left of the request before it closes
+   the connection, with a buffered read that returns only at 10 MB or at the end of the stream.
+   A request whose body reached the server after its headers had been read, and whose answer
+   did not need the body (a fault switch `DELETE` sent with `{}`, for instance), so held its
+   thread until the client closed, and a client that reads to the close (`Connection: close`)
+   waited for ever: a test hung on a loaded machine that way. Here every request's body is read
+   whole before the request is handled, so nothing is left to read once it is answered.
 
 Everything else is moto's server, unchanged.
 """
@@ -724,6 +735,22 @@ def _serve(argv):
             Persistence.save(state)
 
 
+class WholeBodies:
+    """WSGI middleware: the request's body is read whole before the request is handled (behaviour
+    14). A chunked body (no Content-Length) is left to werkzeug, which reads it to its end."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __getattr__(self, name):  # moto.server.main sets `debug` on the application
+        return getattr(self.app, name)
+
+    def __call__(self, environ, start_response):
+        if not environ.get("wsgi.input_terminated"):
+            environ["wsgi.input"] = io.BytesIO(_read_body(environ))
+        return self.app(environ, start_response)
+
+
 def _run(app, environ):
     """Runs a WSGI application to its whole answer: (status, headers, body)."""
     started, written = [], []
@@ -759,8 +786,8 @@ _MOTO_MODULES = tuple(_list_of_moto_modules())
 moto.backends.list_of_moto_modules = lambda: _MOTO_MODULES
 
 _dispatcher = moto.server.DomainDispatcherApplication
-moto.server.DomainDispatcherApplication = lambda create_app: Persistence(
-    Faults(TransactionTokens(RetriesAnsweredOnce(_dispatcher(create_app)))))
+moto.server.DomainDispatcherApplication = lambda create_app: WholeBodies(Persistence(
+    Faults(TransactionTokens(RetriesAnsweredOnce(_dispatcher(create_app))))))
 
 if __name__ == "__main__":
     sys.exit(_serve(sys.argv[1:]))
