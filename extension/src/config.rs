@@ -35,7 +35,10 @@ pub const VARIABLES: [(&str, &str); 14] = [
     ("BOOKS_TELEMETRY_NAMESPACE", "EMF namespace of the platform metrics (default: Books)"),
     ("BOOKS_TELEMETRY_SERVICE", "value of the Service dimension (default: the function name)"),
     ("BOOKS_TELEMETRY_FLUSH", "adaptive | end | background (default: adaptive)"),
-    ("BOOKS_TELEMETRY_FLUSH_INTERVAL_MS", "background flush period, and the adaptive threshold (default: 10000)"),
+    (
+        "BOOKS_TELEMETRY_FLUSH_INTERVAL_MS",
+        "background flush period, each drawn between 3/4 and all of it, and the adaptive threshold (default: 10000)",
+    ),
     ("BOOKS_TELEMETRY_BUFFER_BYTES", "cap of buffered log events; the oldest are dropped beyond it (default: 4 MiB)"),
     (
         "BOOKS_TELEMETRY_METRICS_BYTES",

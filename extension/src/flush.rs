@@ -7,6 +7,12 @@
 //! telemetry, which mostly arrives after Lambda froze the environment, so the data would wait
 //! for yet another invocation. What a frozen environment holds then is at most an interval's
 //! worth, until the next invocation or SHUTDOWN (an extension cannot run while frozen).
+//! An end-of-invocation flush holds the environment for [`END_FLUSH_BUDGET`] at most: past it,
+//! the flush goes on in the background and the extension asks for its next event, so a slow
+//! CloudWatch does not keep environments busy (Lambda would start others meanwhile). The
+//! interval is drawn anew at each flush between three quarters and the whole of the configured
+//! one, so that environments started together (a burst) do not all flush at the end of the
+//! same invocations.
 //! `BOOKS_TELEMETRY_FLUSH` forces either strategy, without that exception. A destination
 //! CloudWatch refuses (access denied, log group deleted) pauses flushing for a cool-down
 //! (`BOOKS_TELEMETRY_REFUSAL_COOLDOWN_MS`) instead of retrying at every flush.
@@ -34,6 +40,19 @@ pub(crate) enum Mode {
 /// How long an INVOKE may go without its `platform.start` before the extension stops waiting
 /// for the runtime through telemetry (deliveries come every `timeoutMs`, 25 ms by default).
 pub const TELEMETRY_SILENCE_LIMIT: Duration = Duration::from_secs(2);
+
+/// How long, of its own running time, an end-of-invocation flush may hold the environment after
+/// the runtime's answer: several times what a flush to CloudWatch Logs takes.
+pub const END_FLUSH_BUDGET: Duration = Duration::from_millis(200);
+
+/// The share of the interval a flush may come early by (drawn per flush).
+const INTERVAL_JITTER: f64 = 0.25;
+
+/// When the flush after one at `from` is due: an interval later, less up to [`INTERVAL_JITTER`]
+/// of it (`draw` in [0, 1]).
+fn due_after(from: Instant, interval: Duration, draw: f64) -> Instant {
+    from + interval.mul_f64(1.0 - INTERVAL_JITTER * draw.clamp(0.0, 1.0))
+}
 
 /// Invocations the adaptive strategy looks back on.
 const WINDOW: usize = 10;
@@ -109,7 +128,8 @@ pub struct Flusher {
     delivery_timeout: Duration,
     refusal_cool_down: Duration,
     running: tokio::sync::Mutex<()>,
-    last: Mutex<Instant>,
+    /// When the next flush is due (see [`due_after`]).
+    due: Mutex<Instant>,
     retry: Mutex<Retry>,
 }
 
@@ -136,7 +156,7 @@ impl Flusher {
             delivery_timeout: Duration::from_millis(config.delivery_timeout_ms.into()),
             refusal_cool_down: config.refusal_cool_down,
             running: tokio::sync::Mutex::new(()),
-            last: Mutex::new(Instant::now()),
+            due: Mutex::new(due_after(Instant::now(), config.flush_interval, fastrand::f64())),
             retry: Mutex::new(Retry::default()),
         }
     }
@@ -155,7 +175,7 @@ impl Flusher {
         }
         let outgoing = self.pipeline.take_outgoing(now_ms());
         if outgoing.is_empty() {
-            *lock(&self.last) = Instant::now(); // nothing was waiting: as good as shipped
+            self.shipped_now(); // nothing was waiting: as good as shipped
             return FlushReport::default();
         }
         let shipment = self.shipper.ship(outgoing.into_events(), deadline).await;
@@ -169,7 +189,7 @@ impl Flusher {
             error: shipment.error,
         };
         self.pipeline.give_back(Outgoing::from_events(shipment.unsent));
-        *lock(&self.last) = Instant::now();
+        self.shipped_now();
         let mut retry = lock(&self.retry);
         if let Some(refusal) = report.refusal {
             let cool_down = self.refusal_cool_down;
@@ -207,6 +227,14 @@ impl Flusher {
         report
     }
 
+    fn shipped_now(&self) {
+        *lock(&self.due) = due_after(Instant::now(), self.interval, fastrand::f64());
+    }
+
+    fn flush_due(&self) -> bool {
+        Instant::now() >= *lock(&self.due)
+    }
+
     /// The refusal whose cool-down is running, if one is.
     fn cooling_down(&self) -> Option<Refusal> {
         let retry = lock(&self.retry);
@@ -220,15 +248,14 @@ impl Flusher {
     fn background_due(&self) -> bool {
         let (bytes, capacity) = self.pipeline.buffered_bytes();
         let (metrics, metrics_capacity) = self.pipeline.metrics_bytes();
-        self.may_flush()
-            && (lock(&self.last).elapsed() >= self.interval || bytes >= capacity / 2 || metrics >= metrics_capacity / 2)
+        self.may_flush() && (self.flush_due() || bytes >= capacity / 2 || metrics >= metrics_capacity / 2)
     }
 
     /// INVOKE: flush once the runtime has answered this request, at the end or in the background.
     pub async fn on_invoke(self: &Arc<Self>, request_id: String, deadline_ms: u64) {
         // Not while a refusal's cool-down or a failure's backoff holds flushes back: the
         // invocation would wait for its telemetry for nothing.
-        let overdue = lock(&self.last).elapsed() >= self.interval && self.may_flush();
+        let overdue = self.flush_due() && self.may_flush();
         let mode = lock(&self.policy).on_invoke(Instant::now(), overdue);
         let deadline = instant_at(deadline_ms);
         let wait = deadline.saturating_duration_since(Instant::now());
@@ -250,7 +277,18 @@ impl Flusher {
             let answered = this.pipeline.wait_for(wait, |p| p.runtime_done(&request_id)).await;
             match mode {
                 Mode::End if answered && this.may_flush() => {
-                    this.flush(Some(deadline)).await;
+                    // Within the budget; past it the flush goes on on its own task (not
+                    // cancelled: a call cut off might have been stored, and shipped again).
+                    let flushing = tokio::spawn({
+                        let this = Arc::clone(&this);
+                        async move { this.flush(Some(deadline)).await }
+                    });
+                    tokio::select! {
+                        _ = flushing => {}
+                        () = running_time(END_FLUSH_BUDGET) => {
+                            tracing::debug!(request_id, "end-of-invocation flush past its budget: going on in the background");
+                        }
+                    }
                 }
                 Mode::Background if answered && this.background_due() => {
                     this.flush(None).await;
@@ -366,6 +404,30 @@ mod tests {
         assert!(modes(Strategy::Background, &[60_000; 3]).iter().all(|m| *m == Mode::Background));
         let mut forced = Policy::new(Strategy::Background, Duration::from_secs(1));
         assert_eq!(forced.on_invoke(Instant::now(), true), Mode::Background, "forced: never at the end");
+    }
+
+    #[test]
+    fn a_flush_is_due_between_three_quarters_and_the_whole_interval_after_the_last() {
+        let (from, interval) = (Instant::now(), Duration::from_secs(10));
+        assert_eq!(due_after(from, interval, 0.0), from + interval);
+        assert_eq!(due_after(from, interval, 1.0), from + Duration::from_millis(7_500));
+        assert_eq!(due_after(from, interval, 7.0), from + Duration::from_millis(7_500), "a draw is clamped");
+    }
+
+    #[test]
+    fn flushers_started_together_are_due_at_different_times() {
+        let config =
+            crate::config::Config::from_lookup(|name| (name == "BOOKS_TELEMETRY_LOG_GROUP").then(|| "g".into()))
+                .unwrap();
+        let sdk = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+        let flusher = || {
+            let shipper = Shipper::new(&sdk, "g".into(), "s".into());
+            Flusher::new(Arc::new(Pipeline::new(&config)), shipper, &config)
+        };
+        let dues: Vec<Instant> = (0..20).map(|_| *lock(&flusher().due)).collect();
+        let (first, last) = (dues.iter().min().unwrap(), dues.iter().max().unwrap());
+        // 20 draws in a 2.5 s window: all within 100 ms of each other has odds of about 1e-25.
+        assert!(*last - *first > Duration::from_millis(100), "not spread: {:?}", *last - *first);
     }
 
     #[test]

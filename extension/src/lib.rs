@@ -28,7 +28,7 @@ pub use emf::{
     MetricDef, BILLED_DURATION, COLD_START, DURATION, ERRORS, INIT_DURATION, LOGS_DROPPED, MAX_MEMORY_USED,
     MEMORY_UTILIZATION, PLATFORM_METRICS, POST_RUNTIME_DURATION, SERVICE_DIMENSION, TIMEOUTS,
 };
-pub use flush::{FlushReport, Flusher, TELEMETRY_SILENCE_LIMIT};
+pub use flush::{FlushReport, Flusher, END_FLUSH_BUDGET, TELEMETRY_SILENCE_LIMIT};
 pub use lifecycle::{run, run_disabled, Error};
 pub use pipeline::{now_ms, Backlog, Outgoing, Pipeline, Progress};
 pub use ship::{batch, Refusal, Shipment, Shipper};

@@ -269,6 +269,34 @@ async fn end_of_invocation_flush_waits_for_the_runtime_to_answer() {
 }
 
 #[tokio::test]
+async fn an_end_of_invocation_flush_holds_the_invocation_no_longer_than_its_budget() {
+    let rig = Rig::new("end-budget", &[("BOOKS_TELEMETRY_FLUSH", "end")]).await;
+    rig.deliver(&["first".to_owned()]);
+    rig.flusher.flush(None).await; // the stream exists: the next flush is one PutLogEvents
+    rig.proxy.set(Fault::HoldAnswer, usize::MAX);
+    rig.flusher.pipeline().ingest(&invocation_records("req-slow", &["shipped late"]));
+    rig.flusher.pipeline().ingest(&runtime_done("req-slow"));
+    let invocation = rig.flusher.on_invoke("req-slow".into(), (now_ms() + 60_000) as u64);
+    // CloudWatch holds its answer until released: the invocation must end without it.
+    tokio::time::timeout(Duration::from_secs(30), invocation).await.expect("the extension asked for its next event");
+    assert_eq!(rig.proxy.held(), 1, "ended while CloudWatch still held the PutLogEvents answer");
+
+    rig.proxy.release();
+    let bound = Instant::now() + Duration::from_secs(60);
+    while support::messages(&rig.shipped().await).len() < 2 {
+        assert!(Instant::now() < bound, "the flush never ended in the background");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    rig.flusher.flush(None).await;
+    assert_eq!(
+        support::messages(&rig.shipped().await),
+        ["first", "shipped late"],
+        "shipped once, by the flush that went on"
+    );
+    assert_eq!(rig.proxy.count("PutLogEvents"), (1, 1), "the held call, and no other made again");
+}
+
+#[tokio::test]
 async fn background_flush_never_holds_the_invocation() {
     let rig = Rig::new(
         "background",
