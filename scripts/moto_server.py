@@ -454,8 +454,7 @@ class TransactionTokens:
     def __call__(self, environ, start_response):
         if environ.get("HTTP_X_AMZ_TARGET") != self.TARGET:
             return self.app(environ, start_response)
-        body = _read_body(environ)
-        environ["wsgi.input"] = io.BytesIO(body)
+        body = _whole_body(environ)
         try:
             parameters = json.loads(body or b"{}")
         except ValueError:
@@ -516,8 +515,7 @@ class Faults:
             candidates = [f for f in self._faults if target.rpartition(".")[2] == f["operation"]]
         if not candidates:
             return self.app(environ, start_response)
-        body = _read_body(environ)
-        environ["wsgi.input"] = io.BytesIO(body)
+        body = _whole_body(environ)
         try:
             parameters = json.loads(body or b"{}")
         except ValueError:
@@ -766,6 +764,13 @@ def _run(app, environ):
         if hasattr(chunks, "close"):
             chunks.close()
     return started[0], started[1], b"".join(written) + body
+
+
+def _whole_body(environ):
+    """The request's body as `WholeBodies` read it, left for the application to read (a chunked
+    body, which WholeBodies leaves to werkzeug, is none to the middlewares)."""
+    stream = environ["wsgi.input"]
+    return stream.getvalue() if isinstance(stream, io.BytesIO) else b""
 
 
 def _read_body(environ):
