@@ -9,7 +9,9 @@
 //! worth, until the next invocation or SHUTDOWN (an extension cannot run while frozen).
 //! An end-of-invocation flush holds the environment for [`END_FLUSH_BUDGET`] at most: past it,
 //! the flush goes on in the background and the extension asks for its next event, so a slow
-//! CloudWatch does not keep environments busy (Lambda would start others meanwhile). The
+//! CloudWatch does not keep environments busy (Lambda would start others meanwhile); it is bound
+//! by the SDK's timeouts, which count running time, not by the invocation's deadline, which
+//! passes by the clock while the environment is frozen and would cut off a stored call. The
 //! interval is drawn anew at each flush between three quarters and the whole of the configured
 //! one, so that environments started together (a burst) do not all flush at the end of the
 //! same invocations.
@@ -277,15 +279,19 @@ impl Flusher {
             let answered = this.pipeline.wait_for(wait, |p| p.runtime_done(&request_id)).await;
             match mode {
                 Mode::End if answered && this.may_flush() => {
-                    // Within the budget; past it the flush goes on on its own task (not
-                    // cancelled: a call cut off might have been stored, and shipped again).
+                    // Within the budget (and the invocation's deadline); past it the flush goes
+                    // on on its own task, not cancelled: a call cut off might have been stored,
+                    // and shipped again. For the same reason the flush is not bound by the
+                    // invocation's deadline, which passes by the clock while the environment is
+                    // frozen: only by the SDK's timeouts, which count running time.
                     let flushing = tokio::spawn({
                         let this = Arc::clone(&this);
-                        async move { this.flush(Some(deadline)).await }
+                        async move { this.flush(None).await }
                     });
+                    let budget = END_FLUSH_BUDGET.min(deadline.saturating_duration_since(Instant::now()));
                     tokio::select! {
                         _ = flushing => {}
-                        () = running_time(END_FLUSH_BUDGET) => {
+                        () = running_time(budget) => {
                             tracing::debug!(request_id, "end-of-invocation flush past its budget: going on in the background");
                         }
                     }

@@ -276,10 +276,17 @@ async fn an_end_of_invocation_flush_holds_the_invocation_no_longer_than_its_budg
     rig.proxy.set(Fault::HoldAnswer, usize::MAX);
     rig.flusher.pipeline().ingest(&invocation_records("req-slow", &["shipped late"]));
     rig.flusher.pipeline().ingest(&runtime_done("req-slow"));
-    let invocation = rig.flusher.on_invoke("req-slow".into(), (now_ms() + 60_000) as u64);
+    // Past the deadline, well within the SDK's 5 s attempt timeout.
+    let deadline_ms = now_ms() + 2_000;
+    let invocation = rig.flusher.on_invoke("req-slow".into(), deadline_ms as u64);
     // CloudWatch holds its answer until released: the invocation must end without it.
     tokio::time::timeout(Duration::from_secs(30), invocation).await.expect("the extension asked for its next event");
     assert_eq!(rig.proxy.held(), 1, "ended while CloudWatch still held the PutLogEvents answer");
+    // The answer comes after the invocation's deadline (in Lambda: the environment was frozen
+    // meanwhile), and must still count: the flush that went on is not bound by that deadline.
+    while now_ms() < deadline_ms + 300 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     rig.proxy.release();
     let bound = Instant::now() + Duration::from_secs(60);
