@@ -46,7 +46,8 @@ $(TF_CLI_CONFIG_FILE): tf-cli-config-always
 .PHONY: test-terraform tf-init tf-static tf-static-run tf-local tf-local-run tf-account tf-account-run
 test-terraform: tf-static tf-local tf-account ## Terraform: fmt, validate, checkov, then apply + re-plan + checks + destroy against moto (the environment's module and the account stack with CI's roles)
 
-# The lock file init writes (terraform/.terraform.lock.hcl) is git-ignored: see versions.tf.
+# The provider's lock file (terraform/.terraform.lock.hcl) is committed with every platform's
+# hashes (versions.tf says how): init verifies against it and leaves it as it is.
 # make test runs init once, before the phases that use Terraform (they run side by side).
 tf-init: check-terraform $(TF_CLI_CONFIG_FILE)
 	TF_DATA_DIR=$(TF_TEST_DATA) $(TERRAFORM) -chdir=$(TF_DIR) init -backend=false -input=false -no-color >/dev/null

@@ -1,8 +1,10 @@
-# The provider's exact version and package hashes are in .terraform.lock.hcl (committed). It
-# holds the hashes of the packages this project's machines install (linux_amd64, from their
-# provider mirror); a machine of another platform adds its own once, with the registry
-# reachable, and commits the result:
-#   terraform -chdir=terraform providers lock -platform=linux_amd64 -platform=linux_arm64 -platform=darwin_arm64 -platform=darwin_amd64
+# The provider's exact version and package hashes are in .terraform.lock.hcl (committed): the
+# zh: hashes are the SHA256SUMS HashiCorp publishes for every platform's package of the release
+# (so `terraform init` from the registry verifies the download on every platform, recording only
+# another platform's h1: hash beside them), and the h1: hash is the linux_amd64 package's contents (what a filesystem
+# mirror such as this project's machines' is checked against). Moving to another provider
+# version: terraform -chdir=terraform providers lock -platform=linux_amd64 -platform=linux_arm64
+# -platform=darwin_amd64 -platform=darwin_arm64, then copy the file to terraform/account/.
 terraform {
   required_version = ">= 1.11"
 
