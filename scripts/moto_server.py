@@ -1,6 +1,6 @@
-"""The local AWS endpoint: moto's server with ten behaviours brought closer to AWS (1 to 8, 12 and
-13), one cost removed, a fault switch, a state that outlives the process, and requests read whole
-(14).
+"""The local AWS endpoint: moto's server with twelve behaviours brought closer to AWS (1 to 8, 12,
+13, 15 and 16), one cost removed, a fault switch, a state that outlives the process, and requests
+read whole (14).
 
 1. moto invokes a Lambda function itself (through Docker) whenever a DynamoDB table with an
    event source mapping gets a stream record, then drops the records it delivered. In the local
@@ -110,11 +110,29 @@ And one for every client of the endpoint (`WholeBodies`):
    waited for ever: a test hung on a loaded machine that way. Here every request's body is read
    whole before the request is handled, so nothing is left to read once it is answered.
 
+And two where moto lets through what AWS refuses, so that a client that works here works there:
+
+15. S3 refuses a request that authenticates two ways, a presigned query (`X-Amz-Algorithm`,
+   `X-Amz-Signature`, or SigV2's `Signature`) and an `Authorization` header: 400 InvalidArgument,
+   "Only one auth mechanism allowed; ...". A registry that serves blobs by redirecting to a
+   presigned S3 URL (ECR, and the stand-in for it, scripts/ecr_standin.py) meets exactly this when
+   its client sends the registry's credentials along on the redirect; moto answered the blob. An
+   expired presigned URL is 403 AccessDenied "Request has expired", where moto answered it too.
+   Only requests moto dispatches to S3 are judged, by moto's own dispatch (`S3Authentication`).
+16. Lambda runs one image, so CreateFunction and UpdateFunctionCode refuse an `ImageUri` naming an
+   image index or a Docker manifest list (what `docker buildx` pushes by default, with its
+   provenance) with 400 InvalidParameterValueException, "The image manifest, config or layer
+   media type for the source image ... is not supported." moto never looked at the media type
+   (and, with MOTO_LAMBDA_STUB_ECR=false, failed with a KeyError on an index). Judged only when
+   the endpoint's ECR holds the image; an image it does not hold is left to moto (stubbed by
+   default, ImageNotFoundException with MOTO_LAMBDA_STUB_ECR=false).
+
 Everything else is moto's server, unchanged.
 """
 
 import collections
 import copy
+import datetime
 import functools
 import importlib
 import io
@@ -126,10 +144,12 @@ import re
 import sys
 import threading
 import time
+import urllib.parse
 import weakref
 
 from cryptography.hazmat.primitives import serialization
-from moto.awslambda.models import LambdaBackend
+from moto.awslambda.exceptions import LambdaClientError
+from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
@@ -144,6 +164,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 from moto.apigateway.models import RestAPI, UsagePlan
 from moto.core.base_backend import BackendDict
+from moto.ecr.models import ecr_backends
 from moto.logs.models import LogStream
 import moto.backends
 import moto.server
@@ -343,6 +364,45 @@ def _remove_absent_stages_as_nothing(self, patch_operations):
 
 
 UsagePlan.apply_patch_operations = _remove_absent_stages_as_nothing
+
+IMAGE_INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
+                     "application/vnd.docker.distribution.manifest.list.v2+json")
+
+
+def _ecr_media_type(account_id, region, image_uri):
+    """The manifest media type of the image `image_uri` names in the endpoint's ECR (its
+    repository is the URI's path, whatever its host), or None when ECR does not hold it."""
+    path = image_uri.split("/", 1)[-1]
+    if "@" in path:
+        repository, digest = path.split("@", 1)
+        repository = repository.split(":", 1)[0]  # repository:tag@digest names the digest
+        matches = lambda image: image.get_image_digest() == digest  # noqa: E731
+    else:
+        repository, _, tag = path.rpartition(":") if ":" in path else (path, ":", "latest")
+        matches = lambda image: tag in image.image_tags  # noqa: E731
+    held = ecr_backends[account_id][region].repositories.get(repository)
+    for image in held.images if held else ():
+        if matches(image):
+            return image.image_manifest_media_type or json.loads(image.image_manifest).get("mediaType")
+    return None
+
+
+_set_function_code = LambdaFunction._set_function_code
+
+
+def _one_image_only(self, updated_spec):
+    """Behaviour 16: an image index is refused as Lambda refuses it."""
+    uri = updated_spec.get("ImageUri")
+    if uri and _ecr_media_type(self.account_id, self.region, uri) in IMAGE_INDEX_TYPES:
+        # Lambda's words, as its users quote them: aws/aws-lambda-roadmap#82,
+        # terraform-aws-modules/terraform-aws-lambda#741 (older answers said "manifest or layer").
+        raise LambdaClientError("InvalidParameterValueException",
+                                f"The image manifest, config or layer media type for the source image {uri} "
+                                f"is not supported.")
+    return _set_function_code(self, updated_spec)
+
+
+LambdaFunction._set_function_code = _one_image_only
 
 
 class RetriesAnsweredOnce:
@@ -749,6 +809,68 @@ class WholeBodies:
         return self.app(environ, start_response)
 
 
+class S3Authentication:
+    """WSGI middleware around moto's dispatcher: S3's refusals of a presigned request that also
+    carries an `Authorization` header, or has expired (behaviour 15). moto checks neither."""
+
+    ONE_MECHANISM = ("Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature "
+                     "query string parameter or the Authorization header should be specified")
+
+    def __init__(self, dispatcher):
+        self.app = dispatcher
+
+    def __getattr__(self, name):  # moto.server.main sets `debug` on the application
+        return getattr(self.app, name)
+
+    def __call__(self, environ, start_response):
+        query = dict(urllib.parse.parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+        presigned = {"X-Amz-Algorithm", "X-Amz-Signature", "Signature"} & query.keys()
+        if not presigned or not self._dispatched_to_s3(environ):
+            return self.app(environ, start_response)
+        if environ.get("HTTP_AUTHORIZATION"):
+            # S3 names the header; its value, a credential, is not echoed here.
+            return _s3_error(start_response, "400 Bad Request", "InvalidArgument", self.ONE_MECHANISM,
+                             ArgumentName="Authorization")
+        expires = _presigned_expiry(query)
+        now = time.time()
+        if expires is not None and now > expires:
+            return _s3_error(start_response, "403 Forbidden", "AccessDenied", "Request has expired",
+                             Expires=_iso(expires), ServerTime=_iso(now))
+        return self.app(environ, start_response)
+
+    def _dispatched_to_s3(self, environ):
+        """Whether moto's dispatcher sends the request to S3: its own inference, and its default."""
+        host = self.app.infer_service_region_host(environ, environ.get("PATH_INFO", ""))
+        return self.app.get_backend_for_host(host or "s3.us-east-1.amazonaws.com") == "s3"
+
+
+def _presigned_expiry(query):
+    """When a presigned URL expires (seconds since the epoch): SigV4's X-Amz-Date plus
+    X-Amz-Expires, or SigV2's Expires; None when it says neither readably."""
+    try:
+        if "X-Amz-Date" in query and "X-Amz-Expires" in query:
+            signed = datetime.datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
+            return signed.replace(tzinfo=datetime.timezone.utc).timestamp() + int(query["X-Amz-Expires"])
+        if "Expires" in query:
+            return float(query["Expires"])
+    except ValueError:
+        pass
+    return None
+
+
+def _iso(seconds):
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _s3_error(start_response, status, code, message, **details):
+    """An error in S3's XML format."""
+    fields = "".join(f"<{name}>{value}</{name}>" for name, value in details.items())
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
+            f"{fields}<RequestId>{random.getrandbits(64):016X}</RequestId></Error>").encode()
+    start_response(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def _run(app, environ):
     """Runs a WSGI application to its whole answer: (status, headers, body)."""
     started, written = [], []
@@ -792,7 +914,7 @@ moto.backends.list_of_moto_modules = lambda: _MOTO_MODULES
 
 _dispatcher = moto.server.DomainDispatcherApplication
 moto.server.DomainDispatcherApplication = lambda create_app: WholeBodies(Persistence(
-    Faults(TransactionTokens(RetriesAnsweredOnce(_dispatcher(create_app))))))
+    Faults(TransactionTokens(RetriesAnsweredOnce(S3Authentication(_dispatcher(create_app)))))))
 
 if __name__ == "__main__":
     sys.exit(_serve(sys.argv[1:]))

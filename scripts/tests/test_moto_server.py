@@ -1,6 +1,7 @@
 """Tests of scripts/moto_server.py's corrections to moto (applied on import)."""
 
 import io
+import itertools
 import json
 import os
 import pathlib
@@ -16,15 +17,17 @@ import time
 import unittest
 import unittest.mock
 import urllib.request
+import uuid
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
 from moto import mock_aws  # noqa: E402
-from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
 
 import moto_server  # noqa: E402,F401  (patches moto's DynamoDB backend)
+from support import QuietRequests, serve_endpoint  # noqa: E402
 
 
 def create_table(dynamodb, name, range_key=None, stream=False):
@@ -239,11 +242,6 @@ class _LosesTheFirstAnswerTo(socketserver.ThreadingTCPServer):
             self.request.sendall(answer)
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, *args):
-        pass
-
-
 class RetriedInvocations(unittest.TestCase):
     """Behaviour 8, through botocore's own retries: an answer lost after the endpoint acted."""
 
@@ -255,8 +253,9 @@ class RetriedInvocations(unittest.TestCase):
         self.assertIsInstance(wrapped.app.app, moto_server.Faults)
         self.assertIsInstance(wrapped.app.app.app, moto_server.TransactionTokens)
         self.assertIsInstance(wrapped.app.app.app.app, moto_server.RetriesAnsweredOnce)
+        self.assertIsInstance(wrapped.app.app.app.app.app, moto_server.S3Authentication)
         app = moto.server.DomainDispatcherApplication(moto.server.create_backend_app)
-        self.endpoint = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+        self.endpoint = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietRequests)
         self.proxy = _LosesTheFirstAnswerTo(self.endpoint.server_address, b"Action=DeleteDashboards")
         for server in (self.endpoint, self.proxy):
             threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -279,25 +278,13 @@ class RetriedInvocations(unittest.TestCase):
             direct.delete_dashboards(DashboardNames=["service"])
 
 
-def serve_endpoint(test):
-    """The local endpoint as moto_server.py serves it, on a free port for the test's duration: its URL."""
-    import moto.server
-    app = moto.server.DomainDispatcherApplication(moto.server.create_backend_app)
-    endpoint = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
-    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
-    test.addCleanup(endpoint.server_close)
-    test.addCleanup(endpoint.shutdown)
-    host, port = endpoint.server_address
-    return f"http://{host}:{port}"
-
-
 class RequestsReadWhole(unittest.TestCase):
     """Behaviour 14, over a raw socket: a body that reaches the endpoint after its headers, and
     that the answer does not need, is read before the request is answered, and the connection
     closes after the answer."""
 
     def test_a_body_sent_after_the_headers_is_read_and_the_connection_closes(self):
-        host, port = serve_endpoint(self).removeprefix("http://").split(":")
+        host, port = serve_endpoint(self.addCleanup).removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=30) as connection:
             connection.sendall(b"DELETE /_books/faults HTTP/1.1\r\nHost: endpoint\r\n"
                                b"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n")
@@ -325,7 +312,7 @@ class TransactionTokens(unittest.TestCase):
     """Behaviour 13, through boto3 against the served endpoint: a token's first answer is final."""
 
     def setUp(self):
-        url = serve_endpoint(self)
+        url = serve_endpoint(self.addCleanup)
         self.dynamodb = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=url,
                                      aws_access_key_id="testing", aws_secret_access_key="testing",
                                      config=Config(retries={"mode": "standard", "total_max_attempts": 1}))
@@ -456,7 +443,7 @@ class FaultsOnDemand(unittest.TestCase):
     """Behaviour 10, through boto3: one log group's PutLogEvents fail until the fault ends."""
 
     def setUp(self):
-        self.url = serve_endpoint(self)
+        self.url = serve_endpoint(self.addCleanup)
         self.logs = boto3.client("logs", region_name="us-east-1", endpoint_url=self.url,
                                  aws_access_key_id="testing", aws_secret_access_key="testing",
                                  config=Config(retries={"mode": "standard", "total_max_attempts": 1}))
@@ -580,6 +567,145 @@ class FaultsOnDemand(unittest.TestCase):
         self.assertEqual(status, 400)
         self.assertIn("operation", answer["message"])
         self.assertEqual(self.control("GET")[1]["faults"], [])
+
+
+class S3Authentication(unittest.TestCase):
+    """Behaviour 15, with presigned URLs boto3 makes: used alone and in time they work; with a
+    second authentication, or expired, S3 refuses them."""
+
+    def setUp(self):
+        url = serve_endpoint(self.addCleanup)
+        self.s3 = boto3.client("s3", region_name="eu-west-1", endpoint_url=url,
+                               aws_access_key_id="testing", aws_secret_access_key="testing")
+        bucket = f"blobs-{uuid.uuid4().hex}"  # the endpoint's backends outlive the test
+        self.s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        self.s3.put_object(Bucket=bucket, Key="layer", Body=b"a layer")  # signed by its header alone
+        v4 = boto3.client("s3", region_name="eu-west-1", endpoint_url=url, aws_access_key_id="testing",
+                          aws_secret_access_key="testing", config=Config(signature_version="s3v4"))
+        where = {"Params": {"Bucket": bucket, "Key": "layer"}, "ExpiresIn": 600}
+        # SigV2's query (Signature, Expires; botocore's default here) and SigV4's (X-Amz-*).
+        self.presigned = {"SigV2": self.s3.generate_presigned_url("get_object", **where),
+                          "SigV4": v4.generate_presigned_url("get_object", **where)}
+        self.assertIn("Signature=", self.presigned["SigV2"])
+        self.assertIn("X-Amz-Signature=", self.presigned["SigV4"])
+
+    @staticmethod
+    def get(url, headers=None):
+        """(status, body) of a GET, through no proxy."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(urllib.request.Request(url, headers=headers or {}), timeout=30) as answer:
+                return answer.status, answer.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def test_a_presigned_url_alone_is_answered(self):
+        for version, url in self.presigned.items():
+            self.assertEqual(self.get(url), (200, b"a layer"), version)
+
+    def test_a_presigned_url_with_an_authorization_header_is_refused(self):
+        for (version, url), authorization in itertools.product(self.presigned.items(), (
+                "Basic QVdTOnRva2Vu", "AWS4-HMAC-SHA256 Credential=testing/20260101/eu-west-1/s3/aws4_request")):
+            status, body = self.get(url, {"Authorization": authorization})
+            self.assertEqual(status, 400, (version, body))
+            self.assertIn(b"<Code>InvalidArgument</Code><Message>Only one auth mechanism allowed; only the "
+                          b"X-Amz-Algorithm query parameter, Signature query string parameter or the "
+                          b"Authorization header should be specified</Message>", body)
+
+    def test_an_expired_presigned_url_is_refused(self):
+        signed_v2 = self.presigned["SigV2"].split("Expires=")[1].split("&")[0]
+        signed_v4 = self.presigned["SigV4"].split("X-Amz-Date=")[1].split("&")[0]
+        for url in (self.presigned["SigV2"].replace(f"Expires={signed_v2}", f"Expires={int(time.time()) - 1}"),
+                    self.presigned["SigV4"].replace(signed_v4, "20200101T000000Z")):
+            status, body = self.get(url)
+            self.assertEqual(status, 403, body)
+            self.assertIn(b"<Code>AccessDenied</Code><Message>Request has expired</Message>", body)
+
+    def test_only_what_moto_dispatches_to_s3_is_judged(self):
+        reached = []
+        guard = moto_server.S3Authentication(self.dispatcher(reached))
+        for service, answered in (("sqs", "200 OK"), ("s3", "400 Bad Request")):
+            started = []
+            environ = {"QUERY_STRING": "AWSAccessKeyId=testing&Signature=x&Expires=1", "PATH_INFO": "/",
+                       "HTTP_HOST": "endpoint", "REQUEST_METHOD": "GET",
+                       "HTTP_AUTHORIZATION": f"AWS4-HMAC-SHA256 Credential=testing/20260101/eu-west-1/"
+                                             f"{service}/aws4_request"}
+            b"".join(guard(environ, lambda status, headers: started.append(status)))
+            self.assertEqual(started, [answered], service)
+        self.assertEqual(reached, ["sqs"], "SQS's request went on to moto, S3's was refused")
+
+    @staticmethod
+    def dispatcher(reached):
+        """moto's dispatcher, recording which backend each request it is handed goes to."""
+        import moto.server
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+        class Recording(DomainDispatcherApplication):
+            def __call__(self, environ, start_response):
+                reached.append(self.get_backend_for_host(self.infer_service_region_host(environ, "/")))
+                start_response("200 OK", [])
+                return [b""]
+
+        return Recording(moto.server.create_backend_app)
+
+
+class LambdaImageIndex(unittest.TestCase):
+    """Behaviour 16, on images put in the endpoint's ECR: Lambda takes one image, not an index."""
+
+    INDEX = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": 1,
+         "digest": "sha256:" + "1" * 64, "platform": {"architecture": "amd64", "os": "linux"}}]}
+    MANIFEST = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2,
+                           "digest": "sha256:" + "2" * 64},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": 3,
+                            "digest": "sha256:" + "3" * 64}]}
+
+    def setUp(self):
+        options = dict(region_name="eu-west-1", endpoint_url=serve_endpoint(self.addCleanup),
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+        self.ecr, self.lambda_ = boto3.client("ecr", **options), boto3.client("lambda", **options)
+        self.name = f"books-{uuid.uuid4().hex}"  # the endpoint's backends outlive the test
+        self.role = boto3.client("iam", **options).create_role(
+            RoleName=self.name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        self.ecr.create_repository(repositoryName=self.name)
+        uri = f"{self.ecr.describe_registry()['registryId']}.dkr.ecr.eu-west-1.amazonaws.com/{self.name}"
+        self.index, self.image = f"{uri}:index", f"{uri}:image"
+        for tag, manifest, media_type in (
+                ("index", self.INDEX, "application/vnd.oci.image.index.v1+json"),
+                ("list", {**self.INDEX, "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json"},
+                 "application/vnd.docker.distribution.manifest.list.v2+json"),
+                ("image", self.MANIFEST, "application/vnd.oci.image.manifest.v1+json")):
+            self.ecr.put_image(repositoryName=self.name, imageTag=tag, imageManifest=json.dumps(manifest),
+                               imageManifestMediaType=media_type)
+
+    def create(self, name, image_uri):
+        return self.lambda_.create_function(FunctionName=name, Role=self.role, PackageType="Image",
+                                            Code={"ImageUri": image_uri})
+
+    def assert_refused(self, call, image_uri):
+        with self.assertRaises(self.lambda_.exceptions.InvalidParameterValueException) as refused:
+            call()
+        self.assertEqual(refused.exception.response["Error"]["Message"],
+                         f"The image manifest, config or layer media type for the source image {image_uri} "
+                         f"is not supported.")
+
+    @unittest.mock.patch.dict(os.environ, {"MOTO_LAMBDA_STUB_ECR": "false"})
+    def test_an_index_or_a_manifest_list_is_refused_and_an_image_is_created(self):
+        self.assert_refused(lambda: self.create(f"{self.name}-index", self.index), self.index)
+        listed = self.index.replace(":index", ":list")
+        self.assert_refused(lambda: self.create(f"{self.name}-list", listed), listed)
+        created = self.create(self.name, self.image)
+        self.assertEqual(created["PackageType"], "Image")
+        self.assert_refused(lambda: self.lambda_.update_function_code(FunctionName=self.name, ImageUri=self.index),
+                            self.index)
+        self.assertEqual(self.lambda_.get_function(FunctionName=self.name)["Code"]["ImageUri"], self.image)
+
+    def test_with_ecr_stubbed_an_index_ecr_holds_is_still_refused_and_anything_else_is_moto_s(self):
+        os.environ.pop("MOTO_LAMBDA_STUB_ECR", None)
+        self.assert_refused(lambda: self.create(f"{self.name}-index", self.index), self.index)
+        elsewhere = self.index.replace(f"{self.name}:index", "not-in-ecr:v1")
+        self.assertEqual(self.create(f"{self.name}-stubbed", elsewhere)["PackageType"], "Image")
 
 
 if __name__ == "__main__":
