@@ -25,7 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "fuzz"
 BUILD = Path(os.environ.get("BUILD", ROOT / ".build"))
-TOOLCHAIN = os.environ.get("FUZZ_TOOLCHAIN", "nightly")
+# The nightly cargo fuzz builds with, as mk/fuzz.mk resolved the pinned FUZZ_TOOLCHAIN (never a
+# default of its own: that would be a second, unpinned choice).
+TOOLCHAIN = os.environ.get("FUZZ_TOOLCHAIN", "")
 HOST_TRIPLE = "x86_64-unknown-linux-gnu"
 
 
@@ -90,6 +92,9 @@ def main() -> int:
     parser.add_argument("--sanitizer", default="address", choices=["address", "none"])
     parser.add_argument("targets", nargs="*", help="default: every target in fuzz/fuzz_targets")
     args = parser.parse_args()
+    if not TOOLCHAIN:
+        sys.exit("FUZZ_TOOLCHAIN is not set: run make fuzz or make test-fuzz (mk/fuzz.mk finds or installs "
+                 "the pinned nightly), or set it to an installed nightly toolchain")
     chosen = args.targets or targets()
     unknown = set(chosen) - set(targets())
     if unknown:
