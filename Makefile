@@ -25,7 +25,13 @@ help: ## List the public targets
 
 # --- tools ------------------------------------------------------------------------------------
 
-.PHONY: check-rust check-python
+.PHONY: check-platform check-rust check-python
+# make run and make test run the functions as Linux processes (/proc, pidfd, SIGSTOP) and their
+# scripts use bash 4 (associative arrays; macOS ships bash 3.2). The AWS targets run on macOS too.
+check-platform:
+	@[ "$$(uname -s)" = Linux ] || { echo "error: make run and make test need Linux (this is $$(uname -s)); on macOS or Windows use a Linux VM or container (the aws-lambda-* targets run on macOS as they are)"; exit 1; }
+	@[ "$${BASH_VERSINFO[0]}" -ge 4 ] || { echo "error: bash $$BASH_VERSION is older than 4. Fix: install bash 4+ (apt-get install bash)"; exit 1; }
+
 check-rust:
 	@command -v $(CARGO) >/dev/null || { echo "error: cargo not found. Install Rust: https://rustup.rs"; exit 1; }
 	@$(CARGO) clippy --version >/dev/null 2>&1 || { echo "error: clippy missing. Fix: rustup component add clippy"; exit 1; }
@@ -33,6 +39,7 @@ check-rust:
 
 check-python:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found. Install Python 3.11+ (e.g. apt-get install python3 python3-venv)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: $$($(PYTHON) --version) is older than 3.11. Install Python 3.11+ (or PYTHON=/path/to/python3.11)"; exit 1; }
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { echo "error: Python venv support missing. Fix: apt-get install python3-venv"; exit 1; }
 
 .PHONY: venv
@@ -66,7 +73,7 @@ test-rust-run:
 	+$(WITH_MOTO) -- $(CARGO) test --workspace --locked
 
 .PHONY: test-scripts
-test-scripts: venv build-debug ## Tests of the Python tools (dashboard drift check and renderer, bench report) against a moto server
+test-scripts: venv build-debug tools-images ## Tests of the Python tools (the AWS path's decisions, the ECR stand-in, the local endpoint's behaviours, dashboards, bench report)
 	$(VENV_PY) -m unittest discover -s scripts/tests
 
 .PHONY: lint fmt-check clippy
@@ -94,7 +101,7 @@ LOCAL_DATA := $(abspath $(BUILD))/local-data
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: run local-build local-build-run
-run: venv check-rust check-terraform local-build $(TF_CLI_CONFIG_FILE) ## The local cloud on http://127.0.0.1:3000/v1, its data kept across runs (PORT=…, FRESH=1 starts empty)
+run: check-platform venv check-rust check-terraform local-build $(TF_CLI_CONFIG_FILE) ## The local cloud on http://127.0.0.1:3000/v1, its data kept across runs (PORT=…, FRESH=1 starts empty)
 	@if [ -n "$(FRESH)" ]; then echo "==> FRESH=1: forgetting the local data in $(LOCAL_DATA)"; rm -rf $(LOCAL_DATA); fi
 	@echo "==> starting the local AWS endpoint (moto)"
 	BUILD=$(abspath $(BUILD)) PORT=$(PORT) TERRAFORM=$(TERRAFORM) TFSTATE=$(LOCAL_DATA)/terraform.tfstate WATCH=$(WATCH) \

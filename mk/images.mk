@@ -16,8 +16,7 @@ EXTENSION_BUILD_ENV := CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_BENCH_OPT
 RELEASE_DIR = $(TARGET_DIR)/$(RUST_TARGET)/$(PROFILE)
 # The tag of `make images` (the delivery tags by what it built from: scripts/aws-lambda).
 IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
-# The base image, pinned by digest in docker/base-image.lock (scripts/images says how); set
-# BASE_IMAGE to build on another one.
+# The images have no base image (docker/Dockerfile says why); BASE_IMAGE builds them on one.
 BASE_IMAGE ?=
 CONTAINER_TOOL ?=
 # Where a push to REGISTRY (make test-images) writes the pushed digests; the AWS path keeps its
@@ -27,7 +26,7 @@ DIGESTS ?= $(abspath $(BUILD))/delivery/images.json
 IMAGE_ENV = BIN_DIR=$(abspath $(RELEASE_DIR)) ARCH=$(ARCH) TAG=$(IMAGE_TAG) BASE_IMAGE=$(BASE_IMAGE) \
 	CONTAINER_TOOL=$(CONTAINER_TOOL) DIGESTS=$(DIGESTS) VENV_PY=$(abspath $(VENV_PY)) TERRAFORM=$(TERRAFORM)
 
-.PHONY: release-binaries release-binaries-run rust-targets images base-image-update hadolint aws-lambda-delivery aws-lambda-provision aws-lambda-destroy
+.PHONY: release-binaries release-binaries-run rust-targets images hadolint aws-lambda-delivery aws-lambda-provision aws-lambda-destroy
 
 # The musl targets of both architectures (rustup), for the static binaries.
 rust-targets: check-rust
@@ -47,19 +46,18 @@ release-binaries-run:
 	+$(ZIGBUILD) $(addprefix -p ,$(FUNCTION_BINS) $(if $(EXTENSION_ALONE),,books-telemetry))
 	+$(if $(EXTENSION_ALONE),$(EXTENSION_BUILD_ENV) $(ZIGBUILD) -p books-telemetry,@true)
 
-base-image-update: ## Pin the images' base (public.ecr.aws/lambda/provided:al2023) to its newest digest in docker/base-image.lock; commit the file
-	scripts/images pin-base
-
 hadolint: venv ## Lint docker/Dockerfile (hadolint, pinned in requirements.txt)
 	$(VENV)/bin/hadolint docker/Dockerfile
 
-images: release-binaries hadolint ## Build both images (CONTAINER_TOOL=docker|podman|buildah, BASE_IMAGE, ARCH)
-	$(IMAGE_ENV) scripts/images build
+images: release-binaries hadolint ## Build both images (CONTAINER_TOOL=docker|podman|buildah, ARCH)
+	$(IMAGE_ENV) scripts/aws-lambda build
 
-# --- the AWS path: ENV, region, state, plan before apply (scripts/aws-lambda says how) ---------
+# --- the AWS path: ENV, region, state, plan before apply (scripts/deploy says how) -------------
 ENV ?= dev
 AWS_VAULT ?=
 BACKEND ?=
+ACCOUNT_BACKEND ?=
+GITHUB_OIDC_PROVIDER_ARN ?=
 AUTO_APPROVE ?=
 DESTROY_DATA ?=
 DEPLOY_DIR ?= $(CURDIR)/.deploy
@@ -69,7 +67,8 @@ FROM_RECORD ?=
 # Whether ARCH was chosen (on the command line or in the environment) rather than defaulted:
 # provisioning then refuses images of another architecture.
 ARCH_EXPLICIT := $(filter command line environment environment override,$(origin ARCH))
-AWS_ENV = $(IMAGE_ENV) ENV=$(ENV) AWS_VAULT=$(AWS_VAULT) BACKEND=$(BACKEND) AUTO_APPROVE=$(AUTO_APPROVE) \
+AWS_ENV = $(IMAGE_ENV) ENV=$(ENV) AWS_VAULT=$(AWS_VAULT) BACKEND=$(BACKEND) ACCOUNT_BACKEND=$(ACCOUNT_BACKEND) \
+	GITHUB_OIDC_PROVIDER_ARN=$(GITHUB_OIDC_PROVIDER_ARN) AUTO_APPROVE=$(AUTO_APPROVE) \
 	DESTROY_DATA=$(DESTROY_DATA) DEPLOY_DIR=$(DEPLOY_DIR) ECR_STANDIN=$(ECR_STANDIN) FROM=$(FROM) FROM_RECORD=$(FROM_RECORD) \
 	ARCH_EXPLICIT=$(ARCH_EXPLICIT) REGISTRY=$(REGISTRY)
 AWS_LAMBDA = $(AWS_ENV) scripts/aws-lambda
@@ -116,15 +115,18 @@ aws-ci-bootstrap: venv $(TF_CLI_CONFIG_FILE) ## Once per account and region: Git
 aws-state-bucket: venv $(TF_CLI_CONFIG_FILE) ## The region's S3 bucket for Terraform state (BACKEND=s3), versioned, encrypted, locked per state
 	$(AWS_LAMBDA) state-bucket
 
-# The rehearsal of the AWS path (scripts/rehearsal): the README's commands against moto, with a
-# local registry for ECR's, two environments in eu-west-1, the provisioned images run by
-# books-local. make test's binaries (TEST_PROFILE) for this machine's architecture.
+# The rehearsal of the AWS path (scripts/rehearsal): the README's commands as CI runs them, against
+# moto and a registry standing in for ECR's (scripts/ecr_standin.py), the account stack and two
+# environments in eu-west-1, the provisioned images run by books-local. make test's binaries
+# (TEST_PROFILE) for this machine's architecture.
 .PHONY: test-deploy test-deploy-run
-test-deploy: tools-images venv rust-targets build-debug $(TF_CLI_CONFIG_FILE) ## Rehearse the deployment: the README's aws-lambda-* commands against moto, two environments, a local registry for ECR
+test-deploy: tools-images venv rust-targets build-debug $(TF_CLI_CONFIG_FILE) ## Rehearse the deployment: the README's aws-lambda-* commands as CI runs them, against moto and an ECR-like registry
 	+$(MAKE) test-binaries-$(HOST_ARCH)
 	+$(MAKE) test-deploy-run
+# The endpoint's Lambda checks every image a function names against its ECR (what the registry
+# standing in for ECR records there), as Lambda does.
 test-deploy-run:
-	$(WITH_MOTO) --log $(abspath $(BUILD))/rehearsal-moto.log -- env PROFILE=$(TEST_PROFILE) ARCH=$(HOST_ARCH) \
+	MOTO_LAMBDA_STUB_ECR=false $(WITH_MOTO) --log $(abspath $(BUILD))/rehearsal-moto.log -- env PROFILE=$(TEST_PROFILE) ARCH=$(HOST_ARCH) \
 	  BOOKS_LOCAL=$(abspath $(TARGET_DIR))/debug/books-local BUILD=$(abspath $(BUILD)) scripts/rehearsal
 
 # The tools the image tests need: Debian's buildah, skopeo, umoci and docker-registry.

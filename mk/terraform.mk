@@ -31,6 +31,8 @@ TF_TEST_VARS  := -var-file=tests/local.tfvars
 .PHONY: check-terraform
 check-terraform:
 	@command -v $(TERRAFORM) >/dev/null || { echo "error: terraform not found on PATH. Install Terraform >= 1.11: https://developer.hashicorp.com/terraform/install (or set TERRAFORM=/path/to/terraform)"; exit 1; }
+	@$(TERRAFORM) version -json | python3 -c 'import json, re, sys; v = json.load(sys.stdin)["terraform_version"]; sys.exit(tuple(map(int, re.findall(r"\d+", v)[:2])) < (1, 11))' 2>/dev/null \
+	  || { echo "error: $$($(TERRAFORM) version | head -1) is older than 1.11 (S3 state locking, write-only arguments). Install Terraform >= 1.11: https://developer.hashicorp.com/terraform/install"; exit 1; }
 
 # Rewritten only when its content changes (e.g. a mirror appears), so it is never stale.
 .PHONY: tf-cli-config-always

@@ -14,7 +14,7 @@ TEST_JOBS ?= 3
 PHASE := scripts/phase run
 
 .PHONY: test test-phases
-test: ## Everything, the gate CI runs: every Rust test against moto, lint, Terraform against moto, the images, the local cloud end to end, the deployment rehearsal, a short bench; prints its phases' wall times
+test: check-platform ## Everything, the gate CI runs: every Rust test against moto, lint, Terraform against moto, the images, the local cloud end to end, the deployment rehearsal, a short bench; prints its phases' wall times
 	@scripts/phase reset
 	+@status=0; $(MAKE) -j$(TEST_JOBS) test-phases || status=$$?; scripts/phase table; exit $$status
 
@@ -56,7 +56,7 @@ phase-fmt: check-rust
   phase-e2e phase-bench-smoke phase-deploy phase-dev-loop phase-terraform-account phase-workflows
 phase-rust-tests: phase-build-debug phase-venv | phase-clippy
 	+@$(PHASE) rust-tests -- $(MAKE) test-rust-run
-phase-python-tests: phase-venv phase-build-debug
+phase-python-tests: phase-venv phase-build-debug phase-tools
 	@$(PHASE) python-tests -- $(MAKE) test-scripts
 phase-terraform-static: phase-venv phase-tf-init
 	@$(PHASE) terraform-static -- $(MAKE) tf-static-run

@@ -5,7 +5,9 @@
                    --inspect INSPECT.json --config CONFIG.json ROOTFS
 
 - the files are exactly the binaries of that image, executable, where Lambda looks for them
-  (the runtime in /var/task, the extension in /opt/extensions);
+  (the runtime in /var/task, the extension in /opt/extensions), and the root certificates their
+  HTTPS clients trust, readable by every user (Lambda runs the function as one without
+  privileges), holding the roots AWS's endpoints chain to;
 - every binary is a static ELF for the architecture (no program interpreter, no dynamic
   section): the image needs nothing from its base;
 - the image configuration clears the entrypoint, runs the image's own function by absolute
@@ -20,11 +22,19 @@ import pathlib
 import stat
 import struct
 import sys
+import warnings
 
-EXPECTED = {
+# Where openssl-probe, which the AWS SDK's rustls client asks for the system's roots, looks first
+# on Linux (scripts/tests/test_check_image.py holds it to the locked crate's own list).
+CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"
+BINARIES = {
     "command": {"var/task/books-command", "opt/extensions/books-telemetry"},
     "query": {"var/task/books-query", "var/task/books-projector", "opt/extensions/books-telemetry"},
 }
+EXPECTED = {kind: files | {CA_BUNDLE} for kind, files in BINARIES.items()}
+# The roots of Amazon Trust Services, which issue the certificates of AWS's service endpoints.
+AWS_ROOTS = {"Amazon Root CA 1", "Amazon Root CA 2", "Amazon Root CA 3", "Amazon Root CA 4",
+             "Starfield Services Root Certificate Authority - G2"}
 CMD = {"command": ["/var/task/books-command"], "query": ["/var/task/books-query"]}
 ELF_MACHINE = {"x86_64": 62, "arm64": 183}
 PT_DYNAMIC, PT_INTERP = 2, 3
@@ -61,6 +71,30 @@ def elf_problems(path, arch):
     return problems
 
 
+def bundle_problems(path):
+    from cryptography import x509
+    from cryptography.utils import CryptographyDeprecationWarning
+    from cryptography.x509.oid import NameOID
+
+    mode = path.stat().st_mode
+    problems = []
+    if mode & stat.S_IROTH == 0 or mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH):
+        problems.append(f"mode {oct(mode & 0o777)}, expected readable by all and not executable")
+    try:
+        with warnings.catch_warnings():
+            # One of Mozilla's roots has a serial number RFC 5280 disallows (not ours to mend).
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            certificates = x509.load_pem_x509_certificates(path.read_bytes())
+    except ValueError as error:
+        return problems + [f"not a PEM bundle: {error}"]
+    names = {attribute.value for certificate in certificates
+             for attribute in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)}
+    missing = AWS_ROOTS - names
+    if missing:
+        problems.append(f"lacks the roots AWS's endpoints chain to: {sorted(missing)}")
+    return problems
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--kind", required=True, choices=sorted(EXPECTED))
@@ -80,7 +114,9 @@ def main():
     if files != EXPECTED[args.kind]:
         failures.append(f"files {sorted(files)}, expected {sorted(EXPECTED[args.kind])}")
     sizes = {}
-    for name in sorted(files & EXPECTED[args.kind]):
+    if (rootfs / CA_BUNDLE).is_file():
+        failures += [f"{CA_BUNDLE}: {p}" for p in bundle_problems(rootfs / CA_BUNDLE)]
+    for name in sorted(files & BINARIES[args.kind]):
         path = rootfs / name
         if not path.stat().st_mode & stat.S_IXUSR:
             failures.append(f"{name} is not executable")

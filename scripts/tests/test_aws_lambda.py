@@ -1,16 +1,23 @@
-"""Tests of scripts/aws-lambda's decisions that need no AWS: running under aws-vault, choosing the
-environment, and the image tag of a tree with changes. The AWS path itself is rehearsed whole by
-scripts/rehearsal (make test-deploy)."""
+"""Tests of the AWS path's decisions that need no AWS (scripts/deploy): running under aws-vault,
+the environment, which state and what is refused, Terraform's working directory, the images'
+tag and media types, the delivery record. The path itself is rehearsed whole against the local
+endpoint and an ECR-like registry by scripts/rehearsal (make test-deploy)."""
 
+import json
 import os
 import pathlib
 import stat
 import subprocess
+import sys
 import tempfile
 import unittest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 SCRIPT = ROOT / "scripts" / "aws-lambda"
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from deploy import images, registry, settings, steps, terraform  # noqa: E402
+from deploy.errors import Refusal  # noqa: E402
 
 # Stands in for aws-vault: records how it was called and with which AWS_VAULT, then runs the
 # command after `--` with credentials in its environment, as aws-vault exec does.
@@ -31,13 +38,18 @@ def run(args, **env):
     return subprocess.run([str(SCRIPT), *args], env=base, capture_output=True, text=True, timeout=120)
 
 
+def executable(folder: pathlib.Path, name: str, text: str) -> pathlib.Path:
+    path = folder / name
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return path
+
+
 class AwsVault(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.TemporaryDirectory()
         self.addCleanup(self.dir.cleanup)
-        tool = pathlib.Path(self.dir.name) / "aws-vault"
-        tool.write_text(FAKE_AWS_VAULT)
-        tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
+        executable(pathlib.Path(self.dir.name), "aws-vault", FAKE_AWS_VAULT)
         self.log = pathlib.Path(self.dir.name) / "calls.log"
         self.path = f"{self.dir.name}:{os.environ['PATH']}"
 
@@ -76,6 +88,193 @@ class Environments(unittest.TestCase):
         result = run(["plan"], ENV="Prod_1", PATH=os.environ["PATH"])
         self.assertEqual(result.returncode, 1)
         self.assertIn("ENV=Prod_1", result.stderr)
+
+
+class WhichState(unittest.TestCase):
+    """settings.choose_backend: BACKEND, else what this checkout remembers, else S3 for an
+    environment that declares it, else local; never local for one that declares S3."""
+
+    def test_a_new_environment_starts_on_local_state(self):
+        self.assertEqual(settings.choose_backend("dev", None, False, None), "local")
+
+    def test_an_environment_keeps_the_state_it_was_last_given(self):
+        self.assertEqual(settings.choose_backend("dev", None, False, "s3"), "s3")
+
+    def test_backend_overrides_what_is_remembered(self):
+        self.assertEqual(settings.choose_backend("dev", "s3", False, "local"), "s3")
+
+    def test_an_environment_that_declares_s3_uses_it_without_being_told(self):
+        self.assertEqual(settings.choose_backend("prod", None, True, None), "s3")
+        self.assertEqual(settings.choose_backend("prod", None, True, "local"), "s3")
+
+    def test_local_state_for_an_environment_that_declares_s3_is_refused(self):
+        with self.assertRaisesRegex(Refusal, "prod keeps its state in S3.*empty state"):
+            settings.choose_backend("prod", "local", True, None)
+
+    def test_prod_declares_remote_state_in_the_checkout(self):
+        prod = settings.Settings.from_environ({"ENV": "prod"}, ROOT)
+        self.assertTrue(prod.declared_backend_file.exists())
+        dev = settings.Settings.from_environ({"ENV": "dev"}, ROOT)
+        self.assertFalse(dev.declared_backend_file.exists())
+
+    def test_prod_on_local_state_is_refused_before_anything_runs(self):
+        deploy_dir = tempfile.mkdtemp()
+        self.addCleanup(subprocess.run, ["rm", "-rf", deploy_dir])
+        for step in ("plan", "provision", "promote", "destroy", "delivery"):
+            result = run([step], ENV="prod", BACKEND="local", PATH=os.environ["PATH"], DEPLOY_DIR=deploy_dir,
+                         FROM="staging")
+            self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+            self.assertIn("prod keeps its state in S3", result.stderr)
+            self.assertNotIn("AWS account", result.stdout, "AWS was asked before the refusal")
+
+
+class S3BackendSettings(unittest.TestCase):
+    def test_what_the_file_leaves_out_is_filled_in(self):
+        declared = (ROOT / "terraform" / "environments" / "prod.backend.hcl").read_text()
+        defaults = settings.s3_backend_defaults(declared, "books/prod/terraform.tfstate", "123456789012",
+                                                "eu-west-1", None)
+        self.assertIn('bucket = "books-tfstate-123456789012-eu-west-1"', defaults)
+        self.assertIn('region = "eu-west-1"', defaults)
+        for given in ("key", "encrypt", "use_lockfile"):
+            self.assertNotIn(f"{given} =", defaults)
+
+    def test_a_bucket_of_ones_own_is_kept(self):
+        defaults = settings.s3_backend_defaults('bucket = "mine"\n# region = "x"\n', "k", "1", "eu-west-1", None)
+        self.assertNotIn("bucket", defaults)
+        self.assertIn('region = "eu-west-1"', defaults)
+
+    def test_a_local_endpoint_aims_the_backend_at_it(self):
+        defaults = settings.s3_backend_defaults("", "k", "1", "eu-west-1", "http://127.0.0.1:5000")
+        self.assertIn('s3 = "http://127.0.0.1:5000"', defaults)
+        self.assertIn("use_path_style = true", defaults)
+
+
+class Prerequisites(unittest.TestCase):
+    def fake_terraform(self, version):
+        folder = pathlib.Path(tempfile.mkdtemp())
+        self.addCleanup(subprocess.run, ["rm", "-rf", str(folder)])
+        return str(executable(folder, "terraform",
+                              f"#!/bin/sh\necho '{{\"terraform_version\": \"{version}\"}}'\n"))
+
+    def test_an_old_terraform_is_refused_with_the_fix(self):
+        with self.assertRaisesRegex(Refusal, r"Terraform 1\.9\.8 is older than 1\.11.*install Terraform"):
+            settings.check_terraform(self.fake_terraform("1.9.8"))
+
+    def test_a_current_terraform_passes(self):
+        settings.check_terraform(self.fake_terraform("1.11.4"))
+        settings.check_terraform(self.fake_terraform("1.14.0"))
+
+    def test_a_missing_terraform_names_where_to_get_it(self):
+        with self.assertRaisesRegex(Refusal, "terraform not found: https://"):
+            settings.check_terraform("/nonexistent/terraform")
+
+
+class WorkingDirectory(unittest.TestCase):
+    """terraform.Stack: the configuration is copied, never linked; what Terraform rewrites in the
+    working directory stays there."""
+
+    def setUp(self):
+        self.folder = pathlib.Path(tempfile.mkdtemp())
+        self.addCleanup(subprocess.run, ["rm", "-rf", str(self.folder)])
+        self.stack = terraform.Stack("terraform", ROOT / "terraform", self.folder / "stack", "test")
+        self.stack.run = lambda *a, **k: subprocess.CompletedProcess(a, 0, "", "")
+
+    def test_the_working_directory_holds_copies_of_the_root_module_and_its_lock_file(self):
+        self.stack.prepare(terraform.Backend("local"))
+        stack = self.folder / "stack"
+        links = [p for p in stack.rglob("*") if p.is_symlink()]
+        self.assertEqual(links, [])
+        self.assertEqual((stack / ".terraform.lock.hcl").read_text(),
+                         (ROOT / "terraform" / ".terraform.lock.hcl").read_text())
+        self.assertTrue((stack / "modules" / "registry" / "main.tf").is_file())
+        self.assertTrue((stack / "dashboards").is_dir())
+        self.assertFalse((stack / "tests").exists())
+        self.assertFalse((stack / "environments").exists())
+        self.assertIn('path = "../terraform.tfstate"', (stack / "backend.tf").read_text())
+
+    def test_a_rewritten_lock_file_changes_nothing_of_the_checkout_and_is_renewed(self):
+        committed = (ROOT / "terraform" / ".terraform.lock.hcl").read_text()
+        self.stack.prepare(terraform.Backend("local"))
+        lock = self.folder / "stack" / ".terraform.lock.hcl"
+        lock.unlink()
+        lock.write_text(committed + "# rewritten by a registry install\n")
+        self.stack.prepare(terraform.Backend("local"))
+        self.assertEqual(lock.read_text(), committed)
+        self.assertEqual((ROOT / "terraform" / ".terraform.lock.hcl").read_text(), committed)
+
+    def test_s3_state_is_a_partial_backend_completed_at_init(self):
+        config = self.folder / "backend.hcl"
+        backend = terraform.Backend("s3", config_files=(config,))
+        self.stack.prepare(backend)
+        self.assertIn('backend "s3" {}', (self.folder / "stack" / "backend.tf").read_text())
+        self.assertEqual(backend.init_arguments(), [f"-backend-config={config}"])
+
+    def test_the_account_stacks_local_backend_is_replaced_for_s3_by_an_override(self):
+        account = terraform.Stack("terraform", ROOT / "terraform" / "account", self.folder / "account", "account")
+        account.run = self.stack.run
+        account.prepare(terraform.Backend("s3", config_files=(self.folder / "b.hcl",), declared_local=True))
+        self.assertTrue((self.folder / "account" / "backend_override.tf").exists())
+        local = terraform.Backend("local", declared_local=True)
+        account.prepare(local)
+        self.assertFalse((self.folder / "account" / "backend_override.tf").exists())
+        self.assertIn("-backend-config=path=../terraform.tfstate", local.init_arguments())
+
+
+class MediaTypes(unittest.TestCase):
+    def test_single_image_manifests_pass(self):
+        for media_type in registry.IMAGE_MANIFESTS:
+            registry.refuse_unless_single_image("r:t", registry.Manifest("sha256:1", media_type))
+
+    def test_an_index_is_refused_naming_the_fix(self):
+        for media_type in registry.INDEXES:
+            with self.assertRaisesRegex(Refusal, "an image index.*--provenance=false"):
+                registry.refuse_unless_single_image("r:t", registry.Manifest("sha256:1", media_type))
+
+    def test_a_manifest_without_its_optional_media_type_is_known_by_its_shape(self):
+        self.assertEqual(registry.media_type({"manifests": []}), "application/vnd.oci.image.index.v1+json")
+        self.assertEqual(registry.media_type({"config": {}, "layers": []}), "application/vnd.oci.image.manifest.v1+json")
+
+    def test_an_ecr_uri_maps_onto_the_standin(self):
+        uri = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/books-dev-command"
+        self.assertEqual(registry.standin(uri, "127.0.0.1:5000"), "127.0.0.1:5000/books-dev-command")
+        self.assertEqual(registry.standin(uri, None), uri)
+
+
+class ImageTag(unittest.TestCase):
+    def setUp(self):
+        self.repo = pathlib.Path(tempfile.mkdtemp())
+        self.addCleanup(subprocess.run, ["rm", "-rf", str(self.repo)])
+        git = ["git", "-C", str(self.repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+        subprocess.run([*git, "init", "-q"], check=True)
+        (self.repo / "a").write_text("a")
+        subprocess.run([*git, "add", "a"], check=True)
+        subprocess.run([*git, "commit", "-qm", "a"], check=True)
+        self.revision = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                                       text=True).stdout.strip()
+
+    def test_a_clean_tree_is_tagged_with_its_revision(self):
+        self.assertEqual(images.image_tag(self.repo), self.revision)
+
+    def test_changes_give_a_tag_of_their_own_and_the_same_changes_the_same_tag(self):
+        (self.repo / "b").write_text("untracked")
+        first = images.image_tag(self.repo)
+        self.assertRegex(first, rf"^{self.revision}-dirty-[0-9a-f]{{12}}$")
+        self.assertEqual(images.image_tag(self.repo), first)
+        (self.repo / "b").write_text("other")
+        self.assertNotEqual(images.image_tag(self.repo), first)
+
+
+class DeliveryRecords(unittest.TestCase):
+    def test_a_record_round_trips_and_hands_terraform_digests_only(self):
+        record = steps.DeliveryRecord(
+            environment="dev", region="eu-west-1", account="1", architecture="arm64", tag="abc",
+            images={kind: {"digest": f"sha256:{kind}", "repository": f"r/{kind}"} for kind in images.KINDS})
+        path = pathlib.Path(tempfile.mkdtemp()) / "delivery.json"
+        self.addCleanup(subprocess.run, ["rm", "-rf", str(path.parent)])
+        record.save(path)
+        self.assertEqual(steps.DeliveryRecord.load(path), record)
+        self.assertNotIn("promoted_from", json.loads(path.read_text()))
+        self.assertEqual(record.digests(), {kind: {"digest": f"sha256:{kind}"} for kind in images.KINDS})
 
 
 if __name__ == "__main__":
