@@ -64,16 +64,18 @@ DEPLOY_DIR ?= $(CURDIR)/.deploy
 ECR_STANDIN ?=
 FROM ?=
 FROM_RECORD ?=
+# CI: the id under which a saved plan is kept in the state bucket between its plan and apply jobs.
+PLAN_ID ?=
 # Whether ARCH was chosen (on the command line or in the environment) rather than defaulted:
 # provisioning then refuses images of another architecture.
 ARCH_EXPLICIT := $(filter command line environment environment override,$(origin ARCH))
 AWS_ENV = $(IMAGE_ENV) ENV=$(ENV) AWS_VAULT=$(AWS_VAULT) BACKEND=$(BACKEND) ACCOUNT_BACKEND=$(ACCOUNT_BACKEND) \
 	GITHUB_OIDC_PROVIDER_ARN=$(GITHUB_OIDC_PROVIDER_ARN) AUTO_APPROVE=$(AUTO_APPROVE) \
 	DESTROY_DATA=$(DESTROY_DATA) DEPLOY_DIR=$(DEPLOY_DIR) ECR_STANDIN=$(ECR_STANDIN) FROM=$(FROM) FROM_RECORD=$(FROM_RECORD) \
-	ARCH_EXPLICIT=$(ARCH_EXPLICIT) REGISTRY=$(REGISTRY)
+	ARCH_EXPLICIT=$(ARCH_EXPLICIT) REGISTRY=$(REGISTRY) PLAN_ID=$(PLAN_ID)
 AWS_LAMBDA = $(AWS_ENV) scripts/aws-lambda
 
-.PHONY: aws-lambda-promote aws-lambda-plan aws-lambda-outputs aws-lambda-api-key aws-lambda-verify aws-account aws-state-bucket aws-ci-bootstrap
+.PHONY: aws-lambda-provenance aws-lambda-promote aws-lambda-plan aws-lambda-outputs aws-lambda-api-key aws-lambda-verify aws-account aws-state-bucket aws-ci-bootstrap
 aws-lambda-delivery: venv $(TF_CLI_CONFIG_FILE) ## Build and push both images to ENV's ECR repositories (ARCH, AWS_REGION, AWS_VAULT); record what was delivered
 	$(AWS_LAMBDA) preflight
 	+$(MAKE) --no-print-directory release-binaries hadolint
@@ -111,6 +113,10 @@ aws-account: venv $(TF_CLI_CONFIG_FILE) ## The region's account-wide settings (A
 
 aws-ci-bootstrap: venv $(TF_CLI_CONFIG_FILE) ## Once per account and region: GitHub OIDC, a plan and a deploy role per environment for GITHUB_REPOSITORY=<owner>/<name>, the state bucket
 	GITHUB_REPOSITORY=$(GITHUB_REPOSITORY) $(AWS_LAMBDA) ci-bootstrap
+
+# rollback.yml, before it downloads a run's delivery record: whose run it is, asked of GitHub.
+aws-lambda-provenance: venv ## RUN_ID=<id> is a successful deliver run on main of GITHUB_REPOSITORY (GITHUB_TOKEN to read it)
+	RUN_ID=$(RUN_ID) GITHUB_REPOSITORY=$(GITHUB_REPOSITORY) $(AWS_LAMBDA) provenance
 
 aws-state-bucket: venv $(TF_CLI_CONFIG_FILE) ## The region's S3 bucket for Terraform state (BACKEND=s3), versioned, encrypted, locked per state
 	$(AWS_LAMBDA) state-bucket

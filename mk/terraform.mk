@@ -24,6 +24,9 @@ export CHECKPOINT_DISABLE := 1
 # deployment's (the root module has no backend block; a real deployment adds its own).
 TF_TEST_DATA  := $(TF_BUILD)/test-data
 TF_TEST_STATE := $(TF_BUILD)/test.tfstate
+# The API keys' root module (terraform/keys): its own data dir; its state is $(TF_TEST_STATE).keys.
+TF_KEYS_DIR       := $(TF_DIR)/keys
+TF_TEST_KEYS_DATA := $(TF_BUILD)/test-keys-data
 # The variables of the local cloud (tests/local.tfvars: fake image digests, moto pulls nothing);
 # tests/local_cycle.py adds non-default limits and checks that they arrive.
 TF_TEST_VARS  := -var-file=tests/local.tfvars
@@ -46,13 +49,14 @@ $(TF_CLI_CONFIG_FILE): tf-cli-config-always
 	  else echo "==> terraform providers from the registry (no local mirror found)"; fi; fi
 
 .PHONY: test-terraform tf-init tf-static tf-static-run tf-local tf-local-run tf-account tf-account-run
-test-terraform: tf-static tf-local tf-account ## Terraform: fmt, validate, checkov, then apply + re-plan + checks + destroy against moto (the environment's module and the account stack with CI's roles)
+test-terraform: tf-static tf-local tf-account ## Terraform: fmt, validate, checkov, then apply + re-plan + checks + destroy against moto (the environment's module and its keys, and the account stack with CI's roles)
 
 # The provider's lock file (terraform/.terraform.lock.hcl) is committed with every platform's
 # hashes (versions.tf says how): init verifies against it and leaves it as it is.
 # make test runs init once, before the phases that use Terraform (they run side by side).
 tf-init: check-terraform $(TF_CLI_CONFIG_FILE)
 	TF_DATA_DIR=$(TF_TEST_DATA) $(TERRAFORM) -chdir=$(TF_DIR) init -backend=false -input=false -no-color >/dev/null
+	TF_DATA_DIR=$(TF_TEST_KEYS_DATA) $(TERRAFORM) -chdir=$(TF_KEYS_DIR) init -backend=false -input=false -no-color >/dev/null
 
 tf-static: tf-init venv
 	+$(MAKE) tf-static-run
@@ -60,6 +64,7 @@ tf-static-run:
 	@echo "==> terraform fmt / validate"
 	$(TERRAFORM) fmt -check -recursive $(TF_DIR)
 	TF_DATA_DIR=$(TF_TEST_DATA) $(TERRAFORM) -chdir=$(TF_DIR) validate -no-color
+	TF_DATA_DIR=$(TF_TEST_KEYS_DATA) $(TERRAFORM) -chdir=$(TF_KEYS_DIR) validate -no-color
 	TF_DATA_DIR=$(TF_BUILD)/account-validate $(TERRAFORM) -chdir=$(TF_DIR)/account init -backend=false -input=false -no-color >/dev/null
 	TF_DATA_DIR=$(TF_BUILD)/account-validate $(TERRAFORM) -chdir=$(TF_DIR)/account validate -no-color
 	@echo "==> checkov (every skipped check carries its reason inline: #checkov:skip=ID:reason)"
@@ -70,9 +75,9 @@ tf-local: tf-init venv
 	+$(MAKE) tf-local-run
 tf-local-run:
 	@echo "==> terraform apply / plan / checks / destroy against a private moto server"
-	@rm -f $(TF_TEST_STATE) $(TF_TEST_STATE).backup
+	@rm -f $(TF_TEST_STATE) $(TF_TEST_STATE).backup $(TF_TEST_STATE).keys $(TF_TEST_STATE).keys.backup
 	$(WITH_MOTO) -- env TF_DATA_DIR=$(TF_TEST_DATA) TF_TEST_STATE=$(TF_TEST_STATE) \
-	  TF_TEST_VARS='$(TF_TEST_VARS)' \
+	  TF_KEYS_DIR=$(TF_KEYS_DIR) TF_KEYS_DATA_DIR=$(TF_TEST_KEYS_DATA) TF_TEST_VARS='$(TF_TEST_VARS)' \
 	  TERRAFORM=$(TERRAFORM) TF_DIR=$(TF_DIR) $(VENV_PY) $(TF_DIR)/tests/local_cycle.py
 
 # The account-wide stack with CI's roles (terraform/account), applied to its own moto in

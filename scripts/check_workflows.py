@@ -14,7 +14,12 @@
   Terraform module under terraform/ (the environment's root and the account's);
 - deliver runs only for a commit whose ci passed on a push to main of this repository: started
   by ci's completion on main and nothing else, every job guarded (or needing a guarded job), and
-  every job checks out the commit ci tested.
+  every job checks out the commit ci tested;
+- no artifact holds a saved plan or a state (a saved plan holds the state: it stays in the
+  account), and every artifact says how long it is kept (90 days at most);
+- an artifact of another run (download-artifact's run-id) is read only after a step of the same
+  job had GitHub confirm that run is a successful deliver run on main of this repository
+  (`make aws-lambda-provenance RUN_ID=…` of that run).
 
     check_workflows.py [--workflows DIR] [--makefile-dir DIR]
 """
@@ -308,6 +313,37 @@ def deliver_problems(name: str, workflow: dict, ci_name: str) -> list[str]:
     return problems
 
 
+# What an artifact must never hold, and how long one may be kept.
+NEVER_UPLOADED = re.compile(r"\.tfplan$|\.tfstate(\.|$)|/keys/")
+RETENTION_DAYS = 90
+
+
+def artifact_problems(where: str, steps: list[dict], index: int) -> list[str]:
+    """What is wrong with steps[index], an upload or a download of an artifact."""
+    step, problems = steps[index], []
+    uses, inputs = step.get("uses") or "", step.get("with") or {}
+    if uses.startswith("actions/upload-artifact@"):
+        for path in str(inputs.get("path", "")).split():
+            if NEVER_UPLOADED.search(path):
+                problems.append(f"{where}: uploads {path}: a saved plan or a state never leaves the account "
+                                f"(it holds the state; PLAN_ID keeps a plan in the state bucket)")
+        days = inputs.get("retention-days")
+        if not isinstance(days, int) or not 1 <= days <= RETENTION_DAYS:
+            problems.append(f"{where}: artifact {inputs.get('name')} has no retention-days of 1 to {RETENTION_DAYS}")
+    if uses.startswith("actions/download-artifact@") and "run-id" in inputs:
+        run_id = str(inputs["run-id"])
+        checked = False
+        for earlier in steps[:index]:
+            if any(goals == ["aws-lambda-provenance"] for goals in make_goals(earlier.get("run", ""))):
+                script = earlier.get("run", "") + " " + " ".join(map(str, (earlier.get("env") or {}).values()))
+                checked = checked or run_id in script
+        if not checked:
+            problems.append(f"{where}: reads an artifact of run {run_id} without `make aws-lambda-provenance` of that "
+                            f"run before it (any run's artifact could be deployed: a pull request's ci may upload "
+                            f"one of the same name)")
+    return problems
+
+
 def check(workflows: pathlib.Path, makefile_dir: pathlib.Path) -> list[str]:
     database = make_database(makefile_dir)
     targets = make_targets(database)
@@ -347,6 +383,7 @@ def check(workflows: pathlib.Path, makefile_dir: pathlib.Path) -> list[str]:
                     problems.append(f"{where}: {uses} is not pinned by a full commit hash")
                 if uses and uses.startswith("hashicorp/setup-terraform@"):
                     problems += terraform_problems(where, step, constraints, makefile_dir)
+                problems += artifact_problems(where, steps, index)
                 for goals in make_goals(step.get("run", "")):
                     if goals == ["test"] and name.name.startswith("ci."):
                         ran_make_test = True

@@ -1,5 +1,6 @@
 # The Books service on AWS: images, tables, the three functions with least-privilege roles,
-# the projector's stream mapping, the REST API behind a usage plan, and alarms.
+# the projector's stream mapping, the REST API behind a usage plan per tier, and alarms. The API's
+# keys are a root module of their own (keys/), whose state holds their values.
 locals {
   name_prefix = "${var.project}-${var.environment}"
 
@@ -82,6 +83,7 @@ module "command" {
   keep_platform_logs   = var.keep_platform_logs
   log_retention_days   = var.log_retention_days
   kms_key_arn          = var.kms_key_arn
+  permissions_boundary = var.permissions_boundary
   environment = merge(local.common_environment, {
     BOOKS_SERVICE = local.services.command
     BOOKS_TABLE   = module.tables.names.books
@@ -109,6 +111,7 @@ module "query" {
   keep_platform_logs   = var.keep_platform_logs
   log_retention_days   = var.log_retention_days
   kms_key_arn          = var.kms_key_arn
+  permissions_boundary = var.permissions_boundary
   environment = merge(local.common_environment, {
     BOOKS_SERVICE    = local.services.query
     BOOKS_VIEW_TABLE = module.tables.names.books_view
@@ -149,6 +152,7 @@ module "projector" {
   keep_platform_logs   = var.keep_platform_logs
   log_retention_days   = var.log_retention_days
   kms_key_arn          = var.kms_key_arn
+  permissions_boundary = var.permissions_boundary
   environment = merge(local.common_environment, {
     BOOKS_SERVICE    = local.services.projector
     BOOKS_VIEW_TABLE = module.tables.names.books_view
@@ -220,7 +224,6 @@ module "api" {
   }
   throttle             = var.throttle
   tiers                = coalesce(var.api_tiers, { default = { throttle = var.throttle, quota = var.quota } })
-  clients              = var.api_clients
   log_retention_days   = var.log_retention_days
   kms_key_arn          = var.kms_key_arn
   allowed_source_cidrs = var.allowed_source_cidrs

@@ -9,24 +9,13 @@ output "custom_domain_target" {
 }
 
 output "rest_api_id" {
-  description = "REST API id (the local cloud reads routes, keys and plans through it)."
+  description = "REST API id (the local cloud reads routes, plans and their keys through it)."
   value       = module.api.rest_api_id
 }
 
 output "stage_name" {
   description = "Stage serving the API."
   value       = module.api.stage_name
-}
-
-output "api_key_id" {
-  description = "Id of the default API key: `aws apigateway get-api-key --api-key <id> --include-value`."
-  value       = module.api.api_key_id
-}
-
-output "api_key_value" {
-  description = "Value of the default API key (`terraform output -raw api_key_value`)."
-  value       = module.api.api_key_value
-  sensitive   = true
 }
 
 output "function_names" {
@@ -58,25 +47,9 @@ output "platform_log_groups" {
   } : {}
 }
 
-output "usage_plan_id" {
-  description = "Usage plan holding the default key on stage v1."
-  value       = module.api.usage_plan_id
-}
-
 output "usage_plan_ids" {
-  description = "Usage plan id by tier."
+  description = "Usage plan id by tier (the keys root module's usage_plans: it puts each client's keys in its tier's plan)."
   value       = module.api.usage_plan_ids
-}
-
-output "client_keys" {
-  description = "Per API client: its tier and key ids, oldest generation first."
-  value       = module.api.client_keys
-}
-
-output "client_key_values" {
-  description = "Per API client, the value of its newest key (`make -s aws-lambda-api-key CLIENT=<client>`)."
-  value       = module.api.client_key_values
-  sensitive   = true
 }
 
 output "repository_urls" {

@@ -171,20 +171,6 @@ variable "api_tiers" {
   }
 }
 
-variable "api_clients" {
-  description = "The API's clients: per client, its tier (a key of api_tiers, or \"default\") and the generations of its keys, one key each, oldest first. Rotate a client's key by adding a generation, handing the new key over (make aws-lambda-api-key CLIENT=…), then removing the old one: both work in between."
-  type        = map(object({ tier = string, keys = list(string) }))
-  default     = { default = { tier = "default", keys = ["1"] } }
-  validation {
-    condition     = length(var.api_clients) >= 1 && alltrue([for c in values(var.api_clients) : length(c.keys) >= 1 && length(c.keys) == length(distinct(c.keys))])
-    error_message = "api_clients needs at least one client, each with at least one key generation, none repeated."
-  }
-  validation {
-    condition     = alltrue([for name, c in var.api_clients : can(regex("^[a-z0-9][a-z0-9-]*$", name)) && alltrue([for k in c.keys : can(regex("^[a-z0-9][a-z0-9-]*$", k))])])
-    error_message = "client names and key generations are lowercase letters, digits and dashes."
-  }
-}
-
 variable "allowed_source_cidrs" {
   description = "Source address ranges (CIDR) allowed to call the API; a resource policy denies every other. Null (default): any address, each request still needs an API key of the usage plan."
   type        = list(string)
@@ -318,4 +304,14 @@ variable "deletion_protection" {
   description = "Protect the tables against deletion (turn off only for throw-away environments)."
   type        = bool
   default     = true
+}
+
+variable "permissions_boundary" {
+  description = "ARN of the permissions boundary every role of the environment carries: the account stack's `<project>-<environment>-boundary-<region>` where CI deploys (its deploy role creates roles only with it; scripts/deploy passes it when it exists). Null: none."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.permissions_boundary == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:policy/", var.permissions_boundary))
+    error_message = "permissions_boundary must be an IAM policy ARN."
+  }
 }

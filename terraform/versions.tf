@@ -4,7 +4,8 @@
 # another platform's h1: hash beside them), and the h1: hash is the linux_amd64 package's contents (what a filesystem
 # mirror such as this project's machines' is checked against). Moving to another provider
 # version: terraform -chdir=terraform providers lock -platform=linux_amd64 -platform=linux_arm64
-# -platform=darwin_amd64 -platform=darwin_arm64, then copy the file to terraform/account/.
+# -platform=darwin_amd64 -platform=darwin_arm64, then copy the file to terraform/account/ and
+# terraform/keys/.
 terraform {
   required_version = ">= 1.11"
 

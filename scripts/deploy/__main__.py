@@ -15,6 +15,7 @@
   account       the account-wide stack of the region (terraform/account), shown and asked
   state-bucket  the same, with the S3 bucket for remote state
   ci-bootstrap  the same, with CI's OIDC roles for GITHUB_REPOSITORY
+  provenance    RUN_ID is a successful deliver run on main of GITHUB_REPOSITORY (rollback.yml)
 
 Settings come from the environment, as make passes them: ENV, AWS_REGION, AWS_VAULT, ARCH,
 BACKEND, ACCOUNT_BACKEND, AUTO_APPROVE, FROM, FROM_RECORD, DESTROY_DATA, DEPLOY_DIR,
@@ -49,6 +50,7 @@ STEPS = {
     "account": steps.account,
     "state-bucket": steps.state_bucket,
     "ci-bootstrap": lambda settings: steps.ci_bootstrap(settings, os.environ.get("GITHUB_REPOSITORY")),
+    "provenance": steps.provenance,
 }
 
 

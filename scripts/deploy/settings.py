@@ -61,6 +61,7 @@ class Settings:
     github_repository: str | None
     github_oidc_provider_arn: str | None
     in_ci: bool
+    plan_id: str | None
     bin_dir: Path | None
     tag: str | None
     digests: Path | None
@@ -108,6 +109,7 @@ class Settings:
             github_repository=get("CI_GITHUB_REPOSITORY"),
             github_oidc_provider_arn=get("GITHUB_OIDC_PROVIDER_ARN"),
             in_ci=bool(get("CI")),
+            plan_id=get("PLAN_ID"),
             bin_dir=path("BIN_DIR"),
             tag=get("TAG"),
             digests=path("DIGESTS"),

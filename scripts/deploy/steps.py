@@ -3,6 +3,7 @@ for the user; here is how)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -25,6 +26,8 @@ PLACEHOLDER_IMAGES = {kind: {"digest": PLACEHOLDER_DIGEST} for kind in images.KI
 # What a plan's output says of each resource, and its conclusion.
 PLAN_SUMMARY = re.compile(r"^\s*# \S+ (will|must) be|^(Plan:|No changes|Error|Warning)")
 APPLY_SUMMARY = re.compile(r"^(module\.|aws_)\S+: (Creation|Modifications|Destruction) complete|^(Apply|Destroy) complete|^(Error|Warning)")
+# The keys' root reads api_clients from the environment's variables file and warns of the others.
+KEYS_SUMMARY = re.compile(r"^(?!.*(undeclared variable|Warnings:$))(" + APPLY_SUMMARY.pattern + ")")
 
 
 def confirm(settings: Settings, question: str) -> None:
@@ -53,8 +56,20 @@ class DeliveryRecord:
 
     @classmethod
     def load(cls, path: Path) -> DeliveryRecord:
-        document = json.loads(path.read_text())
-        return cls(**{field: document.get(field) for field in cls.__dataclass_fields__})
+        """A record as a delivery wrote it; anything else (a digest that is not one, an unknown
+        environment name, an image missing) is refused before it is used."""
+        try:
+            document = json.loads(path.read_text())
+            record = cls(**{field: document.get(field) for field in cls.__dataclass_fields__})
+            valid = (rules.ENVIRONMENT_NAME.match(record.environment) and record.architecture in rules.ARCHITECTURES
+                     and all(re.fullmatch(r"sha256:[0-9a-f]{64}", record.images[kind]["digest"])
+                             for kind in images.KINDS))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            valid = False
+        if not valid:
+            raise Refusal(f"{path} is not a delivery record (environment, architecture and both images' sha256 "
+                          "digests): nothing was done with it")
+        return record
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,24 +108,56 @@ class Run:
             variables += ["-var", f"images={json.dumps(images_variable, separators=(',', ':'))}"]
         if arch:
             variables += ["-var", f"architecture={arch}"]
+        if self.boundary:
+            variables += ["-var", f"permissions_boundary={self.boundary}"]
         return variables
 
-    def backend(self) -> Backend:
+    @cached_property
+    def boundary(self) -> str | None:
+        """The environment's permissions boundary, where the account stack made one (CI): every
+        role the environment creates carries it, and CI's deploy role creates none without it."""
+        partition = self.caller.arn.split(":")[1]
+        arn = (f"arn:{partition}:iam::{self.caller.account}:policy/"
+               f"{PROJECT}-{self.settings.environment}-boundary-{self.caller.region}")
+        iam = self.caller.client("iam")
+        try:
+            iam.get_policy(PolicyArn=arn)
+        except iam.exceptions.NoSuchEntityException:
+            return None
+        return arn
+
+    def backend(self, keys: bool = False) -> Backend:
+        """The environment's backend; with `keys`, that of its API keys' root (terraform/keys):
+        beside the environment's state, under `keys/` (CI: its deploy role alone reads it)."""
         s = self.settings
         declared = s.declared_backend_file.exists()
         kind = self.backend_kind
         s.environment_dir.mkdir(parents=True, exist_ok=True)
         (s.environment_dir / "backend").write_text(kind + "\n")
         if kind == "local":
-            return Backend("local")
+            return Backend("local", local_path="../keys.tfstate" if keys else "../terraform.tfstate")
         declared_text = s.declared_backend_file.read_text() if declared else ""
+        main_key = re.search(r'^\s*key\s*=\s*"([^"]+)"', declared_text, re.MULTILINE)
+        main_key = main_key.group(1) if main_key else f"{PROJECT}/{s.environment}/terraform.tfstate"
         defaults = s.environment_dir / "backend.hcl"
         defaults.write_text(rules.s3_backend_defaults(
-            declared_text, f"{PROJECT}/{s.environment}/terraform.tfstate", self.caller.account, self.caller.region,
-            s.endpoint_url))
+            declared_text, main_key, self.caller.account, self.caller.region, s.endpoint_url))
         self.require_state_bucket(declared_text)
         files = (defaults, s.declared_backend_file) if declared else (defaults,)
-        return Backend("s3", config_files=files)
+        values = (f"key={main_key.rsplit('/', 1)[0]}/keys/terraform.tfstate",) if keys else ()
+        return Backend("s3", config_files=files, config_values=values)
+
+    def plan_object(self) -> tuple[str, str]:
+        """Where PLAN_ID's saved plan is kept: the state's bucket, under the environment's prefix
+        (CI: its plan role writes it, its deploy role alone reads it; a saved plan never leaves
+        the account as an artifact)."""
+        s = self.settings
+        declared = s.declared_backend_file.read_text() if s.declared_backend_file.exists() else ""
+        bucket = re.search(r'^\s*bucket\s*=\s*"([^"]+)"', declared, re.MULTILINE)
+        name = bucket.group(1) if bucket else rules.state_bucket_name(self.caller.account, self.caller.region)
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", s.plan_id or ""):
+            raise Refusal(f"PLAN_ID={s.plan_id}: 1-64 letters, digits, - or _ (CI: the run's id)")
+        return name, f"{PROJECT}/{s.environment}/plans/{s.plan_id}.tfplan"
 
     def require_state_bucket(self, declared_text: str) -> None:
         if "bucket" in rules.hcl_keys(declared_text):
@@ -136,9 +183,57 @@ class Run:
         stack.prepare(backend)
         return stack
 
+    def repositories(self) -> dict[str, str] | None:
+        """The environment's ECR repositories by image kind, or None while one is missing. Named
+        by the environment, never taken from a record."""
+        ecr = self.caller.client("ecr")
+        names = {kind: f"{PROJECT}-{self.settings.environment}-{kind}" for kind in images.KINDS}
+        try:
+            found = ecr.describe_repositories(repositoryNames=list(names.values()))["repositories"]
+        except ecr.exceptions.RepositoryNotFoundException:
+            return None
+        uris = {repository["repositoryName"]: repository["repositoryUri"] for repository in found}
+        return {kind: uris[name] for kind, name in names.items()}
+
+    @cached_property
+    def keys(self) -> Stack:
+        """The working directory of the environment's API keys (terraform/keys): a root of their
+        own, so that the environment's state, which CI's plan role reads, holds no key value."""
+        s = self.settings
+        stack = Stack(s.terraform, s.root / "terraform" / "keys", s.environment_dir / "keys", f"{s.environment}'s keys")
+        stack.prepare(self.backend(keys=True))
+        return stack
+
+    def keys_variables(self) -> list[str]:
+        s = self.settings
+        variables = [f"-var-file={s.var_file}", "-var", f"environment={s.environment}", "-var",
+                     f"region={self.caller.region}", "-var", f"usage_plans={self.stack.output_json('usage_plan_ids').strip()}"]
+        if s.endpoint_url:
+            variables += ["-var", f"aws_endpoint_url={s.endpoint_url}"]
+        return variables
+
+    def apply_keys(self) -> None:
+        """The keys the environment's api_clients name, in their tiers' usage plans: applied with
+        the reviewed commit's clients after the environment itself (no plan of their own to
+        review: they follow its variables)."""
+        print(f"==> the API keys of {self.settings.environment} (terraform/keys)", flush=True)
+        self.keys.streamed("apply", "-input=false", "-no-color", "-auto-approve", "-compact-warnings",
+                           *self.keys_variables(), keep=KEYS_SUMMARY)
+
+    def outputs(self) -> dict:
+        """The environment's outputs and its keys' (the key values are the keys root's)."""
+        outputs = json.loads(self.stack.output_json())
+        outputs.update(json.loads(self.keys.output_json()))
+        return outputs
+
     def ensure_repositories(self) -> dict[str, str]:
-        """The environment's ECR repositories (created if missing: Terraform, registry module
-        only), by image kind."""
+        """The environment's ECR repositories by image kind, created if missing (Terraform,
+        registry module only; `make aws-ci-bootstrap` creates CI's environments' once)."""
+        # Existing ones are left to the environment's plans: no state is written here then (CI's
+        # plan role, which promotes, writes none).
+        existing = self.repositories()
+        if existing is not None:
+            return existing
         print(f"==> the ECR repositories of {self.settings.environment} (terraform apply, registry module only)",
               flush=True)
         self.stack.streamed("apply", "-input=false", "-no-color", "-auto-approve", "-target=module.registry",
@@ -298,11 +393,15 @@ def promote(settings: Settings) -> None:
         raise Refusal(f"{source.environment}'s images are in {source.account}/{source.region}, this is "
                       f"{run.caller.account}/{run.caller.region}: promotion copies within one registry")
     repositories = run.ensure_repositories()
+    # The source's repositories are those of the environment the record names, in this account
+    # and region: a record says which images (digests), never where from.
+    source_repositories = {kind: uri.replace(f"/{PROJECT}-{settings.environment}-", f"/{PROJECT}-{source.environment}-")
+                           for kind, uri in repositories.items()}
     registry = run.registry(repositories)
     try:
         for kind in images.KINDS:
             digest = source.images[kind]["digest"]
-            origin = f"{run.in_registry(source.images[kind]['repository'])}@{digest}"
+            origin = f"{run.in_registry(source_repositories[kind])}@{digest}"
             target = f"{run.in_registry(repositories[kind])}:{source.tag}"
             manifest = registry.inspect(origin)
             if manifest is None:
@@ -345,6 +444,12 @@ def save_plan(run: Run, record: DeliveryRecord) -> Path:
                        f"-out={plan_file}", keep=PLAN_SUMMARY, log=s.environment_dir / "plan.log")
     print(f"==> saved plan: {plan_file} (full text: {s.environment_dir / 'plan.log'}); "
           f"make aws-lambda-provision ENV={s.environment} applies it", flush=True)
+    if s.plan_id:
+        bucket, key = run.plan_object()
+        run.caller.client("s3").upload_file(str(plan_file), bucket, key,
+                                             ExtraArgs={"ServerSideEncryption": "AES256"})
+        print(f"==> saved plan kept at s3://{bucket}/{key} for the deploy role "
+              f"(make aws-lambda-provision ENV={s.environment} PLAN_ID={s.plan_id})", flush=True)
     return plan_file
 
 
@@ -361,6 +466,10 @@ def provision(settings: Settings) -> None:
     record = run.read_delivery()
     ensure_account(settings, run.caller)
     plan_file = settings.environment_dir / "plan.tfplan"
+    kept = run.plan_object() if settings.plan_id else None
+    if kept and not plan_file.exists():
+        run.caller.client("s3").download_file(kept[0], kept[1], str(plan_file))
+        print(f"==> the saved plan s3://{kept[0]}/{kept[1]}", flush=True)
     if plan_file.exists():
         run.stack  # noqa: B018 - the working directory, initialised
         print(f"==> applying the saved plan of {settings.environment} ({plan_file})", flush=True)
@@ -375,6 +484,9 @@ def provision(settings: Settings) -> None:
                       f"make aws-lambda-plan ENV={settings.environment}") from None
     finally:
         plan_file.unlink(missing_ok=True)
+        if kept:
+            run.caller.client("s3").delete_object(Bucket=kept[0], Key=kept[1])
+    run.apply_keys()
     tag_deployed(run, record)
     print_outputs(run)
 
@@ -418,9 +530,9 @@ def api_key(settings: Settings) -> None:
     try:
         run = Run(settings)
         if not settings.client:
-            value = run.stack.output("api_key_value")
+            value = run.keys.output("api_key_value")
         else:
-            values = json.loads(run.stack.output_json("client_key_values"))
+            values = json.loads(run.keys.output_json("client_key_values"))
             if settings.client not in values:
                 raise Refusal(f"no API client {settings.client!r} in this environment (its clients: {sorted(values)}; "
                               "see api_clients)")
@@ -436,7 +548,7 @@ def verify(settings: Settings) -> None:
     sys.stdout = sys.stderr
     try:
         run = Run(settings)
-        outputs_json = run.stack.output_json()
+        outputs_json = json.dumps(run.outputs())
     finally:
         sys.stdout = stdout
     books_local = settings.books_local or settings.root / "target" / "debug" / "books-local"
@@ -506,6 +618,9 @@ def destroy(settings: Settings) -> None:
                            "-target=module.tables", "-target=module.registry",
                            keep=APPLY_SUMMARY)
         variables += unprotected
+    if run.keys.state_list():
+        run.keys.streamed("destroy", "-input=false", "-no-color", "-auto-approve", "-compact-warnings",
+                          *run.keys_variables(), keep=KEYS_SUMMARY)
     run.stack.streamed("destroy", "-input=false", "-no-color", "-auto-approve", *variables,
                        keep=APPLY_SUMMARY, log=settings.environment_dir / "destroy.log")
     settings.record_path.unlink(missing_ok=True)
@@ -602,6 +717,64 @@ def ci_bootstrap(settings: Settings, github_repository: str | None) -> None:
         raise Refusal("set GITHUB_REPOSITORY=<owner>/<name> (your fork)")
     caller = aws.identify(settings.region)
     stack = apply_account(settings, caller, {"state_bucket": True, "github_repository": github_repository})
+    roles = json.loads(stack.output_json("ci_roles"))
+    # Each environment's repositories, once, with these credentials: CI's plan roles copy promoted
+    # images into them and may create nothing.
+    for environment in roles:
+        each = dataclasses.replace(settings, environment=environment, backend="s3")
+        rules.check_environment(each)
+        Run(each).ensure_repositories()
     print(f"==> CI roles (set the repository variables AWS_ACCOUNT_ID={caller.account} and AWS_REGION={caller.region}):")
-    for environment, roles in json.loads(stack.output_json("ci_roles")).items():
-        print(f"    {environment:<8} plan {roles['plan']}\n             deploy {roles['deploy']}")
+    for environment, role in roles.items():
+        print(f"    {environment:<8} plan {role['plan']}\n             deploy {role['deploy']}")
+
+
+# --- provenance ------------------------------------------------------------------------------------
+
+DELIVER_WORKFLOW = ".github/workflows/deliver.yml"
+
+
+def run_problems(run: dict, repository: str) -> list[str]:
+    """Why a GitHub Actions run is not one whose delivery records may be deployed: only a
+    completed, successful run of this repository's deliver workflow, started on main by ci's
+    completion (deliver.yml), is."""
+    expected = {
+        "path": DELIVER_WORKFLOW,
+        "event": "workflow_run",
+        "head_branch": "main",
+        "status": "completed",
+        "conclusion": "success",
+    }
+    problems = [f"its {field} is {run.get(field)!r}, not {value!r}" for field, value in expected.items()
+                if run.get(field) != value]
+    for field in ("repository", "head_repository"):
+        name = (run.get(field) or {}).get("full_name")
+        if name != repository:
+            problems.append(f"its {field} is {name!r}, not {repository!r}")
+    return problems
+
+
+def provenance(settings: Settings) -> None:
+    """RUN_ID's delivery records may be deployed (rollback.yml, before it downloads one): checked
+    through GitHub's record of the run, never through the file itself."""
+    import os
+    import urllib.request
+
+    run_id, repository = os.environ.get("RUN_ID", ""), os.environ.get("GITHUB_REPOSITORY", "")
+    if not run_id.isdigit() or not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repository):
+        raise Refusal("provenance needs RUN_ID=<a workflow run id> and GITHUB_REPOSITORY=<owner>/<name>")
+    api = os.environ.get("GITHUB_API_URL", "https://api.github.com")
+    request = urllib.request.Request(f"{api}/repos/{repository}/actions/runs/{run_id}",
+                                     headers={"Accept": "application/vnd.github+json"})
+    token = os.environ.get("GITHUB_TOKEN")
+    if token:
+        request.add_unredirected_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            run = json.load(answer)
+    except OSError as error:
+        raise Refusal(f"GitHub did not describe run {run_id} of {repository}: {error}") from None
+    problems = run_problems(run, repository)
+    if problems:
+        raise Refusal(f"run {run_id} is not a successful deliver run on main of {repository}: " + "; ".join(problems))
+    print(f"==> run {run_id}: deliver on main of {repository}, {run.get('head_sha', '')[:12]}, succeeded", flush=True)

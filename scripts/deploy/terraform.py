@@ -21,7 +21,7 @@ from .errors import Refusal
 
 LOCK_FILE = ".terraform.lock.hcl"
 # What a root module's folder holds that is not its configuration.
-NOT_CONFIGURATION = {"tests", "environments", "account", ".terraform", "README.md"}
+NOT_CONFIGURATION = {"tests", "environments", "account", "keys", ".terraform", "README.md"}
 NOISE = ("Still creating", "Still modifying", "Still destroying", "Still reading")
 
 
@@ -33,6 +33,8 @@ class Backend:
     kind: str
     local_path: str = "../terraform.tfstate"
     config_files: tuple[Path, ...] = ()
+    # key=value settings after the files (they win over them).
+    config_values: tuple[str, ...] = ()
     # The account stack declares `backend "local" {}` itself: S3 replaces it by an override file.
     declared_local: bool = False
 
@@ -45,6 +47,7 @@ class Backend:
 
     def init_arguments(self) -> list[str]:
         arguments = [f"-backend-config={path}" for path in self.config_files]
+        arguments += [f"-backend-config={value}" for value in self.config_values]
         if self.kind == "local" and self.declared_local:
             arguments.append(f"-backend-config=path={self.local_path}")
         return arguments

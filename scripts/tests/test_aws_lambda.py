@@ -265,16 +265,107 @@ class ImageTag(unittest.TestCase):
 
 
 class DeliveryRecords(unittest.TestCase):
-    def test_a_record_round_trips_and_hands_terraform_digests_only(self):
-        record = steps.DeliveryRecord(
+    def setUp(self):
+        self.folder = pathlib.Path(tempfile.mkdtemp())
+        self.addCleanup(subprocess.run, ["rm", "-rf", str(self.folder)])
+        self.digests = {"command": "sha256:" + "c" * 64, "query": "sha256:" + "a" * 64}
+        self.record = steps.DeliveryRecord(
             environment="dev", region="eu-west-1", account="1", architecture="arm64", tag="abc",
-            images={kind: {"digest": f"sha256:{kind}", "repository": f"r/{kind}"} for kind in images.KINDS})
-        path = pathlib.Path(tempfile.mkdtemp()) / "delivery.json"
-        self.addCleanup(subprocess.run, ["rm", "-rf", str(path.parent)])
-        record.save(path)
-        self.assertEqual(steps.DeliveryRecord.load(path), record)
+            images={kind: {"digest": self.digests[kind], "repository": f"r/{kind}"} for kind in images.KINDS})
+
+    def test_a_record_round_trips_and_hands_terraform_digests_only(self):
+        path = self.folder / "delivery.json"
+        self.record.save(path)
+        self.assertEqual(steps.DeliveryRecord.load(path), self.record)
         self.assertNotIn("promoted_from", json.loads(path.read_text()))
-        self.assertEqual(record.digests(), {kind: {"digest": f"sha256:{kind}"} for kind in images.KINDS})
+        self.assertEqual(self.record.digests(), {kind: {"digest": self.digests[kind]} for kind in images.KINDS})
+
+    def test_anything_but_a_delivery_record_is_refused(self):
+        path = self.folder / "delivery.json"
+        for planted in ({"images": {"command": {"digest": "latest"}, "query": {"digest": "sha256:" + "a" * 64}}},
+                        {"environment": "Prod; rm -rf /"}, {"architecture": "s390x"}, {"images": {}}):
+            with self.subTest(planted=planted):
+                document = json.loads(json.dumps(self.record.__dict__))
+                document.update(planted)
+                path.write_text(json.dumps(document))
+                with self.assertRaisesRegex(Refusal, "is not a delivery record"):
+                    steps.DeliveryRecord.load(path)
+        path.write_text("not json")
+        with self.assertRaisesRegex(Refusal, "is not a delivery record"):
+            steps.DeliveryRecord.load(path)
+
+
+class Provenance(unittest.TestCase):
+    """Only a successful deliver run on main of this repository may supply a delivery record: asked
+    of GitHub (a stand-in serving its documented run object), never read from the record."""
+
+    REPOSITORY = "example-org/books"
+
+    def run_object(self, **changes):
+        run = {"id": 42, "path": ".github/workflows/deliver.yml", "event": "workflow_run", "head_branch": "main",
+               "status": "completed", "conclusion": "success", "head_sha": "a" * 40,
+               "repository": {"full_name": self.REPOSITORY}, "head_repository": {"full_name": self.REPOSITORY}}
+        run.update(changes)
+        return run
+
+    def test_a_deliver_run_on_main_of_this_repository_passes(self):
+        self.assertEqual(steps.run_problems(self.run_object(), self.REPOSITORY), [])
+
+    def test_every_other_run_is_refused_with_its_reason(self):
+        for changes, reason in [
+            ({"path": ".github/workflows/ci.yml", "event": "pull_request"}, "path"),
+            ({"head_branch": "feature"}, "head_branch"),
+            ({"conclusion": "failure"}, "conclusion"),
+            ({"head_repository": {"full_name": "attacker/books"}}, "head_repository"),
+            ({"repository": {"full_name": "attacker/books"}}, "repository"),
+        ]:
+            with self.subTest(changes=changes):
+                problems = steps.run_problems(self.run_object(**changes), self.REPOSITORY)
+                self.assertTrue(any(reason in problem for problem in problems), problems)
+
+    def serve(self, run):
+        import http.server
+        import threading
+
+        seen = []
+
+        class GitHub(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                seen.append((self.path, self.headers.get("Authorization")))
+                body = json.dumps(run).encode()
+                self.send_response(200 if self.path.endswith("/actions/runs/42") else 404)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), GitHub)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.shutdown)
+        return f"http://127.0.0.1:{server.server_port}", seen
+
+    def test_the_step_asks_github_and_refuses_a_pull_requests_run(self):
+        url, seen = self.serve(self.run_object(path=".github/workflows/ci.yml", event="pull_request"))
+        result = run(["provenance"], RUN_ID="42", GITHUB_REPOSITORY=self.REPOSITORY, GITHUB_API_URL=url,
+                     GITHUB_TOKEN="ghs_secret", PATH=os.environ["PATH"])
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn("is not a successful deliver run on main", result.stderr)
+        self.assertEqual(seen, [(f"/repos/{self.REPOSITORY}/actions/runs/42", "Bearer ghs_secret")])
+        self.assertNotIn("ghs_secret", result.stdout + result.stderr)
+
+    def test_the_step_accepts_a_deliver_run(self):
+        url, _ = self.serve(self.run_object())
+        result = run(["provenance"], RUN_ID="42", GITHUB_REPOSITORY=self.REPOSITORY, GITHUB_API_URL=url,
+                     PATH=os.environ["PATH"])
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("run 42: deliver on main", result.stdout)
+
+    def test_a_run_id_that_is_not_one_is_refused_before_anything_is_asked(self):
+        result = run(["provenance"], RUN_ID="42; curl evil", GITHUB_REPOSITORY=self.REPOSITORY, PATH=os.environ["PATH"])
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("provenance needs RUN_ID", result.stderr)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,29 @@ class Workflows(unittest.TestCase):
         problems = self.planted("rollback.yml", "permissions: {}\n", "")
         self.assertTrue(any("top-level `permissions: {}`" in p for p in problems), problems)
 
+    # --- artifacts: no saved plan, a retention, another run's only after its provenance ----------
+
+    def test_a_saved_plan_uploaded_as_an_artifact(self):
+        """A saved plan holds the state: it stays in the account (the issue's mutation)."""
+        problems = self.planted("deliver.yml", "            .deploy/prod/plan.log\n",
+                                "            .deploy/prod/plan.log\n            .deploy/prod/plan.tfplan\n")
+        self.assertReported(problems, "job prod-plan", "uploads .deploy/prod/plan.tfplan", "never leaves the account")
+
+    def test_an_artifact_kept_for_the_repositorys_default(self):
+        problems = self.planted("deliver.yml", "          retention-days: 7\n", "", ("          retention-days: 90\n", "          retention-days: 400\n"))
+        self.assertReported(problems, "has no retention-days of 1 to 90")
+
+    def test_rollback_from_an_arbitrary_run(self):
+        """Without GitHub's word on the run, a pull request's ci run could supply the record
+        (the issue's mutation)."""
+        problems = self.planted("rollback.yml", '        run: make aws-lambda-provenance RUN_ID="$RUN_ID"\n',
+                                "        run: echo trusting the artifact\n")
+        self.assertReported(problems, "job plan", "reads an artifact of run ${{ inputs.run_id }}", "aws-lambda-provenance")
+
+    def test_the_provenance_of_another_run_does_not_count(self):
+        problems = self.planted("rollback.yml", "          RUN_ID: ${{ inputs.run_id }}\n", "          RUN_ID: ${{ github.run_id }}\n")
+        self.assertReported(problems, "reads an artifact of run ${{ inputs.run_id }}")
+
     # --- the Makefile's toolchains are installed where make test runs ---------------------------
 
     def test_ci_without_the_nightly_install_step(self):

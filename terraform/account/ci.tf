@@ -1,17 +1,27 @@
 # What CI needs in AWS (with github_repository set: `make aws-ci-bootstrap GITHUB_REPOSITORY=o/r`):
-# GitHub's OIDC identity provider, and per environment two roles that only that repository's
-# workflows can assume, each only from its GitHub environment:
+# GitHub's OIDC identity provider, and per environment a permissions boundary and two roles that
+# only that repository's workflows can assume, each only from its GitHub environment:
 #
 #   github-plan-books-<env>-<region>    environment `<env>-plan` (no reviewers): reads the
-#                                       environment, writes its state, creates its repositories
-#                                       and copies promoted images into them; deletes nothing
-#                                       and changes nothing that runs
+#                                       environment and its state (writing only the state's lock
+#                                       object and its saved plans), copies promoted images into
+#                                       its repositories; changes nothing that runs, reads no API
+#                                       key, deletes nothing
 #   github-deploy-books-<env>-<region>  environment `<env>` (required reviewers for staging and
 #                                       prod; dev also from main): applies the reviewed plan
 #
 # Permissions name their actions one by one (no `service:*`) on the environment's resources by
-# name (`books-<env>-…`, `/books/<env>/…`). API Gateway is the exception: its ARNs carry ids,
-# not names, so its five HTTP verbs are granted on the region's REST APIs, keys and plans.
+# name (`books-<env>-…`, `/books/<env>/…`). API Gateway's ARNs carry ids, not names: its resources
+# are the environment's by their `Environment` tag (attribute-based access control: a REST API's
+# tags hold for its resources, methods, deployments and stages, a usage plan's for its keys), set
+# at creation (aws:RequestTag) and never changed by a role (aws:TagKeys).
+#
+# A deploy role creates the functions' roles. It may create or change a role only with its
+# environment's permissions boundary attached (iam:PermissionsBoundary), never remove it, never
+# edit the boundary, and never set a role's trust after creation. IAM has no condition on the
+# trust a role is created with: the boundary itself allows the environment's function roles only
+# their data, and denies every call that does not come from one of the environment's functions
+# (lambda:SourceFunctionArn), so a role trusting anyone else is worth nothing to them.
 # The roles' names do not start with `books-<env>-`, so no environment's role can touch them.
 
 locals {
@@ -38,12 +48,16 @@ locals {
         "arn:${format(local.arn, "logs")}:log-group:/aws/lambda/${var.project}-${env}-*",
         "arn:${format(local.arn, "logs")}:log-group:/aws/apigateway/${var.project}-${env}-*",
       ]
-      alarms     = "arn:${format(local.arn, "cloudwatch")}:alarm:${var.project}-${env}-*"
-      dashboards = "arn:${local.partition}:cloudwatch::${local.account_id}:dashboard/${var.project}-${env}-*"
-      topics     = "arn:${format(local.arn, "sns")}:${var.project}-${env}-*"
-      queues     = "arn:${format(local.arn, "sqs")}:${var.project}-${env}-*"
-      secrets    = "arn:${format(local.arn, "secretsmanager")}:secret:${var.project}-${env}-*"
-      state      = "arn:${local.partition}:s3:::${local.bucket_name}/${var.project}/${env}/*"
+      alarms       = "arn:${format(local.arn, "cloudwatch")}:alarm:${var.project}-${env}-*"
+      dashboards   = "arn:${local.partition}:cloudwatch::${local.account_id}:dashboard/${var.project}-${env}-*"
+      topics       = "arn:${format(local.arn, "sns")}:${var.project}-${env}-*"
+      queues       = "arn:${format(local.arn, "sqs")}:${var.project}-${env}-*"
+      secrets      = "arn:${format(local.arn, "secretsmanager")}:secret:${var.project}-${env}-*"
+      state        = "arn:${local.partition}:s3:::${local.bucket_name}/${var.project}/${env}/*"
+      state_object = "arn:${local.partition}:s3:::${local.bucket_name}/${var.project}/${env}/terraform.tfstate"
+      state_lock   = "arn:${local.partition}:s3:::${local.bucket_name}/${var.project}/${env}/terraform.tfstate.tflock"
+      plans        = "arn:${local.partition}:s3:::${local.bucket_name}/${var.project}/${env}/plans/*"
+      boundary     = "arn:${local.partition}:iam::${local.account_id}:policy/${var.project}-${env}-boundary-${var.region}"
       subjects = {
         plan   = ["repo:${var.github_repository}:environment:${env}-plan"]
         deploy = concat(["repo:${var.github_repository}:environment:${env}"], [for branch in settings.branches : "repo:${var.github_repository}:ref:refs/heads/${branch}"])
@@ -67,24 +81,30 @@ locals {
   }
   # What it writes to apply it.
   write = {
-    dynamodb       = ["dynamodb:CreateTable", "dynamodb:DeleteTable", "dynamodb:UpdateTable", "dynamodb:UpdateContinuousBackups", "dynamodb:UpdateTimeToLive", "dynamodb:TagResource", "dynamodb:UntagResource"]
-    lambda         = ["lambda:CreateFunction", "lambda:DeleteFunction", "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency", "lambda:AddPermission", "lambda:RemovePermission", "lambda:TagResource", "lambda:UntagResource"]
-    iam            = ["iam:CreateRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:TagRole", "iam:UntagRole"]
+    dynamodb = ["dynamodb:CreateTable", "dynamodb:DeleteTable", "dynamodb:UpdateTable", "dynamodb:UpdateContinuousBackups", "dynamodb:UpdateTimeToLive", "dynamodb:TagResource", "dynamodb:UntagResource"]
+    lambda   = ["lambda:CreateFunction", "lambda:DeleteFunction", "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency", "lambda:AddPermission", "lambda:RemovePermission", "lambda:TagResource", "lambda:UntagResource"]
+    # Only with the environment's boundary attached (the condition key these actions take).
+    iam_bounded    = ["iam:CreateRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:PutRolePermissionsBoundary"]
+    iam            = ["iam:DeleteRole", "iam:TagRole", "iam:UntagRole"]
     logs           = ["logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy", "logs:TagResource", "logs:UntagResource", "logs:TagLogGroup", "logs:UntagLogGroup", "logs:AssociateKmsKey", "logs:DisassociateKmsKey"]
     cloudwatch     = ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource", "cloudwatch:UntagResource"]
     sns            = ["sns:CreateTopic", "sns:DeleteTopic", "sns:SetTopicAttributes", "sns:TagResource", "sns:UntagResource", "sns:Subscribe", "sns:Unsubscribe"]
     sqs            = ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "sqs:TagQueue", "sqs:UntagQueue"]
     secretsmanager = ["secretsmanager:CreateSecret", "secretsmanager:DeleteSecret", "secretsmanager:UpdateSecret", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage", "secretsmanager:TagResource", "secretsmanager:UntagResource"]
   }
-  # The repositories: creating them and pushing into them (also before a review: images are inert
-  # until a function names them), and deleting them (only after one).
-  ecr_push   = ["ecr:CreateRepository", "ecr:PutLifecyclePolicy", "ecr:PutImageScanningConfiguration", "ecr:PutImageTagMutability", "ecr:TagResource", "ecr:UntagResource", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage"]
-  ecr_delete = ["ecr:DeleteRepository", "ecr:DeleteLifecyclePolicy", "ecr:BatchDeleteImage"]
-  ecr_pull   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability", "ecr:DescribeImages"]
-  mappings   = ["lambda:CreateEventSourceMapping", "lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping", "lambda:DeleteEventSourceMapping"]
-  api_verbs  = ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH", "apigateway:DELETE"]
-  apis = [for path in ["/restapis", "/restapis/*", "/apikeys", "/apikeys/*", "/usageplans", "/usageplans/*", "/tags/*"] :
-  "arn:${local.partition}:apigateway:${var.region}::${path}"]
+  # The repositories: pushing into them (also before a review: images are inert until a function
+  # names them); managing and deleting them (only after one).
+  ecr_push      = ["ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage"]
+  ecr_manage    = ["ecr:CreateRepository", "ecr:PutLifecyclePolicy", "ecr:PutImageScanningConfiguration", "ecr:PutImageTagMutability", "ecr:TagResource", "ecr:UntagResource"]
+  ecr_delete    = ["ecr:DeleteRepository", "ecr:DeleteLifecyclePolicy", "ecr:BatchDeleteImage"]
+  mappings      = ["lambda:CreateEventSourceMapping", "lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping", "lambda:DeleteEventSourceMapping"]
+  mappings_read = ["lambda:GetEventSourceMapping"]
+  api_verbs     = ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH", "apigateway:DELETE"]
+  # Collections a REST API, key or plan is created in (the new resource's tags are the request's).
+  api_collections = ["/restapis", "/apikeys", "/usageplans"]
+  # What an environment owns, under its resources' Environment tag.
+  api_owned    = ["/restapis/*", "/apikeys/*", "/usageplans/*"]
+  api_readable = ["/restapis/*", "/usageplans/*"]
   # Actions AWS grants on no narrower resource than "*".
   unscoped = ["ecr:GetAuthorizationToken", "logs:DescribeLogGroups", "lambda:ListEventSourceMappings", "cloudwatch:ListDashboards", "secretsmanager:GetRandomPassword"]
 
@@ -145,8 +165,10 @@ data "aws_iam_policy_document" "ci" {
     resources = concat([each.value.scope.repositories], each.value.scope.source_repositories)
   }
   statement {
+    # Promotion copies images before a review (inert until a function names them); only the deploy
+    # role manages the repositories (`make aws-ci-bootstrap` creates them once).
     sid       = "PushRepositories"
-    actions   = each.value.kind == "deploy" ? concat(local.ecr_push, local.ecr_delete) : local.ecr_push
+    actions   = each.value.kind == "deploy" ? concat(local.ecr_manage, local.ecr_push, local.ecr_delete) : local.ecr_push
     resources = [each.value.scope.repositories]
   }
   statement {
@@ -161,7 +183,7 @@ data "aws_iam_policy_document" "ci" {
   }
   statement {
     sid       = "EventSourceMappings"
-    actions   = each.value.kind == "deploy" ? local.mappings : ["lambda:GetEventSourceMapping"]
+    actions   = each.value.kind == "deploy" ? local.mappings : local.mappings_read
     resources = ["arn:${format(local.arn, "lambda")}:event-source-mapping:*"]
     condition {
       test     = "ArnLike"
@@ -170,9 +192,61 @@ data "aws_iam_policy_document" "ci" {
     }
   }
   statement {
-    sid       = "Roles"
-    actions   = each.value.kind == "deploy" ? concat(local.read.iam, local.write.iam) : local.read.iam
+    # A mapping's tags (default_tags): its ARN carries an id, and the tagging actions take no
+    # lambda:FunctionArn, so they go by the mapping's Environment tag, set when it is created.
+    sid       = "EventSourceMappingTags"
+    actions   = each.value.kind == "deploy" ? ["lambda:ListTags", "lambda:TagResource", "lambda:UntagResource"] : ["lambda:ListTags"]
+    resources = ["arn:${format(local.arn, "lambda")}:event-source-mapping:*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/Environment"
+      values   = [each.value.env]
+    }
+  }
+  dynamic "statement" {
+    for_each = each.value.kind == "deploy" ? [1] : []
+    content {
+      sid       = "TagNewEventSourceMappings"
+      actions   = ["lambda:TagResource"]
+      resources = ["arn:${format(local.arn, "lambda")}:event-source-mapping:*"]
+      condition {
+        test     = "StringEquals"
+        variable = "aws:RequestTag/Environment"
+        values   = [each.value.env]
+      }
+    }
+  }
+  statement {
+    sid       = "ReadRoles"
+    actions   = local.read.iam
     resources = [each.value.scope.roles]
+  }
+  statement {
+    sid       = "ReadBoundary"
+    actions   = ["iam:GetPolicy", "iam:GetPolicyVersion"]
+    resources = [each.value.scope.boundary]
+  }
+  dynamic "statement" {
+    for_each = each.value.kind == "deploy" ? [1] : []
+    content {
+      sid       = "RolesWithinTheBoundary"
+      actions   = local.write.iam_bounded
+      resources = [each.value.scope.roles]
+      condition {
+        test     = "StringEquals"
+        variable = "iam:PermissionsBoundary"
+        values   = [each.value.scope.boundary]
+      }
+    }
+  }
+  dynamic "statement" {
+    for_each = each.value.kind == "deploy" ? [1] : []
+    content {
+      # What takes no boundary condition and grants nothing: deleting a role, its tags.
+      sid       = "RolesLifecycle"
+      actions   = local.write.iam
+      resources = [each.value.scope.roles]
+    }
   }
   dynamic "statement" {
     for_each = each.value.kind == "deploy" ? [1] : []
@@ -186,6 +260,12 @@ data "aws_iam_policy_document" "ci" {
         values   = ["lambda.amazonaws.com"]
       }
     }
+  }
+  statement {
+    sid       = "KeepTheBoundaries"
+    effect    = "Deny"
+    actions   = ["iam:DeleteRolePermissionsBoundary", "iam:UpdateAssumeRolePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion", "iam:AttachRolePolicy"]
+    resources = ["*"]
   }
   statement {
     sid       = "LogGroups"
@@ -212,10 +292,62 @@ data "aws_iam_policy_document" "ci" {
     actions   = each.value.kind == "deploy" ? concat(local.read.secretsmanager, local.write.secretsmanager) : local.read.secretsmanager
     resources = [each.value.scope.secrets]
   }
+  dynamic "statement" {
+    for_each = each.value.kind == "deploy" ? [1] : []
+    content {
+      # Creating a REST API, an API key or a usage plan: only tagged as this environment's.
+      sid       = "CreateApis"
+      actions   = ["apigateway:POST"]
+      resources = [for path in local.api_collections : "arn:${local.partition}:apigateway:${var.region}::${path}"]
+      condition {
+        test     = "StringEquals"
+        variable = "aws:RequestTag/Environment"
+        values   = [each.value.env]
+      }
+    }
+  }
   statement {
-    sid       = "Api"
+    # The environment's own REST API (its resources, methods, deployments, stage), keys and
+    # plans, by their Environment tag. The plan role reads them, keys excepted.
+    sid       = "Apis"
     actions   = each.value.kind == "deploy" ? local.api_verbs : ["apigateway:GET"]
-    resources = local.apis
+    resources = [for path in(each.value.kind == "deploy" ? local.api_owned : local.api_readable) : "arn:${local.partition}:apigateway:${var.region}::${path}"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/Environment"
+      values   = [each.value.env]
+    }
+  }
+  dynamic "statement" {
+    for_each = each.value.kind == "deploy" ? [1] : []
+    content {
+      # Tags other than Environment (default_tags may grow); TagResource takes no resource tag.
+      sid       = "ApiTags"
+      actions   = ["apigateway:PUT", "apigateway:DELETE"]
+      resources = ["arn:${local.partition}:apigateway:${var.region}::/tags/*"]
+    }
+  }
+  statement {
+    sid       = "NoEnvironmentRetagging"
+    effect    = "Deny"
+    actions   = ["apigateway:PUT", "apigateway:DELETE", "apigateway:PATCH"]
+    resources = ["arn:${local.partition}:apigateway:${var.region}::/tags/*"]
+    condition {
+      test     = "ForAnyValue:StringEquals"
+      variable = "aws:TagKeys"
+      values   = ["Environment"]
+    }
+  }
+  dynamic "statement" {
+    for_each = each.value.kind == "plan" ? [1] : []
+    content {
+      # An API key's value: GetApiKey(s) and GetUsagePlanKey(s) answer it, and no condition key
+      # tells a read with the value from one without.
+      sid       = "NoApiKeyValues"
+      effect    = "Deny"
+      actions   = ["apigateway:GET"]
+      resources = [for path in ["/apikeys", "/apikeys/*", "/usageplans/*/keys", "/usageplans/*/keys/*"] : "arn:${local.partition}:apigateway:${var.region}::${path}"]
+    }
   }
   statement {
     sid       = "ApiAccountSettings"
@@ -232,10 +364,31 @@ data "aws_iam_policy_document" "ci" {
       values   = ["${var.project}/${each.value.env}/*"]
     }
   }
-  statement {
-    sid       = "State"
-    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    resources = [each.value.scope.state]
+  dynamic "statement" {
+    for_each = each.value.kind == "plan" ? [1] : []
+    content {
+      sid       = "StateRead"
+      actions   = ["s3:GetObject"]
+      resources = [each.value.scope.state_object]
+    }
+  }
+  dynamic "statement" {
+    for_each = each.value.kind == "plan" ? [1] : []
+    content {
+      # The state's lock while it plans, and the saved plan it hands to the deploy role.
+      sid       = "StateLockAndPlans"
+      actions   = ["s3:PutObject", "s3:DeleteObject"]
+      resources = [each.value.scope.state_lock, each.value.scope.plans]
+    }
+  }
+  dynamic "statement" {
+    for_each = each.value.kind == "deploy" ? [1] : []
+    content {
+      # The state, its lock, the saved plans, and the keys' state, which no plan role reads.
+      sid       = "State"
+      actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+      resources = [each.value.scope.state]
+    }
   }
 }
 

@@ -41,13 +41,17 @@ data "aws_iam_policy_document" "apigateway_cloudwatch" {
     actions = [
       "logs:CreateLogGroup",
       "logs:CreateLogStream",
-      "logs:DescribeLogGroups",
       "logs:DescribeLogStreams",
       "logs:PutLogEvents",
       "logs:GetLogEvents",
       "logs:FilterLogEvents",
     ]
     resources = ["arn:${data.aws_partition.current.partition}:logs:*:*:*"]
+  }
+  statement {
+    # Takes no resource narrower than "*".
+    actions   = ["logs:DescribeLogGroups"]
+    resources = ["*"]
   }
 }
 

@@ -1,9 +1,14 @@
-"""Apply the root module against the local AWS endpoint (moto), re-plan expecting no changes,
-check what was created through the AWS API, and always destroy it again.
+"""Apply the environment's root module, then the API keys' root module (terraform/keys), against
+the local AWS endpoint (moto), re-plan each expecting no changes, check what was created through
+the AWS API, and always destroy both again (the keys first).
 
 Run by `make test-terraform` inside `scripts/with-moto`, which sets AWS_ENDPOINT_URL, the
 region and fake credentials. Environment: TERRAFORM, TF_DIR, TF_DATA_DIR, TF_TEST_STATE (a
-state file of its own) and TF_TEST_VARS (the variable file of the local cloud).
+state file of its own) and TF_TEST_VARS (the variable file of the local cloud); TF_KEYS_DIR and
+TF_KEYS_DATA_DIR, the keys root and its data dir (its state is TF_TEST_STATE.keys).
+
+The keys' values are in the keys root's state only: the environment's state, which the roles CI
+plans with read, and everything its runs print are searched for them.
 
 The cursor HMAC key is read back from Secrets Manager to prove it is set, rotated by a new
 generation, and never printed nor kept in the state; no output of this script contains it.
@@ -20,11 +25,16 @@ import unittest
 import boto3
 
 import code_calls  # the actions the code calls, beside this file
+import iam_analysis  # cloudsplaining and parliament on the policies read back
 
 ENDPOINT = os.environ["AWS_ENDPOINT_URL"]
 TERRAFORM = os.environ.get("TERRAFORM", "terraform")
 TF_DIR = os.environ["TF_DIR"]
 STATE = os.environ["TF_TEST_STATE"]
+KEYS_DIR = os.environ["TF_KEYS_DIR"]
+KEYS_DATA_DIR = os.environ["TF_KEYS_DATA_DIR"]
+KEYS_STATE = STATE + ".keys"
+PLAN = STATE + ".plan"
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 # Non-default values, so the checks prove each variable reaches what it configures.
@@ -37,6 +47,9 @@ VARS = shlex.split(os.environ["TF_TEST_VARS"]) + [
     "-var", f'quota={{limit={QUOTA["limit"]},period="{QUOTA["period"]}"}}',
     "-var", f"log_level={LOG_LEVEL}",
 ]
+# The keys root's own variables (tests/local.tfvars is the environment's): the same environment,
+# the same endpoint; usage_plans comes from the environment's output usage_plan_ids.
+KEYS_VARS = ["-var", "environment=test", "-var", f"aws_endpoint_url={ENDPOINT}"]
 
 CONTRACT = {  # (path, method) -> function role
     ("/books", "POST"): "command",
@@ -53,21 +66,66 @@ ENVIRONMENT = {  # the variables each function reads, no more
 HANDLERS = {"command": "/var/task/books-command", "query": "/var/task/books-query", "projector": "/var/task/books-projector"}
 IMAGE_KIND = {"command": "command", "query": "query", "projector": "query"}
 
-# Everything terraform printed, to prove the cursor keys (read back) never appear in it.
+# Everything terraform printed, to prove the cursor keys (read back) never appear in it, nor
+# the API keys in what the environment's root module printed.
 PRINTED = []
+PRINTED_BY_MAIN = []
 CURSOR_KEY = []  # each generation's value, as read back from Secrets Manager
+API_KEYS = set()  # every API key value, as the keys root's outputs give them
+USAGE_PLANS = {}  # the usage plans the keys root was last applied with (its destroy needs them)
 
 
-def terraform(*args, check=True):
-    command = [TERRAFORM, f"-chdir={TF_DIR}", *args]
+def terraform(*args, check=True, keys=False):
+    """terraform in the environment's root module, or with keys=True in the keys root (its own
+    data dir)."""
+    command = [TERRAFORM, f"-chdir={KEYS_DIR if keys else TF_DIR}", *args]
+    env = dict(os.environ, TF_DATA_DIR=KEYS_DATA_DIR) if keys else None
     started = time.monotonic()
-    result = subprocess.run(command, text=True, capture_output=True)
+    result = subprocess.run(command, text=True, capture_output=True, env=env)
     PRINTED.append(result.stdout + result.stderr)
-    print(f"    terraform {args[0]}: exit {result.returncode} in {time.monotonic() - started:.1f}s", flush=True)
+    if not keys:
+        PRINTED_BY_MAIN.append(result.stdout + result.stderr)
+    print(f"    terraform {args[0]}{' (keys)' if keys else ''}: exit {result.returncode} in "
+          f"{time.monotonic() - started:.1f}s", flush=True)
     if check and result.returncode != 0:
         sys.stderr.write(result.stdout[-20000:] + result.stderr[-20000:])
-        raise SystemExit(f"terraform {args[0]} failed")
+        raise SystemExit(f"terraform {args[0]}{' (keys)' if keys else ''} failed")
     return result
+
+
+def resource_types(document):
+    """Every resource type a state file or a `terraform show -json` document names, at any depth
+    (a resource there is an object with its mode and type)."""
+    if isinstance(document, dict):
+        found = {document["type"]} if "mode" in document and isinstance(document.get("type"), str) else set()
+        return found.union(*(resource_types(v) for v in document.values()))
+    if isinstance(document, list):
+        return set().union(*(resource_types(v) for v in document))
+    return set()
+
+
+class NoKeyInTheEnvironmentsState:
+    """The API keys' values live in the keys root's state alone: neither the environment's state
+    (which the roles CI plans with read), nor its plan, nor anything its runs printed holds one."""
+
+    def test_the_environment_s_state_and_plan_hold_no_api_key(self):
+        self.assertTrue(API_KEYS, "the keys root's outputs gave key values")
+        with open(KEYS_STATE) as f:
+            keys_state = f.read()
+        self.assertTrue(all(value in keys_state for value in API_KEYS), "the search finds values where they are")
+        with open(STATE) as f:
+            state = f.read()
+        shown = terraform("show", "-json", STATE).stdout
+        planned = terraform("show", "-json", PLAN).stdout
+        for name, text in (("state file", state), ("terraform show -json", shown), ("saved re-plan", planned)):
+            # any(): a failure must not print the value it found.
+            self.assertFalse(any(v in text for v in API_KEYS), f"an API key's value is in the environment's {name}")
+            types = resource_types(json.loads(text))
+            self.assertIn("aws_api_gateway_usage_plan", types, name)
+            self.assertNotIn("aws_api_gateway_api_key", types, name)
+            self.assertNotIn("aws_api_gateway_usage_plan_key", types, name)
+        self.assertFalse(any(v in text for v in API_KEYS for text in PRINTED_BY_MAIN),
+                         "a run of the environment's root module printed an API key's value")
 
 
 def client(service):
@@ -78,8 +136,9 @@ def as_list(value):
     return value if isinstance(value, list) else [value]
 
 
-class Footprint(unittest.TestCase):
+class Footprint(NoKeyInTheEnvironmentsState, unittest.TestCase):
     outputs = {}
+    keys = {}  # the keys root's outputs
 
     @classmethod
     def setUpClass(cls):
@@ -120,6 +179,13 @@ class Footprint(unittest.TestCase):
             self.assertNotIn("NotResource", statement)
             statements[statement["Sid"]] = (set(as_list(statement["Action"])), sorted(as_list(statement["Resource"])))
         return statements
+
+    def test_the_function_roles_pass_the_third_party_analysis(self):
+        """cloudsplaining and parliament on each function's role, as read back (iam_analysis.py)."""
+        policies = iam_analysis.policies_on_endpoint(self.iam, ("books-test-",))
+        self.assertEqual(len(policies), 3, sorted(policies))
+        problems = iam_analysis.check(policies)
+        self.assertEqual(problems, [], "\n" + "\n".join(problems))
 
     def expected_logs_statements(self, role):
         telemetry = self.log_group_arn(self.outputs["log_groups"][role])
@@ -165,14 +231,19 @@ class Footprint(unittest.TestCase):
             self.assertEqual({arn.split(f":{api}", 1)[1] for arn in arns}, expected)
 
     def test_the_usage_plan_has_the_configured_limits_and_the_key(self):
-        plan = self.apigw.get_usage_plan(usagePlanId=self.outputs["usage_plan_id"])
+        self.assertEqual(set(self.outputs["usage_plan_ids"]), {"default"})
+        plan = self.apigw.get_usage_plan(usagePlanId=self.outputs["usage_plan_ids"]["default"])
         self.assertEqual(plan["throttle"], THROTTLE)
         self.assertEqual({k: plan["quota"][k] for k in QUOTA}, QUOTA)
         self.assertEqual([{k: s[k] for k in ("apiId", "stage")} for s in plan["apiStages"]],
                          [{"apiId": self.outputs["rest_api_id"], "stage": "v1"}])
         keys = self.apigw.get_usage_plan_keys(usagePlanId=plan["id"])["items"]
-        self.assertEqual([(k["id"], k["type"]) for k in keys], [(self.outputs["api_key_id"], "API_KEY")])
-        self.assertTrue(self.apigw.get_api_key(apiKey=self.outputs["api_key_id"])["enabled"])
+        self.assertEqual([(k["id"], k["type"]) for k in keys], [(self.keys["api_key_id"], "API_KEY")])
+        key = self.apigw.get_api_key(apiKey=self.keys["api_key_id"])
+        self.assertTrue(key["enabled"])
+        self.assertEqual(key["name"], "books-test-api-default-1")
+        self.assertEqual(self.keys["client_keys"],
+                         {"default": {"tier": "default", "keys": [{"generation": "1", "id": self.keys["api_key_id"]}]}})
 
     def test_the_stage_traces_logs_access_as_json_and_throttles_methods(self):
         stage = self.apigw.get_stage(restApiId=self.outputs["rest_api_id"], stageName=self.outputs["stage_name"])
@@ -461,11 +532,12 @@ TIERS = {"default": {"throttle": {"rate_limit": THROTTLE["rateLimit"], "burst_li
 CLIENTS = {"default": {"tier": "default", "keys": ["1"]}, "acme": {"tier": "partner", "keys": ["2026-11", "2026-12"]}}
 
 
-class WithAPerimeter(unittest.TestCase):
+class WithAPerimeter(NoKeyInTheEnvironmentsState, unittest.TestCase):
     """The same deployment re-applied with allowed_source_cidrs, web_acl_arn and custom_domain,
     with API clients in two tiers, and with the cursor key's second generation."""
 
     outputs = {}
+    keys = {}
     web_acl_arn = None
     deployment_before = None
     key_before = None
@@ -520,7 +592,7 @@ class WithAPerimeter(unittest.TestCase):
         self.assertEqual(partner["name"], "books-test-api-partner")
         self.assertEqual((partner["throttle"]["rateLimit"], partner["throttle"]["burstLimit"]), (3.0, 6))
         self.assertEqual((partner["quota"]["limit"], partner["quota"]["period"]), (777, "MONTH"))
-        clients = self.outputs["client_keys"]
+        clients = self.keys["client_keys"]
         self.assertEqual({c: v["tier"] for c, v in clients.items()}, {"default": "default", "acme": "partner"})
         self.assertEqual([k["generation"] for k in clients["acme"]["keys"]], ["2026-11", "2026-12"])
         for tier, client in (("partner", "acme"), ("default", "default")):
@@ -529,7 +601,13 @@ class WithAPerimeter(unittest.TestCase):
             for key in clients[client]["keys"]:
                 self.assertTrue(self.apigw.get_api_key(apiKey=key["id"])["enabled"])
         # The default key is the one the deployment had before: its value did not change.
-        self.assertEqual(self.outputs["api_key_id"], self.key_before)
+        self.assertEqual(self.keys["api_key_id"], self.key_before)
+        self.assertEqual(set(self.keys["client_key_values"]), {"default", "acme"})
+        self.assertEqual(self.keys["client_key_values"]["default"], self.keys["api_key_value"])
+        acme_newest = clients["acme"]["keys"][-1]["id"]
+        self.assertEqual(self.apigw.get_api_key(apiKey=acme_newest, includeValue=True)["value"],
+                         self.keys["client_key_values"]["acme"])
+        self.assertEqual(self.apigw.get_api_key(apiKey=acme_newest)["name"], "books-test-api-acme-2026-12")
 
 
 def nothing_left():
@@ -543,55 +621,95 @@ def nothing_left():
         "alarms": [a["AlarmName"] for a in client("cloudwatch").describe_alarms()["MetricAlarms"]],
         "log groups": [g["logGroupName"] for g in client("logs").describe_log_groups()["logGroups"]],
         "secrets": [s["Name"] for s in client("secretsmanager").list_secrets()["SecretList"]],
+        "api keys": [k["name"] for k in client("apigateway").get_api_keys()["items"]],
+        "usage plans": [p["name"] for p in client("apigateway").get_usage_plans()["items"]],
     }
     return {kind: names for kind, names in leftovers.items() if names}
 
 
-def apply_and_replan(*extra):
-    terraform("apply", "-auto-approve", "-no-color", f"-state={STATE}", *VARS, *extra)
-    print("==> plan (expecting no changes)", flush=True)
-    plan = terraform("plan", "-detailed-exitcode", "-no-color", f"-state={STATE}", *VARS, *extra, check=False)
+def apply_and_replan(*extra, keys=False, state=STATE, plan_file=PLAN):
+    """Apply, then re-plan (saved to plan_file) expecting no changes; the outputs, sensitive ones
+    included (the tests never print them)."""
+    terraform("apply", "-auto-approve", "-no-color", f"-state={state}", *extra, keys=keys)
+    print(f"==> plan{' (keys)' if keys else ''} (expecting no changes)", flush=True)
+    plan = terraform("plan", "-detailed-exitcode", "-no-color", f"-state={state}", f"-out={plan_file}", *extra,
+                     check=False, keys=keys)
     if plan.returncode != 0:
         sys.stderr.write(plan.stdout[-20000:] + plan.stderr[-5000:])
         raise SystemExit(f"re-plan after apply is not empty (exit {plan.returncode})")
-    raw = terraform("output", "-json", f"-state={STATE}").stdout
-    return {k: v["value"] for k, v in json.loads(raw).items() if not v["sensitive"]}
+    raw = terraform("output", "-json", f"-state={state}", keys=keys).stdout
+    return {k: v["value"] for k, v in json.loads(raw).items()}
 
 
-def run_checks(case, outputs):
+def apply_both(main_extra=(), keys_extra=()):
+    """The environment's root module, then the keys root with its usage plans: the outputs of
+    each."""
+    outputs = apply_and_replan(*VARS, *main_extra)
+    USAGE_PLANS.clear()
+    USAGE_PLANS.update(outputs["usage_plan_ids"])
+    print("==> apply the keys root with the environment's usage plans", flush=True)
+    keys = apply_keys(*keys_extra)
+    return outputs, keys
+
+
+def apply_keys(*extra):
+    keys = apply_and_replan(*KEYS_VARS, "-var", f"usage_plans={json.dumps(USAGE_PLANS)}", *extra,
+                            keys=True, state=KEYS_STATE, plan_file=PLAN + ".keys")
+    API_KEYS.add(keys["api_key_value"])
+    API_KEYS.update(keys["client_key_values"].values())
+    return keys
+
+
+def run_checks(case, outputs, keys=None):
     print(f"==> checks through the AWS API: {case.__name__}", flush=True)
     case.outputs = outputs
+    case.keys = keys or {}
     result = unittest.TextTestRunner(verbosity=2).run(unittest.defaultTestLoader.loadTestsFromTestCase(case))
     if not result.wasSuccessful():
         raise SystemExit(f"{case.__name__} checks failed")
 
 
+def destroy_both():
+    """The keys first (they sit in the environment's usage plans), then the environment; both are
+    attempted whatever the first one's fate."""
+    try:
+        if USAGE_PLANS:
+            print("==> destroy the keys root", flush=True)
+            terraform("destroy", "-auto-approve", "-no-color", f"-state={KEYS_STATE}", *KEYS_VARS,
+                      "-var", f"usage_plans={json.dumps(USAGE_PLANS)}", keys=True)
+    finally:
+        print("==> destroy", flush=True)
+        terraform("destroy", "-auto-approve", "-no-color", f"-state={STATE}", *VARS)
+
+
 def main():
     try:
         print("==> apply (tests/local.tfvars: the local cloud's settings, platform log copies kept)", flush=True)
-        run_checks(Footprint, apply_and_replan())
+        run_checks(Footprint, *apply_both())
         print("==> apply again with keep_platform_logs = false (the default)", flush=True)
-        without = apply_and_replan("-var", "keep_platform_logs=false")
-        run_checks(WithoutPlatformLogs, without)
+        without, keys = apply_both(("-var", "keep_platform_logs=false"))
+        run_checks(WithoutPlatformLogs, without, keys)
         WithAPerimeter.deployment_before = client("apigateway").get_stage(
             restApiId=without["rest_api_id"], stageName="v1")["deploymentId"]
-        WithAPerimeter.key_before = without["api_key_id"]
+        WithAPerimeter.key_before = keys["api_key_id"]
         print("==> apply again with the perimeter variables set (a WAF web ACL made first)", flush=True)
         WithAPerimeter.web_acl_arn = client("wafv2").create_web_acl(
             Name="books-test-acl", Scope="REGIONAL", DefaultAction={"Allow": {}},
             VisibilityConfig={"SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": False,
                               "MetricName": "books-test-acl"})["Summary"]["ARN"]
-        run_checks(WithAPerimeter, apply_and_replan(
+        run_checks(WithAPerimeter, *apply_both((
             "-var", "keep_platform_logs=false",
             "-var", f"allowed_source_cidrs={json.dumps(ALLOWED_SOURCES)}",
             "-var", f"web_acl_arn={WithAPerimeter.web_acl_arn}",
             "-var", f'custom_domain={{name="{DOMAIN}",certificate_arn="{CERTIFICATE}"}}',
             "-var", f"api_tiers={json.dumps(TIERS)}",
-            "-var", f"api_clients={json.dumps(CLIENTS)}",
-            "-var", "cursor_key_generation=2"))
+            "-var", "cursor_key_generation=2"),
+            ("-var", f"api_clients={json.dumps(CLIENTS)}")))
     finally:
-        print("==> destroy", flush=True)
-        terraform("destroy", "-auto-approve", "-no-color", f"-state={STATE}", *VARS)
+        destroy_both()
+        for plan in (PLAN, PLAN + ".keys"):  # the keys root's holds the keys' values
+            if os.path.exists(plan):
+                os.remove(plan)
     for key in CURSOR_KEY:
         for number, text in enumerate(PRINTED):
             where = [line.replace(key, "<the key>") for line in text.splitlines() if key in line]

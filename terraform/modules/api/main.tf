@@ -1,5 +1,6 @@
 # The REST API of the HTTP contract: every method requires an API key, integrates with its
-# function through AWS_PROXY, and is served by stage `v1` behind a usage plan.
+# function through AWS_PROXY, and is served by stage `v1` behind one usage plan per tier (the
+# keys are the keys root module's, ../../keys).
 locals {
   # Resource paths of the contract, and which function serves each method.
   paths = { books = "/books", book = "/books/{id}" }
@@ -234,20 +235,9 @@ resource "aws_api_gateway_method_settings" "all" {
   }
 }
 
-# Clients and their keys: each client's keys sit in the usage plan of its tier, so each has its
-# own throttle and quota and its own key id (per-key idempotency, access logs, usage). A key is
-# one generation of the client's keys: rotating adds a generation, hands its value to the
-# client, then removes the old one; both work meanwhile.
-locals {
-  client_keys = merge([
-    for client, c in var.clients : { for generation in c.keys : "${client}/${generation}" => { client = client, tier = c.tier, generation = generation } }
-  ]...)
-  # The outputs' default key: the newest generation of client "default", else of the first
-  # client by name.
-  first_client = contains(keys(var.clients), "default") ? "default" : sort(keys(var.clients))[0]
-  default_key  = "${local.first_client}/${var.clients[local.first_client].keys[length(var.clients[local.first_client].keys) - 1]}"
-}
-
+# One usage plan per tier, each with its own throttle and quota. The keys, and which plan holds
+# each, are the keys root module's (terraform/keys), in a state of its own: the provider keeps a
+# key's value in the state, and the roles CI plans with read this module's state.
 resource "aws_api_gateway_usage_plan" "this" {
   for_each = var.tiers
 
@@ -270,42 +260,8 @@ resource "aws_api_gateway_usage_plan" "this" {
   }
 }
 
-resource "aws_api_gateway_api_key" "this" {
-  for_each = local.client_keys
-
-  name        = "${var.name}-${each.value.client}-${each.value.generation}"
-  description = "Client ${each.value.client}, key generation ${each.value.generation} (tier ${each.value.tier})."
-  enabled     = true
-}
-
-resource "aws_api_gateway_usage_plan_key" "this" {
-  for_each = local.client_keys
-
-  key_id        = aws_api_gateway_api_key.this[each.key].id
-  key_type      = "API_KEY"
-  usage_plan_id = try(aws_api_gateway_usage_plan.this[each.value.tier].id, null) # the precondition names a missing tier
-
-  lifecycle {
-    precondition {
-      condition     = contains(keys(var.tiers), each.value.tier)
-      error_message = "client ${each.value.client} is in tier ${each.value.tier}, which is not one of the tiers (${join(", ", keys(var.tiers))})."
-    }
-  }
-}
-
-# Deployments made before clients and tiers had one plan and one key: they become the "default"
-# tier and the first key of the "default" client, kept (the key's value does not change).
+# Deployments made before clients and tiers had one plan: it becomes the "default" tier's.
 moved {
   from = aws_api_gateway_usage_plan.this
   to   = aws_api_gateway_usage_plan.this["default"]
-}
-
-moved {
-  from = aws_api_gateway_api_key.this
-  to   = aws_api_gateway_api_key.this["default/1"]
-}
-
-moved {
-  from = aws_api_gateway_usage_plan_key.this
-  to   = aws_api_gateway_usage_plan_key.this["default/1"]
 }

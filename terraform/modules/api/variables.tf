@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Name of the REST API (and prefix of its plan, key and log group)."
+  description = "Name of the REST API (and prefix of its usage plans and log group)."
   type        = string
 }
 
@@ -31,11 +31,6 @@ variable "tiers" {
   }))
 }
 
-variable "clients" {
-  description = "API clients by name: the tier whose plan holds their keys, and the generations of their keys (each one key)."
-  type        = map(object({ tier = string, keys = list(string) }))
-}
-
 variable "log_retention_days" {
   description = "Retention of the access log group."
   type        = number
@@ -46,7 +41,6 @@ variable "kms_key_arn" {
   type        = string
   default     = null
 }
-
 
 variable "allowed_source_cidrs" {
   description = "Source address ranges allowed to call the API (a resource policy denies every other); null: any address, API keys still required."

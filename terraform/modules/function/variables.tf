@@ -76,3 +76,9 @@ variable "kms_key_arn" {
   type        = string
   default     = null
 }
+
+variable "permissions_boundary" {
+  description = "ARN of the permissions boundary the function's role carries (the account stack's for the environment, where CI deploys it); null for none."
+  type        = string
+  default     = null
+}
