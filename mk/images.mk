@@ -130,9 +130,11 @@ test-deploy: tools-images venv rust-targets build-debug $(TF_CLI_CONFIG_FILE) ##
 	+$(MAKE) test-binaries-$(HOST_ARCH)
 	+$(MAKE) test-deploy-run
 # The endpoint's Lambda checks every image a function names against its ECR (what the registry
-# standing in for ECR records there), as Lambda does.
+# standing in for ECR records there), as Lambda does; the endpoint records every call with its
+# caller (BOOKS_RECORD_CALLS), which the rehearsal checks against CI's roles' policies.
 test-deploy-run:
-	MOTO_LAMBDA_STUB_ECR=false $(WITH_MOTO) --log $(abspath $(BUILD))/rehearsal-moto.log -- env PROFILE=$(TEST_PROFILE) ARCH=$(HOST_ARCH) \
+	@rm -f $(abspath $(BUILD))/rehearsal-calls.jsonl
+	MOTO_LAMBDA_STUB_ECR=false BOOKS_RECORD_CALLS=$(abspath $(BUILD))/rehearsal-calls.jsonl $(WITH_MOTO) --log $(abspath $(BUILD))/rehearsal-moto.log -- env PROFILE=$(TEST_PROFILE) ARCH=$(HOST_ARCH) \
 	  BOOKS_LOCAL=$(abspath $(TARGET_DIR))/debug/books-local BUILD=$(abspath $(BUILD)) scripts/rehearsal
 
 # The tools the image tests need: Debian's buildah, skopeo, umoci and docker-registry.

@@ -1,6 +1,8 @@
 # One provider for AWS and for the local AWS endpoint (moto): setting `aws_endpoint_url` aims
-# every service this module uses at that endpoint with fake credentials; leaving it null uses
-# the normal AWS credential chain and endpoints.
+# every service this module uses at that endpoint; leaving it null uses AWS's endpoints. The
+# credentials are the usual chain's either way (scripts/with-moto exports fake ones), so that a
+# rehearsal can run Terraform under a role's credentials, as CI does, and the endpoint can tell
+# which role made each call.
 #
 # The account id is still requested (STS is aimed at the endpoint too, and moto answers it):
 # skip_requesting_account_id would leave the account out of the ARNs the provider builds
@@ -12,8 +14,6 @@ locals {
 provider "aws" {
   region = var.region
 
-  access_key                  = local.local_endpoint ? "testing" : null
-  secret_key                  = local.local_endpoint ? "testing" : null
   skip_credentials_validation = local.local_endpoint
   skip_metadata_api_check     = local.local_endpoint
   skip_region_validation      = local.local_endpoint

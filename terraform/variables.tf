@@ -29,7 +29,7 @@ variable "region" {
 }
 
 variable "aws_endpoint_url" {
-  description = "Aim every AWS service at this endpoint with fake credentials (the local cloud's moto server). Null for real AWS."
+  description = "Aim every AWS service at this endpoint (the local cloud's moto server; credentials from the usual chain). Null for real AWS."
   type        = string
   default     = null
   validation {

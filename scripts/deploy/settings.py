@@ -187,6 +187,9 @@ def s3_backend_defaults(declared: str, key: str, account: str, region: str, endp
     defaults = {
         "bucket": state_bucket_name(account, region),
         "key": key,
+        # Listing workspaces lists this prefix: inside the environment's own (CI's roles list no
+        # other), not S3's default "env:/".
+        "workspace_key_prefix": key.rsplit("/", 1)[0] + "/workspaces",
         "region": region,
         "encrypt": True,
         "use_lockfile": True,

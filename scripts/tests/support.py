@@ -5,10 +5,12 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import pathlib
 import sys
 import tarfile
 import threading
+import unittest.mock
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import moto_server  # noqa: E402,F401  (its corrections to moto, applied on import)
@@ -23,11 +25,13 @@ class QuietRequests(WSGIRequestHandler):
         pass
 
 
-def serve_endpoint(add_cleanup):
+def serve_endpoint(add_cleanup, environment=None):
     """The local endpoint as moto_server.py serves it, on a free port until the cleanups that
-    `add_cleanup` (a test's addCleanup, a class's addClassCleanup) registers run: its URL."""
+    `add_cleanup` (a test's addCleanup, a class's addClassCleanup) registers run: its URL.
+    `environment` is what the server's environment adds when it starts (BOOKS_RECORD_CALLS, ...)."""
     import moto.server
-    app = moto.server.DomainDispatcherApplication(moto.server.create_backend_app)
+    with unittest.mock.patch.dict(os.environ, environment or {}):
+        app = moto.server.DomainDispatcherApplication(moto.server.create_backend_app)
     endpoint = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietRequests)
     threading.Thread(target=endpoint.serve_forever, daemon=True).start()
     add_cleanup(endpoint.server_close)

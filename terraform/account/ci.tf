@@ -67,17 +67,17 @@ locals {
 
   # What Terraform reads to plan the root module, per service.
   read = {
-    ecr        = ["ecr:DescribeRepositories", "ecr:ListTagsForResource", "ecr:GetLifecyclePolicy", "ecr:GetRepositoryPolicy", "ecr:DescribeImages", "ecr:ListImages", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
-    dynamodb   = ["dynamodb:DescribeTable", "dynamodb:DescribeContinuousBackups", "dynamodb:DescribeTimeToLive", "dynamodb:ListTagsOfResource", "dynamodb:DescribeStream"]
-    lambda     = ["lambda:GetFunction", "lambda:GetFunctionConfiguration", "lambda:GetFunctionConcurrency", "lambda:GetFunctionCodeSigningConfig", "lambda:GetPolicy", "lambda:ListVersionsByFunction", "lambda:ListTags", "lambda:GetRuntimeManagementConfig", "lambda:GetFunctionRecursionConfig"]
-    iam        = ["iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole"]
-    logs       = ["logs:ListTagsForResource", "logs:ListTagsLogGroup"]
+    ecr        = ["ecr:DescribeRepositories", "ecr:ListTagsForResource", "ecr:GetLifecyclePolicy", "ecr:GetRepositoryPolicy", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
+    dynamodb   = ["dynamodb:DescribeTable", "dynamodb:DescribeContinuousBackups", "dynamodb:DescribeTimeToLive", "dynamodb:ListTagsOfResource"]
+    lambda     = ["lambda:GetFunction", "lambda:GetPolicy", "lambda:ListVersionsByFunction", "lambda:ListTags"]
+    iam        = ["iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"]
+    logs       = ["logs:ListTagsForResource"]
     cloudwatch = ["cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource", "cloudwatch:GetDashboard"]
     sns        = ["sns:GetTopicAttributes", "sns:ListTagsForResource", "sns:ListSubscriptionsByTopic", "sns:GetSubscriptionAttributes"]
-    sqs        = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ListQueueTags"]
+    sqs        = ["sqs:GetQueueAttributes", "sqs:ListQueueTags"]
     # The provider refreshes a secret version with GetSecretValue (its value is not kept), so
     # the roles that plan can read the cursor key: it signs list cursors and nothing more.
-    secretsmanager = ["secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy", "secretsmanager:GetSecretValue", "secretsmanager:ListSecretVersionIds"]
+    secretsmanager = ["secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy", "secretsmanager:GetSecretValue"]
   }
   # What it writes to apply it.
   write = {
@@ -85,8 +85,8 @@ locals {
     lambda   = ["lambda:CreateFunction", "lambda:DeleteFunction", "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency", "lambda:AddPermission", "lambda:RemovePermission", "lambda:TagResource", "lambda:UntagResource"]
     # Only with the environment's boundary attached (the condition key these actions take).
     iam_bounded    = ["iam:CreateRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:PutRolePermissionsBoundary"]
-    iam            = ["iam:DeleteRole", "iam:TagRole", "iam:UntagRole"]
-    logs           = ["logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy", "logs:TagResource", "logs:UntagResource", "logs:TagLogGroup", "logs:UntagLogGroup", "logs:AssociateKmsKey", "logs:DisassociateKmsKey"]
+    iam            = ["iam:DeleteRole", "iam:ListInstanceProfilesForRole", "iam:TagRole", "iam:UntagRole"]
+    logs           = ["logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy", "logs:TagResource", "logs:UntagResource", "logs:AssociateKmsKey", "logs:DisassociateKmsKey"]
     cloudwatch     = ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource", "cloudwatch:UntagResource"]
     sns            = ["sns:CreateTopic", "sns:DeleteTopic", "sns:SetTopicAttributes", "sns:TagResource", "sns:UntagResource", "sns:Subscribe", "sns:Unsubscribe"]
     sqs            = ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "sqs:TagQueue", "sqs:UntagQueue"]
@@ -94,10 +94,11 @@ locals {
   }
   # The repositories: pushing into them (also before a review: images are inert until a function
   # names them); managing and deleting them (only after one).
-  ecr_push      = ["ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage"]
-  ecr_manage    = ["ecr:CreateRepository", "ecr:PutLifecyclePolicy", "ecr:PutImageScanningConfiguration", "ecr:PutImageTagMutability", "ecr:TagResource", "ecr:UntagResource"]
-  ecr_delete    = ["ecr:DeleteRepository", "ecr:DeleteLifecyclePolicy", "ecr:BatchDeleteImage"]
-  mappings      = ["lambda:CreateEventSourceMapping", "lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping", "lambda:DeleteEventSourceMapping"]
+  ecr_push   = ["ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage"]
+  ecr_manage = ["ecr:CreateRepository", "ecr:PutLifecyclePolicy", "ecr:PutImageScanningConfiguration", "ecr:PutImageTagMutability", "ecr:SetRepositoryPolicy", "ecr:DeleteRepositoryPolicy", "ecr:TagResource", "ecr:UntagResource"]
+  # ListImages: whether a repository still holds images, before a destroy (scripts/deploy).
+  ecr_delete    = ["ecr:DeleteRepository", "ecr:DeleteLifecyclePolicy", "ecr:BatchDeleteImage", "ecr:ListImages"]
+  mappings      = ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping", "lambda:DeleteEventSourceMapping"]
   mappings_read = ["lambda:GetEventSourceMapping"]
   api_verbs     = ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH", "apigateway:DELETE"]
   # Collections a REST API, key or plan is created in (the new resource's tags are the request's).
@@ -106,7 +107,7 @@ locals {
   api_owned    = ["/restapis/*", "/apikeys/*", "/usageplans/*"]
   api_readable = ["/restapis/*", "/usageplans/*"]
   # Actions AWS grants on no narrower resource than "*".
-  unscoped = ["ecr:GetAuthorizationToken", "logs:DescribeLogGroups", "lambda:ListEventSourceMappings", "cloudwatch:ListDashboards", "secretsmanager:GetRandomPassword"]
+  unscoped = ["ecr:GetAuthorizationToken", "logs:DescribeLogGroups", "secretsmanager:GetRandomPassword"]
 
   roles = merge([
     for env, scope in local.scope : {
@@ -191,6 +192,21 @@ data "aws_iam_policy_document" "ci" {
       values   = [each.value.scope.functions]
     }
   }
+  dynamic "statement" {
+    for_each = each.value.kind == "deploy" ? [1] : []
+    content {
+      # CreateEventSourceMapping takes no resource (the Service Authorization Reference): "*",
+      # held to the environment's functions by the key it takes.
+      sid       = "CreateEventSourceMappings"
+      actions   = ["lambda:CreateEventSourceMapping"]
+      resources = ["*"]
+      condition {
+        test     = "ArnLike"
+        variable = "lambda:FunctionArn"
+        values   = [each.value.scope.functions]
+      }
+    }
+  }
   statement {
     # A mapping's tags (default_tags): its ARN carries an id, and the tagging actions take no
     # lambda:FunctionArn, so they go by the mapping's Environment tag, set when it is created.
@@ -223,8 +239,15 @@ data "aws_iam_policy_document" "ci" {
   }
   statement {
     sid       = "ReadBoundary"
-    actions   = ["iam:GetPolicy", "iam:GetPolicyVersion"]
+    actions   = ["iam:GetPolicy"]
     resources = [each.value.scope.boundary]
+  }
+  statement {
+    # Key metadata: the provider resolves the AWS-managed key the tables are encrypted with
+    # (alias/aws/dynamodb) when it reads them; DescribeKey gives no access to data.
+    sid       = "DescribeKeys"
+    actions   = ["kms:DescribeKey"]
+    resources = ["arn:${format(local.arn, "kms")}:key/*"]
   }
   dynamic "statement" {
     for_each = each.value.kind == "deploy" ? [1] : []
@@ -321,6 +344,20 @@ data "aws_iam_policy_document" "ci" {
   dynamic "statement" {
     for_each = each.value.kind == "deploy" ? [1] : []
     content {
+      # The REST API's resource policy (allowed_source_cidrs), on its own API.
+      sid       = "ApiResourcePolicy"
+      actions   = ["apigateway:UpdateRestApiPolicy"]
+      resources = ["arn:${local.partition}:apigateway:${var.region}::/restapis/*"]
+      condition {
+        test     = "StringEquals"
+        variable = "aws:ResourceTag/Environment"
+        values   = [each.value.env]
+      }
+    }
+  }
+  dynamic "statement" {
+    for_each = each.value.kind == "deploy" ? [1] : []
+    content {
       # Tags other than Environment (default_tags may grow); TagResource takes no resource tag.
       sid       = "ApiTags"
       actions   = ["apigateway:PUT", "apigateway:DELETE"]
@@ -379,6 +416,15 @@ data "aws_iam_policy_document" "ci" {
       sid       = "StateLockAndPlans"
       actions   = ["s3:PutObject", "s3:DeleteObject"]
       resources = [each.value.scope.state_lock, each.value.scope.plans]
+    }
+  }
+  dynamic "statement" {
+    for_each = each.value.kind == "plan" ? [1] : []
+    content {
+      # Who holds the lock (Terraform reads it back to release it, or to say who holds it).
+      sid       = "StateLockRead"
+      actions   = ["s3:GetObject"]
+      resources = [each.value.scope.state_lock]
     }
   }
   dynamic "statement" {

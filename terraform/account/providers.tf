@@ -3,8 +3,6 @@
 provider "aws" {
   region = var.region
 
-  access_key                  = local.local_endpoint ? "testing" : null
-  secret_key                  = local.local_endpoint ? "testing" : null
   skip_credentials_validation = local.local_endpoint
   skip_metadata_api_check     = local.local_endpoint
   skip_region_validation      = local.local_endpoint

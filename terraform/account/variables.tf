@@ -18,7 +18,7 @@ variable "region" {
 }
 
 variable "aws_endpoint_url" {
-  description = "Aim every AWS service at this endpoint with fake credentials (moto). Null for real AWS."
+  description = "Aim every AWS service at this endpoint (moto; credentials from the usual chain). Null for real AWS."
   type        = string
   default     = null
 }

@@ -1,6 +1,6 @@
 # The same provider set-up as the environment's root module (../providers.tf), for the services
-# this root uses: `aws_endpoint_url` aims them at that endpoint with fake credentials; null uses
-# the normal AWS credential chain and endpoints.
+# this root uses: `aws_endpoint_url` aims them at that endpoint, null at AWS's; the credentials
+# are the usual chain's either way.
 locals {
   local_endpoint = var.aws_endpoint_url != null
 }
@@ -8,8 +8,6 @@ locals {
 provider "aws" {
   region = var.region
 
-  access_key                  = local.local_endpoint ? "testing" : null
-  secret_key                  = local.local_endpoint ? "testing" : null
   skip_credentials_validation = local.local_endpoint
   skip_metadata_api_check     = local.local_endpoint
   skip_region_validation      = local.local_endpoint

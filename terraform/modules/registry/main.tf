@@ -61,3 +61,33 @@ resource "aws_ecr_lifecycle_policy" "this" {
     ]
   })
 }
+
+# Lambda pulls a function's image with this policy, given here rather than added by Lambda: Lambda
+# adds it through the permissions of whoever creates the function (ecr:SetRepositoryPolicy), which
+# a deploy role then would need on every repository it deploys from. Only the environment's own
+# functions (aws:sourceArn), only to read.
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+data "aws_iam_policy_document" "lambda_pull" {
+  statement {
+    sid     = "LambdaECRImageRetrievalPolicy"
+    actions = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+    condition {
+      test     = "StringLike"
+      variable = "aws:sourceArn"
+      values   = ["arn:${data.aws_partition.current.partition}:lambda:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:function:${var.name_prefix}-*"]
+    }
+  }
+}
+
+resource "aws_ecr_repository_policy" "this" {
+  for_each   = aws_ecr_repository.this
+  repository = each.value.name
+  policy     = data.aws_iam_policy_document.lambda_pull.json
+}
