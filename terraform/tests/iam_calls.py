@@ -891,15 +891,6 @@ class Report:
                                            for c in calls)
                 out += [f"    {n:4}× {op}  {acts}  {res}  {decision}"
                         for (op, acts, res, decision), n in sorted(rows.items())]
-        sections = [("not allowed", self.disallowed),
-                    ("refused as the caller expects (" + JUSTIFIED.name + ": refused)", self.refused),
-                    ("not mapped to IAM actions", self.unmapped),
-                    ("granted but needed by no recorded call, not justified", self.unjustified()),
-                    ("justified in " + JUSTIFIED.name + " but granted to no such role (stale)", self.stale)]
-        for title, entries in sections:
-            if entries:
-                out.append(f"{title} ({len(entries)}):")
-                out += [f"  {entry}" for entry in entries]
         justified = [f"{kind}: {action} ({reason})" for kind, actions in sorted(self.unused.items())
                      for action, reason in sorted(actions.items()) if reason is not None]
         if justified:
@@ -911,6 +902,16 @@ class Report:
             out.append("roles that made no recorded call (grants not judged): " + ", ".join(self.idle_roles))
         if self.not_checked:
             out.append("calls not checked: " + "; ".join(f"{n} {why}" for why, n in sorted(self.not_checked.items())))
+        # The problems come last, next to the verdict: a log's tail (all CI shows) names them.
+        sections = [("not allowed", self.disallowed),
+                    ("refused as the caller expects (" + JUSTIFIED.name + ": refused)", self.refused),
+                    ("not mapped to IAM actions", self.unmapped),
+                    ("granted but needed by no recorded call, not justified", self.unjustified()),
+                    ("justified in " + JUSTIFIED.name + " but granted to no such role (stale)", self.stale)]
+        for title, entries in sections:
+            if entries:
+                out.append(f"{title} ({len(entries)}):")
+                out += [f"  {entry}" for entry in entries]
         out.append("IAM from the calls: " + (f"{len(self.problems())} problems" if self.problems() else "no problem"))
         return out
 
