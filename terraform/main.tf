@@ -158,7 +158,7 @@ module "projector" {
     BOOKS_VIEW_TABLE = module.tables.names.books_view
   })
   # Reads the write model's stream, writes the read model.
-  statements = [
+  statements = concat([
     {
       sid       = "ReadStream"
       actions   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]
@@ -182,8 +182,14 @@ module "projector" {
       sid       = "DescribeDiscardedBatches"
       actions   = ["sqs:SendMessage"]
       resources = [aws_sqs_queue.projector_failures.arn]
-    },
-  ]
+    }],
+    # The failure queue under a customer-managed key: sending to it encrypts with that key.
+    var.kms_key_arn == null ? [] : [{
+      sid       = "EncryptDiscardedBatches"
+      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+      resources = [var.kms_key_arn]
+    }],
+  )
 }
 
 # Where the stream mapping describes every batch it gives up on (retries spent, or records older
