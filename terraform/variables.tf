@@ -110,7 +110,7 @@ variable "log_retention_days" {
 }
 
 variable "kms_key_arn" {
-  description = "Customer-managed KMS key for log groups, tables, ECR, function environments and the alarm topic. Null uses AWS-managed encryption (the alarm topic then stays unencrypted: CloudWatch cannot publish to a topic under the AWS-managed aws/sns key). The key policy must let logs.<region>.amazonaws.com and cloudwatch.amazonaws.com use the key."
+  description = "Customer-managed KMS key for log groups, tables, ECR, function environments and the alarm topic. Null uses AWS-managed encryption (the alarm topic then stays unencrypted: CloudWatch cannot publish to a topic under the AWS-managed aws/sns key). The key policy must let logs.<region>.amazonaws.com and cloudwatch.amazonaws.com use the key; CI's roles use it only when it is tagged Environment=<environment> (terraform/account/ci.tf)."
   type        = string
   default     = null
   validation {

@@ -91,6 +91,22 @@ class Protocols(unittest.TestCase):
         context = iam_calls.context_of("apigateway", "CreateRestApi", call, ACCOUNT, REGION)
         self.assertEqual((context["aws:TagKeys"], context["aws:RequestTag/Environment"]), (["Environment"], "dev"))
 
+    def test_associating_a_web_acl_needs_the_stage_s_setter_on_the_stage_alone(self):
+        acl = ARN.format("wafv2") + ":regional/webacl/edge/1a2b"
+        stage = f"arn:aws:apigateway:{REGION}::/restapis/a1b2/stages/v1"
+        call = recorded("wafv2", target="AWSWAF_20190729.AssociateWebACL", content_type="application/x-amz-json-1.1",
+                        body=json.dumps({"WebACLArn": acl, "ResourceArn": stage}))
+        self.assertEqual(mapped(call), (("wafv2", "AssociateWebACL"), ("wafv2:AssociateWebACL",), [acl, stage]))
+        waf_only = policy({"Effect": "Allow", "Action": "wafv2:AssociateWebACL", "Resource": [acl, stage]})
+        checked, failures = iam_calls._checked(call, "deploy", [waf_only], ACCOUNT, REGION, None)
+        self.assertEqual(failures, [f"role deploy must be granted apigateway:SetWebACL on {stage} "
+                                    "for WAFV2.AssociateWebACL"])
+        setter_on_stages = policy({"Effect": "Allow", "Action": "apigateway:SetWebACL",
+                                   "Resource": f"arn:aws:apigateway:{REGION}::/restapis/*/stages/*"})
+        checked, failures = iam_calls._checked(call, "deploy", [waf_only, setter_on_stages], ACCOUNT, REGION, None)
+        self.assertEqual((failures, checked.decision), ([], "Allow"))
+        self.assertIn("apigateway:SetWebACL", checked.actions)
+
     def test_an_s3_path_style_call_with_a_subresource(self):
         call = recorded("s3", method="GET", path="/state", query="publicAccessBlock")
         self.assertEqual(mapped(call), (("s3", "GetPublicAccessBlock"), ("s3:GetBucketPublicAccessBlock",),
@@ -283,14 +299,16 @@ class EndToEnd(unittest.TestCase):
 
         justified = calls_file.with_name("justified.yml")
         justified.write_text(f"{role}:\n  dynamodb:DeleteTable: the test's grant no call needs\n"
-                             f"  dynamodb:UpdateTable: granted by nothing\n")
+                             f"  dynamodb:UpdateTable: granted by nothing\n"
+                             f"  dynamodb:DescribeTable: needed after all\n")
         out = io.StringIO()
         with unittest.mock.patch.dict(os.environ, {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing",
                                                    "AWS_SECRET_ACCESS_KEY": "testing"}), redirect_stdout(out):
             status = iam_calls.main(["--calls", str(calls_file), "--account", ACCOUNT, "--region", REGION,
                                      "--roles", role, "--justified", str(justified)])
         self.assertEqual(status, 1)
-        self.assertIn(f"{role}: dynamodb:UpdateTable", out.getvalue())  # stale
+        self.assertIn(f"{role}: dynamodb:UpdateTable (no longer granted)", out.getvalue())  # stale
+        self.assertIn(f"{role}: dynamodb:DescribeTable (a recorded call needs it", out.getvalue())
         self.assertIn("dynamodb:DeleteTable (the test's grant no call needs)", out.getvalue())
 
     def test_a_refusal_the_caller_expects_is_listed_not_failed(self):

@@ -101,11 +101,27 @@ locals {
   mappings      = ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping", "lambda:DeleteEventSourceMapping"]
   mappings_read = ["lambda:GetEventSourceMapping"]
   api_verbs     = ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH", "apigateway:DELETE"]
-  # Collections a REST API, key or plan is created in (the new resource's tags are the request's).
-  api_collections = ["/restapis", "/apikeys", "/usageplans"]
-  # What an environment owns, under its resources' Environment tag.
-  api_owned    = ["/restapis/*", "/apikeys/*", "/usageplans/*"]
-  api_readable = ["/restapis/*", "/usageplans/*"]
+  # Collections a REST API, key, plan or custom domain name is created in (the new resource's tags
+  # are the request's).
+  api_collections = ["/restapis", "/apikeys", "/usageplans", "/domainnames"]
+  # What an environment owns, under its resources' Environment tag (a domain name's base path
+  # mappings inherit its tags, as a REST API's stages inherit the API's: API Gateway's ABAC).
+  api_owned    = ["/restapis/*", "/apikeys/*", "/usageplans/*", "/domainnames/*"]
+  api_readable = ["/restapis/*", "/usageplans/*", "/domainnames/*"]
+  # The web ACL an environment may put in front of its stage (web_acl_arn): reading which one
+  # guards a stage, and (deploy) associating one. The account's web ACLs themselves are made
+  # outside the stacks; associating needs the stage's own apigateway:SetWebACL, held to the
+  # environment's stages by their tags, so no role can change another environment's guard.
+  waf_read  = ["wafv2:GetWebACLForResource", "wafv2:GetWebACL"]
+  waf_write = ["wafv2:AssociateWebACL", "wafv2:DisassociateWebACL"]
+  # An environment's customer-managed key (kms_key_arn): the services encrypting with it use it on
+  # the caller's behalf. Creating and reading its tables (DynamoDB's documented key use: grants,
+  # data keys), repositories (ECR takes a grant) and secret values, and functions, whose
+  # configuration only a principal that may use the key can read or change (Lambda developer
+  # guide, encrypting deployment packages). The plan role reads: functions and the secret.
+  kms_services = ["dynamodb", "ecr", "lambda", "secretsmanager"]
+  kms_deploy   = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:CreateGrant"]
+  kms_plan     = ["kms:Decrypt"]
   # Actions AWS grants on no narrower resource than "*".
   unscoped = ["ecr:GetAuthorizationToken", "logs:DescribeLogGroups", "secretsmanager:GetRandomPassword"]
 
@@ -249,6 +265,23 @@ data "aws_iam_policy_document" "ci" {
     actions   = ["kms:DescribeKey"]
     resources = ["arn:${format(local.arn, "kms")}:key/*"]
   }
+  statement {
+    # The environment's own key (tagged Environment=<env>; README), only through the services that
+    # use it for the stack. Without kms_key_arn nothing here is used.
+    sid       = "EnvironmentKey"
+    actions   = each.value.kind == "deploy" ? local.kms_deploy : local.kms_plan
+    resources = ["arn:${format(local.arn, "kms")}:key/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/Environment"
+      values   = [each.value.env]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = [for service in(each.value.kind == "deploy" ? local.kms_services : ["lambda", "secretsmanager"]) : "${service}.${var.region}.amazonaws.com"]
+    }
+  }
   dynamic "statement" {
     for_each = each.value.kind == "deploy" ? [1] : []
     content {
@@ -341,12 +374,20 @@ data "aws_iam_policy_document" "ci" {
       values   = [each.value.env]
     }
   }
+  statement {
+    # WAF checks its own actions on the web ACL and on the stage; the stage's apigateway:SetWebACL
+    # (ApiPolicyAndWebAcl) decides whose stage it is.
+    sid       = "WebAcls"
+    actions   = each.value.kind == "deploy" ? concat(local.waf_read, local.waf_write) : local.waf_read
+    resources = ["arn:${format(local.arn, "wafv2")}:regional/webacl/*/*", "arn:${local.partition}:apigateway:${var.region}::/restapis/*/stages/*"]
+  }
   dynamic "statement" {
     for_each = each.value.kind == "deploy" ? [1] : []
     content {
-      # The REST API's resource policy (allowed_source_cidrs), on its own API.
-      sid       = "ApiResourcePolicy"
-      actions   = ["apigateway:UpdateRestApiPolicy"]
+      # What API Gateway checks besides the verb, on the environment's own API: its resource policy
+      # (allowed_source_cidrs) and its stage's web ACL (web_acl_arn), by the tag the stage inherits.
+      sid       = "ApiPolicyAndWebAcl"
+      actions   = ["apigateway:UpdateRestApiPolicy", "apigateway:SetWebACL"]
       resources = ["arn:${local.partition}:apigateway:${var.region}::/restapis/*"]
       condition {
         test     = "StringEquals"

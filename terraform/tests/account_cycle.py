@@ -67,6 +67,15 @@ def as_list(value):
     return value if isinstance(value, list) else [value]
 
 
+def environment_key(condition: dict, env: str) -> bool:
+    """Whether a condition holds a KMS statement to the environment's own key (its Environment tag),
+    used only through the services the stack encrypts with it."""
+    match = condition.get("StringEquals") or {}
+    services = as_list(match.get("kms:ViaService") or [])
+    return list(condition) == ["StringEquals"] and match.get("aws:ResourceTag/Environment") == env and bool(services) \
+        and all(re.fullmatch(rf"(dynamodb|ecr|lambda|secretsmanager)\.{REGION}\.amazonaws\.com", s) for s in services)
+
+
 class CiRoles(unittest.TestCase):
     iam = client("iam")
 
@@ -140,7 +149,13 @@ class CiRoles(unittest.TestCase):
                         }
                         # Key metadata only (the tables' AWS-managed key, read when the provider reads them).
                         keys = resource == f"arn:aws:kms:{REGION}:123456789012:key/*" and actions == {"kms:DescribeKey"}
-                        self.assertTrue(mine or promoted or mappings or bucket or keys,
+                        # The environment's customer-managed key: by its tag, through the stack's services.
+                        own_key = resource == f"arn:aws:kms:{REGION}:123456789012:key/*" and environment_key(condition, env)
+                        # The account's web ACLs, which WAF checks besides the stage: whose stage it
+                        # is, apigateway:SetWebACL decides, by the stage's tag (the test below).
+                        web_acls = resource == f"arn:aws:wafv2:{REGION}:123456789012:regional/webacl/*/*" and actions <= {
+                            "wafv2:GetWebACLForResource", "wafv2:GetWebACL", "wafv2:AssociateWebACL", "wafv2:DisassociateWebACL"}
+                        self.assertTrue(mine or promoted or mappings or bucket or keys or own_key or web_acls,
                                         f"{resource} is not {env}'s ({condition})")
                         if promoted:
                             self.assertFalse(actions - {"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability", "ecr:DescribeImages", "ecr:DescribeRepositories", "ecr:ListTagsForResource", "ecr:GetLifecyclePolicy", "ecr:GetRepositoryPolicy", "ecr:ListImages"}, "only reads from the environment it is promoted from")

@@ -458,6 +458,26 @@ TAG_ON_CREATE = {
 }
 
 
+# WAF's association calls also need, on the resource they name, that resource's own setter: "To
+# associate or disassociate a web ACL with an Amazon API Gateway REST API stage, you need
+# apigateway:SetWebACL" (waf/latest/developerguide/security_iam_service-with-iam.html). The
+# Reference lists the setter of every kind of resource a web ACL can guard as dependent actions;
+# a call needs only the one of the resource it names, so it is checked here, on that resource alone.
+GUARDED_RESOURCE_SETTERS = {"apigateway": "apigateway:SetWebACL"}
+WEB_ACL_ASSOCIATIONS = {("wafv2", "AssociateWebACL"), ("wafv2", "DisassociateWebACL")}
+
+
+def guarded_setter(service_prefix: str, operation: str, call: dict) -> tuple[str, str] | None:
+    """(setter action, resource) a web ACL association needs besides WAF's own action."""
+    if (service_prefix, operation) not in WEB_ACL_ASSOCIATIONS:
+        return None
+    resource = _parameters(call).get("ResourceArn")
+    if not isinstance(resource, str) or resource.count(":") < 5:
+        return None
+    setter = GUARDED_RESOURCE_SETTERS.get(resource.split(":")[2])
+    return (setter, resource) if setter else None
+
+
 def _sets_api_policy(operation: str, parameters: dict) -> bool:
     if operation == "CreateRestApi":
         return bool(parameters.get("policy"))
@@ -570,6 +590,9 @@ def resource_of(service_prefix: str, operation: str, call: dict, account: str, r
     elif service_prefix == "sts":
         if isinstance(p.get("RoleArn"), str):
             found = [p["RoleArn"]]
+    elif service_prefix == "wafv2":
+        # An association names the web ACL and the resource it guards: IAM authorizes on both.
+        found = [p[k] for k in ("WebACLArn", "ResourceArn", "ARN") if isinstance(p.get(k), str)]
     if not found:
         found = [p[k] for k in ("ResourceArn", "resourceArn", "ResourceARN") if isinstance(p.get(k), str)][:1]
     return found or None
@@ -907,7 +930,7 @@ class Report:
                     ("refused as the caller expects (" + JUSTIFIED.name + ": refused)", self.refused),
                     ("not mapped to IAM actions", self.unmapped),
                     ("granted but needed by no recorded call, not justified", self.unjustified()),
-                    ("justified in " + JUSTIFIED.name + " but granted to no such role (stale)", self.stale)]
+                    ("justified in " + JUSTIFIED.name + " but granted to no such role, or needed (stale)", self.stale)]
         for title, entries in sections:
             if entries:
                 out.append(f"{title} ({len(entries)}):")
@@ -971,7 +994,10 @@ def check(calls: list[dict], policies_by_role: dict[str, list], account: str, re
         reasons = {a.lower(): r for a, r in (justified.get(kind) or {}).items()}
         report.unused[kind] = {spelling: reasons.get(lower) for lower, spelling in actions.items()
                                if lower not in needed[kind]}
-        report.stale += [f"{kind}: {a}" for a in sorted(justified.get(kind) or {}) if a.lower() not in actions]
+        report.stale += [f"{kind}: {a}" + (" (no longer granted)" if a.lower() not in actions else
+                                           " (a recorded call needs it: no justification needed)")
+                         for a in sorted(justified.get(kind) or {})
+                         if a.lower() not in actions or a.lower() in needed[kind]]
     return report
 
 
@@ -996,6 +1022,9 @@ def _checked(call: dict, role: str, policy: list, account: str, region: str,
     passed = passed_role(*operation, call, actions)
     if passed:
         checks.append(("iam:PassRole", passed, {**context, "iam:PassedToService": f"{operation[0]}.amazonaws.com"}))
+    setter = guarded_setter(*operation, call)
+    if setter:
+        checks.append((*setter, context))
     decision, deciding, unknown, failures = "Allow", None, set(), []
     for action, resource, keys in checks:
         verdict = allowed(policy, action, resource, keys)
