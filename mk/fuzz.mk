@@ -6,7 +6,8 @@
 # Pinned by date, so every machine fuzzes with the same compiler: CI installs this one
 # (.github/workflows/ci.yml, a step scripts/check_workflows.py requires); change both together.
 FUZZ_TOOLCHAIN ?= nightly-2026-05-20
-# Pinned like the Python tools: installed into cargo's bin folder by `make fuzz-tools`.
+# Pinned like the Python tools: installed into cargo's bin folder by `make fuzz-tools`, built with
+# the dev profile (--debug): it only drives cargo, and builds in half the CPU time (31 s, not 62).
 CARGO_FUZZ_VERSION := 0.13.2
 # Per target. `make fuzz` for minutes each; make test's short run for seconds.
 FUZZ_SECONDS ?= 300
@@ -41,7 +42,7 @@ fuzz-tools: check-rust ## The pinned nightly (FUZZ_TOOLCHAIN; installed by rustu
 	fi
 	@$(CARGO) fuzz --version 2>/dev/null | grep -q ' $(CARGO_FUZZ_VERSION)$$' || { \
 	  echo "==> installing cargo-fuzz $(CARGO_FUZZ_VERSION) (crates.io)"; \
-	  $(CARGO) install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked; }
+	  $(CARGO) install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked --debug; }
 
 # The short form in make test: every target for FUZZ_TEST_SECONDS, without AddressSanitizer (a
 # third less to build; the targets' properties are checked the same way). The corpora and saved
