@@ -532,7 +532,7 @@ async fn delete_is_204_and_the_book_is_gone_everywhere() {
     let api = TestApi::start().await;
     let created = api.create(book(1)).await;
     let path = format!("/books/{}", created["id"].as_str().unwrap());
-    let reply = api.send(ApiRequest::delete(&path)).await;
+    let reply = api.send(ApiRequest::delete(&path).header("If-Match", "\"1\"")).await;
     assert_eq!(reply.status, 204, "{reply:?}");
     assert!(reply.body.is_empty());
     assert!(reply.header("x-request-id").is_some());
@@ -547,8 +547,23 @@ async fn delete_is_204_and_the_book_is_gone_everywhere() {
 #[tokio::test]
 async fn delete_of_an_unknown_book_is_404() {
     let api = TestApi::start().await;
-    let reply = api.send(ApiRequest::delete(&format!("/books/{}", ulid::Ulid::new()))).await;
+    let reply = api.send(ApiRequest::delete(&format!("/books/{}", ulid::Ulid::new())).header("If-Match", "*")).await;
     assert_eq!(reply.status, 404);
+}
+
+#[tokio::test]
+async fn delete_without_if_match_is_428_and_deletes_nothing() {
+    let api = TestApi::start().await;
+    let created = api.create(book(1)).await;
+    let path = format!("/books/{}", created["id"].as_str().unwrap());
+    let reply = api.send(ApiRequest::delete(&path)).await;
+    assert_eq!(reply.status, 428, "{reply:?}");
+    assert_eq!(reply.header("content-type"), Some("application/problem+json"));
+    assert_eq!(reply.problem_fields(), vec!["If-Match"]);
+    api.project().await;
+    assert_eq!(api.send(ApiRequest::get(&path)).await.json(), created);
+    // `*` deletes whatever version is current: a deliberate blind delete.
+    assert_eq!(api.send(ApiRequest::delete(&path).header("If-Match", "*")).await.status, 204);
 }
 
 #[tokio::test]

@@ -75,7 +75,8 @@ async fn handlers_emit_the_listed_business_metrics_as_emf() {
     api.project().await;
     api.send(ApiRequest::get(&path)).await;
     api.send(ApiRequest::get("/books")).await;
-    api.send(ApiRequest::delete(&path)).await;
+    api.send(ApiRequest::delete(&path)).await; // 428
+    api.send(ApiRequest::delete(&path).header("If-Match", "\"2\"")).await; // 204
     api.project().await;
 
     flushed.flush(collector);
@@ -90,7 +91,7 @@ async fn handlers_emit_the_listed_business_metrics_as_emf() {
     assert_eq!(sum("BooksDeleted"), 1.0);
     assert_eq!(sum("EventsProjected"), 3.0, "insert, modify, remove");
     assert_eq!(metrics["ProjectionLag"].0.len(), 3);
-    assert_eq!(metrics["RequestLatency"].0.len(), 9, "one per request");
+    assert_eq!(metrics["RequestLatency"].0.len(), 10, "one per request");
     assert!(metrics["DynamoDbLatency"].0.len() >= 9, "every store call is timed");
     assert!(metrics["RequestLatency"].1.contains(&vec!["Service".to_owned(), "Operation".to_owned()]));
 

@@ -109,7 +109,7 @@ async fn a_remove_record_deletes_the_book_from_every_view() {
     let (created, inserted) = s.write(ApiRequest::post("/books").json(&book(1))).await;
     s.apply(&inserted).await;
     let id = created["id"].as_str().unwrap();
-    let (_, removed) = s.write(ApiRequest::delete(&format!("/books/{id}"))).await;
+    let (_, removed) = s.write(ApiRequest::delete(&format!("/books/{id}")).header("If-Match", "\"1\"")).await;
     assert_eq!(book_records(&removed)[0].event_name, "REMOVE");
     s.apply(&removed).await;
     assert_eq!(s.view_book(id).await, None);
@@ -161,7 +161,7 @@ async fn records_applied_out_of_order_end_in_the_newest_state() {
     assert!(s.listed(tag("history")).await.is_empty(), "v1's tags must not come back");
 
     // A removal seen before the records that led up to it stays a removal.
-    let (_, removed) = s.write(ApiRequest::delete(&path)).await;
+    let (_, removed) = s.write(ApiRequest::delete(&path).header("If-Match", "*")).await;
     let fresh = Scenario::start().await;
     for records in [&removed, &v2, &v1, &v3] {
         fresh.apply(records).await;

@@ -146,13 +146,13 @@ async fn replace(commands: &Commands, req: &Request, id: &str, request_id: &str)
 
 async fn delete(commands: &Commands, req: &Request, id: &str, request_id: &str) -> Result<Response<Body>, ApiError> {
     let id = BookId::parse(id).ok_or(ApiError::BookNotFound)?;
-    let if_match = EntityTags::from_header(req.headers(), "if-match")?;
+    // Like a replacement, a deletion names the version it deletes (or `*`, deliberately any):
+    // a key that can list the books cannot delete them blind.
+    let if_match = EntityTags::from_header(req.headers(), "if-match")?.ok_or(ApiError::PreconditionRequired)?;
     for _ in 0..WRITE_ATTEMPTS {
         let current = commands.store.get(&id).await.map_err(internal)?.ok_or(ApiError::BookNotFound)?;
-        if let Some(tags) = &if_match {
-            if !tags.matches_strongly(current.version) {
-                return Err(ApiError::PreconditionFailed { current: current.version });
-            }
+        if !if_match.matches_strongly(current.version) {
+            return Err(ApiError::PreconditionFailed { current: current.version });
         }
         match commands.store.delete(&current).await {
             Ok(()) => {

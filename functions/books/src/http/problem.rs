@@ -110,7 +110,7 @@ impl ApiError {
             Self::PreconditionRequired => (
                 "about:blank",
                 "Precondition Required",
-                "send If-Match with the book's ETag to change it".to_owned(),
+                "send If-Match with the book's ETag (or *) to change or delete it".to_owned(),
                 field("If-Match", "is required"),
             ),
             Self::PreconditionFailed { current } => (
