@@ -254,7 +254,7 @@ module "alarms" {
   silence_period_s = var.telemetry_silence_period_s
   namespace        = local.metrics_namespace
   services         = local.services
-  email            = var.alarm_email
+  subscribers      = var.alarm_subscribers
   kms_key_arn      = var.kms_key_arn
 }
 

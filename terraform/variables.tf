@@ -284,13 +284,37 @@ variable "telemetry_silence_period_s" {
   }
 }
 
-variable "alarm_email" {
-  description = "E-mail address subscribed to the alarm topic; null for none."
-  type        = string
-  default     = null
+variable "alarm_subscribers" {
+  description = "Who the alarm topic notifies: e-mail addresses, HTTPS endpoints, SQS queues (each confirms or is set up on its side: an e-mail or HTTPS subscription waits for confirmation; a queue's policy must let this topic send). Empty: nobody, which alarm_subscribers_required refuses."
+  type = object({
+    email = optional(list(string), [])
+    https = optional(list(string), [])
+    sqs   = optional(list(string), [])
+  })
+  default = {}
   validation {
-    condition     = var.alarm_email == null || can(regex("^[^@\\s]+@[^@\\s]+$", var.alarm_email))
-    error_message = "alarm_email must be an e-mail address or null."
+    condition     = alltrue([for address in var.alarm_subscribers.email : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", address))])
+    error_message = "alarm_subscribers.email must hold e-mail addresses."
+  }
+  validation {
+    condition     = alltrue([for url in var.alarm_subscribers.https : can(regex("^https://[^\\s/]+", url))])
+    error_message = "alarm_subscribers.https must hold https:// URLs."
+  }
+  validation {
+    condition     = alltrue([for arn in var.alarm_subscribers.sqs : can(regex("^arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_.-]+$", arn))])
+    error_message = "alarm_subscribers.sqs must hold SQS queue ARNs."
+  }
+}
+
+variable "alarm_subscribers_required" {
+  description = "Refuse to plan without an alarm subscriber: an environment whose alarms must reach a person (prod sets it)."
+  type        = bool
+  default     = false
+  validation {
+    condition = !var.alarm_subscribers_required || length(concat(
+      var.alarm_subscribers.email, var.alarm_subscribers.https, var.alarm_subscribers.sqs
+    )) > 0
+    error_message = "This environment's alarms must reach someone: set alarm_subscribers (email, https or sqs) in its terraform/environments/<env>.tfvars."
   }
 }
 

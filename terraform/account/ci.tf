@@ -73,7 +73,7 @@ locals {
     iam        = ["iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"]
     logs       = ["logs:ListTagsForResource"]
     cloudwatch = ["cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource", "cloudwatch:GetDashboard"]
-    sns        = ["sns:GetTopicAttributes", "sns:ListTagsForResource", "sns:ListSubscriptionsByTopic", "sns:GetSubscriptionAttributes"]
+    sns        = ["sns:GetTopicAttributes", "sns:ListTagsForResource", "sns:ListSubscriptionsByTopic"]
     sqs        = ["sqs:GetQueueAttributes", "sqs:ListQueueTags"]
     # The provider refreshes a secret version with GetSecretValue (its value is not kept), so
     # the roles that plan can read the cursor key: it signs list cursors and nothing more.
@@ -88,7 +88,7 @@ locals {
     iam            = ["iam:DeleteRole", "iam:ListInstanceProfilesForRole", "iam:TagRole", "iam:UntagRole"]
     logs           = ["logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy", "logs:TagResource", "logs:UntagResource", "logs:AssociateKmsKey", "logs:DisassociateKmsKey"]
     cloudwatch     = ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource", "cloudwatch:UntagResource"]
-    sns            = ["sns:CreateTopic", "sns:DeleteTopic", "sns:SetTopicAttributes", "sns:TagResource", "sns:UntagResource", "sns:Subscribe", "sns:Unsubscribe"]
+    sns            = ["sns:CreateTopic", "sns:DeleteTopic", "sns:SetTopicAttributes", "sns:TagResource", "sns:UntagResource", "sns:Subscribe"]
     sqs            = ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "sqs:TagQueue", "sqs:UntagQueue"]
     secretsmanager = ["secretsmanager:CreateSecret", "secretsmanager:DeleteSecret", "secretsmanager:UpdateSecret", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage", "secretsmanager:TagResource", "secretsmanager:UntagResource"]
   }
@@ -122,8 +122,12 @@ locals {
   kms_services = ["dynamodb", "ecr", "lambda", "secretsmanager"]
   kms_deploy   = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:CreateGrant"]
   kms_plan     = ["kms:Decrypt"]
-  # Actions AWS grants on no narrower resource than "*".
-  unscoped = ["ecr:GetAuthorizationToken", "logs:DescribeLogGroups", "secretsmanager:GetRandomPassword"]
+  # Actions AWS grants on no narrower resource than "*" (the Service Authorization Reference gives
+  # them no resource type): reading an alarm subscription; and (deploy) removing one, which no
+  # IAM grant can hold to the environment's own topic: at worst another environment's deploy
+  # role could silence that environment's alarm notifications, never its alarms.
+  unscoped        = ["ecr:GetAuthorizationToken", "logs:DescribeLogGroups", "secretsmanager:GetRandomPassword", "sns:GetSubscriptionAttributes"]
+  unscoped_deploy = ["sns:Unsubscribe"]
 
   roles = merge([
     for env, scope in local.scope : {
@@ -173,7 +177,7 @@ data "aws_iam_policy_document" "ci" {
 
   statement {
     sid       = "Unscoped"
-    actions   = local.unscoped
+    actions   = each.value.kind == "deploy" ? concat(local.unscoped, local.unscoped_deploy) : local.unscoped
     resources = ["*"]
   }
   statement {

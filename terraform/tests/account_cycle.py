@@ -38,7 +38,8 @@ SUBJECTS = {
 }
 PROMOTED_FROM = {"dev": None, "staging": "dev", "prod": "staging"}
 # The only actions AWS grants on nothing narrower than "*".
-UNSCOPED = {"ecr:GetAuthorizationToken", "logs:DescribeLogGroups", "secretsmanager:GetRandomPassword"}
+UNSCOPED = {"ecr:GetAuthorizationToken", "logs:DescribeLogGroups", "secretsmanager:GetRandomPassword",
+            "sns:GetSubscriptionAttributes", "sns:Unsubscribe"}
 # What a role that plans (before any review) must never be able to do.
 DEPLOY_ONLY = {
     "lambda:UpdateFunctionCode", "lambda:CreateFunction", "lambda:DeleteFunction", "dynamodb:DeleteTable",
@@ -46,6 +47,7 @@ DEPLOY_ONLY = {
     "ecr:BatchDeleteImage", "apigateway:POST", "apigateway:DELETE", "apigateway:PATCH", "apigateway:PUT",
     "sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes",
     "secretsmanager:PutSecretValue", "secretsmanager:DeleteSecret", "secretsmanager:UpdateSecretVersionStage",
+    "sns:Subscribe", "sns:Unsubscribe",
 }
 
 

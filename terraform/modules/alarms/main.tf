@@ -6,11 +6,11 @@ resource "aws_sns_topic" "alarms" {
   kms_master_key_id = var.kms_key_arn
 }
 
-resource "aws_sns_topic_subscription" "email" {
-  count     = var.email == null ? 0 : 1
+resource "aws_sns_topic_subscription" "subscriber" {
+  for_each  = { for pair in flatten([for protocol, endpoints in var.subscribers : [for endpoint in endpoints : { protocol = protocol, endpoint = endpoint }]]) : "${pair.protocol}:${pair.endpoint}" => pair }
   topic_arn = aws_sns_topic.alarms.arn
-  protocol  = "email"
-  endpoint  = var.email
+  protocol  = each.value.protocol
+  endpoint  = each.value.endpoint
 }
 
 locals {

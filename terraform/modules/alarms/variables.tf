@@ -76,10 +76,9 @@ variable "services" {
   }
 }
 
-variable "email" {
-  description = "E-mail subscribed to the topic; null for none."
-  type        = string
-  default     = null
+variable "subscribers" {
+  description = "Who the topic notifies, by protocol: email addresses, https URLs, sqs queue ARNs."
+  type        = object({ email = list(string), https = list(string), sqs = list(string) })
 }
 
 variable "kms_key_arn" {
