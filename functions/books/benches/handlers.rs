@@ -82,7 +82,8 @@ async fn main() {
     let tables = TestTables::create().await;
     let commands = Commands::new(BookStore::new(tables.client.clone(), &tables.books));
     let view = ViewStore::new(tables.client.clone(), &tables.books_view);
-    let queries = Queries { view: view.clone(), cursor_keys: CursorKeys::single(CursorKey::new(&[1u8; 32]).unwrap()) };
+    let queries =
+        Queries { view: view.clone(), cursor_keys: CursorKeys::single(CursorKey::new(&[1u8; 32]).unwrap()).into() };
 
     // Warm up connections and moto.
     for n in 0..10 {

@@ -4,7 +4,7 @@
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, SdkError};
 use aws_sdk_secretsmanager::operation::get_secret_value::{GetSecretValueError, GetSecretValueOutput};
 
-use crate::http::{CursorKey, CursorKeys};
+use crate::http::{CursorKey, CursorKeyring, CursorKeys, RefreshPolicy};
 
 /// A required variable is missing or unusable; the process cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -76,10 +76,21 @@ pub fn dynamodb(aws: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(aws)
 }
 
-/// The keys of list cursors, read once per cold start from the Secrets Manager secret named by
-/// `BOOKS_CURSOR_KEY_SECRET` ([`read_cursor_keys`]).
-pub async fn cursor_keys(aws: &aws_config::SdkConfig) -> Result<CursorKeys, ConfigError> {
-    read_cursor_keys(aws, &required(vars::BOOKS_CURSOR_KEY_SECRET)?).await
+/// The keys of list cursors in the Secrets Manager secret named by `BOOKS_CURSOR_KEY_SECRET`,
+/// read when a list first needs them and again as [`RefreshPolicy::DEFAULT`] says
+/// ([`read_cursor_keys`]). Only the variable is checked here: start-up makes no call.
+pub fn cursor_keyring(aws: &aws_config::SdkConfig) -> Result<CursorKeyring, ConfigError> {
+    Ok(secret_keyring(aws, required(vars::BOOKS_CURSOR_KEY_SECRET)?, RefreshPolicy::DEFAULT))
+}
+
+/// A keyring reading the secret `secret_id` as `policy` says.
+pub fn secret_keyring(aws: &aws_config::SdkConfig, secret_id: String, policy: RefreshPolicy) -> CursorKeyring {
+    let aws = aws.clone();
+    let secret_id = std::sync::Arc::<str>::from(secret_id);
+    CursorKeyring::new(policy, move || {
+        let (aws, secret_id) = (aws.clone(), std::sync::Arc::clone(&secret_id));
+        Box::pin(async move { read_cursor_keys(&aws, &secret_id).await.map_err(|err| err.to_string()) })
+    })
 }
 
 /// The keys of list cursors in a Secrets Manager secret: its `AWSCURRENT` version signs, its

@@ -1,5 +1,6 @@
 //! `books-query`: the Lambda function behind `GET /books` and `GET /books/{id}`, reading the
-//! read model. Builds its DynamoDB client and reads its cursor keys once, then hands every event to `books`.
+//! read model. Builds its clients once (the cursor keys are read when a list first needs them),
+//! then hands every event to `books`.
 
 use books::config::{self, vars};
 use books::http::query::{self, Queries};
@@ -11,8 +12,7 @@ async fn main() -> Result<(), Error> {
     let (metrics, invocations) = books::telemetry::init(&books::telemetry::service_name("query"))?;
     let table = config::required(vars::BOOKS_VIEW_TABLE)?;
     let aws = config::aws().await;
-    let cursor_keys = config::cursor_keys(&aws).await?;
-    tracing::info!(cursor_keys = ?cursor_keys.ids(), "cursor keys read");
+    let cursor_keys = config::cursor_keyring(&aws)?;
     // Lives as long as the process: every invocation borrows it.
     let queries: &'static Queries =
         Box::leak(Box::new(Queries { view: ViewStore::new(config::dynamodb(&aws), table), cursor_keys }));

@@ -70,8 +70,9 @@ impl CursorKey {
     }
 }
 
-/// The keys of list cursors: the current key signs, the current and the previous one (during
-/// a rotation) verify. Built once per cold start from the secret store (`config::cursor_keys`).
+/// The keys of list cursors at one moment: the current key signs, the current and the previous
+/// one (during a rotation) verify. An environment holds them in a
+/// [`CursorKeyring`](super::CursorKeyring), which reads them again when they may have changed.
 #[derive(Clone)]
 pub struct CursorKeys {
     current: CursorKey,
@@ -92,6 +93,12 @@ impl CursorKeys {
     /// The ids of the keys that verify, current first (for the start-up log line).
     pub fn ids(&self) -> Vec<&str> {
         std::iter::once(&self.current).chain(&self.previous).map(CursorKey::id).collect()
+    }
+
+    /// Whether the key a cursor names is one of these (whatever the rest of the cursor says).
+    pub(crate) fn knows(&self, cursor: &str) -> bool {
+        let id = cursor.split('.').next().unwrap_or_default();
+        std::iter::once(&self.current).chain(&self.previous).any(|key| key.id == id)
     }
 
     pub(crate) fn encode(&self, query: &str, key: &ViewKey) -> String {
@@ -182,7 +189,8 @@ mod tests {
         assert_eq!(during.decode("q", &old), Ok(view_key()), "issued before the rotation");
         let new = during.encode("q", &view_key());
         assert!(new.starts_with(secret(8).id()));
-        assert_eq!(before.decode("q", &new), Err(CursorError::Invalid), "unknown to an environment started earlier");
+        assert_eq!(before.decode("q", &new), Err(CursorError::Invalid), "these keys alone do not know it");
+        assert!(!before.knows(&new) && during.knows(&new) && during.knows(&old));
         assert_eq!(after.decode("q", &new), Ok(view_key()));
         assert_eq!(after.decode("q", &old), Err(CursorError::Invalid), "two rotations later the key is gone");
         assert_eq!(during.ids(), vec![secret(8).id(), secret(7).id()]);

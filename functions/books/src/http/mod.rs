@@ -4,10 +4,12 @@
 
 pub mod command;
 mod cursor;
+mod keyring;
 mod problem;
 pub mod query;
 
 pub use cursor::{CursorKey, CursorKeys, MIN_KEY_BYTES};
+pub use keyring::{CursorKeyring, KeyRead, KeysUnavailable, RefreshPolicy};
 pub(crate) use problem::ApiError;
 
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};

@@ -5,7 +5,10 @@ use http::{header, Method, Response, StatusCode};
 use lambda_http::{Body, Request, RequestExt};
 use serde::Serialize;
 
-use super::{empty_response, etag, json_response, request_id, set_header, ApiError, CursorKeys, EntityTags, Resource};
+use super::{
+    empty_response, etag, json_response, request_id, set_header, ApiError, CursorKeyring, EntityTags, KeysUnavailable,
+    Resource,
+};
 use crate::domain::{Book, BookId, ValidationErrors, AUTHOR_MAX_CHARS, TAG_MAX_CHARS};
 use crate::metrics::Operation;
 use crate::store::{DynamoError, ListFilter, ViewStore};
@@ -19,8 +22,9 @@ const QUERY_PARAMETERS: [&str; 4] = ["author", "tag", "limit", "cursor"];
 pub struct Queries {
     /// The read model every answer comes from.
     pub view: ViewStore,
-    /// Sign the cursors of `GET /books` and check the ones clients send back.
-    pub cursor_keys: CursorKeys,
+    /// Sign the cursors of `GET /books` and check the ones clients send back; read when a list
+    /// first needs them, so `GET /books/{id}` never depends on the secret store.
+    pub cursor_keys: CursorKeyring,
 }
 
 #[derive(Serialize)]
@@ -40,6 +44,12 @@ pub async fn handle(queries: &Queries, req: Request) -> Response<Body> {
         (Some(_), _) => (Operation::Unrouted, Err(ApiError::MethodNotAllowed { allow: "GET" })),
     };
     super::finish(operation, started, result, &req, &request_id)
+}
+
+// The keyring has logged why; the client learns only that the list failed on our side.
+#[allow(clippy::needless_pass_by_value)]
+fn keys_unavailable(_: KeysUnavailable) -> ApiError {
+    ApiError::Internal
 }
 
 // Takes the error by value so that call sites read `.map_err(internal)`.
@@ -122,11 +132,16 @@ async fn list(queries: &Queries, req: &Request, request_id: &str) -> Result<Resp
             queries
                 .cursor_keys
                 .decode(&query, cursor)
+                .await
+                .map_err(keys_unavailable)?
                 .map_err(|err| ApiError::Validation(ValidationErrors::single("cursor", err.to_string())))?,
         ),
     };
     let page = queries.view.list(&request.filter, request.limit, start).await.map_err(internal)?;
-    let next_cursor = page.next.map(|key| queries.cursor_keys.encode(&query, &key));
+    let next_cursor = match page.next {
+        Some(key) => Some(queries.cursor_keys.encode(&query, &key).await.map_err(keys_unavailable)?),
+        None => None,
+    };
     let mut response = json_response(StatusCode::OK, &BookList { items: page.items, next_cursor }, request_id)?;
     set_header(&mut response, header::CACHE_CONTROL, "no-cache");
     Ok(response)

@@ -56,7 +56,7 @@ impl TestApi {
         let stream = StreamReader::new(&tables.client, &tables.books).await;
         Self {
             commands: Commands::new(store),
-            queries: Queries { view: view.clone(), cursor_keys },
+            queries: Queries { view: view.clone(), cursor_keys: cursor_keys.into() },
             view,
             stream: tokio::sync::Mutex::new(stream),
             tables,
