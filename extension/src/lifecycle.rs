@@ -16,6 +16,7 @@ use telemetry_schema::subscription::{
 };
 use telemetry_schema::StreamType;
 use tokio::sync::{Notify, OnceCell};
+use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError};
 use crate::flush::Flusher;
@@ -43,6 +44,37 @@ pub enum Error {
     /// The Telemetry API listener stopped.
     #[error("the telemetry listener stopped")]
     ListenerStopped,
+    /// The pipeline's consumer stopped (a panic, or its queue closed): nothing would be shipped
+    /// any more, so the extension ends and Lambda starts a fresh environment.
+    #[error("the telemetry pipeline stopped{}", if *.panicked { " on a panic" } else { "" })]
+    PipelineStopped {
+        /// Whether it panicked.
+        panicked: bool,
+    },
+}
+
+impl Error {
+    /// The `errorType` reported to the Extensions API (`Extension.<Reason>`).
+    fn error_type(&self) -> &'static str {
+        match self {
+            Self::Listen { .. } => "Extension.Listen",
+            Self::ExtensionsApi(_) => "Extension.ExtensionsApi",
+            Self::ListenerStopped => "Extension.ListenerStopped",
+            Self::PipelineStopped { .. } => "Extension.PipelineStopped",
+        }
+    }
+}
+
+/// How long the extension may try to ship what it holds when its pipeline stopped.
+const LAST_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Waits until one of the extension's long-lived tasks ends (neither ever should) and says
+/// which. Their handles are kept for this: a task whose handle is dropped dies silently.
+async fn stopped(serving: JoinHandle<()>, consuming: JoinHandle<()>) -> Error {
+    tokio::select! {
+        _ = serving => Error::ListenerStopped,
+        ended = consuming => Error::PipelineStopped { panicked: ended.is_err_and(|e| e.is_panic()) },
+    }
 }
 
 /// The Telemetry API streams we take.
@@ -87,7 +119,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let port = listener.local_addr().map_err(listen)?.port();
     let (deliveries, incoming) = listener::queue();
     let serving = tokio::spawn(listener::serve(listener, deliveries));
-    tokio::spawn(Arc::clone(&pipeline).consume(incoming));
+    let consuming = tokio::spawn(Arc::clone(&pipeline).consume(incoming));
 
     let flusher = Arc::new(LateFlusher { cell: OnceCell::new(), pipeline, config: config.clone() });
     let finished = Arc::new(Notify::new());
@@ -121,8 +153,9 @@ pub async fn run(config: Config) -> Result<(), Error> {
         .await
         .map_err(Error::ExtensionsApi)?;
     // Registered: the runtime may start. The client is made meanwhile, off the critical path.
-    tokio::spawn(async move {
-        flusher.get().await;
+    tokio::spawn({
+        let flusher = Arc::clone(&flusher);
+        async move { flusher.get().await }
     });
     let client = Client::builder().build().map_err(|e| Error::ExtensionsApi(e.into()))?;
     match subscribe(&client, &extension.extension_id, port, config.delivery_timeout_ms).await {
@@ -141,9 +174,14 @@ pub async fn run(config: Config) -> Result<(), Error> {
         biased;
         _ = finished.notified() => Ok(()),
         result = extension.run() => result.map_err(Error::ExtensionsApi),
-        _ = serving => {
-            let error = Error::ListenerStopped;
-            report_error(&client, &extension_id, "exit", "Extension.ListenerStopped", &error).await;
+        error = stopped(serving, consuming) => {
+            if matches!(error, Error::PipelineStopped { .. }) {
+                // What the buffer already holds can still go out; the records in the pipeline's
+                // hands are lost with it.
+                let until = tokio::time::Instant::now() + LAST_FLUSH;
+                let _ = tokio::time::timeout_at(until, async { flusher.get().await.flush(Some(until)).await }).await;
+            }
+            report_error(&client, &extension_id, "exit", error.error_type(), &error).await;
             Err(error)
         }
     }
@@ -234,5 +272,40 @@ pub async fn run_disabled(error: ConfigError) -> Result<(), Error> {
         biased;
         _ = finished.notified() => Ok(()),
         result = extension.run() => result.map_err(Error::ExtensionsApi),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forever() -> JoinHandle<()> {
+        tokio::spawn(std::future::pending())
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_the_pipeline_s_consumer_ends_the_extension() {
+        let consuming = tokio::spawn(async { panic!("planted") });
+        let error = stopped(forever(), consuming).await;
+        assert!(matches!(error, Error::PipelineStopped { panicked: true }), "{error}");
+        assert_eq!(error.to_string(), "the telemetry pipeline stopped on a panic");
+        assert_eq!(error.error_type(), "Extension.PipelineStopped");
+    }
+
+    #[tokio::test]
+    async fn a_consumer_whose_queue_closed_ends_the_extension() {
+        let config = Config::from_lookup(|name| (name == "BOOKS_TELEMETRY_LOG_GROUP").then(|| "g".into())).unwrap();
+        let pipeline = Arc::new(Pipeline::new(&config));
+        let (deliveries, incoming) = listener::queue();
+        let consuming = tokio::spawn(pipeline.consume(incoming));
+        drop(deliveries);
+        let error = stopped(forever(), consuming).await;
+        assert!(matches!(error, Error::PipelineStopped { panicked: false }), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_stopped_listener_ends_the_extension() {
+        let error = stopped(tokio::spawn(async {}), forever()).await;
+        assert!(matches!(error, Error::ListenerStopped), "{error}");
     }
 }

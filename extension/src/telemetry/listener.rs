@@ -5,6 +5,7 @@
 //! keeps the records in its own buffer (reporting `platform.logsDropped` when that overflows).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
@@ -14,7 +15,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use telemetry_schema::subscription::MAX_BYTES;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 /// The largest delivery read: twice the Telemetry API's largest `maxBytes` (1 MiB), which counts
@@ -35,13 +36,41 @@ pub(crate) async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(address).await
 }
 
+/// Where the listener's connections come from: the socket, or a script in tests.
+pub(crate) trait Accept {
+    /// The next connection.
+    fn accept(&mut self) -> impl std::future::Future<Output = std::io::Result<TcpStream>> + Send;
+}
+
+impl Accept for TcpListener {
+    async fn accept(&mut self) -> std::io::Result<TcpStream> {
+        TcpListener::accept(self).await.map(|(stream, _)| stream)
+    }
+}
+
+/// The wait after an accept that failed for a reason of our own (out of file descriptors or
+/// memory), doubling from the first to the last while failures go on: retrying at once would
+/// spin a core the function needs, and the failure lasts until something is released.
+pub(crate) const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+
 /// Serves deliveries until the process ends, sending each body to `deliveries`.
-pub(crate) async fn serve(listener: TcpListener, deliveries: mpsc::Sender<Bytes>) {
+pub(crate) async fn serve(mut listener: impl Accept, deliveries: mpsc::Sender<Bytes>) {
+    let mut backoff = ACCEPT_BACKOFF.0;
     loop {
         let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+            Ok(stream) => {
+                backoff = ACCEPT_BACKOFF.0;
+                stream
+            }
+            // That one connection went away before it was taken: the next one is fine.
+            Err(error) if is_connection_error(&error) => {
+                tracing::debug!(%error, "telemetry listener: a connection ended before it was accepted");
+                continue;
+            }
             Err(error) => {
-                tracing::warn!(%error, "telemetry listener: accept failed");
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis(), "telemetry listener: accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
                 continue;
             }
         };
@@ -60,6 +89,11 @@ pub(crate) async fn serve(listener: TcpListener, deliveries: mpsc::Sender<Bytes>
             }
         });
     }
+}
+
+fn is_connection_error(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    matches!(error.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset)
 }
 
 /// Reads one delivery into the queue; the status to answer.
@@ -91,7 +125,6 @@ fn too_large() -> StatusCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     use http_body_util::Full;
     use hyper_util::client::legacy::Client;
@@ -168,5 +201,63 @@ mod tests {
             assert_eq!(incoming.recv().await.unwrap(), format!("[{n}]"));
         }
         assert_eq!(incoming.recv().await.unwrap(), "[\"next\"]", "in order, nothing lost");
+    }
+
+    /// Accepts as scripted: `None` is a real connection (a client of its own socket), an error
+    /// kind is a failed accept; after the script, nothing more comes. Records when each call
+    /// came, on tokio's clock.
+    struct Script {
+        steps: std::collections::VecDeque<Option<std::io::ErrorKind>>,
+        calls: std::sync::Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>,
+        socket: TcpListener,
+    }
+
+    impl Accept for Script {
+        async fn accept(&mut self) -> std::io::Result<TcpStream> {
+            self.calls.lock().unwrap().push(tokio::time::Instant::now());
+            match self.steps.pop_front() {
+                Some(Some(kind)) => Err(std::io::Error::from(kind)),
+                Some(None) => {
+                    let address = self.socket.local_addr()?;
+                    let (_client, accepted) = tokio::join!(TcpStream::connect(address), self.socket.accept());
+                    accepted.map(|(stream, _)| stream)
+                }
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    /// The gaps between the accept calls of `steps`, once all of them were made.
+    async fn gaps(steps: Vec<Option<std::io::ErrorKind>>) -> Vec<Duration> {
+        let calls = std::sync::Arc::default();
+        let socket = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+        let count = steps.len() + 1;
+        let script = Script { steps: steps.into(), calls: std::sync::Arc::clone(&calls), socket };
+        let (deliveries, _incoming) = queue();
+        let serving = tokio::spawn(serve(script, deliveries));
+        while calls.lock().unwrap().len() < count {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        serving.abort();
+        let calls = calls.lock().unwrap();
+        calls.windows(2).map(|pair| pair[1] - pair[0]).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_accepts_back_off_doubling_and_a_connection_resets_the_wait() {
+        use std::io::ErrorKind::{ConnectionAborted, Other, OutOfMemory};
+        let (first, last) = ACCEPT_BACKOFF;
+        let out_of_files = Other; // EMFILE maps to no kind of its own
+        let mut steps = vec![Some(out_of_files); 9];
+        steps.extend([None, Some(OutOfMemory), Some(ConnectionAborted)]);
+        let gaps = gaps(steps).await;
+        let waits: Vec<Duration> = (0..9).map(|n| (first * 2u32.pow(n)).min(last)).collect();
+        for (n, wait) in waits.iter().enumerate() {
+            assert!(gaps[n] >= *wait, "after failure {n}: waited {:?}, at least {wait:?} expected", gaps[n]);
+        }
+        assert_eq!(waits[8], last, "the wait stops growing at {last:?}");
+        assert!(gaps[9] < last, "a connection came: the next failure waits the least again ({:?})", gaps[9]);
+        assert!(gaps[10] >= first, "and still waits: {:?}", gaps[10]);
+        assert!(gaps[11] < first, "a connection that went away is retried at once: {:?}", gaps[11]);
     }
 }
