@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use books_local::gateway::{GatewayConfig, Throttle};
+use books_local::gateway::{ClientLimits, GatewayConfig, Throttle};
 use books_local::invoke::{InvokeOutcome, Invoker};
 use cloud_support::{send, send_chunked, CloudFixture, PlanLimits, RecordingInvoker, Reply, RunningGateway};
 use serde_json::{json, Value};
@@ -446,4 +446,90 @@ async fn a_resource_policy_keeps_out_other_source_addresses_before_the_key_is_lo
     let allowed = gateway.handle(get(), "203.0.113.5:50000".parse().unwrap()).await;
     assert_eq!(allowed.status(), 200, "an allowed source with the key");
     assert_eq!(invoker.requests().len(), 1);
+}
+
+/// A raw connection to a gateway, for clients that stop halfway.
+async fn connect(gateway: &RunningGateway) -> tokio::net::TcpStream {
+    let address = gateway.base_url.trim_start_matches("http://").split('/').next().unwrap().to_owned();
+    tokio::net::TcpStream::connect(address).await.unwrap()
+}
+
+/// What the gateway sends on `stream` until it closes it (bounded: a test never hangs).
+async fn answer(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let read = stream.read_to_end(&mut answer);
+    tokio::time::timeout(Duration::from_secs(60), read).await.expect("the gateway answers or closes").unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Request headers announcing a body that never comes.
+fn head_without_body(method: &str, path: &str, key: Option<&str>) -> String {
+    let key = key.map(|k| format!("x-api-key: {k}\r\n")).unwrap_or_default();
+    format!("{method} {path} HTTP/1.1\r\nhost: local\r\ncontent-type: application/json\r\n{key}content-length: 1000000\r\nconnection: close\r\n\r\n")
+}
+
+#[tokio::test]
+async fn a_request_without_a_key_or_a_route_is_refused_before_its_body_is_read() {
+    use tokio::io::AsyncWriteExt;
+    let fixture = CloudFixture::create().await;
+    let invoker = RecordingInvoker::answering(ok_response());
+    let limits = ClientLimits { body_read: Duration::from_secs(2), ..ClientLimits::DEFAULT };
+    let gateway =
+        RunningGateway::start_limited(fixture.gateway_config().await, Arc::new(invoker.clone()), limits).await;
+    for (method, path, key, expected) in [
+        ("POST", "/v1/books", None, "403 Forbidden"),
+        ("POST", "/v1/books", Some("not-a-key"), "403 Forbidden"),
+        ("POST", "/v1/authors", Some(fixture.key.value.as_str()), "403 Forbidden"),
+        // A valid key on a route: the body is awaited, for a bounded time.
+        ("POST", "/v1/books", Some(fixture.key.value.as_str()), "408 Request Timeout"),
+    ] {
+        let mut stream = connect(&gateway).await;
+        stream.write_all(head_without_body(method, path, key).as_bytes()).await.unwrap();
+        let answer = answer(&mut stream).await;
+        assert!(answer.starts_with(&format!("HTTP/1.1 {expected}")), "{method} {path} {key:?}: {answer}");
+    }
+    assert!(invoker.requests().is_empty(), "no function ran");
+}
+
+#[tokio::test]
+async fn a_client_that_stops_sending_its_headers_is_disconnected() {
+    use tokio::io::AsyncWriteExt;
+    let fixture = CloudFixture::create().await;
+    let invoker = RecordingInvoker::answering(ok_response());
+    let limits = ClientLimits { header_read: Duration::from_secs(2), ..ClientLimits::DEFAULT };
+    let gateway =
+        RunningGateway::start_limited(fixture.gateway_config().await, Arc::new(invoker.clone()), limits).await;
+    let mut halfway = connect(&gateway).await;
+    halfway.write_all(b"GET /v1/books HTTP/1.1\r\nhost: local\r\n").await.unwrap();
+    let idle = connect(&gateway).await;
+    // Both are closed by the gateway (answer() reads until it closes, bounded).
+    let _ = answer(&mut halfway).await;
+    let mut idle = idle;
+    assert_eq!(answer(&mut idle).await, "", "an idle connection is closed without an answer");
+}
+
+#[tokio::test]
+async fn past_the_connection_limit_clients_wait_until_a_connection_closes() {
+    use tokio::io::AsyncWriteExt;
+    let fixture = CloudFixture::create().await;
+    let invoker = RecordingInvoker::answering(ok_response());
+    let limits = ClientLimits { connections: 2, ..ClientLimits::DEFAULT };
+    let gateway =
+        RunningGateway::start_limited(fixture.gateway_config().await, Arc::new(invoker.clone()), limits).await;
+    let first = connect(&gateway).await;
+    let _second = connect(&gateway).await;
+    let mut third = connect(&gateway).await;
+    let request = format!(
+        "GET /v1/books HTTP/1.1\r\nhost: local\r\nx-api-key: {}\r\nconnection: close\r\n\r\n",
+        fixture.key.value
+    );
+    third.write_all(request.as_bytes()).await.unwrap();
+    let mut waiting = tokio::spawn(async move { answer(&mut third).await });
+    // A bound in the safe direction: a loaded machine answers later, never sooner.
+    assert!(tokio::time::timeout(Duration::from_secs(1), &mut waiting).await.is_err(), "served past the limit");
+    assert!(invoker.requests().is_empty());
+    drop(first);
+    let answer = waiting.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "served once a place was free: {answer}");
 }

@@ -65,6 +65,12 @@ pub struct QuotaUsage {
     pub first_period: bool,
 }
 
+/// The guarded value, even when a panic elsewhere poisoned the lock: every update here leaves
+/// the maps whole, and a poisoned lock must not turn throttling and quotas off.
+fn unpoisoned<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Token buckets by name (a key id, a method) and quota use by key id.
 #[derive(Debug, Default)]
 pub(super) struct Limits {
@@ -76,13 +82,13 @@ impl Limits {
     /// Takes a token from the named bucket; `false` means throttled.
     pub(super) fn take_token(&self, bucket: &str, limits: Throttle) -> bool {
         let now = Instant::now();
-        let Ok(mut buckets) = self.buckets.lock() else { return true };
+        let mut buckets = unpoisoned(&self.buckets);
         buckets.entry(bucket.to_owned()).or_insert_with(|| TokenBucket::full(limits, now)).try_take(limits, now)
     }
 
     /// Each key's quota use so far.
     pub(super) fn quota_usage(&self) -> BTreeMap<String, QuotaUsage> {
-        let Ok(quotas) = self.quotas.lock() else { return BTreeMap::new() };
+        let quotas = unpoisoned(&self.quotas);
         quotas
             .iter()
             .map(|(key, u)| {
@@ -95,7 +101,7 @@ impl Limits {
     /// Goes on counting from an earlier run's use (entries whose period cannot be read are
     /// left out).
     pub(super) fn resume_quota_usage(&self, usage: &BTreeMap<String, QuotaUsage>) {
-        let Ok(mut quotas) = self.quotas.lock() else { return };
+        let mut quotas = unpoisoned(&self.quotas);
         for (key, u) in usage {
             if let Ok(period) = NaiveDate::parse_from_str(&u.period, "%Y-%m-%d") {
                 quotas.insert(key.clone(), QuotaUse { period, used: u.used, first_period: u.first_period });
@@ -107,7 +113,7 @@ impl Limits {
     /// period this stage counts is the plan's "initial" one, where `offset` requests are gone.
     pub(super) fn count_request(&self, key_id: &str, quota: Quota) -> bool {
         let period = period_start(quota.period, Utc::now());
-        let Ok(mut quotas) = self.quotas.lock() else { return true };
+        let mut quotas = unpoisoned(&self.quotas);
         let usage = quotas.entry(key_id.to_owned()).or_insert(QuotaUse { period, used: 0, first_period: true });
         if usage.period != period {
             *usage = QuotaUse { period, used: 0, first_period: false };
@@ -170,5 +176,26 @@ mod tests {
         let quota = Quota { limit: 3, period: QuotaPeriod::Month, offset: 1 };
         assert_eq!((0..5).filter(|_| limits.count_request("a", quota)).count(), 2);
         assert_eq!((0..5).filter(|_| limits.count_request("b", quota)).count(), 2);
+    }
+
+    #[test]
+    fn a_panic_while_counting_leaves_throttles_and_quotas_on() {
+        let limits = std::sync::Arc::new(Limits::default());
+        for lock in ["buckets", "quotas"] {
+            let limits = std::sync::Arc::clone(&limits);
+            let poisoned = std::thread::spawn(move || {
+                let _buckets = limits.buckets.lock();
+                let _quotas = (lock == "quotas").then(|| limits.quotas.lock());
+                panic!("planted while holding the {lock}");
+            })
+            .join();
+            assert!(poisoned.is_err());
+        }
+        assert!(limits.buckets.is_poisoned() && limits.quotas.is_poisoned());
+        let throttle = Throttle { rate: 0.001, burst: 2 };
+        assert_eq!((0..5).filter(|_| limits.take_token("key a", throttle)).count(), 2, "still throttled");
+        let quota = Quota { limit: 1, period: QuotaPeriod::Day, offset: 0 };
+        assert_eq!((0..5).filter(|_| limits.count_request("a", quota)).count(), 1, "still counted");
+        assert_eq!(limits.quota_usage()["a"].used, 1, "and still reported");
     }
 }

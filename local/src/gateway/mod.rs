@@ -57,6 +57,8 @@ pub enum GatewayError {
     IntegrationTimeout,
     /// The request's payload is over the REST API's 10 MB (`REQUEST_TOO_LARGE`).
     RequestTooLarge,
+    /// The client did not send its body within [`ClientLimits::body_read`].
+    RequestTimeout,
 }
 
 impl GatewayError {
@@ -69,6 +71,7 @@ impl GatewayError {
             Self::BadGateway => StatusCode::BAD_GATEWAY,
             Self::IntegrationTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -82,11 +85,12 @@ impl GatewayError {
             Self::InvocationRejected | Self::BadGateway => "Internal server error",
             Self::IntegrationTimeout => "Endpoint request timed out",
             Self::RequestTooLarge => "Request Too Long",
+            Self::RequestTimeout => "Request Timeout",
         }
     }
 
     /// `x-amzn-ErrorType`; API Gateway sends none with an integration timeout, and none is
-    /// documented for a payload too large (so none is made up).
+    /// documented for a payload too large or a client too slow (so none is made up).
     pub fn error_type(self) -> Option<&'static str> {
         match self {
             Self::MissingAuthenticationToken => Some("MissingAuthenticationTokenException"),
@@ -94,33 +98,88 @@ impl GatewayError {
             Self::TooManyRequests => Some("TooManyRequestsException"),
             Self::LimitExceeded => Some("LimitExceededException"),
             Self::InvocationRejected | Self::BadGateway => Some("InternalServerErrorException"),
-            Self::IntegrationTimeout | Self::RequestTooLarge => None,
+            Self::IntegrationTimeout | Self::RequestTooLarge | Self::RequestTimeout => None,
         }
     }
 }
 
+/// The wait after an accept that failed (out of descriptors, say), doubling from the first to
+/// the last while failures go on.
+const ACCEPT_BACKOFF: (std::time::Duration, std::time::Duration) =
+    (std::time::Duration::from_millis(10), std::time::Duration::from_secs(1));
+
 /// The REST API's payload limit: 10 MB.
 pub const PAYLOAD_LIMIT: usize = 10 * 1024 * 1024;
 
-/// The request's payload, never more than [`PAYLOAD_LIMIT`] of it: a larger one is refused
-/// unread when its `Content-Length` says so, else as soon as the limit is passed. A body that
-/// breaks off is an empty one (the client is gone).
-async fn read_payload<B>(parts: &http::request::Parts, body: B) -> Result<Bytes, GatewayError>
+/// What the gateway lets clients hold: a client that opens connections and sends slowly costs
+/// a task and a descriptor each, so their number and the time they may take are bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// Connections served at once; past it, new ones wait in the listen backlog.
+    pub connections: usize,
+    /// Time to send a request's headers, and the longest an idle keep-alive connection stays.
+    pub header_read: std::time::Duration,
+    /// Time to send a request's body, once its headers were accepted (408 past it).
+    pub body_read: std::time::Duration,
+}
+
+impl ClientLimits {
+    /// 512 connections (well under a default limit of 1,024 descriptors), 30 s for headers
+    /// and for a body: slower than any client on a local machine needs, and bounded.
+    pub const DEFAULT: Self = Self {
+        connections: 512,
+        header_read: std::time::Duration::from_secs(30),
+        body_read: std::time::Duration::from_secs(30),
+    };
+}
+
+/// Whether the request says its payload is over [`PAYLOAD_LIMIT`]: refused before anything
+/// else is looked at, since nothing needs to be read to know.
+fn declared_too_large(parts: &http::request::Parts) -> bool {
+    let declared = http_util::header(parts, "content-length").and_then(|length| length.parse::<u64>().ok());
+    declared.is_some_and(|length| length > PAYLOAD_LIMIT as u64)
+}
+
+/// The request's payload, never more than [`PAYLOAD_LIMIT`] of it (refused as soon as the limit
+/// is passed) and within `within`. A body that breaks off is an empty one (the client is gone).
+async fn read_payload<B>(body: B, within: std::time::Duration) -> Result<Bytes, GatewayError>
 where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let declared = http_util::header(parts, "content-length").and_then(|length| length.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > PAYLOAD_LIMIT as u64) {
-        return Err(GatewayError::RequestTooLarge);
-    }
-    match http_body_util::Limited::new(body, PAYLOAD_LIMIT).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(GatewayError::RequestTooLarge),
-        Err(err) => {
+    let read = http_body_util::Limited::new(body, PAYLOAD_LIMIT).collect();
+    match tokio::time::timeout(within, read).await {
+        Err(_) => Err(GatewayError::RequestTimeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(err)) if err.is::<http_body_util::LengthLimitError>() => Err(GatewayError::RequestTooLarge),
+        Ok(Err(err)) => {
             tracing::debug!(error = %err, "gateway: reading the request body failed");
             Ok(Bytes::new())
         }
+    }
+}
+
+/// A request the stage accepted before reading its body: routed, allowed by the resource
+/// policy, its key valid and within its plan's limits.
+struct Admitted<'a> {
+    route: Route<'a>,
+    method: &'a Method,
+    api_key: Option<&'a ApiKey>,
+}
+
+/// Why a request was turned away before its body was read.
+enum Refused {
+    Error(GatewayError),
+    /// The resource policy's answer for this execute-api resource.
+    Denied {
+        resource: String,
+        decision: Decision,
+    },
+}
+
+impl From<GatewayError> for Refused {
+    fn from(error: GatewayError) -> Self {
+        Self::Error(error)
     }
 }
 
@@ -156,6 +215,7 @@ pub struct Gateway {
     /// The API's OpenAPI document, served at [`DESCRIPTION_PATH`] (outside every stage: API
     /// Gateway has no such route, this is the local cloud's own convenience).
     description: Option<Bytes>,
+    client_limits: ClientLimits,
 }
 
 /// Where the local gateway serves the API's description, when it has one.
@@ -181,10 +241,31 @@ pub async fn serve(
     Gateway::new(config, invoker).serve(listener, shutdown).await;
 }
 
+/// [`serve`], holding clients to `limits`.
+pub async fn serve_limited(
+    config: GatewayConfig,
+    invoker: Arc<dyn Invoker>,
+    limits: ClientLimits,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
+    Gateway::with_client_limits(config, invoker, limits).serve(listener, shutdown).await;
+}
+
 impl Gateway {
     /// A gateway serving `config`'s stage, invoking functions through `invoker`.
     pub fn new(config: GatewayConfig, invoker: Arc<dyn Invoker>) -> Arc<Self> {
-        Arc::new(Self { config, invoker, limits: Limits::default(), metrics: None, description: None })
+        Self::with_client_limits(config, invoker, ClientLimits::DEFAULT)
+    }
+
+    /// A gateway holding its clients to `client_limits` (tests: small ones).
+    pub fn with_client_limits(
+        config: GatewayConfig,
+        invoker: Arc<dyn Invoker>,
+        client_limits: ClientLimits,
+    ) -> Arc<Self> {
+        let limits = Limits::default();
+        Arc::new(Self { config, invoker, limits, metrics: None, description: None, client_limits })
     }
 
     /// The same, recording the `AWS/ApiGateway` metrics of every request into `metrics`, and
@@ -195,7 +276,8 @@ impl Gateway {
         metrics: MetricSink,
         description: Option<Bytes>,
     ) -> Arc<Self> {
-        Arc::new(Self { config, invoker, limits: Limits::default(), metrics: Some(metrics), description })
+        let (limits, client_limits) = (Limits::default(), ClientLimits::DEFAULT);
+        Arc::new(Self { config, invoker, limits, metrics: Some(metrics), description, client_limits })
     }
 
     /// The stage it serves.
@@ -214,46 +296,63 @@ impl Gateway {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and waits for open connections to
-    /// finish their current request.
+    /// finish their current request. At most [`ClientLimits::connections`] are served at once.
     pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.client_limits.connections));
         let mut connections = tokio::task::JoinSet::new();
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                accepted = listener.accept() => {
-                    let (stream, peer) = match accepted {
-                        Ok(accepted) => accepted,
+        let mut backoff = ACCEPT_BACKOFF.0;
+        'serving: loop {
+            // A place first, then a connection: past the limit, clients wait in the backlog.
+            let permit = tokio::select! {
+                _ = &mut shutdown => break 'serving,
+                permit = Arc::clone(&permits).acquire_owned() => permit,
+            };
+            let Ok(permit) = permit else { break };
+            let (stream, peer) = loop {
+                tokio::select! {
+                    _ = &mut shutdown => break 'serving,
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                    accepted = listener.accept() => match accepted {
+                        Ok(accepted) => {
+                            backoff = ACCEPT_BACKOFF.0;
+                            break accepted;
+                        }
                         Err(err) => {
-                            tracing::warn!(error = %err, "gateway: accept failed");
-                            continue;
+                            // Out of descriptors, say: retrying at once would spin.
+                            tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "gateway: accept failed");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
                         }
-                    };
-                    let gateway = Arc::clone(&self);
-                    let mut closing = closing_rx.clone();
-                    connections.spawn(async move {
-                        let service = service_fn(move |req| {
-                            let gateway = Arc::clone(&gateway);
-                            async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
-                        });
-                        let connection = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service);
-                        tokio::pin!(connection);
-                        let closed = async move {
-                            let _ = closing.wait_for(|closing| *closing).await;
-                        };
-                        tokio::select! {
-                            _ = connection.as_mut() => {}
-                            _ = closed => {
-                                connection.as_mut().graceful_shutdown();
-                                let _ = connection.await;
-                            }
-                        }
-                    });
+                    },
                 }
-            }
+            };
+            let gateway = Arc::clone(&self);
+            let mut closing = closing_rx.clone();
+            connections.spawn(async move {
+                let _permit = permit;
+                let header_read = gateway.client_limits.header_read;
+                let service = service_fn(move |req| {
+                    let gateway = Arc::clone(&gateway);
+                    async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(header_read)
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(connection);
+                let closed = async move {
+                    let _ = closing.wait_for(|closing| *closing).await;
+                };
+                tokio::select! {
+                    _ = connection.as_mut() => {}
+                    _ = closed => {
+                        connection.as_mut().graceful_shutdown();
+                        let _ = connection.await;
+                    }
+                }
+            });
         }
         let _ = closing_tx.send(true);
         while connections.join_next().await.is_some() {}
@@ -277,12 +376,27 @@ impl Gateway {
         let (mut parts, body) = request.into_parts();
         let ids = RequestIds::new(http_util::header(&parts, "x-amzn-trace-id"), received);
         let mut measured = Measured::default();
-        let response = match read_payload(&parts, body).await {
-            Ok(body) => match self.integrate(&mut parts, &body, peer, &ids, received, &mut measured).await {
-                Ok(response) => response,
+        // Everything that needs no body comes before it is read: a client without a key or a
+        // route cannot make the stage read (and hold) up to 10 MB.
+        let admitted = if declared_too_large(&parts) {
+            Err(Refused::Error(GatewayError::RequestTooLarge))
+        } else {
+            self.admit_request(&parts, peer, &mut measured)
+        };
+        let response = match admitted {
+            Err(Refused::Denied { resource, decision }) => {
+                access_denied(&resource, &self.config.account_id, decision, &ids)
+            }
+            Err(Refused::Error(error)) => error_response(error, &ids),
+            Ok(admitted) => match read_payload(body, self.client_limits.body_read).await {
                 Err(error) => error_response(error, &ids),
+                Ok(body) => {
+                    match self.integrate(admitted, &mut parts, &body, peer, &ids, received, &mut measured).await {
+                        Ok(response) => response,
+                        Err(error) => error_response(error, &ids),
+                    }
+                }
             },
-            Err(error) => error_response(error, &ids),
         };
         let latency = started.elapsed();
         tracing::info!(method = %parts.method, path = %parts.uri.path(), status = response.status().as_u16(),
@@ -323,17 +437,17 @@ impl Gateway {
         }
     }
 
-    async fn integrate(
+    /// Route, resource policy, key, throttles and quota: what API Gateway decides from the
+    /// request line and headers alone.
+    fn admit_request(
         &self,
-        parts: &mut http::request::Parts,
-        body: &Bytes,
+        parts: &http::request::Parts,
         peer: SocketAddr,
-        ids: &RequestIds,
-        received: chrono::DateTime<chrono::Utc>,
         measured: &mut Measured,
-    ) -> Result<Response<Body>, GatewayError> {
-        let path = parts.uri.path().to_owned();
-        let below_stage = path
+    ) -> Result<Admitted<'_>, Refused> {
+        let below_stage = parts
+            .uri
+            .path()
             .strip_prefix(&format!("/{}", self.config.stage))
             .filter(|rest| rest.is_empty() || rest.starts_with('/'))
             .ok_or(GatewayError::MissingAuthenticationToken)?;
@@ -350,7 +464,7 @@ impl Gateway {
             );
             match policy.decide(&resource, peer.ip()) {
                 Decision::Allowed => {}
-                denied => return Ok(access_denied(&resource, &config.account_id, denied, ids)),
+                decision => return Err(Refused::Denied { resource, decision }),
             }
         }
 
@@ -367,7 +481,22 @@ impl Gateway {
             None
         };
         self.admit(api_key, &route, method)?;
+        Ok(Admitted { route, method, api_key })
+    }
 
+    #[allow(clippy::too_many_arguments)]
+    async fn integrate(
+        &self,
+        admitted: Admitted<'_>,
+        parts: &mut http::request::Parts,
+        body: &Bytes,
+        peer: SocketAddr,
+        ids: &RequestIds,
+        received: chrono::DateTime<chrono::Utc>,
+        measured: &mut Measured,
+    ) -> Result<Response<Body>, GatewayError> {
+        let Admitted { route, method, api_key } = admitted;
+        let path = parts.uri.path().to_owned();
         // API Gateway adds these before calling the integration.
         let forwarded_for = match http_util::header(parts, "x-forwarded-for") {
             Some(chain) => format!("{chain}, {}", peer.ip()),

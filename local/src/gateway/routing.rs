@@ -14,9 +14,9 @@ pub struct Route<'a> {
     pub path_parameters: BTreeMap<String, String>,
 }
 
-impl Route<'_> {
+impl<'a> Route<'a> {
     /// The method serving `http_method`, or the resource's `ANY` method.
-    pub fn method(&self, http_method: &str) -> Option<&Method> {
+    pub fn method(&self, http_method: &str) -> Option<&'a Method> {
         self.resource.methods.get(http_method).or_else(|| self.resource.methods.get("ANY"))
     }
 }

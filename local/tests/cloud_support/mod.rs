@@ -411,10 +411,19 @@ pub(crate) struct RunningGateway {
 
 impl RunningGateway {
     pub(crate) async fn start(config: GatewayConfig, invoker: Arc<dyn Invoker>) -> Self {
+        Self::start_limited(config, invoker, books_local::gateway::ClientLimits::DEFAULT).await
+    }
+
+    /// The same, holding clients to `limits`.
+    pub(crate) async fn start_limited(
+        config: GatewayConfig,
+        invoker: Arc<dyn Invoker>,
+        limits: books_local::gateway::ClientLimits,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address: SocketAddr = listener.local_addr().expect("address");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(books_local::gateway::serve(config, invoker, listener, async move {
+        let task = tokio::spawn(books_local::gateway::serve_limited(config, invoker, limits, listener, async move {
             let _ = stopped.await;
         }));
         Self { base_url: format!("http://{address}/{STAGE}"), stop: Some(stop), task: Some(task) }
