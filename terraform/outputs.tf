@@ -28,6 +28,11 @@ output "table_names" {
   value       = module.tables.names
 }
 
+output "projector_failure_queue" {
+  description = "The queue the projector's event source mapping sends the batches it gave up on to (make aws-lambda-replay)."
+  value       = aws_sqs_queue.projector_failures.name
+}
+
 output "log_groups" {
   description = "Log groups: the telemetry group of each function, the stage's access log."
   value = {

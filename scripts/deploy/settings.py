@@ -56,6 +56,7 @@ class Settings:
     verify_url: str | None
     verify_wait_secs: str | None
     books_local: Path | None
+    books_repair: Path | None
     account_backend: str | None
     state_bucket: bool
     github_repository: str | None
@@ -104,6 +105,7 @@ class Settings:
             verify_url=get("VERIFY_URL"),
             verify_wait_secs=get("VERIFY_WAIT_SECS"),
             books_local=path("BOOKS_LOCAL"),
+            books_repair=path("BOOKS_REPAIR"),
             account_backend=get("ACCOUNT_BACKEND"),
             state_bucket=_flag(get("STATE_BUCKET")),
             github_repository=get("CI_GITHUB_REPOSITORY"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import subprocess
 import sys
@@ -562,6 +563,39 @@ def verify(settings: Settings) -> None:
     # The outputs (the API key among them) go through a pipe only.
     if subprocess.run(command, input=outputs_json, text=True).returncode != 0:
         raise Refusal(f"{settings.environment} did not pass its checks (above)")
+
+
+def repair(settings: Settings, what: str) -> None:
+    """books-repair on the environment's tables (and failure queue), with the caller's own
+    credentials: `replay` or `rebuild-view` (crate functions/repair)."""
+    rules.check_environment(settings)
+    stdout = sys.stdout
+    sys.stdout = sys.stderr
+    try:
+        run = Run(settings)
+        outputs = run.outputs()
+    finally:
+        sys.stdout = stdout
+    binary = settings.books_repair or settings.root / "target" / "debug" / "books-repair"
+    if not binary.exists():
+        raise Refusal(f"{binary} is missing: make build-debug (or set BOOKS_REPAIR)")
+    tables = outputs["table_names"]["value"]
+    command = [str(binary), what, "--view-table", tables["books_view"]]
+    if what == "replay":
+        command += ["--queue", outputs["projector_failure_queue"]["value"]]
+    else:
+        command += ["--table", tables["books"]]
+    environment = {**os.environ, "AWS_REGION": run.caller.region}
+    if subprocess.run(command, env=environment).returncode != 0:
+        raise Refusal(f"{what} of {settings.environment} did not complete (above)")
+
+
+def replay(settings: Settings) -> None:
+    repair(settings, "replay")
+
+
+def rebuild_view(settings: Settings) -> None:
+    repair(settings, "rebuild-view")
 
 
 def destroy_blockers(run: Run, state: dict) -> list[str]:

@@ -73,7 +73,7 @@ resource "aws_cloudwatch_metric_alarm" "iterator_age" {
 
 resource "aws_cloudwatch_metric_alarm" "projector_discarded" {
   alarm_name          = "${var.name_prefix}-projector-discarded-batches"
-  alarm_description   = "The projector's stream mapping gave up on a batch (its description is in ${var.failure_queue}): the read model misses those changes until they are replayed."
+  alarm_description   = "The projector's stream mapping gave up on a batch (its description is in ${var.failure_queue}): the read model misses those changes until they are replayed (make aws-lambda-replay; past the stream's 24 hours, make aws-lambda-rebuild-view)."
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateNumberOfMessagesVisible"
   dimensions          = { QueueName = var.failure_queue }

@@ -51,7 +51,7 @@ impl Version {
     pub(crate) const FIRST: Version = Version(1);
 
     /// The version numbered `value`.
-    pub fn new(value: u64) -> Self {
+    pub const fn new(value: u64) -> Self {
         Self(value)
     }
 

@@ -4,7 +4,9 @@
 mod view;
 mod write;
 
-pub use view::{view_writes, ListFilter, Page, ViewKey, ViewStore, ViewWrite, MAX_QUERIES_PER_PAGE};
+pub use view::{
+    tombstone, view_writes, ListFilter, Page, ViewEntry, ViewKey, ViewStore, ViewWrite, MAX_QUERIES_PER_PAGE,
+};
 pub use write::{book_from_image, is_book_pk, BookStore};
 pub(crate) use write::{CreateError, IdempotencyRecord, SavedResponse, WriteError};
 

@@ -62,6 +62,50 @@ pub struct ViewWrite {
     version: Version,
 }
 
+/// One item of the view as a rebuild sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewEntry {
+    /// The book it belongs to.
+    pub book_id: String,
+    /// Which of the book's items (`BOOK`, `AUTHOR#…`, `TAG#…`).
+    pub sk: String,
+    /// The version it shows or guards.
+    pub version: Version,
+    /// A live item, not a tombstone.
+    pub live: bool,
+}
+
+#[derive(Deserialize)]
+struct EntryItem {
+    pk: String,
+    sk: String,
+    version: Version,
+    deleted: Option<bool>,
+}
+
+impl ViewWrite {
+    /// The item's sort key.
+    pub fn sk(&self) -> &str {
+        match self.item.get("sk") {
+            Some(AttributeValue::S(sk)) => sk,
+            _ => "",
+        }
+    }
+}
+
+/// A tombstone for one item of a book, at `version`: what a rebuild leaves where the write
+/// model no longer has what the view shows.
+pub fn tombstone(book_id: &str, sk: &str, version: Version, now_epoch_secs: i64) -> Result<ViewWrite, DynamoError> {
+    let tombstone = Tombstone {
+        pk: crate::store::write::book_pk(book_id),
+        sk: sk.to_owned(),
+        version,
+        deleted: true,
+        expires_at: now_epoch_secs + TOMBSTONE_TTL_SECS,
+    };
+    Ok(ViewWrite { item: encode(&tombstone)?, version })
+}
+
 /// What a list request asks for. Author and tag are lookup keys (see `lookup_key`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ListFilter {
@@ -209,14 +253,58 @@ impl ViewStore {
         Ok(Page { items: found.into_iter().map(|live| live.book).collect(), next })
     }
 
+    /// Every item of the view, live or tombstone, read page by page: what a rebuild compares
+    /// with the write model.
+    pub async fn scan_entries(&self) -> Result<Vec<ViewEntry>, DynamoError> {
+        let mut entries = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .projection_expression("pk, sk, version, deleted")
+                .set_exclusive_start_key(start)
+                .send()
+                .timed("Scan")
+                .await
+                .map_err(|e| DynamoError::new("Scan", e))?;
+            for item in output.items.unwrap_or_default() {
+                let entry: EntryItem = serde_dynamo::from_item(item).map_err(|e| DynamoError::mapping("Scan", e))?;
+                let Some(book_id) = entry.pk.strip_prefix("BOOK#") else { continue };
+                entries.push(ViewEntry {
+                    book_id: book_id.to_owned(),
+                    sk: entry.sk,
+                    version: entry.version,
+                    live: !entry.deleted.unwrap_or(false),
+                });
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(entries);
+            }
+        }
+    }
+
+    /// Applies a write unless the stored item is newer: an item at the same version is written
+    /// again, so a rebuild also repairs what a faulty projection stored. Returns whether it
+    /// applied.
+    pub async fn write_unless_newer(&self, write: ViewWrite) -> Result<bool, DynamoError> {
+        self.put_if(write, "attribute_not_exists(version) OR version <= :v").await
+    }
+
     /// Applies a write unless the stored item is as new or newer. Returns whether it applied.
     pub async fn write_if_newer(&self, write: ViewWrite) -> Result<bool, DynamoError> {
+        self.put_if(write, "attribute_not_exists(version) OR version < :v").await
+    }
+
+    async fn put_if(&self, write: ViewWrite, condition: &str) -> Result<bool, DynamoError> {
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(write.item))
-            .condition_expression("attribute_not_exists(version) OR version < :v")
+            .condition_expression(condition)
             .expression_attribute_values(":v", AttributeValue::N(write.version.to_string()))
             .send()
             .timed("PutItem")

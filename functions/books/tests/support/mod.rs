@@ -96,6 +96,11 @@ impl TestApi {
         assert!(response.batch_item_failures.is_empty(), "projection failed: {:?}", response.batch_item_failures);
     }
 
+    /// Reads the new stream records and applies none of them: the batches a projector gave up on.
+    pub(crate) async fn lose_stream_records(&self) -> usize {
+        self.stream.lock().await.next_records().await.len()
+    }
+
     /// Creates a book and projects it; returns the created representation.
     pub(crate) async fn create(&self, body: Value) -> Value {
         let reply = self.send(ApiRequest::post("/books").json(&body)).await;
