@@ -144,6 +144,7 @@ local-build: build-debug
 local-build-run:
 	@mkdir -p $(BUILD)/bin
 	@cp -f $(TARGET_DIR)/debug/books-local $(BUILD)/bin/books-local
+	@cp -f $(TARGET_DIR)/debug/books-linearizability $(BUILD)/bin/books-linearizability
 	scripts/stage-rootfs $(TARGET_DIR)/debug $(BUILD)/rootfs $(TARGET_DIR)/debug/books-telemetry
 
 # The GitHub Actions workflows: actionlint (pinned in requirements.txt), then what it cannot know

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A consistency checker for the CQRS pair under faults (Jepsen-style), through the local cloud.
 
-    scripts/consistency.py [--seconds 60] [--clients 8] [--seed N]
+    scripts/consistency.py [--seconds 60] [--clients 8] [--isbns 16] [--seed N]
 
 Starts a local cloud of its own (scripts/with-moto -- scripts/local-cloud, the debug binaries
 staged by `make local-build`). Concurrent clients run random histories through the gateway with
@@ -33,7 +33,11 @@ boto3) and the read model (through the API):
 4. ISBNs are unique among live books, and each live book holds exactly one ISBN guard;
 5. a replayed create answers as the first did (same book);
 6. the read model converges to the write model within a bound: every live book is read at its
-   version, every deleted one is 404, and the list holds exactly the live books.
+   version, every deleted one is 404, and the list holds exactly the live books;
+7. each book's writes are linearizable: creates, replays, `PUT` and `DELETE` under `If-Match`
+   with their start and end times, closed by the table's final state, against the write model's
+   sequential contract, checked by stateright's linearizability tester
+   (reliability/linearizability: `books-linearizability`, staged by `make local-build`).
 
 An answer of 5xx, or none, is indeterminate: the operation may or may not have happened, and
 the checks allow both. Prints the history's size, the faults injected and every anomaly, writes
@@ -48,6 +52,7 @@ import os
 import pathlib
 import random
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -67,7 +72,6 @@ def isbn13(n):
     return digits + str(check)
 
 
-ISBNS = [isbn13(100000 + n) for n in range(16)]
 
 
 class History:
@@ -77,8 +81,11 @@ class History:
         self.book_ids = []  # ids some create answered, for replaces, deletes and reads
         self.started = time.monotonic()
 
-    def add(self, operation):
-        operation["at"] = round(time.monotonic() - self.started, 3)
+    def add(self, operation, start):
+        """Records an operation that began at `start` (time.monotonic()) and ends now."""
+        end = time.monotonic()
+        operation["at"] = round(end - self.started, 3)
+        operation["start"], operation["end"] = start - self.started, end - self.started
         with self.lock:
             self.operations.append(operation)
             if operation["op"] in ("create", "replay") and operation["status"] == 201:
@@ -89,8 +96,9 @@ class History:
             return rng.choice(self.book_ids) if self.book_ids else None
 
 
-def client(cloud, history, number, deadline, seed):
+def client(cloud, history, number, deadline, seed, isbns):
     rng = random.Random(seed * 1000 + number)
+    add = lambda operation, start: history.add(operation | {"client": number}, start)  # noqa: E731
     creates = []  # (key, body, first answer) of this client's creates
     n = 0
     while time.monotonic() < deadline:
@@ -98,23 +106,26 @@ def client(cloud, history, number, deadline, seed):
         op = rng.choices(["create", "replay", "replace", "delete", "read"], weights=[30, 8, 32, 10, 20])[0]
         if op == "replay" and creates:
             key, body, first = rng.choice(creates)
+            start = time.monotonic()
             status, answer, _ = cloud.call("POST", "/books", body, {"Idempotency-Key": key})
-            history.add({"op": "replay", "key": key, "title": body["title"], "first": first, "status": status,
-                         "id": (answer or {}).get("id") if status == 201 else None})
+            add({"op": "replay", "key": key, "title": body["title"], "first": first, "status": status,
+                 "id": (answer or {}).get("id") if status == 201 else None}, start)
             continue
         book_id = history.some_book(rng)
         if op in ("create", "replay") or book_id is None:
             key, title = str(uuid.uuid4()), f"c{number}-{n}"
-            body = {"title": title, "authors": [f"Author {number}"], "isbn": rng.choice(ISBNS), "published_year": 2001}
+            body = {"title": title, "authors": [f"Author {number}"], "isbn": rng.choice(isbns), "published_year": 2001}
+            start = time.monotonic()
             status, answer, _ = cloud.call("POST", "/books", body, {"Idempotency-Key": key})
             created = (answer or {}).get("id") if status == 201 else None
-            history.add({"op": "create", "title": title, "isbn": body["isbn"], "status": status, "id": created})
+            add({"op": "create", "title": title, "isbn": body["isbn"], "status": status, "id": created}, start)
             creates.append((key, body, {"status": status, "id": created}))
             continue
         if op == "read":
+            start = time.monotonic()
             status, answer, _ = cloud.call("GET", f"/books/{book_id}")
-            history.add({"op": "read", "id": book_id, "status": status,
-                         "version": (answer or {}).get("version") if status == 200 else None})
+            add({"op": "read", "id": book_id, "status": status,
+                 "version": (answer or {}).get("version") if status == 200 else None}, start)
             continue
         status, current, _ = cloud.call("GET", f"/books/{book_id}")
         if status != 200:
@@ -123,12 +134,14 @@ def client(cloud, history, number, deadline, seed):
         if op == "replace":
             title = f"r{number}-{n}"
             body = {k: current[k] for k in ("authors", "isbn", "published_year")} | {"title": title}
+            start = time.monotonic()
             status, answer, _ = cloud.call("PUT", f"/books/{book_id}", body, {"If-Match": f'"{version}"'})
-            history.add({"op": "replace", "id": book_id, "if_match": version, "title": title, "status": status,
-                         "version": (answer or {}).get("version") if status == 200 else None})
+            add({"op": "replace", "id": book_id, "if_match": version, "title": title, "status": status,
+                 "version": (answer or {}).get("version") if status == 200 else None}, start)
         else:
+            start = time.monotonic()
             status, _, _ = cloud.call("DELETE", f"/books/{book_id}", headers={"If-Match": f'"{version}"'})
-            history.add({"op": "delete", "id": book_id, "if_match": version, "status": status})
+            add({"op": "delete", "id": book_id, "if_match": version, "status": status}, start)
 
 
 def function_processes(rootfs):
@@ -275,14 +288,38 @@ def read_model_matches(cloud, books, ever):
     return None
 
 
+def check_linearizability(history, books):
+    """Each book's writes, with their start and end times and the table's final state, through
+    books-linearizability (stateright's tester): its JSON summary, or {"error": …}."""
+    checker = BUILD / "bin" / "books-linearizability"
+    if not checker.exists():
+        return {"error": f"{checker} is missing: make local-build stages it"}
+    path = OUT / "writes.json"
+    path.write_text(json.dumps({"operations": history.operations,
+                                "final_versions": {book_id: book["version"] for book_id, book in books.items()}}))
+    started = time.monotonic()
+    done = subprocess.run([str(checker), str(path)], capture_output=True, text=True, timeout=600)
+    if done.returncode not in (0, 1):
+        return {"error": (done.stderr or done.stdout).strip()[-2000:]}
+    result = json.loads(done.stdout)
+    result["seconds"] = round(time.monotonic() - started, 2)
+    print(f"==> linearizability ({result['checker']}): {result['operations']} writes of {result['books']} books, "
+          f"{result['indeterminate']} indeterminate, {len(result['violations'])} violations, "
+          f"{result['seconds']} s", flush=True)
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=60, help="of history under faults")
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--isbns", type=int, default=16, help="the pool creates draw from (small: they collide)")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--faults", default=",".join(FAULT_KINDS), help="comma-separated, of: " + ", ".join(FAULT_KINDS))
     args = parser.parse_args()
-    print(f"==> consistency checker: {args.clients} clients, {args.seconds} s of faults, seed {args.seed}", flush=True)
+    print(f"==> consistency checker: {args.clients} clients, {args.seconds} s of faults, {args.isbns} ISBNs, "
+          f"seed {args.seed}", flush=True)
+    isbns = [isbn13(100000 + n) for n in range(args.isbns)]
     cloud = LocalCloud("consistency")
     tables = cloud.output("table_names")
     cloud.books_table, cloud.view_table = tables["books"], tables["books_view"]
@@ -291,7 +328,7 @@ def main():
         injected = collections.Counter()
         deadline = time.monotonic() + args.seconds
         with concurrent.futures.ThreadPoolExecutor(args.clients + 1) as pool:
-            work = [pool.submit(client, cloud, history, n, deadline, args.seed) for n in range(args.clients)]
+            work = [pool.submit(client, cloud, history, n, deadline, args.seed, isbns) for n in range(args.clients)]
             work.append(pool.submit(nemesis, cloud, deadline, random.Random(args.seed), injected, args.faults.split(",")))
             for done in work:
                 done.result()
@@ -310,10 +347,17 @@ def main():
         if mismatch:
             anomalies.append(f"the read model did not converge within {CONVERGE_BOUND_S} s: {mismatch}")
 
+        linearizability = check_linearizability(history, books)
+        anomalies += [f"not linearizable: book {v['book']}: " + "; ".join(v["operations"])
+                      for v in linearizability.get("violations", [])]
+        if "error" in linearizability:
+            anomalies.append(f"the linearizability checker failed: {linearizability['error']}")
+
         statuses = collections.Counter(f"{o['op']} {o['status']}" for o in history.operations)
-        summary = {"seed": args.seed, "clients": args.clients, "seconds": args.seconds,
+        summary = {"seed": args.seed, "clients": args.clients, "seconds": args.seconds, "isbns": args.isbns,
                    "operations": len(history.operations), "outcomes": dict(sorted(statuses.items())),
                    "faults": dict(injected), "live_books": len(books), "converged_s": None if mismatch else converged_s,
+                   "linearizability": {k: v for k, v in linearizability.items() if k != "violations"},
                    "anomalies": anomalies}
         (OUT / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         (OUT / "history.json").write_text(json.dumps(history.operations, indent=1) + "\n")

@@ -25,13 +25,17 @@ class Report(unittest.TestCase):
             {"target": "cursor", "executions": 1234, "exec_per_s": 20, "edges": 99, "corpus": 7, "failure": None},
             {"target": "emf", "executions": 10, "exec_per_s": 1, "edges": 5, "corpus": 2, "failure": "boom"}]})
         write(self.build / "consistency/summary.json", {
-            "seed": 3, "clients": 8, "seconds": 120, "operations": 4321, "outcomes": {"create 201": 40, "create None": 2},
+            "seed": 3, "clients": 8, "seconds": 120, "isbns": 160, "operations": 4321,
+            "outcomes": {"create 201": 40, "create None": 2},
+            "linearizability": {"checker": "stateright LinearizabilityTester", "books": 40, "operations": 300,
+                                "indeterminate": 7, "seconds": 0.5},
             "faults": {"kills": 12, "lost-answers": 30, "slow-dynamodb": 4, "gremlins": 1}, "live_books": 16, "converged_s": 1.5, "anomalies": []})
         write(self.build / "soak/summary.json", {
             "seconds": 600, "rate": 20, "answered": {"command": 5}, "shipped": {"command": 5}, "samples": 2,
-            "growth": {"books-local": {"rss_early_mb": 30, "rss_late_mb": 31, "fds_early": 9, "fds_late": 9,
-                                       "processes_late": 1}},
-            "bounds": {"growth_mb": 16, "growth_share": 0.25, "fd_growth": 8}, "failures": []})
+            "growth": {"books-local": {"rss_early_mb": 30, "rss_late_mb": 31, "noise_mb": 0.1, "bound_mb": 2.0,
+                                       "fds_early": 9, "fds_late": 9, "processes_late": 1}},
+            "bounds": {"noise_factor": 10, "growth_floor_mb": 2.0, "fd_growth": 8, "fd_growth_share": 0.25},
+            "failures": []})
         write(self.build / "soak/samples.json", [
             {"t": 0, "processes": [{"role": "books-local", "pid": 1, "rss_mb": 30, "fds": 9}]},
             {"t": 60, "processes": [{"role": "books-local", "pid": 1, "rss_mb": 31, "fds": 9}]}])
@@ -51,7 +55,12 @@ class Report(unittest.TestCase):
         self.assertIn("| slow-dynamodb | 4 | a share of the functions' DynamoDB calls held", report)
         self.assertIn("| stream-reordered | 0 |", report)
         self.assertIn("| gremlins | 1 | **not described**", report)
-        self.assertIn("| books-local | 30 | 31 | 9 | 9 | 1 |", report)
+        self.assertIn("| books-local | 30 | 31 | 2.0 | 9 | 9 | 1 |", report)
+        self.assertIn("over 160 ISBNs", report)
+        self.assertIn("300 writes of 40 books, 7 of them indeterminate (5xx or no answer), linearizable", report)
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
+        self.assertRegex(report.splitlines()[2], rf"at commit `{head}( with uncommitted changes)?`, on .+ cores, ",
+                         "the report names the commit and the machine")
         self.assertTrue((self.out / "soak.png").stat().st_size > 0)
 
     def test_a_part_never_run_is_named_with_the_command_that_runs_it(self):
