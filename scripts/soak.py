@@ -37,7 +37,8 @@ from local_cloud import BUILD, LocalCloud, processes
 
 OUT = BUILD / "soak"
 # Memory growth allowed over the steady part, per process of a role, from the baseline: ten times
-# the role's own noise (the spread of its per-sample mean RSS over the second quarter), at least
+# the role's own noise (how far its per-sample mean RSS strays from its trend over the second
+# quarter: a leak is a trend, and must not widen its own bound), at least
 # GROWTH_FLOOR_MB. Measured: five clean make test runs and a ten-minute run grew at most 0.2 MB
 # per process, with a noise of at most 0.16 MB; the former bound (16 MB and 25 % together) let
 # a 15 MB leak of books-local through.
@@ -96,6 +97,18 @@ def shipped_lines(cloud, group):
             return count
 
 
+def noise_of(series):
+    """How far a series of (t, value) strays from its own straight line (least squares): its
+    noise without its trend, so that a leak, which is a trend, does not widen its own bound."""
+    if len(series) < 3:
+        return 0.0
+    ts, values = [t for t, _ in series], [v for _, v in series]
+    t_mean, v_mean = statistics.mean(ts), statistics.mean(values)
+    spread = sum((t - t_mean) ** 2 for t in ts)
+    slope = sum((t - t_mean) * (v - v_mean) for t, v in series) / spread if spread else 0.0
+    return max(abs(v - (v_mean + slope * (t - t_mean))) for t, v in series)
+
+
 def growth(samples, role):
     """Per-process RSS and descriptors of a role, early (second quarter) and late (last quarter)."""
     points = [(s["t"], p) for s in samples for p in s["processes"] if p["role"] == role]
@@ -111,8 +124,7 @@ def growth(samples, role):
     for t, p in points:
         if end * 0.25 <= t < end * 0.5:
             by_sample[t].append(p["rss_mb"])
-    means = [statistics.mean(rss) for rss in by_sample.values()]
-    noise = max(means) - min(means)
+    noise = noise_of(sorted((t, statistics.mean(rss)) for t, rss in by_sample.items()))
     return {"rss_early_mb": round(median(early, "rss_mb"), 1), "rss_late_mb": round(median(late, "rss_mb"), 1),
             "noise_mb": round(noise, 2), "bound_mb": round(max(GROWTH_FLOOR_MB, NOISE_FACTOR * noise), 1),
             "fds_early": median(early, "fds"), "fds_late": median(late, "fds"),
