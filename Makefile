@@ -20,8 +20,17 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 -include $(filter-out mk/terraform.mk,$(wildcard mk/*.mk))
 
 .PHONY: help
-help: ## List the public targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  \033[1m%-24s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+# The targets a user needs, by what they are doing; every other documented target follows.
+HELP_GROUPS := Run locally=run,watch,invoke,reset,check;Test=test,bench,fuzz,reliability;Deploy to AWS=aws-lambda-delivery,aws-lambda-plan,aws-lambda-provision,aws-lambda-promote,aws-lambda-verify,aws-lambda-destroy;Operate=aws-lambda-outputs,aws-lambda-api-key,aws-lambda-replay,aws-lambda-rebuild-view,dashboard-preview
+help: ## List the targets: the ones a user needs first, by task, then the rest
+	@awk -v groups='$(HELP_GROUPS)' 'BEGIN {FS = ":.*## "} \
+	  /^[a-zA-Z0-9_.-]+:.*## / {if (!($$1 in doc)) order[++n] = $$1; doc[$$1] = $$2} \
+	  END {g = split(groups, parts, ";"); \
+	    for (i = 1; i <= g; i++) {split(parts[i], kv, "="); printf "\n\033[1m%s\033[0m\n", kv[1]; \
+	      m = split(kv[2], names, ","); \
+	      for (j = 1; j <= m; j++) if (names[j] in doc) {printf "  %-26s %s\n", names[j], doc[names[j]]; shown[names[j]] = 1}} \
+	    printf "\n\033[1mEverything else\033[0m (the phases of make test, tools, internals)\n"; \
+	    for (i = 1; i <= n; i++) if (!(order[i] in shown)) printf "  %-26s %s\n", order[i], doc[order[i]]}' $(MAKEFILE_LIST)
 
 # --- tools ------------------------------------------------------------------------------------
 

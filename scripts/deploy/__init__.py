@@ -1,6 +1,6 @@
 """The AWS path of the Makefile: deliver the images, promote them, plan, provision, verify and
 destroy an environment, and the account-wide stack, as `scripts/aws-lambda <step>` (make is the
-interface: `make aws-lambda-*`, README "Deploying to AWS").
+interface: `make aws-lambda-*`, docs/deploying.md).
 
 Where each concern lives, top to bottom:
   settings   what the user asked for (the environment variables make passes), the decisions

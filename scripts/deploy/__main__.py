@@ -1,4 +1,4 @@
-"""scripts/aws-lambda STEP: the steps of the AWS path (make calls them; README "Deploying to AWS").
+"""scripts/aws-lambda STEP: the steps of the AWS path (make calls them; docs/deploying.md).
 
   preflight     the tools and credentials a delivery needs, in seconds
   build         both images built (make images), nothing pushed

@@ -1,4 +1,4 @@
-"""What the user asked for (the environment variables make passes, README "Deploying to AWS"),
+"""What the user asked for (the environment variables make passes, docs/deploying.md),
 and the decisions taken from that alone: which environment, which state, what is refused, and
 whether this machine has what a step needs. Nothing here calls AWS."""
 

@@ -1,4 +1,4 @@
-"""The steps of the AWS path, one function each (README "Deploying to AWS" tells what each does
+"""The steps of the AWS path, one function each (docs/deploying.md tells what each does
 for the user; here is how)."""
 
 from __future__ import annotations
