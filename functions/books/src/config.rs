@@ -89,7 +89,7 @@ pub fn secret_keyring(aws: &aws_config::SdkConfig, secret_id: String, policy: Re
     let secret_id = std::sync::Arc::<str>::from(secret_id);
     CursorKeyring::new(policy, move || {
         let (aws, secret_id) = (aws.clone(), std::sync::Arc::clone(&secret_id));
-        Box::pin(async move { read_cursor_keys(&aws, &secret_id).await.map_err(|err| err.to_string()) })
+        Box::pin(async move { read_cursor_keys(&aws, &secret_id).await })
     })
 }
 

@@ -49,7 +49,12 @@ async fn main() -> ExitCode {
             let view = ViewStore::new(dynamodb, view_table);
             let queue_url = match queue_url(&aws, &queue).await {
                 Ok(url) => url,
-                Err(err) => return fail(&format!("the failure queue {queue}: {err}")),
+                Err(err) => {
+                    return fail(&format!(
+                        "the failure queue {queue}: {}",
+                        aws_sdk_sqs::error::DisplayErrorContext(&err)
+                    ))
+                }
             };
             match books_repair::replay(&aws, &queue_url, &view).await {
                 Ok(report) => {
@@ -87,16 +92,13 @@ async fn main() -> ExitCode {
 }
 
 /// A queue's URL from its URL or its name.
-async fn queue_url(aws: &aws_config::SdkConfig, queue: &str) -> Result<String, String> {
+async fn queue_url(aws: &aws_config::SdkConfig, queue: &str) -> Result<String, aws_sdk_sqs::Error> {
     if queue.starts_with("https://") || queue.starts_with("http://") {
         return Ok(queue.to_owned());
     }
-    let sqs = aws_sdk_sqs::Client::new(aws);
-    let found = sqs.get_queue_url().queue_name(queue).send().await;
-    found
-        .map_err(|err| aws_sdk_sqs::error::DisplayErrorContext(&err).to_string())?
-        .queue_url
-        .ok_or_else(|| "no URL".to_owned())
+    let found = aws_sdk_sqs::Client::new(aws).get_queue_url().queue_name(queue).send().await?;
+    // GetQueueUrl always names the URL when it answers.
+    Ok(found.queue_url.unwrap_or_default())
 }
 
 fn fail(message: &str) -> ExitCode {

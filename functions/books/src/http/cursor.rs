@@ -34,6 +34,14 @@ struct Payload {
     key: ViewKey,
 }
 
+/// A secret too short to be a cursor key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the cursor key must have at least {MIN_KEY_BYTES} bytes, found {found}")]
+pub struct KeyTooShort {
+    /// How many bytes the secret had.
+    pub found: usize,
+}
+
 /// One signing key and its id. Deliberately not `Debug`: it must never reach a log.
 #[derive(Clone)]
 pub struct CursorKey {
@@ -46,9 +54,9 @@ impl CursorKey {
     /// secret (8 characters of a domain-separated SHA-256: 48 bits, which tell two keys apart
     /// and say nothing usable about a secret of 256 bits or more), so every environment
     /// names the same key the same way without storing an id beside it.
-    pub fn new(secret: &[u8]) -> Result<Self, String> {
+    pub fn new(secret: &[u8]) -> Result<Self, KeyTooShort> {
         if secret.len() < MIN_KEY_BYTES {
-            return Err(format!("the cursor key must have at least {MIN_KEY_BYTES} bytes, found {}", secret.len()));
+            return Err(KeyTooShort { found: secret.len() });
         }
         let digest = Sha256::new().chain_update(b"books cursor key id\0").chain_update(secret).finalize();
         Ok(Self { id: URL_SAFE_NO_PAD.encode(&digest[..6]), secret: secret.to_vec() })

@@ -20,10 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::cursor::{CursorError, CursorKeys};
+use crate::config::ConfigError;
 use crate::store::ViewKey;
 
 /// One read of the keys from their store; the error says why, without any key material.
-pub type KeyRead = Pin<Box<dyn Future<Output = Result<CursorKeys, String>> + Send>>;
+pub type KeyRead = Pin<Box<dyn Future<Output = Result<CursorKeys, ConfigError>> + Send>>;
 
 /// When a keyring reads its keys again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +149,7 @@ impl CursorKeyring {
             }
             (Err(err), None) => {
                 tracing::error!(error = %err, "cursor keys could not be read");
-                Err(KeysUnavailable(err))
+                Err(KeysUnavailable(err.to_string()))
             }
         }
     }
@@ -201,7 +202,12 @@ mod tests {
             let store = self.clone();
             CursorKeyring::new(policy, move || {
                 store.reads.fetch_add(1, Ordering::SeqCst);
-                let answer = store.answer.lock().unwrap().clone().ok_or_else(|| "the store is down".to_owned());
+                let answer = store
+                    .answer
+                    .lock()
+                    .unwrap()
+                    .clone()
+                    .ok_or_else(|| ConfigError { name: "TEST_SECRET", problem: "the store is down".to_owned() });
                 Box::pin(async move { answer })
             })
         }

@@ -8,7 +8,7 @@ mod keyring;
 mod problem;
 pub mod query;
 
-pub use cursor::{CursorKey, CursorKeys, MIN_KEY_BYTES};
+pub use cursor::{CursorKey, CursorKeys, KeyTooShort, MIN_KEY_BYTES};
 pub use keyring::{CursorKeyring, KeyRead, KeysUnavailable, RefreshPolicy};
 pub(crate) use problem::ApiError;
 
