@@ -36,35 +36,73 @@ pub struct Positions {
 impl Positions {
     /// What the endpoint at `endpoint` keeps; empty when it keeps nothing (a first start) or is
     /// not our local endpoint (a plain moto server answers 404).
-    pub async fn load(endpoint: &str) -> Result<Self, String> {
-        let (status, body) = request(http::Method::GET, endpoint, Bytes::new()).await?;
+    pub async fn load(endpoint: &str) -> Result<Self, PositionsError> {
+        let (uri, status, body) = request(http::Method::GET, endpoint, Bytes::new()).await?;
         match status {
-            200 => serde_json::from_slice(&body).map_err(|e| format!("{endpoint}{PATH}: {e}")),
+            200 => serde_json::from_slice(&body).map_err(|source| PositionsError::Unreadable { uri, source }),
             404 => Ok(Self::default()),
-            other => Err(format!("{endpoint}{PATH} answered {other}")),
+            status => Err(PositionsError::Refused { uri, status, body: String::from_utf8_lossy(&body).into_owned() }),
         }
     }
 
     /// Hands the positions to the endpoint, which saves them with its state.
-    pub async fn save(&self, endpoint: &str) -> Result<(), String> {
-        let body = serde_json::to_vec(self).map_err(|e| e.to_string())?;
+    pub async fn save(&self, endpoint: &str) -> Result<(), PositionsError> {
+        // Maps of strings and numbers: they always serialise.
+        let body = serde_json::to_vec(self).unwrap_or_default();
         match request(http::Method::PUT, endpoint, body.into()).await? {
-            (200, _) => Ok(()),
-            (other, body) => Err(format!("{endpoint}{PATH} answered {other}: {}", String::from_utf8_lossy(&body))),
+            (_, 200, _) => Ok(()),
+            (uri, status, body) => {
+                Err(PositionsError::Refused { uri, status, body: String::from_utf8_lossy(&body).into_owned() })
+            }
         }
     }
 }
 
-async fn request(method: http::Method, endpoint: &str, body: Bytes) -> Result<(u16, Bytes), String> {
+/// Why the positions could not be read from, or handed to, the endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum PositionsError {
+    /// No answer.
+    #[error("{uri}: {source}")]
+    Unreachable {
+        /// Where.
+        uri: String,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An answer other than 200 (or 404 when reading).
+    #[error("{uri} answered {status}: {body}")]
+    Refused {
+        /// Where.
+        uri: String,
+        /// The status.
+        status: u16,
+        /// The body, as text.
+        body: String,
+    },
+    /// A body that is not the positions.
+    #[error("{uri}: {source}")]
+    Unreadable {
+        /// Where.
+        uri: String,
+        /// Why.
+        source: serde_json::Error,
+    },
+}
+
+async fn request(method: http::Method, endpoint: &str, body: Bytes) -> Result<(String, u16, Bytes), PositionsError> {
     let uri = format!("{}{PATH}", endpoint.trim_end_matches('/'));
+    let unreachable = |uri: &str, source: Box<dyn std::error::Error + Send + Sync>| PositionsError::Unreachable {
+        uri: uri.to_owned(),
+        source,
+    };
     let request = hyper::Request::builder()
         .method(method)
         .uri(&uri)
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Full::new(body))
-        .map_err(|e| format!("{uri}: {e}"))?;
-    let response = http_util::client().request(request).await.map_err(|e| format!("{uri}: {e}"))?;
+        .map_err(|e| unreachable(&uri, e.into()))?;
+    let response = http_util::client().request(request).await.map_err(|e| unreachable(&uri, e.into()))?;
     let status = response.status().as_u16();
-    let body = response.into_body().collect().await.map_err(|e| format!("{uri}: {e}"))?.to_bytes();
-    Ok((status, body))
+    let body = response.into_body().collect().await.map_err(|e| unreachable(&uri, e.into()))?.to_bytes();
+    Ok((uri, status, body))
 }

@@ -45,11 +45,11 @@ pub struct Deployment {
 impl Deployment {
     /// Reads `terraform output -json`; `url` replaces `invoke_url` (the local cloud serves the
     /// stage elsewhere).
-    pub fn from_outputs(outputs: &Value, url: Option<&str>) -> Result<Self, String> {
+    pub fn from_outputs(outputs: &Value, url: Option<&str>) -> Result<Self, MissingOutput> {
         let text = |name: &str| outputs[name]["value"].as_str().map(str::to_owned);
         let output = |name: &str| outputs[name]["value"].clone();
         let field = |name: &str, key: &str| output(name)[key].as_str().map(str::to_owned);
-        let missing = |what: &str| format!("the Terraform outputs have no {what} (apply the current root module)");
+        let missing = MissingOutput;
         Ok(Self {
             url: url.map(str::to_owned).or_else(|| text("invoke_url")).ok_or_else(|| missing("invoke_url"))?,
             api_key: text("api_key_value").ok_or_else(|| missing("api_key_value"))?,
@@ -65,6 +65,20 @@ impl Deployment {
             alarm_prefix: format!("{}-", text("name_prefix").ok_or_else(|| missing("name_prefix"))?),
         })
     }
+}
+
+/// An output the check needs is missing from `terraform output -json`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the Terraform outputs have no {0} (apply the current root module)")]
+pub struct MissingOutput(pub &'static str);
+
+/// Why a request of the check got no status.
+#[derive(Debug, thiserror::Error)]
+enum RequestError {
+    #[error("HTTPS client: {0}")]
+    Client(std::io::Error),
+    #[error("the request: {0}")]
+    Request(http::Error),
 }
 
 /// One line of the report.
@@ -105,15 +119,15 @@ pub async fn verify(aws: &SdkConfig, deployment: &Deployment, requests: usize, w
 }
 
 /// One `GET /books?limit=1`, with the key or without; its status (0: no answer).
-async fn get(deployment: &Deployment, with_key: bool) -> Result<u16, String> {
-    let connector = https_connector().map_err(|e| format!("HTTPS client: {e}"))?;
+async fn get(deployment: &Deployment, with_key: bool) -> Result<u16, RequestError> {
+    let connector = https_connector().map_err(RequestError::Client)?;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build::<_, Empty<bytes::Bytes>>(connector);
     let mut request = http::Request::get(format!("{}/books?limit=1", deployment.url));
     if with_key {
         request = request.header("x-api-key", &deployment.api_key);
     }
-    let request = request.body(Empty::new()).map_err(|e| e.to_string())?;
+    let request = request.body(Empty::new()).map_err(RequestError::Request)?;
     Ok(match client.request(request).await {
         Ok(response) => {
             let status = response.status().as_u16();
@@ -129,7 +143,7 @@ async fn traffic(deployment: &Deployment, requests: usize) -> Check {
     for i in 0..=requests {
         let status = match get(deployment, i < requests).await {
             Ok(status) => status,
-            Err(error) => return Check { what: "requests".into(), ok: false, found: error },
+            Err(error) => return Check { what: "requests".into(), ok: false, found: error.to_string() },
         };
         *statuses.entry(status).or_default() += 1;
     }
@@ -170,8 +184,8 @@ async fn telemetry(
         .limit(100)
         .send()
         .await
-        .map(|page| page.events().len())
-        .map_err(|e| aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e).to_string());
+        .map(|page| page.events().len() as f64)
+        .map_err(aws_sdk_cloudwatchlogs::error::DisplayErrorContext);
     let api = [("ApiName", deployment.api_name.as_str()), ("Stage", deployment.stage.as_str())];
     let function = [("FunctionName", deployment.query_function.as_str())];
     let service = [("Service", deployment.query_service.as_str())];
@@ -184,17 +198,9 @@ async fn telemetry(
         sum_since(cloudwatch, namespace, "Duration", &service, "SampleCount", since),
         sum_since(cloudwatch, namespace, "RequestLatency", &listing, "SampleCount", since),
     );
-    let at_least = |what: String, found: Result<f64, String>, want: f64| Check {
-        ok: found.as_ref().is_ok_and(|n| *n >= want),
-        found: match found {
-            Ok(n) => format!("{n}"),
-            Err(e) => e,
-        },
-        what,
-    };
     let wanted = requests as f64;
     vec![
-        at_least(format!("log lines of this traffic in {}", deployment.query_log_group), lines.map(|n| n as f64), 1.0),
+        at_least(format!("log lines of this traffic in {}", deployment.query_log_group), lines, 1.0),
         at_least(
             format!("AWS/ApiGateway Count of {} {} (its requests)", deployment.api_name, deployment.stage),
             count,
@@ -220,6 +226,15 @@ async fn telemetry(
     ]
 }
 
+/// A check that `found` is at least `want`; what was found, or why nothing was, is reported.
+fn at_least(what: String, found: Result<f64, impl std::fmt::Display>, want: f64) -> Check {
+    Check {
+        ok: found.as_ref().is_ok_and(|n| *n >= want),
+        found: found.map_or_else(|e| e.to_string(), |n| format!("{n}")),
+        what,
+    }
+}
+
 /// One statistic of one metric from `since` until now, summed over one-minute periods.
 async fn sum_since(
     cloudwatch: &aws_sdk_cloudwatch::Client,
@@ -228,7 +243,7 @@ async fn sum_since(
     dimensions: &[(&str, &str)],
     stat: &str,
     since: i64,
-) -> Result<f64, String> {
+) -> Result<f64, aws_sdk_cloudwatch::error::DisplayErrorContext<aws_sdk_cloudwatch::Error>> {
     let metric = Metric::builder()
         .namespace(namespace)
         .metric_name(name)
@@ -245,7 +260,7 @@ async fn sum_since(
         .end_time(DateTime::from_millis(now_ms() + 60_000))
         .send()
         .await
-        .map_err(|e| aws_sdk_cloudwatch::error::DisplayErrorContext(e).to_string())?;
+        .map_err(|e| aws_sdk_cloudwatch::error::DisplayErrorContext(e.into()))?;
     Ok(answer.metric_data_results().iter().flat_map(aws_sdk_cloudwatch::types::MetricDataResult::values).sum())
 }
 
@@ -308,6 +323,7 @@ mod tests {
         let local = Deployment::from_outputs(&outputs, Some("http://127.0.0.1:3000/v1")).unwrap();
         assert_eq!(local.url, "http://127.0.0.1:3000/v1");
         let error = Deployment::from_outputs(&json!({}), None).unwrap_err();
-        assert!(error.contains("invoke_url"), "{error}");
+        assert_eq!(error, MissingOutput("invoke_url"));
+        assert!(error.to_string().contains("invoke_url"), "{error}");
     }
 }

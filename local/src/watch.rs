@@ -35,13 +35,34 @@ pub struct Watch {
     pub images: BTreeMap<String, PathBuf>,
 }
 
+/// Why a rebuild did not pass.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    /// The command could not be started.
+    #[error("could not run `{command}`: {source}")]
+    NotRun {
+        /// The rebuild command.
+        command: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The command ended with an error.
+    #[error("`{command}` ended with {status}")]
+    Failed {
+        /// The rebuild command.
+        command: String,
+        /// How it ended.
+        status: std::process::ExitStatus,
+    },
+}
+
 /// One rebuild's outcome, as watch mode prints it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Rebuilt {
     /// The rebuild failed: the functions keep their code.
     Failed {
         /// How it ended.
-        status: String,
+        status: RebuildError,
     },
     /// The rebuild passed.
     Recycled {
@@ -58,7 +79,7 @@ impl Watch {
         lambda: Arc<LambdaService>,
         mut report: impl FnMut(&[PathBuf], &Rebuilt),
         stop: impl Future<Output = ()>,
-    ) -> Result<(), String> {
+    ) -> Result<(), notify::Error> {
         let (changed_tx, mut changed) = mpsc::unbounded_channel::<PathBuf>();
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             if let Ok(event) = event {
@@ -66,10 +87,9 @@ impl Watch {
                     event.paths.into_iter().for_each(|path| drop(changed_tx.send(path)));
                 }
             }
-        })
-        .map_err(|e| format!("watch: {e}"))?;
+        })?;
         for path in &self.paths {
-            watcher.watch(path, RecursiveMode::Recursive).map_err(|e| format!("watch {}: {e}", path.display()))?;
+            watcher.watch(path, RecursiveMode::Recursive).map_err(|e| e.add_path(path.clone()))?;
         }
         let mut before = self.fingerprints();
         tokio::pin!(stop);
@@ -102,18 +122,18 @@ impl Watch {
         }
     }
 
-    async fn run_rebuild(&self) -> Result<(), String> {
+    async fn run_rebuild(&self) -> Result<(), RebuildError> {
         let status = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(&self.rebuild)
             .stdin(std::process::Stdio::null())
             .status()
             .await
-            .map_err(|e| format!("could not run `{}`: {e}", self.rebuild))?;
+            .map_err(|source| RebuildError::NotRun { command: self.rebuild.clone(), source })?;
         if status.success() {
             Ok(())
         } else {
-            Err(format!("`{}` ended with {status}", self.rebuild))
+            Err(RebuildError::Failed { command: self.rebuild.clone(), status })
         }
     }
 

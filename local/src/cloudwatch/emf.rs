@@ -117,6 +117,7 @@ impl Extraction {
                 () = &mut shutdown => true,
             };
             if let Err(error) = self.poll().await {
+                let error = aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&error);
                 tracing::warn!(%error, "EMF extraction: reading the log groups failed");
             }
             if stopping {
@@ -131,16 +132,8 @@ impl Extraction {
 
     /// Reads what every stream received since the last call; returns how many documents
     /// yielded metrics.
-    pub async fn poll(&mut self) -> Result<usize, String> {
-        let groups = self
-            .logs
-            .describe_log_groups()
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e).to_string())?;
+    pub async fn poll(&mut self) -> Result<usize, aws_sdk_cloudwatchlogs::Error> {
+        let groups = self.logs.describe_log_groups().into_paginator().items().send().try_collect().await?;
         let mut documents = 0;
         for group in groups.iter().filter_map(|g| g.log_group_name()) {
             let streams = self
@@ -151,8 +144,7 @@ impl Extraction {
                 .items()
                 .send()
                 .try_collect()
-                .await
-                .map_err(|e| aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e).to_string())?;
+                .await?;
             for stream in streams.iter().filter_map(|s| s.log_stream_name()) {
                 documents += self.read_stream(group, stream).await?;
             }
@@ -160,7 +152,7 @@ impl Extraction {
         Ok(documents)
     }
 
-    async fn read_stream(&mut self, group: &str, stream: &str) -> Result<usize, String> {
+    async fn read_stream(&mut self, group: &str, stream: &str) -> Result<usize, aws_sdk_cloudwatchlogs::Error> {
         let key = (group.to_owned(), stream.to_owned());
         let mut documents = 0;
         loop {
@@ -173,8 +165,7 @@ impl Extraction {
                 .start_from_head(true)
                 .next_token(&token)
                 .send()
-                .await
-                .map_err(|e| aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e).to_string())?;
+                .await?;
             let now = now_ms();
             for event in page.events() {
                 let (Some(message), Some(at)) = (event.message(), event.timestamp()) else { continue };

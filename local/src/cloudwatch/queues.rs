@@ -23,14 +23,15 @@ pub async fn publish_depths(sqs: aws_sdk_sqs::Client, sink: MetricSink, shutdown
             () = &mut shutdown => return,
         }
         if let Err(error) = record_depths(&sqs, &sink).await {
+            let error = aws_sdk_sqs::error::DisplayErrorContext(&error);
             tracing::warn!(%error, "queue depths not read");
         }
     }
 }
 
 /// Reads and records every queue's depth once.
-pub async fn record_depths(sqs: &aws_sdk_sqs::Client, sink: &MetricSink) -> Result<(), String> {
-    let listed = sqs.list_queues().send().await.map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+pub async fn record_depths(sqs: &aws_sdk_sqs::Client, sink: &MetricSink) -> Result<(), aws_sdk_sqs::Error> {
+    let listed = sqs.list_queues().send().await?;
     for url in listed.queue_urls() {
         let attributes = sqs
             .get_queue_attributes()
@@ -38,8 +39,7 @@ pub async fn record_depths(sqs: &aws_sdk_sqs::Client, sink: &MetricSink) -> Resu
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
             .send()
-            .await
-            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+            .await?;
         let Some(attributes) = attributes.attributes() else { continue };
         let name = url.rsplit('/').next().unwrap_or_default();
         for (attribute, metric) in [

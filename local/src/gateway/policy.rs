@@ -74,6 +74,17 @@ struct Statement {
     source: Option<SourceCondition>,
 }
 
+/// Why a resource policy cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// Neither as GetRestApi answers it nor as written.
+    #[error("the resource policy is not JSON: {0}")]
+    NotJson(serde_json::Error),
+    /// No `Statement`, or not an object or a list.
+    #[error("the resource policy has no Statement")]
+    NoStatement,
+}
+
 /// The statements of a resource policy that this emulator can decide.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ResourcePolicy {
@@ -83,14 +94,14 @@ pub struct ResourcePolicy {
 
 impl ResourcePolicy {
     /// Reads a policy as GetRestApi answers it (its quotes escaped) or as written.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, PolicyError> {
         let document: Value = serde_json::from_str(text)
             .or_else(|_| serde_json::from_str(&text.replace("\\\"", "\"")))
-            .map_err(|e| format!("the resource policy is not JSON: {e}"))?;
+            .map_err(PolicyError::NotJson)?;
         let statements = match &document["Statement"] {
             Value::Array(statements) => statements.clone(),
             statement @ Value::Object(_) => vec![statement.clone()],
-            _ => return Err("the resource policy has no Statement".into()),
+            _ => return Err(PolicyError::NoStatement),
         };
         let mut policy = Self::default();
         for statement in &statements {
