@@ -244,7 +244,10 @@ fn parse_year(object: &Map<String, Value>, now: DateTime<Utc>, errors: &mut Vali
         }
         Some(value) => value,
     };
-    match value.as_i64() {
+    // JSON Schema counts 1974.0 as an integer, as JSON does not tell them apart: so does this.
+    let whole =
+        value.as_i64().or_else(|| value.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e15).map(|f| f as i64));
+    match whole {
         Some(year) if (i64::from(FIRST_PRINTED_YEAR)..=i64::from(latest)).contains(&year) => i32::try_from(year).ok(),
         Some(year) => {
             errors.push("published_year", format!("must be between {FIRST_PRINTED_YEAR} and {latest}, found {year}"));
@@ -406,6 +409,10 @@ mod tests {
         body["published_year"] = json!("1974");
         assert_eq!(fields(&body), vec!["published_year"]);
         body["published_year"] = json!(1974.5);
+        assert_eq!(fields(&body), vec!["published_year"]);
+        body["published_year"] = json!(1974.0);
+        assert_eq!(BookDraft::parse(&body, now()).map(|draft| draft.published_year), Ok(1974), "an integer, in JSON");
+        body["published_year"] = json!(2028.0);
         assert_eq!(fields(&body), vec!["published_year"]);
     }
 
