@@ -38,6 +38,14 @@ impl DynamoError {
     }
 }
 
+/// Every item a scan finds, read page by page with the SDK's paginator.
+pub(crate) async fn scan_all(
+    scan: aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder,
+) -> Result<Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>, DynamoError> {
+    use crate::metrics::Timed;
+    scan.into_paginator().items().send().try_collect().timed("Scan").await.map_err(|e| DynamoError::new("Scan", e))
+}
+
 /// Which items of a cancelled transaction failed their condition, when DynamoDB says so.
 /// `None` means the cancellation had another cause (e.g. a conflicting transaction).
 pub(crate) fn failed_conditions(err: &SdkError<TransactWriteItemsError>) -> Option<Vec<bool>> {

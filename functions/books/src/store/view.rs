@@ -256,34 +256,22 @@ impl ViewStore {
     /// Every item of the view, live or tombstone, read page by page: what a rebuild compares
     /// with the write model.
     pub async fn scan_entries(&self) -> Result<Vec<ViewEntry>, DynamoError> {
-        let mut entries = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .projection_expression("pk, sk, version, deleted")
-                .set_exclusive_start_key(start)
-                .send()
-                .timed("Scan")
-                .await
-                .map_err(|e| DynamoError::new("Scan", e))?;
-            for item in output.items.unwrap_or_default() {
-                let entry: EntryItem = serde_dynamo::from_item(item).map_err(|e| DynamoError::mapping("Scan", e))?;
-                let Some(book_id) = entry.pk.strip_prefix("BOOK#") else { continue };
-                entries.push(ViewEntry {
-                    book_id: book_id.to_owned(),
-                    sk: entry.sk,
-                    version: entry.version,
-                    live: !entry.deleted.unwrap_or(false),
-                });
-            }
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(entries);
-            }
+        let items = super::scan_all(
+            self.client.scan().table_name(&self.table).projection_expression("pk, sk, version, deleted"),
+        )
+        .await?;
+        let mut entries = Vec::with_capacity(items.len());
+        for item in items {
+            let entry: EntryItem = serde_dynamo::from_item(item).map_err(|e| DynamoError::mapping("Scan", e))?;
+            let Some(book_id) = entry.pk.strip_prefix("BOOK#") else { continue };
+            entries.push(ViewEntry {
+                book_id: book_id.to_owned(),
+                sk: entry.sk,
+                version: entry.version,
+                live: !entry.deleted.unwrap_or(false),
+            });
         }
+        Ok(entries)
     }
 
     /// Applies a write unless the stored item is newer: an item at the same version is written

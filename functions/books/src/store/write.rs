@@ -129,30 +129,20 @@ impl BookStore {
     /// Every book of the table, read with strong consistency page by page (guard and
     /// idempotency items left out): what the read model must show.
     pub async fn scan_books(&self) -> Result<Vec<Book>, DynamoError> {
-        let mut books = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
+        let items = super::scan_all(
+            self.client
                 .scan()
                 .table_name(&self.table)
                 .consistent_read(true)
                 .filter_expression("begins_with(pk, :book)")
-                .expression_attribute_values(":book", AttributeValue::S(BOOK_PREFIX.to_owned()))
-                .set_exclusive_start_key(start)
-                .send()
-                .timed("Scan")
-                .await
-                .map_err(|e| DynamoError::new("Scan", e))?;
-            for item in output.items.unwrap_or_default() {
-                let item: BookItem = serde_dynamo::from_item(item).map_err(|e| DynamoError::mapping("Scan", e))?;
-                books.push(item.book);
-            }
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(books);
-            }
-        }
+                .expression_attribute_values(":book", AttributeValue::S(BOOK_PREFIX.to_owned())),
+        )
+        .await?;
+        items
+            .into_iter()
+            .map(|item| serde_dynamo::from_item::<_, BookItem>(item).map(|item| item.book))
+            .collect::<Result<_, _>>()
+            .map_err(|e| DynamoError::mapping("Scan", e))
     }
 
     /// One book, read with strong consistency.
