@@ -6,71 +6,77 @@ use serde_json::{Map, Value};
 
 use crate::open_enum;
 
-/// One `platform.*` event: its `type` is the variant, its `record` the variant's data.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Platform {
+/// Declares [`Platform`] from one list, each event once: its variant, its record's type and its
+/// `type` name; the enum, [`Platform::TYPES`], `type_name`, `from_record` and the serialisation
+/// all follow from it, so they cannot disagree.
+macro_rules! platform_events {
+    ($($(#[$doc:meta])* $variant:ident($record:ty) = $name:literal,)+) => {
+        /// One `platform.*` event: its `type` is the variant, its `record` the variant's data.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Platform {
+            $($(#[$doc])* $variant($record),)+
+        }
+
+        impl Platform {
+            /// Every event type this schema knows, as the `type` field names them.
+            pub const TYPES: &'static [&'static str] = &[$($name),+];
+
+            /// The event's `type`.
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => $name,)+
+                }
+            }
+
+            /// Reads the `record` of an event of type `type_name`; `None` for a type this schema
+            /// does not know, `Some(Err)` for a record without its type's shape.
+            pub(crate) fn from_record(type_name: &str, record: &serde_json::Value) -> Option<serde_json::Result<Self>> {
+                Some(match type_name {
+                    $($name => <$record>::deserialize(record).map(Self::$variant),)+
+                    _ => return None,
+                })
+            }
+        }
+
+        /// A platform event serialises as its `record` (the record's `type` is [`Platform::type_name`]).
+        impl Serialize for Platform {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                match self {
+                    $(Self::$variant(event) => event.serialize(serializer),)+
+                }
+            }
+        }
+    };
+}
+
+platform_events! {
     /// `platform.initStart`: the init phase began.
-    InitStart(InitStart),
+    InitStart(InitStart) = "platform.initStart",
     /// `platform.initRuntimeDone`: the runtime finished its init.
-    InitRuntimeDone(InitRuntimeDone),
+    InitRuntimeDone(InitRuntimeDone) = "platform.initRuntimeDone",
     /// `platform.initReport`: the init phase, measured.
-    InitReport(InitReport),
+    InitReport(InitReport) = "platform.initReport",
     /// `platform.start`: an invocation began.
-    Start(Start),
+    Start(Start) = "platform.start",
     /// `platform.runtimeDone`: the runtime answered an invocation (or failed to).
-    RuntimeDone(RuntimeDone),
+    RuntimeDone(RuntimeDone) = "platform.runtimeDone",
     /// `platform.report`: an invocation, measured, once every extension was done with it.
-    Report(Report),
+    Report(Report) = "platform.report",
     /// `platform.restoreStart`: a SnapStart restore began.
-    RestoreStart(RestoreStart),
+    RestoreStart(RestoreStart) = "platform.restoreStart",
     /// `platform.restoreRuntimeDone`: the runtime finished its restore hooks.
-    RestoreRuntimeDone(RestoreRuntimeDone),
+    RestoreRuntimeDone(RestoreRuntimeDone) = "platform.restoreRuntimeDone",
     /// `platform.restoreReport`: the restore, measured.
-    RestoreReport(RestoreReport),
+    RestoreReport(RestoreReport) = "platform.restoreReport",
     /// `platform.extension`: an extension registered.
-    Extension(ExtensionState),
+    Extension(ExtensionState) = "platform.extension",
     /// `platform.telemetrySubscription`: an extension subscribed to the Telemetry API.
-    TelemetrySubscription(TelemetrySubscription),
+    TelemetrySubscription(TelemetrySubscription) = "platform.telemetrySubscription",
     /// `platform.logsDropped`: records a subscriber did not get.
-    LogsDropped(LogsDropped),
+    LogsDropped(LogsDropped) = "platform.logsDropped",
 }
 
 impl Platform {
-    /// Every event type this schema knows, as the `type` field names them.
-    pub const TYPES: [&'static str; 12] = [
-        "platform.initStart",
-        "platform.initRuntimeDone",
-        "platform.initReport",
-        "platform.start",
-        "platform.runtimeDone",
-        "platform.report",
-        "platform.restoreStart",
-        "platform.restoreRuntimeDone",
-        "platform.restoreReport",
-        "platform.extension",
-        "platform.telemetrySubscription",
-        "platform.logsDropped",
-    ];
-
-    /// The event's `type`.
-    pub fn type_name(&self) -> &'static str {
-        let index = match self {
-            Self::InitStart(_) => 0,
-            Self::InitRuntimeDone(_) => 1,
-            Self::InitReport(_) => 2,
-            Self::Start(_) => 3,
-            Self::RuntimeDone(_) => 4,
-            Self::Report(_) => 5,
-            Self::RestoreStart(_) => 6,
-            Self::RestoreRuntimeDone(_) => 7,
-            Self::RestoreReport(_) => 8,
-            Self::Extension(_) => 9,
-            Self::TelemetrySubscription(_) => 10,
-            Self::LogsDropped(_) => 11,
-        };
-        Self::TYPES[index]
-    }
-
     /// The invocation the event belongs to, for the events that carry one.
     pub fn request_id(&self) -> Option<&str> {
         match self {
@@ -78,49 +84,6 @@ impl Platform {
             Self::RuntimeDone(done) => Some(&done.request_id),
             Self::Report(report) => Some(&report.request_id),
             _ => None,
-        }
-    }
-
-    /// Reads the `record` of an event of type `type_name`; `None` for a type this schema does
-    /// not know, `Some(Err)` for a record without its type's shape.
-    pub(crate) fn from_record(type_name: &str, record: &serde_json::Value) -> Option<serde_json::Result<Self>> {
-        fn read<'a, T: Deserialize<'a>>(record: &'a serde_json::Value) -> serde_json::Result<T> {
-            T::deserialize(record)
-        }
-        Some(match type_name {
-            "platform.initStart" => read(record).map(Self::InitStart),
-            "platform.initRuntimeDone" => read(record).map(Self::InitRuntimeDone),
-            "platform.initReport" => read(record).map(Self::InitReport),
-            "platform.start" => read(record).map(Self::Start),
-            "platform.runtimeDone" => read(record).map(Self::RuntimeDone),
-            "platform.report" => read(record).map(Self::Report),
-            "platform.restoreStart" => read(record).map(Self::RestoreStart),
-            "platform.restoreRuntimeDone" => read(record).map(Self::RestoreRuntimeDone),
-            "platform.restoreReport" => read(record).map(Self::RestoreReport),
-            "platform.extension" => read(record).map(Self::Extension),
-            "platform.telemetrySubscription" => read(record).map(Self::TelemetrySubscription),
-            "platform.logsDropped" => read(record).map(Self::LogsDropped),
-            _ => return None,
-        })
-    }
-}
-
-/// A platform event serialises as its `record` (the record's `type` is [`Platform::type_name`]).
-impl Serialize for Platform {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::InitStart(event) => event.serialize(serializer),
-            Self::InitRuntimeDone(event) => event.serialize(serializer),
-            Self::InitReport(event) => event.serialize(serializer),
-            Self::Start(event) => event.serialize(serializer),
-            Self::RuntimeDone(event) => event.serialize(serializer),
-            Self::Report(event) => event.serialize(serializer),
-            Self::RestoreStart(event) => event.serialize(serializer),
-            Self::RestoreRuntimeDone(event) => event.serialize(serializer),
-            Self::RestoreReport(event) => event.serialize(serializer),
-            Self::Extension(event) => event.serialize(serializer),
-            Self::TelemetrySubscription(event) => event.serialize(serializer),
-            Self::LogsDropped(event) => event.serialize(serializer),
         }
     }
 }
