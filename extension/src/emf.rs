@@ -7,9 +7,9 @@
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use telemetry_schema::emf::{
-    Dimensions, Document, MAX_METRICS_PER_DOCUMENT, MAX_VALUES_PER_METRIC, STANDARD_RESOLUTION,
+    Dimensions, Document, MetricValues, MAX_METRICS_PER_DOCUMENT, MAX_VALUES_PER_METRIC, STANDARD_RESOLUTION,
 };
 
 /// The dimension every platform metric carries.
@@ -304,38 +304,16 @@ pub(crate) fn render_apart(observations: Vec<Observation>) -> Vec<(i64, String)>
 }
 
 fn render(key: &GroupKey, timestamp: i64, metrics: &[(&String, Option<&str>, &[f64])]) -> String {
-    let definitions: Vec<Value> = metrics
-        .iter()
-        .map(|(name, unit, _)| match unit {
-            Some(unit) => json!({"Name": name, "Unit": unit}),
-            None => json!({"Name": name}),
-        })
-        .collect();
-    let names: Vec<&str> = key.dimensions.iter().map(|(name, _)| name.as_str()).collect();
-    let mut document = Map::new();
-    document.insert(
-        "_aws".into(),
-        json!({"Timestamp": timestamp, "CloudWatchMetrics": [
-            {"Namespace": key.namespace, "Dimensions": [names], "Metrics": definitions}
-        ]}),
-    );
-    for (name, value) in &key.dimensions {
-        document.insert(name.clone(), Value::String(value.clone()));
-    }
-    for (name, _, values) in metrics {
-        let value = match values {
-            [one] => json!(one),
-            many => json!(many),
-        };
-        document.insert((*name).clone(), value);
-    }
-    Value::Object(document).to_string()
+    let metrics: Vec<MetricValues<'_>> =
+        metrics.iter().map(|(name, unit, values)| MetricValues { name: name.as_str(), unit: *unit, values }).collect();
+    telemetry_schema::emf::write(timestamp, &key.namespace, &key.dimensions, &metrics)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use serde_json::json;
 
     fn service(value: &str) -> Dimensions {
         vec![(SERVICE_DIMENSION.to_owned(), value.to_owned())]

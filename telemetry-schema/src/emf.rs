@@ -4,6 +4,7 @@
 //! workspace (the extension merges function documents with it, the end-to-end check reads what
 //! reached CloudWatch Logs with it).
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// At most this many metrics in one document.
@@ -122,6 +123,81 @@ pub enum EmfError {
     Value(String),
 }
 
+/// A metric to write: its name, unit and values (one value is written as a number, several as
+/// an array).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricValues<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its unit, one of [`UNITS`], when it has one.
+    pub unit: Option<&'a str>,
+    /// Its values, at most [`MAX_VALUES_PER_METRIC`].
+    pub values: &'a [f64],
+}
+
+/// Writes a document of one directive: `metrics` (at most [`MAX_METRICS_PER_DOCUMENT`]) in
+/// `namespace`, with one dimension set, at `timestamp_ms`. [`Document::read`] reads it back.
+pub fn write(
+    timestamp_ms: i64,
+    namespace: &str,
+    dimensions: &[(String, String)],
+    metrics: &[MetricValues<'_>],
+) -> String {
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Aws<'a> {
+        timestamp: i64,
+        cloud_watch_metrics: [Directive<'a>; 1],
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Directive<'a> {
+        namespace: &'a str,
+        dimensions: [Vec<&'a str>; 1],
+        metrics: Vec<Definition<'a>>,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Definition<'a> {
+        name: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unit: Option<&'a str>,
+    }
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum Member<'a> {
+        Dimension(&'a str),
+        One(f64),
+        Many(&'a [f64]),
+    }
+    #[derive(Serialize)]
+    struct Out<'a> {
+        #[serde(rename = "_aws")]
+        aws: Aws<'a>,
+        #[serde(flatten)]
+        members: std::collections::BTreeMap<&'a str, Member<'a>>,
+    }
+    let mut members = std::collections::BTreeMap::new();
+    for (name, value) in dimensions {
+        members.insert(name.as_str(), Member::Dimension(value));
+    }
+    for metric in metrics {
+        let value = match metric.values {
+            [one] => Member::One(*one),
+            many => Member::Many(many),
+        };
+        members.insert(metric.name, value);
+    }
+    let directive = Directive {
+        namespace,
+        dimensions: [dimensions.iter().map(|(name, _)| name.as_str()).collect()],
+        metrics: metrics.iter().map(|m| Definition { name: m.name, unit: m.unit }).collect(),
+    };
+    let out = Out { aws: Aws { timestamp: timestamp_ms, cloud_watch_metrics: [directive] }, members };
+    // Strings, numbers and arrays of numbers: serialising cannot fail.
+    serde_json::to_string(&out).unwrap_or_default()
+}
+
 /// Whether a JSON object is an EMF document (it declares metrics, well-formed or not).
 pub fn is_document(object: &Map<String, Value>) -> bool {
     object.get("_aws").and_then(|aws| aws.get("CloudWatchMetrics")).is_some()
@@ -233,6 +309,29 @@ fn dimension_sets(object: &Map<String, Value>, directive: &Value) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_written_document_reads_back_as_written() {
+        let dimensions = vec![("Service".to_owned(), "query".to_owned())];
+        let written = write(
+            1_764_000_000_000,
+            "Books",
+            &dimensions,
+            &[
+                MetricValues { name: "Duration", unit: Some("Milliseconds"), values: &[1.5, 2.0] },
+                MetricValues { name: "ColdStart", unit: None, values: &[1.0] },
+            ],
+        );
+        let document = Document::parse(&written).unwrap();
+        assert_eq!(document.timestamp_ms, Some(1_764_000_000_000));
+        let metric = |name: &str| document.metrics.iter().find(|m| m.name == name).unwrap().clone();
+        assert_eq!(metric("Duration").values, vec![1.5, 2.0]);
+        assert_eq!(metric("Duration").unit.as_deref(), Some("Milliseconds"));
+        assert_eq!(metric("ColdStart").values, vec![1.0]);
+        assert_eq!(metric("ColdStart").dimension_sets, vec![dimensions.clone()]);
+        let raw: Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(raw["ColdStart"], serde_json::json!(1.0), "one value is a number, not an array");
+    }
     use serde_json::json;
 
     fn object(value: Value) -> Map<String, Value> {
