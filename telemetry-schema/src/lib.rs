@@ -25,7 +25,7 @@ pub use platform::{
     Platform, Report, ReportMetrics, RestoreReport, RestoreRuntimeDone, RestoreStart, RuntimeDone, RuntimeDoneMetrics,
     Span, Start, Status, TelemetrySubscription, TraceContext,
 };
-pub use record::{parse_delivery, Event, LogLine, NotADelivery, Record};
+pub use record::{parse_delivery, Event, LogLine, NotADelivery, Record, RecordTime};
 pub use subscription::{SchemaVersion, StreamType};
 
 /// A string-valued enumeration of the API that keeps values it does not know (`Other`), so a

@@ -8,11 +8,49 @@ use serde_json::{Map, Value};
 
 use crate::platform::Platform;
 
+/// When a record happened: the text delivered (RFC 3339, milliseconds, UTC), read once where the
+/// record is read, and written back as it came.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecordTime {
+    text: String,
+    ms: Option<i64>,
+}
+
+impl RecordTime {
+    /// A time as delivered; [`RecordTime::ms`] is `None` when it is not RFC 3339.
+    pub fn parse(text: &str) -> Self {
+        let ms = chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp_millis());
+        Self { text: text.to_owned(), ms }
+    }
+
+    /// Now, as the platform stamps records.
+    pub fn now() -> Self {
+        let now = chrono::Utc::now();
+        Self { text: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), ms: Some(now.timestamp_millis()) }
+    }
+
+    /// Milliseconds since the epoch, if the text was a valid time.
+    pub fn ms(&self) -> Option<i64> {
+        self.ms
+    }
+
+    /// The text, as delivered.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl Serialize for RecordTime {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
 /// One record of a delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
-    /// When it happened, as delivered (RFC 3339, milliseconds, UTC); see [`Record::time_ms`].
-    pub time: String,
+    /// When it happened; see [`Record::time_ms`].
+    pub time: RecordTime,
     /// What happened.
     pub event: Event,
 }
@@ -76,12 +114,12 @@ impl Serialize for LogLine {
 impl Record {
     /// A record of `event` stamped now, as the platform stamps them.
     pub fn now(event: impl Into<Event>) -> Self {
-        Self { time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true), event: event.into() }
+        Self { time: RecordTime::now(), event: event.into() }
     }
 
     /// The record's time in milliseconds since the epoch, if it has a valid one.
     pub fn time_ms(&self) -> Option<i64> {
-        chrono::DateTime::parse_from_rfc3339(&self.time).ok().map(|t| t.timestamp_millis())
+        self.time.ms()
     }
 
     /// The record's `type`.
@@ -96,7 +134,7 @@ impl Record {
 
     /// Reads one item of a delivery; never fails (see [`Event::Unknown`]).
     pub fn from_value(mut item: Value) -> Self {
-        let time = item.get("time").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let time = RecordTime::parse(item.get("time").and_then(Value::as_str).unwrap_or_default());
         let kind = item.get("type").and_then(Value::as_str).unwrap_or_default();
         let event = match kind {
             "function" | "extension" => {

@@ -4,7 +4,7 @@
 pub(crate) mod listener;
 
 use serde_json::Value;
-use telemetry_schema::{parse_delivery, Event, NotADelivery, Record, SchemaVersion};
+use telemetry_schema::{parse_delivery, Event, NotADelivery, Record, RecordTime, SchemaVersion};
 
 /// The schema we subscribe with: function lines that are JSON objects come as objects.
 pub(crate) const SCHEMA_VERSION: SchemaVersion = SchemaVersion::V2022_12_13;
@@ -14,9 +14,9 @@ pub(crate) const SCHEMA_VERSION: SchemaVersion = SchemaVersion::V2022_12_13;
 pub(crate) fn read_delivery(body: &[u8]) -> Vec<Record> {
     match parse_delivery(body) {
         Ok(records) => records,
-        Err(NotADelivery::Json(value)) => vec![Record { time: String::new(), event: Event::Unknown(value) }],
+        Err(NotADelivery::Json(value)) => vec![Record { time: RecordTime::default(), event: Event::Unknown(value) }],
         Err(NotADelivery::Text(text)) => {
-            vec![Record { time: String::new(), event: Event::Unknown(Value::String(text)) }]
+            vec![Record { time: RecordTime::default(), event: Event::Unknown(Value::String(text)) }]
         }
     }
 }
@@ -28,7 +28,10 @@ mod tests {
     #[test]
     fn a_body_that_is_not_a_delivery_is_one_unknown_record() {
         let records = read_delivery(b"{not json");
-        assert_eq!(records, [Record { time: String::new(), event: Event::Unknown(Value::String("{not json".into())) }]);
+        assert_eq!(
+            records,
+            [Record { time: RecordTime::default(), event: Event::Unknown(Value::String("{not json".into())) }]
+        );
         assert_eq!(records[0].time_ms(), None);
     }
 }
