@@ -59,6 +59,7 @@ import time
 import uuid
 
 from local_cloud import BUILD, LocalCloud
+from provenance import commit
 
 OUT = BUILD / "consistency"
 CONVERGE_BOUND_S = int(os.environ.get("CONSISTENCY_CONVERGE_S", 240))
@@ -320,6 +321,7 @@ def main():
     print(f"==> consistency checker: {args.clients} clients, {args.seconds} s of faults, {args.isbns} ISBNs, "
           f"seed {args.seed}", flush=True)
     isbns = [isbn13(100000 + n) for n in range(args.isbns)]
+    ran_at = commit()
     cloud = LocalCloud("consistency")
     tables = cloud.output("table_names")
     cloud.books_table, cloud.view_table = tables["books"], tables["books_view"]
@@ -354,7 +356,7 @@ def main():
             anomalies.append(f"the linearizability checker failed: {linearizability['error']}")
 
         statuses = collections.Counter(f"{o['op']} {o['status']}" for o in history.operations)
-        summary = {"seed": args.seed, "clients": args.clients, "seconds": args.seconds, "isbns": args.isbns,
+        summary = {"commit": ran_at, "seed": args.seed, "clients": args.clients, "seconds": args.seconds, "isbns": args.isbns,
                    "operations": len(history.operations), "outcomes": dict(sorted(statuses.items())),
                    "faults": dict(injected), "live_books": len(books), "converged_s": None if mismatch else converged_s,
                    "linearizability": {k: v for k, v in linearizability.items() if k != "violations"},

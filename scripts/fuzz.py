@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from provenance import commit
+
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "fuzz"
 BUILD = Path(os.environ.get("BUILD", ROOT / ".build"))
@@ -92,6 +94,7 @@ def main() -> int:
     parser.add_argument("--sanitizer", default="address", choices=["address", "none"])
     parser.add_argument("targets", nargs="*", help="default: every target in fuzz/fuzz_targets")
     args = parser.parse_args()
+    ran_at = commit()
     if not TOOLCHAIN:
         sys.exit("FUZZ_TOOLCHAIN is not set: run make fuzz or make test-fuzz (mk/fuzz.mk finds or installs "
                  "the pinned nightly), or set it to an installed nightly toolchain")
@@ -111,7 +114,7 @@ def main() -> int:
     for target in chosen:
         print(f"==> fuzzing {target} for {args.seconds} s", flush=True)
         results.append(run(target, args.seconds, binary_dir))
-    summary = {"sanitizer": args.sanitizer, "seconds_per_target": args.seconds, "targets": results}
+    summary = {"commit": ran_at, "sanitizer": args.sanitizer, "seconds_per_target": args.seconds, "targets": results}
     (BUILD / "fuzz").mkdir(parents=True, exist_ok=True)
     (BUILD / "fuzz" / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 

@@ -11,7 +11,6 @@ import collections
 import json
 import os
 import pathlib
-import subprocess
 import sys
 
 import matplotlib
@@ -20,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from bench_report import machine  # noqa: E402  (the host, described as the benchmark report does)
+from provenance import commit  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = pathlib.Path(os.environ.get("BUILD", ROOT / ".build")).resolve()
@@ -73,13 +73,9 @@ def soak_plot(samples, out):
     plt.close(fig)
 
 
-def commit():
-    """The commit the figures are of, and whether the tree had changes besides."""
-    def git(*args):
-        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
-        return done.stdout.strip() if done.returncode == 0 else None
-    head = git("rev-parse", "--short=12", "HEAD") or "unknown"
-    return head + (" with uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+def ran_at(summary):
+    """The commit a part ran at, as its run recorded it when it started."""
+    return f"At commit `{summary['commit']}`: " if summary.get("commit") else "At a commit its run did not record: "
 
 
 def main():
@@ -97,14 +93,15 @@ def main():
     lines = [
         "# Reliability report",
         "",
-        f"Written by `make reliability` on {host['date']} at commit `{commit()}`, on {host['cpu']} "
+        f"Written by `make reliability` on {host['date']} at commit `{commit()}` (each part below names the "
+        f"commit it ran at), on {host['cpu']} "
         f"({host['arch']}, {host['cores']} cores, {host['memory']}, Linux {host['kernel']}, {host['rustc']}): "
         "figures of one real run on this machine. Each part also runs in `make test` in a short form "
         "(10 s per fuzz target, 30 s of checked history over 16 ISBNs, a one-minute soak).",
         "",
         "## Fuzzing (`make fuzz`, `fuzz/README.md`)",
         "",
-        f"cargo fuzz (libFuzzer), {fuzz['seconds_per_target']} s per target, sanitizer `{fuzz['sanitizer']}`; "
+        f"{ran_at(fuzz)}cargo fuzz (libFuzzer), {fuzz['seconds_per_target']} s per target, sanitizer `{fuzz['sanitizer']}`; "
         "each target checks properties of the contract, not only the absence of a crash.",
         "",
         "| target | executions | exec/s | edges covered | corpus | result |",
@@ -121,7 +118,7 @@ def main():
         "",
         "## Consistency under faults (`make consistency`, `scripts/consistency.py`)",
         "",
-        f"{consistency['clients']} concurrent clients, {consistency['seconds']} s of history under faults "
+        f"{ran_at(consistency)}{consistency['clients']} concurrent clients, {consistency['seconds']} s of history under faults "
         f"over {consistency['isbns']} ISBNs "
         f"(seed {consistency['seed']}): **{consistency['operations']:,} operations, "
         f"{len(consistency['anomalies'])} anomalies**; {consistency['live_books']} live books at the end; the read "
@@ -167,7 +164,7 @@ def main():
         "",
         "## Soak (`make soak`, `scripts/soak.py`)",
         "",
-        f"{soak['seconds']} s at {soak['rate']} requests/s through the gateway, {soak['samples']} samples of "
+        f"{ran_at(soak)}{soak['seconds']} s at {soak['rate']} requests/s through the gateway, {soak['samples']} samples of "
         "every process from `/proc`. Growth bound over the steady part (second quarter against last "
         f"quarter, per process), from the baseline: resident memory may grow {soak['bounds']['noise_factor']} "
         f"times the role's own noise over the second quarter, at least {soak['bounds']['growth_floor_mb']} MB "

@@ -34,6 +34,7 @@ import threading
 import time
 
 from local_cloud import BUILD, LocalCloud, processes
+from provenance import commit
 
 OUT = BUILD / "soak"
 # Memory growth allowed over the steady part, per process of a role, from the baseline: ten times
@@ -124,7 +125,9 @@ def growth(samples, role):
     for t, p in points:
         if end * 0.25 <= t < end * 0.5:
             by_sample[t].append(p["rss_mb"])
-    noise = noise_of(sorted((t, statistics.mean(rss)) for t, rss in by_sample.items()))
+    # The median of the role's processes at each sample, as the growth is measured: a process that
+    # starts (smaller) or ends moves a mean, not the median.
+    noise = noise_of(sorted((t, statistics.median(rss)) for t, rss in by_sample.items()))
     return {"rss_early_mb": round(median(early, "rss_mb"), 1), "rss_late_mb": round(median(late, "rss_mb"), 1),
             "noise_mb": round(noise, 2), "bound_mb": round(max(GROWTH_FLOOR_MB, NOISE_FACTOR * noise), 1),
             "fds_early": median(early, "fds"), "fds_late": median(late, "fds"),
@@ -139,6 +142,7 @@ def main():
     parser.add_argument("--sample-every", type=float, default=5)
     args = parser.parse_args()
     print(f"==> soak: {args.seconds} s at {args.rate} requests/s", flush=True)
+    ran_at = commit()
     # Idle environments spin down after IDLE_S, as Lambda's do after a while: at SHUTDOWN the
     # extension ships what a frozen environment held, so every line can be counted at the end.
     cloud = LocalCloud("soak", {"IDLE_TIMEOUT_SECS": str(IDLE_S)})
@@ -191,7 +195,7 @@ def main():
                 failures.append(f"{service}: {answered[service]} requests handled, {count} 'request handled' lines "
                                 f"shipped to {group}")
 
-        summary = {"seconds": args.seconds, "rate": args.rate, "answered": dict(answered), "shipped": shipped,
+        summary = {"commit": ran_at, "seconds": args.seconds, "rate": args.rate, "answered": dict(answered), "shipped": shipped,
                    "samples": len(samples), "growth": growths,
                    "bounds": {"noise_factor": NOISE_FACTOR, "growth_floor_mb": GROWTH_FLOOR_MB,
                               "fd_growth": FD_GROWTH, "fd_growth_share": FD_GROWTH_SHARE},

@@ -25,7 +25,7 @@ class Report(unittest.TestCase):
             {"target": "cursor", "executions": 1234, "exec_per_s": 20, "edges": 99, "corpus": 7, "failure": None},
             {"target": "emf", "executions": 10, "exec_per_s": 1, "edges": 5, "corpus": 2, "failure": "boom"}]})
         write(self.build / "consistency/summary.json", {
-            "seed": 3, "clients": 8, "seconds": 120, "isbns": 160, "operations": 4321,
+            "commit": "abc123def456", "seed": 3, "clients": 8, "seconds": 120, "isbns": 160, "operations": 4321,
             "outcomes": {"create 201": 40, "create None": 2},
             "linearizability": {"checker": "stateright LinearizabilityTester", "books": 40, "operations": 300,
                                 "indeterminate": 7, "seconds": 0.5},
@@ -59,8 +59,10 @@ class Report(unittest.TestCase):
         self.assertIn("over 160 ISBNs", report)
         self.assertIn("300 writes of 40 books, 7 of them indeterminate (5xx or no answer), linearizable", report)
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
-        self.assertRegex(report.splitlines()[2], rf"at commit `{head}( with uncommitted changes)?`, on .+ cores, ",
+        self.assertRegex(report.splitlines()[2], rf"at commit `{head}( with uncommitted changes)?` .*, on .+ cores, ",
                          "the report names the commit and the machine")
+        self.assertIn("At commit `abc123def456`: 8 concurrent clients", report, "each part names its own")
+        self.assertIn("At a commit its run did not record: cargo fuzz", report)
         self.assertTrue((self.out / "soak.png").stat().st_size > 0)
 
     def test_a_part_never_run_is_named_with_the_command_that_runs_it(self):
