@@ -58,20 +58,24 @@ pub async fn rebuild_view(store: &BookStore, view: &ViewStore, now_epoch_secs: i
             None => created_since.push(entry),
         }
     }
-    // Not in the scan: created since (its projection is under way), or deleted for good.
+    // Not in the scan: created since (its projection is under way), or deleted for good. Each
+    // such book is read once, whatever number of items the view holds for it.
     for entry in created_since {
-        let current = match BookId::parse(&entry.book_id) {
-            Some(id) => store.get(&id).await?,
-            None => None,
-        };
-        match current {
-            Some(book) => {
-                let (version, sks) = items_of(&book, now_epoch_secs, &mut Vec::new())?;
-                if !sks.contains(&entry.sk) {
-                    tombstones.push(tombstone(&entry.book_id, &entry.sk, version, now_epoch_secs)?);
-                }
+        if !shown.contains_key(&entry.book_id) {
+            let current = match BookId::parse(&entry.book_id) {
+                Some(id) => store.get(&id).await?,
+                None => None,
+            };
+            let known = match current {
+                Some(book) => items_of(&book, now_epoch_secs, &mut Vec::new())?,
+                None => (GONE, BTreeSet::new()),
+            };
+            shown.insert(entry.book_id.clone(), known);
+        }
+        if let Some((version, sks)) = shown.get(&entry.book_id) {
+            if !sks.contains(&entry.sk) {
+                tombstones.push(tombstone(&entry.book_id, &entry.sk, *version, now_epoch_secs)?);
             }
-            None => tombstones.push(tombstone(&entry.book_id, &entry.sk, GONE, now_epoch_secs)?),
         }
     }
     report.add(apply(view, tombstones, true).await?);
