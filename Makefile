@@ -60,6 +60,15 @@ $(VENV)/.installed: requirements.txt | check-python
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $@
 
+# checkov apart: it pins an old boto3 (requirements-checkov.txt says why).
+CHECKOV_VENV := $(VENV)/checkov
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt | check-python
+	@echo "==> creating $(CHECKOV_VENV) with checkov from requirements-checkov.txt"
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $@
+
 # --- builds and checks shared by make run, make check and make test ------------------------------
 
 # One debug build of the whole workspace, for the local cloud and every test: every cargo command

@@ -58,7 +58,7 @@ tf-init: check-terraform $(TF_CLI_CONFIG_FILE)
 	TF_DATA_DIR=$(TF_TEST_DATA) $(TERRAFORM) -chdir=$(TF_DIR) init -backend=false -input=false -no-color >/dev/null
 	TF_DATA_DIR=$(TF_TEST_KEYS_DATA) $(TERRAFORM) -chdir=$(TF_KEYS_DIR) init -backend=false -input=false -no-color >/dev/null
 
-tf-static: tf-init venv
+tf-static: tf-init venv $(CHECKOV_VENV)/.installed
 	+$(MAKE) tf-static-run
 tf-static-run:
 	@echo "==> terraform fmt / validate"
@@ -68,7 +68,7 @@ tf-static-run:
 	TF_DATA_DIR=$(TF_BUILD)/account-validate $(TERRAFORM) -chdir=$(TF_DIR)/account init -backend=false -input=false -no-color >/dev/null
 	TF_DATA_DIR=$(TF_BUILD)/account-validate $(TERRAFORM) -chdir=$(TF_DIR)/account validate -no-color
 	@echo "==> checkov (every skipped check carries its reason inline: #checkov:skip=ID:reason)"
-	$(VENV)/bin/checkov --quiet --compact --framework terraform --directory $(TF_DIR) \
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --framework terraform --directory $(TF_DIR) \
 	  --download-external-modules false --skip-download --skip-path tests
 
 tf-local: tf-init venv

@@ -452,7 +452,7 @@ def data_plane_section(data):
         "POST's `TransactWriteItems` (book, ISBN guard, idempotency record, each put only if absent); "
         "*cancel* the same with an ISBN already taken (409: cancelled, rolled back); *get* a consistent "
         "`GetItem`. moto alone deep-copies every table a transaction names before running it, so a write "
-        "costs what the table holds; `moto_server.py` saves only the items a transaction touches.",
+        "costs what the table holds; `scripts/local_endpoint/dynamodb_atomic.py` saves only the items a transaction touches.",
         "",
         table(["items", "commit p50 (ms)", "p99", "cancel p50 (ms)", "p99", "get p50 (ms)", "p99"], rows),
         "",

@@ -22,7 +22,7 @@ import pathlib
 import re
 import sys
 
-TOP_LEVEL_FILES = {"Cargo.toml", "Cargo.lock", "Makefile", "README.md", "deny.toml", "requirements.txt",
+TOP_LEVEL_FILES = {"Cargo.toml", "Cargo.lock", "Makefile", "README.md", "deny.toml", "requirements.txt", "requirements-checkov.txt",
                    "rust-toolchain.toml", "clippy.toml", "rustfmt.toml"}
 GENERATED = (".build/", "target/", ".venv/", ".terraform/")
 PLACEHOLDER = re.compile(r"[<>…*{}$|]|\.\.\.")

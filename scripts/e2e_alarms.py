@@ -70,7 +70,7 @@ class Cloud:
         self.faults_url = ready["aws_endpoint_url"].rstrip("/") + "/_books/faults"
 
     def faults(self, method, fault=None):
-        """The local endpoint's fault switch (scripts/moto_server.py, behaviour 10)."""
+        """The local endpoint's fault switch (docs/local-endpoint-protocol.md, scripts/local_endpoint/faults.py)."""
         data = None if fault is None else json.dumps(fault).encode()
         request = urllib.request.Request(self.faults_url, data=data, method=method)
         with urllib.request.urlopen(request, timeout=30) as response:

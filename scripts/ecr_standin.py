@@ -26,7 +26,7 @@ docker-registry alone, each as ECR is:
   GoogleContainerTools/kaniko#3481).
 - Blobs come from S3: a blob GET is docker-registry's own 307 to a presigned URL on the endpoint's
   S3, passed through untouched; a client that sends its registry credentials along is refused
-  there, as by ECR's S3 (scripts/moto_server.py, behaviour 15).
+  there, as by ECR's S3 (scripts/local_endpoint/s3_authentication.py, behaviour 15).
 
 What the registry accepts is recorded in the endpoint's ECR (PutImage, BatchDeleteImage), so that
 ECR's API and the endpoint's Lambda see what was pushed.

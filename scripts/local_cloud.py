@@ -161,7 +161,7 @@ class LocalCloud:
                             aws_access_key_id="testing", aws_secret_access_key="testing")
 
     def fault(self, method, document=None):
-        """The local endpoint's fault switch (scripts/moto_server.py, behaviour 10)."""
+        """The local endpoint's fault switch (docs/local-endpoint-protocol.md, scripts/local_endpoint/faults.py)."""
         request = urllib.request.Request(self.ready["aws_endpoint_url"] + "/_books/faults", method=method,
                                          data=None if document is None else json.dumps(document).encode())
         with urllib.request.urlopen(request, timeout=30) as response:

@@ -154,7 +154,8 @@ def main():
         lines.append(f"- ANOMALY: {anomaly}")
     lines += [
         "The checker found two real faults so far, both in the local endpoint, both fixed in "
-        "`scripts/moto_server.py`: it read DynamoDB streams outside the lock of its transactions, so a "
+        "`scripts/local_endpoint/` (`dynamodb_atomic.py`, `transaction_tokens.py`): it read DynamoDB "
+        "streams outside the lock of its transactions, so a "
         "poller could read a cancelled transaction's records and pass over the next real ones (an "
         "acknowledged replace never projected; behaviour 3); and it ignored a transaction's "
         "`ClientRequestToken`, so a create's first attempt, held past its timeout, was carried out after "

@@ -6,6 +6,8 @@
 pub mod cloud;
 pub mod cloudwatch;
 pub mod emitted;
+#[cfg(test)]
+mod endpoint_contract;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gateway;

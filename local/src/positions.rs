@@ -3,7 +3,7 @@
 //! keeps it for the mapping), how far the EMF extraction has read each log stream (CloudWatch
 //! extracts each event once), and each API key's use of its quota (the usage plan's). AWS keeps
 //! this state out of sight; here the local endpoint keeps it (`/_books/emulator-state`,
-//! scripts/moto_server.py behaviour 11) and saves it in the same file as the tables, streams and
+//! docs/local-endpoint-protocol.md) and saves it in the same file as the tables, streams and
 //! log groups it describes, so the two always agree.
 
 use std::collections::BTreeMap;
@@ -105,4 +105,17 @@ async fn request(method: http::Method, endpoint: &str, body: Bytes) -> Result<(S
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.map_err(|e| unreachable(&uri, e.into()))?.to_bytes();
     Ok((uri, status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_state_reads_and_writes_back_as_the_page_has_it() {
+        let page = crate::endpoint_contract::example("emulator-state");
+        let positions: Positions = serde_json::from_value(page.clone()).expect("the page's state is Positions");
+        assert_eq!(positions.quotas["k2x9a7q1"].used, 1234);
+        assert_eq!(serde_json::to_value(&positions).expect("positions serialise"), page);
+    }
 }

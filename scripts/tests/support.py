@@ -1,4 +1,4 @@
-"""Set-up shared by the scripts' tests: the local endpoint (moto_server.py's server) served in this
+"""Set-up shared by the scripts' tests: the local endpoint (scripts/local_endpoint's server) served in this
 process, and small OCI images written by hand."""
 
 import gzip
@@ -13,8 +13,22 @@ import threading
 import unittest.mock
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
-import moto_server  # noqa: E402,F401  (its corrections to moto, applied on import)
+import local_endpoint  # noqa: E402
 from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
+
+local_endpoint.install()
+
+
+
+def streams_client(region):
+    """A DynamoDB Streams client for moto's in-process mock (`mock_aws`). botocore 1.44 sends
+    Streams calls to the account's endpoint (`<account>.streams-ddb.<region>.amazonaws.com`),
+    which the mock of moto 5.2.1 does not route (5.2.6 does); its server, which routes by the
+    credential scope and the target, serves both. So the mock's client names the regional one."""
+    import boto3
+    return boto3.client("dynamodbstreams", region_name=region,
+                        endpoint_url=f"https://streams.dynamodb.{region}.amazonaws.com")
+
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

@@ -1,5 +1,5 @@
 """Tests of scripts/dashboards.py: pure parsing, and check/render against a real moto server
-(with the project's GetMetricData correction, scripts/moto_cloudwatch.py, applied in-process)."""
+(with the project's GetMetricData correction, scripts/cloudwatch_metric_data.py, applied in-process)."""
 
 import contextlib
 import datetime
@@ -15,7 +15,7 @@ import unittest.mock
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import dashboards  # noqa: E402
-import moto_cloudwatch  # noqa: E402
+from local_endpoint import cloudwatch_metric_data  # noqa: E402
 
 QUERY = (("Service", "query"),)
 QUERY_GET = (("Operation", "GetBook"), ("Service", "query"))
@@ -88,7 +88,7 @@ class AgainstMoto(unittest.TestCase):
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        moto_cloudwatch.apply()
+        cloudwatch_metric_data.apply()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]

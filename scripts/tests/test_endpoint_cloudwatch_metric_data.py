@@ -1,4 +1,4 @@
-"""Tests of scripts/moto_cloudwatch.py: GetMetricData answered as CloudWatch documents it, through
+"""Tests of scripts/local_endpoint/cloudwatch_metric_data.py (behaviour 5): GetMetricData answered as CloudWatch documents it, through
 boto3 (AWS's own client) against moto with the correction applied."""
 
 import datetime
@@ -13,9 +13,9 @@ import boto3  # noqa: E402
 import botocore.exceptions  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-import moto_cloudwatch  # noqa: E402
+from local_endpoint import cloudwatch_metric_data  # noqa: E402
 
-moto_cloudwatch.apply()
+import support  # noqa: E402,F401  (installs every behaviour of the local endpoint)
 
 UTC = datetime.timezone.utc
 # A minute boundary an hour ago: inside the retention moto keeps, aligned for 60 s periods.

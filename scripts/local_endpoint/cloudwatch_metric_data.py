@@ -1,5 +1,5 @@
-"""moto's GetMetricData brought close enough to CloudWatch for alarms and dashboards to be
-evaluated against it (imported by moto_server.py, which applies it).
+"""Behaviour 5: moto's GetMetricData brought close enough to CloudWatch for alarms and dashboards
+to be evaluated against it.
 
 moto 5.2 answers GetMetricData with three gaps that would make every alarm evaluation wrong:
 - a query with dimensions matches any namespace, and a metric whose dimension set merely
@@ -15,6 +15,12 @@ FILL(series, value). Two series combine where both have a value; a division by z
 value there. A new alarm starts in INSUFFICIENT_DATA, as in CloudWatch (moto starts it in OK, which would
 make the first evaluation with data in range look like no change). Everything else about
 CloudWatch stays moto's.
+
+AWS documentation followed:
+- https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetMetricData.html
+- https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_concepts.html#Percentiles
+- https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/using-metric-math.html
+- https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html#alarm-evaluation (a new alarm is INSUFFICIENT_DATA)
 """
 
 import datetime
@@ -23,6 +29,9 @@ import re
 
 from moto.cloudwatch.exceptions import ValidationError
 from moto.cloudwatch.models import Alarm, CloudWatchBackend, MetricAggregatedDatum
+
+# The moto release(s) whose private code this module was written against (checked by install()).
+MOTO_VERSIONS = ("5.2.1",)
 
 _UTC = datetime.timezone.utc
 _PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d+)?|100)$")

@@ -1,0 +1,38 @@
+"""Tests of scripts/local_endpoint/dynamodb_delete_table.py. Behaviour 4: DeleteTable of a table already gone."""
+
+import os
+import pathlib
+import sys
+import unittest
+import unittest.mock
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+import boto3  # noqa: E402
+from moto import mock_aws  # noqa: E402
+import support  # noqa: E402,F401  (installs every behaviour of the local endpoint)
+
+
+
+def create_table(dynamodb, name, range_key=None, stream=False):
+    """An on-demand table keyed by string `pk` (and `range_key`), with a stream if asked."""
+    keys = ["pk"] + ([range_key] if range_key else [])
+    dynamodb.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": k, "KeyType": kind} for k, kind in zip(keys, ["HASH", "RANGE"])],
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
+        **({"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}} if stream else {}))
+
+
+class DeleteTable(unittest.TestCase):
+    @unittest.mock.patch.dict(os.environ, {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    @mock_aws
+    def test_a_table_already_gone_is_named_as_dynamodb_names_it(self):
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(dynamodb, "books")
+        dynamodb.delete_table(TableName="books")
+        with self.assertRaises(dynamodb.exceptions.ResourceNotFoundException) as raised:
+            dynamodb.delete_table(TableName="books")
+        # What the AWS provider of Terraform matches to treat a retried delete as done.
+        self.assertEqual(raised.exception.response["Error"]["Message"],
+                         "Requested resource not found: Table: books not found")
