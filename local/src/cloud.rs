@@ -176,7 +176,7 @@ pub struct EventSourceMapping {
 
 /// The function named by a Lambda ARN (`…:function:<name>[:qualifier]`), an API Gateway
 /// integration URI (`…/functions/<arn>/invocations`) or a plain name.
-pub fn function_name_of(arn_or_uri: &str) -> String {
+pub(crate) fn function_name_of(arn_or_uri: &str) -> String {
     let arn = arn_or_uri
         .split_once("/functions/")
         .map(|(_, rest)| rest.trim_end_matches("/invocations"))

@@ -10,19 +10,19 @@ use crate::cloud::CloudError;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MetricPoint {
     /// The log group the document was in.
-    pub log_group: String,
+    pub(crate) log_group: String,
     /// Its namespace.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// The metric's name.
-    pub name: String,
+    pub(crate) name: String,
     /// Its unit, when declared.
-    pub unit: Option<String>,
+    pub(crate) unit: Option<String>,
     /// One of its dimension sets, names and values.
-    pub dimensions: Vec<(String, String)>,
+    pub(crate) dimensions: Vec<(String, String)>,
     /// The document's timestamp (or the log event's), milliseconds since the epoch.
-    pub timestamp_ms: i64,
+    pub(crate) timestamp_ms: i64,
     /// The value.
-    pub value: f64,
+    pub(crate) value: f64,
 }
 
 /// Every EMF value in the log groups whose names start with `prefix`.

@@ -84,7 +84,7 @@ pub enum InvokeOutcome {
 
 impl InvokeOutcome {
     /// The error type of a function error or a failure, as telemetry reports it.
-    pub fn error_type(&self) -> Option<&str> {
+    pub(crate) fn error_type(&self) -> Option<&str> {
         match self {
             Self::FunctionError { error_type, .. } | Self::Failed { error_type, .. } => Some(error_type),
             _ => None,

@@ -16,7 +16,7 @@ use crate::gateway::QuotaUsage;
 use crate::http_util;
 
 /// The local endpoint's path for it.
-pub const PATH: &str = "/_books/emulator-state";
+pub(crate) const PATH: &str = "/_books/emulator-state";
 
 /// The readers' positions.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,9 +20,9 @@ use crate::invoke::{InvokeOutcome, InvokeRequest, Invoker};
 
 /// How long to wait before polling again when a pass found nothing (Lambda polls streams about
 /// four times a second).
-pub const IDLE_POLL: Duration = Duration::from_millis(300);
+pub(crate) const IDLE_POLL: Duration = Duration::from_millis(300);
 /// The first retry's delay; later ones double it, up to [`MAX_BACKOFF`].
-pub const RETRY_BACKOFF: Duration = Duration::from_millis(200);
+pub(crate) const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// GetRecords returns at most this many records per call.
 const GET_RECORDS_LIMIT: usize = 1000;

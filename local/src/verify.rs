@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::cloudwatch::metrics::now_ms;
 
 /// How often a request keeps the function (and its extension) running while the check waits.
-pub const TRICKLE: Duration = Duration::from_secs(5);
+pub(crate) const TRICKLE: Duration = Duration::from_secs(5);
 
 /// What the outputs of the environment's Terraform say to check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,21 +25,21 @@ pub struct Deployment {
     /// The stage's base URL (`…/v1`).
     pub url: String,
     /// A key of its usage plan.
-    pub api_key: String,
+    pub(crate) api_key: String,
     /// `ApiName` and `Stage` of the API's metrics.
-    pub api_name: String,
+    pub(crate) api_name: String,
     /// The stage.
-    pub stage: String,
+    pub(crate) stage: String,
     /// The query function's name (the traffic reaches it).
-    pub query_function: String,
+    pub(crate) query_function: String,
     /// Its telemetry log group.
-    pub query_log_group: String,
+    pub(crate) query_log_group: String,
     /// The EMF namespace and the query function's `Service` dimension.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// `Service` of the query function.
-    pub query_service: String,
+    pub(crate) query_service: String,
     /// Prefix of the environment's alarm names.
-    pub alarm_prefix: String,
+    pub(crate) alarm_prefix: String,
 }
 
 impl Deployment {

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use crate::lambda::LambdaService;
 
 /// Changes closer together than this make one rebuild (an editor saves in several steps).
-pub const SETTLE: Duration = Duration::from_millis(300);
+pub(crate) const SETTLE: Duration = Duration::from_millis(300);
 
 /// What one file of an image folder is, as far as telling a new build from the old goes: the
 /// staging replaces a file only when its content changed (scripts/stage-rootfs), so its inode,

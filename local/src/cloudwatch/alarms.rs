@@ -19,11 +19,11 @@ use super::metrics::now_ms;
 
 /// How often every alarm is evaluated (CloudWatch: every minute, every 10 s for high-resolution
 /// alarms; a change of state only happens at a period's end either way).
-pub const EVALUATION_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const EVALUATION_INTERVAL: Duration = Duration::from_secs(5);
 /// Data points read beyond the evaluation periods: CloudWatch "attempts to retrieve a higher
 /// number of data points than specified by Evaluation Periods"; its documented examples read
 /// five for three.
-pub const EXTRA_DATA_POINTS: usize = 2;
+pub(crate) const EXTRA_DATA_POINTS: usize = 2;
 
 /// An alarm's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,7 @@ impl State {
 
 /// How missing data points count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TreatMissing {
+pub(crate) enum TreatMissing {
     /// Not considered (the default).
     Missing,
     /// The current state is kept.
@@ -81,7 +81,7 @@ impl TreatMissing {
 
 /// What the alarm compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Comparison {
+pub(crate) enum Comparison {
     /// `GreaterThanThreshold`.
     Greater,
     /// `GreaterThanOrEqualToThreshold`.
@@ -124,17 +124,17 @@ impl Comparison {
 
 /// The part of an alarm that decides its state.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rule {
+pub(crate) struct Rule {
     /// N: the data points evaluated.
-    pub evaluation_periods: usize,
+    pub(crate) evaluation_periods: usize,
     /// M: how many of them must breach.
-    pub datapoints_to_alarm: usize,
+    pub(crate) datapoints_to_alarm: usize,
     /// The comparison.
-    pub comparison: Comparison,
+    pub(crate) comparison: Comparison,
     /// The threshold.
-    pub threshold: f64,
+    pub(crate) threshold: f64,
     /// How missing data points count.
-    pub treat_missing: TreatMissing,
+    pub(crate) treat_missing: TreatMissing,
 }
 
 /// The state the data points of the evaluation range (oldest first, `None` where missing) call
@@ -147,7 +147,7 @@ pub struct Rule {
 /// goes to ALARM once they are older than the last N periods; `ignore` keeps the state where
 /// `missing` would not decide on data — every row of the two documented tables, which the
 /// tests below replay.
-pub fn evaluate(rule: &Rule, range: &[Option<f64>], current: State) -> (State, String) {
+pub(crate) fn evaluate(rule: &Rule, range: &[Option<f64>], current: State) -> (State, String) {
     let n = rule.evaluation_periods.max(1);
     let m = rule.datapoints_to_alarm.clamp(1, n);
     let real: Vec<(usize, f64)> = range.iter().enumerate().filter_map(|(i, v)| v.map(|v| (i, v))).collect();

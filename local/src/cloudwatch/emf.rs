@@ -21,7 +21,7 @@ use super::metrics::{now_ms, Datum, MetricSink};
 const FROM_FIRST_INGESTED: &str = "i/0";
 
 /// How often the log streams are read.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// CloudWatch takes metric data up to two weeks old...
 const OLDEST_MS: i64 = 14 * 24 * 3600 * 1000;
 /// ... and up to two hours ahead.
@@ -29,7 +29,7 @@ const NEWEST_MS: i64 = 2 * 3600 * 1000;
 
 /// Why a log event yields no metric although it declares some.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Rejected {
+pub(crate) enum Rejected {
     /// It is not JSON (`EMFParsingErrors`).
     #[error("not JSON")]
     Parsing,
@@ -43,7 +43,7 @@ pub enum Rejected {
 
 impl Rejected {
     /// The `AWS/Logs` metric counting it.
-    pub fn metric(&self) -> &'static str {
+    pub(crate) fn metric(&self) -> &'static str {
         match self {
             Self::Parsing => "EMFParsingErrors",
             Self::Validation(_) | Self::Timestamp => "EMFValidationErrors",
@@ -52,7 +52,7 @@ impl Rejected {
 }
 
 /// The metric data one log event declares: `Ok(None)` when it is no EMF document.
-pub fn extract(message: &str, event_timestamp_ms: i64, now_ms: i64) -> Result<Option<Vec<Datum>>, Rejected> {
+pub(crate) fn extract(message: &str, event_timestamp_ms: i64, now_ms: i64) -> Result<Option<Vec<Datum>>, Rejected> {
     if !message.contains("\"_aws\"") {
         return Ok(None);
     }

@@ -12,7 +12,7 @@ use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use tokio::sync::mpsc;
 
 /// How often recorded values are sent.
-pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// `PutMetricData` takes at most this many data in one request.
 const MAX_DATA_PER_REQUEST: usize = 1000;
 /// and at most this many distinct values in one datum.
@@ -22,17 +22,17 @@ const MAX_VALUES_PER_DATUM: usize = 150;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Datum {
     /// Its namespace (`AWS/Lambda`, `Books`, …).
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// The metric's name.
     pub name: String,
     /// Its dimensions, names and values.
     pub dimensions: Vec<(String, String)>,
     /// Its unit (a CloudWatch `StandardUnit`), if any.
-    pub unit: Option<String>,
+    pub(crate) unit: Option<String>,
     /// 1 (high resolution) or 60 seconds.
-    pub storage_resolution: u32,
+    pub(crate) storage_resolution: u32,
     /// When, in milliseconds since the epoch.
-    pub timestamp_ms: i64,
+    pub(crate) timestamp_ms: i64,
     /// The value.
     pub value: f64,
 }
@@ -116,7 +116,7 @@ type Values = BTreeMap<u64, f64>;
 
 /// Per namespace, one datum per metric, dimension set, unit, resolution and second, with its
 /// distinct values and their counts (non-finite values are dropped: CloudWatch refuses them).
-pub fn aggregate(data: Vec<Datum>) -> BTreeMap<String, Vec<MetricDatum>> {
+pub(crate) fn aggregate(data: Vec<Datum>) -> BTreeMap<String, Vec<MetricDatum>> {
     type Key = (String, String, Vec<(String, String)>, Option<String>, u32, i64);
     let mut grouped: BTreeMap<Key, Values> = BTreeMap::new();
     for datum in data.into_iter().filter(|d| d.value.is_finite()) {

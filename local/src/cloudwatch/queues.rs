@@ -12,7 +12,7 @@ use super::metrics::{Datum, MetricSink};
 
 /// How often the depths are read (SQS: every minute; shorter here so alarms with short periods
 /// see every period).
-pub const INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const INTERVAL: Duration = Duration::from_secs(5);
 
 /// Records every queue's depth every [`INTERVAL`] until `shutdown` resolves.
 pub async fn publish_depths(sqs: aws_sdk_sqs::Client, sink: MetricSink, shutdown: impl Future<Output = ()>) {
@@ -30,7 +30,7 @@ pub async fn publish_depths(sqs: aws_sdk_sqs::Client, sink: MetricSink, shutdown
 }
 
 /// Reads and records every queue's depth once.
-pub async fn record_depths(sqs: &aws_sdk_sqs::Client, sink: &MetricSink) -> Result<(), aws_sdk_sqs::Error> {
+pub(crate) async fn record_depths(sqs: &aws_sdk_sqs::Client, sink: &MetricSink) -> Result<(), aws_sdk_sqs::Error> {
     let listed = sqs.list_queues().send().await?;
     for url in listed.queue_urls() {
         let attributes = sqs

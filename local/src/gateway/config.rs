@@ -29,7 +29,7 @@ pub enum QuotaPeriod {
 
 impl QuotaPeriod {
     /// `DAY`, `WEEK` or `MONTH`, as the API spells them.
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         match text {
             "DAY" => Some(Self::Day),
             "WEEK" => Some(Self::Week),
@@ -56,7 +56,7 @@ pub struct UsagePlan {
     /// Its id.
     pub id: String,
     /// Its name.
-    pub name: String,
+    pub(crate) name: String,
     /// Its token bucket, if it throttles.
     pub throttle: Option<Throttle>,
     /// Its quota, if it has one.
@@ -69,7 +69,7 @@ pub struct ApiKey {
     /// Its id.
     pub id: String,
     /// Its name.
-    pub name: String,
+    pub(crate) name: String,
     /// The value clients send in `x-api-key`.
     pub value: String,
     /// A disabled key is refused.
@@ -129,9 +129,9 @@ pub struct GatewayConfig {
     pub integration_timeout: Duration,
     /// The stage's detailed CloudWatch metrics (`*/*` `metricsEnabled`): `AWS/ApiGateway`
     /// metrics per method and resource besides those per API and stage.
-    pub detailed_metrics: bool,
+    pub(crate) detailed_metrics: bool,
     /// The region (in the `execute-api` ARNs a resource policy names).
-    pub region: String,
+    pub(crate) region: String,
     /// The REST API's resource policy, when it has one.
     pub resource_policy: Option<super::ResourcePolicy>,
 }

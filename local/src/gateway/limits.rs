@@ -58,11 +58,11 @@ struct QuotaUse {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QuotaUsage {
     /// The first day of the period counted (`YYYY-MM-DD`).
-    pub period: String,
+    pub(crate) period: String,
     /// Requests counted in it.
-    pub used: u64,
+    pub(crate) used: u64,
     /// Whether it is the plan's first period here (the quota's offset applies).
-    pub first_period: bool,
+    pub(crate) first_period: bool,
 }
 
 /// The guarded value, even when a panic elsewhere poisoned the lock: every update here leaves

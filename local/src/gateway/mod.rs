@@ -5,9 +5,9 @@
 mod config;
 mod limits;
 mod policy;
-pub use limits::QuotaUsage;
-pub use policy::{Decision, ResourcePolicy};
-pub mod proxy;
+pub(crate) use limits::QuotaUsage;
+pub(crate) use policy::{Decision, ResourcePolicy};
+pub(crate) mod proxy;
 mod routing;
 
 use std::convert::Infallible;
@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 pub use config::{
     ApiKey, GatewayConfig, Method, Quota, QuotaPeriod, Resource, Throttle, UsagePlan, INTEGRATION_TIMEOUT,
 };
-pub use routing::{route, Route};
+pub(crate) use routing::{route, Route};
 
 use crate::cloudwatch::{Datum, MetricSink};
 use crate::http_util;
@@ -40,7 +40,7 @@ type Body = Full<Bytes>;
 
 /// The answers API Gateway gives on its own behalf, with its `x-amzn-ErrorType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GatewayError {
+pub(crate) enum GatewayError {
     /// No resource or method matches (API Gateway does not say 404 here).
     MissingAuthenticationToken,
     /// No key, an unknown or disabled key, or a key in no usage plan of the stage.
@@ -63,7 +63,7 @@ pub enum GatewayError {
 
 impl GatewayError {
     /// The status API Gateway answers with.
-    pub fn status(self) -> StatusCode {
+    pub(crate) fn status(self) -> StatusCode {
         match self {
             Self::MissingAuthenticationToken | Self::Forbidden => StatusCode::FORBIDDEN,
             Self::TooManyRequests | Self::LimitExceeded => StatusCode::TOO_MANY_REQUESTS,
@@ -76,7 +76,7 @@ impl GatewayError {
     }
 
     /// The `message` of its JSON body.
-    pub fn message(self) -> &'static str {
+    pub(crate) fn message(self) -> &'static str {
         match self {
             Self::MissingAuthenticationToken => "Missing Authentication Token",
             Self::Forbidden => "Forbidden",
@@ -91,7 +91,7 @@ impl GatewayError {
 
     /// `x-amzn-ErrorType`; API Gateway sends none with an integration timeout, and none is
     /// documented for a payload too large or a client too slow (so none is made up).
-    pub fn error_type(self) -> Option<&'static str> {
+    pub(crate) fn error_type(self) -> Option<&'static str> {
         match self {
             Self::MissingAuthenticationToken => Some("MissingAuthenticationTokenException"),
             Self::Forbidden => Some("ForbiddenException"),
@@ -230,18 +230,8 @@ struct Measured {
     integration: Option<std::time::Duration>,
 }
 
-/// Serves `config`'s stage on `listener` until `shutdown` resolves, then lets the requests in
-/// flight finish.
-pub async fn serve(
-    config: GatewayConfig,
-    invoker: Arc<dyn Invoker>,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-) {
-    Gateway::new(config, invoker).serve(listener, shutdown).await;
-}
-
-/// [`serve`], holding clients to `limits`.
+/// Serves `config`'s stage on `listener`, holding clients to `limits`, until `shutdown` resolves,
+/// then lets the requests in flight finish.
 pub async fn serve_limited(
     config: GatewayConfig,
     invoker: Arc<dyn Invoker>,
@@ -259,7 +249,7 @@ impl Gateway {
     }
 
     /// A gateway holding its clients to `client_limits` (tests: small ones).
-    pub fn with_client_limits(
+    pub(crate) fn with_client_limits(
         config: GatewayConfig,
         invoker: Arc<dyn Invoker>,
         client_limits: ClientLimits,
@@ -278,11 +268,6 @@ impl Gateway {
     ) -> Arc<Self> {
         let (limits, client_limits) = (Limits::default(), ClientLimits::DEFAULT);
         Arc::new(Self { config, invoker, limits, metrics: Some(metrics), description, client_limits })
-    }
-
-    /// The stage it serves.
-    pub fn config(&self) -> &GatewayConfig {
-        &self.config
     }
 
     /// Each API key's use of its usage plan's quota so far (by key id).

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 /// How API Gateway decides a request under the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// A statement allows it and none denies it.
     Allowed,
     /// No statement allows it.
@@ -76,7 +76,7 @@ struct Statement {
 
 /// Why a resource policy cannot be read.
 #[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
+pub(crate) enum PolicyError {
     /// Neither as GetRestApi answers it nor as written.
     #[error("the resource policy is not JSON: {0}")]
     NotJson(serde_json::Error),
@@ -94,7 +94,7 @@ pub struct ResourcePolicy {
 
 impl ResourcePolicy {
     /// Reads a policy as GetRestApi answers it (its quotes escaped) or as written.
-    pub fn parse(text: &str) -> Result<Self, PolicyError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, PolicyError> {
         let document: Value = serde_json::from_str(text)
             .or_else(|_| serde_json::from_str(&text.replace("\\\"", "\"")))
             .map_err(PolicyError::NotJson)?;
@@ -167,13 +167,13 @@ impl ResourcePolicy {
     }
 
     /// Statements left out because they cannot be decided locally.
-    pub fn skipped(&self) -> usize {
+    pub(crate) fn skipped(&self) -> usize {
         self.skipped
     }
 
     /// The decision for a request to `resource` (`arn:aws:execute-api:<region>:<account>:<api>/<stage>/<METHOD>/<path>`)
     /// from `source`.
-    pub fn decide(&self, resource: &str, source: IpAddr) -> Decision {
+    pub(crate) fn decide(&self, resource: &str, source: IpAddr) -> Decision {
         let applies = |statement: &Statement| {
             statement.resources.iter().any(|pattern| glob(pattern, resource))
                 && match &statement.source {

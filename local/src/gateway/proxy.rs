@@ -15,35 +15,35 @@ use super::config::{ApiKey, GatewayConfig};
 use super::routing::Route;
 
 /// What API Gateway knows about a request when it calls the integration.
-pub struct RequestContext<'a> {
+pub(crate) struct RequestContext<'a> {
     /// API Gateway's request id (`x-amzn-RequestId`).
-    pub request_id: &'a str,
+    pub(crate) request_id: &'a str,
     /// Its extended request id (`x-amz-apigw-id`).
-    pub extended_request_id: &'a str,
+    pub(crate) extended_request_id: &'a str,
     /// When the request arrived.
-    pub received: DateTime<Utc>,
+    pub(crate) received: DateTime<Utc>,
     /// The client's address.
-    pub source_ip: &'a str,
+    pub(crate) source_ip: &'a str,
     /// Set only once the key has been validated.
-    pub api_key: Option<&'a ApiKey>,
+    pub(crate) api_key: Option<&'a ApiKey>,
 }
 
 /// A request as the integration sees it.
-pub struct IncomingRequest<'a> {
+pub(crate) struct IncomingRequest<'a> {
     /// The HTTP method.
-    pub method: &'a str,
+    pub(crate) method: &'a str,
     /// The full request path, stage included (`/v1/books`).
-    pub path: &'a str,
+    pub(crate) path: &'a str,
     /// The raw query string, if any.
-    pub query: Option<&'a str>,
+    pub(crate) query: Option<&'a str>,
     /// The request headers.
-    pub headers: &'a HeaderMap,
+    pub(crate) headers: &'a HeaderMap,
     /// The request body.
-    pub body: &'a [u8],
+    pub(crate) body: &'a [u8],
 }
 
 /// Whether `content_type` is one of the API's binary media types (`*/*`, `image/*`, exact).
-pub fn is_binary(binary_media_types: &[String], content_type: Option<&str>) -> bool {
+pub(crate) fn is_binary(binary_media_types: &[String], content_type: Option<&str>) -> bool {
     let Some(content_type) = content_type else { return false };
     let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     let (kind, _) = essence.split_once('/').unwrap_or((essence.as_str(), ""));
@@ -54,7 +54,7 @@ pub fn is_binary(binary_media_types: &[String], content_type: Option<&str>) -> b
 }
 
 /// The proxy event (payload 1.0) for a routed request.
-pub fn event(
+pub(crate) fn event(
     config: &GatewayConfig,
     request: &IncomingRequest<'_>,
     route: &Route<'_>,
@@ -171,7 +171,7 @@ fn nullable_pair(single: Map<String, Value>, multi: Map<String, Value>) -> (Valu
 
 /// Why a function's answer is not a proxy response.
 #[derive(Debug, thiserror::Error)]
-pub enum MalformedResponse {
+pub(crate) enum MalformedResponse {
     /// The payload is not a JSON object.
     #[error("the payload is not a JSON object")]
     NotAnObject,
@@ -191,19 +191,19 @@ pub enum MalformedResponse {
 
 /// An HTTP response mapped back from a proxy response.
 #[derive(Debug)]
-pub struct ProxyResponse {
+pub(crate) struct ProxyResponse {
     /// The status.
-    pub status: StatusCode,
+    pub(crate) status: StatusCode,
     /// Headers and multi-value headers, merged.
-    pub headers: HeaderMap,
+    pub(crate) headers: HeaderMap,
     /// The body, decoded if it was base64.
-    pub body: Bytes,
+    pub(crate) body: Bytes,
 }
 
 /// Maps the function's payload back to HTTP. Bodies marked `isBase64Encoded` are decoded only
 /// when the response's `Content-Type` or the request's `Accept` is a binary media type —
 /// otherwise API Gateway passes the base64 text through, and so does this.
-pub fn response(
+pub(crate) fn response(
     payload: &[u8],
     binary_media_types: &[String],
     accept: Option<&str>,

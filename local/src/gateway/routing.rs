@@ -7,16 +7,16 @@ use super::config::{Method, Resource};
 
 /// A resource matched by a request path, with its path parameters.
 #[derive(Debug)]
-pub struct Route<'a> {
+pub(crate) struct Route<'a> {
     /// The resource.
-    pub resource: &'a Resource,
+    pub(crate) resource: &'a Resource,
     /// Its path parameters, by name (`id`, `proxy`).
-    pub path_parameters: BTreeMap<String, String>,
+    pub(crate) path_parameters: BTreeMap<String, String>,
 }
 
 impl<'a> Route<'a> {
     /// The method serving `http_method`, or the resource's `ANY` method.
-    pub fn method(&self, http_method: &str) -> Option<&'a Method> {
+    pub(crate) fn method(&self, http_method: &str) -> Option<&'a Method> {
         self.resource.methods.get(http_method).or_else(|| self.resource.methods.get("ANY"))
     }
 }
@@ -34,7 +34,7 @@ fn segments(path: &str) -> Vec<&str> {
 }
 
 /// The most specific resource whose template matches `path` (the path below the stage).
-pub fn route<'a>(resources: &'a [Resource], path: &str) -> Option<Route<'a>> {
+pub(crate) fn route<'a>(resources: &'a [Resource], path: &str) -> Option<Route<'a>> {
     let request = segments(path);
     resources
         .iter()

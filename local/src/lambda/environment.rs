@@ -75,15 +75,15 @@ impl ShutdownReason {
 }
 
 pub(super) struct Environment {
-    pub sandbox: Arc<Sandbox>,
-    pub api_address: std::net::SocketAddr,
+    pub(crate) sandbox: Arc<Sandbox>,
+    pub(crate) api_address: std::net::SocketAddr,
     runtime: Option<Process>,
     extensions: Vec<Process>,
     server: tokio::task::JoinHandle<()>,
-    pub init_duration: Duration,
-    pub invocations: u64,
-    pub last_used: Instant,
-    pub healthy: bool,
+    pub(crate) init_duration: Duration,
+    pub(crate) invocations: u64,
+    pub(crate) last_used: Instant,
+    pub(crate) healthy: bool,
     observer: Option<Observer>,
     /// Where its `AWS/Lambda` metrics go ([`LambdaSettings::metrics`]).
     metrics: Option<MetricSink>,
@@ -96,7 +96,7 @@ pub(super) struct Environment {
     /// An init retried inside the first invocation took this much of its time.
     init_in_invoke: Option<Duration>,
     /// The code generation of its function it runs (set by the pool on its first invocation).
-    pub generation: Option<u64>,
+    pub(crate) generation: Option<u64>,
 }
 
 impl Environment {

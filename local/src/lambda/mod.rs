@@ -116,7 +116,7 @@ impl LambdaService {
     /// a rebuild), as a deployment of new code does: idle environments are spun down now, busy
     /// ones finish their invocation and are spun down then; new ones start from the new files.
     /// `false` for an unknown function.
-    pub async fn recycle(&self, function: &str) -> bool {
+    pub(crate) async fn recycle(&self, function: &str) -> bool {
         let Some(pool) = self.pools.get(function) else { return false };
         pool.generation.fetch_add(1, SeqCst);
         let stale: Vec<Environment> = std::mem::take(&mut *pool.idle.lock().await);

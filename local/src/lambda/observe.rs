@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 /// Where the emulator sends its observations (see [`crate::lambda::LambdaSettings::observer`]).
-pub type Observer = tokio::sync::mpsc::UnboundedSender<Observation>;
+pub(crate) type Observer = tokio::sync::mpsc::UnboundedSender<Observation>;
 
 /// One observation of the platform.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,7 +91,7 @@ impl ExtensionTimeline {
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvokeTimeline {
     /// The function.
-    pub function: String,
+    pub(crate) function: String,
     /// The invocation.
     pub request_id: String,
     /// Invoke until the runtime posted its response or error.

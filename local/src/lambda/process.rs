@@ -18,9 +18,9 @@ use super::observe::Scheduled;
 
 /// A started process and its pid (kept after the child handle is taken for waiting).
 pub(super) struct Process {
-    pub name: String,
-    pub pid: u32,
-    pub child: Child,
+    pub(crate) name: String,
+    pub(crate) pid: u32,
+    pub(crate) child: Child,
 }
 
 impl Drop for Process {

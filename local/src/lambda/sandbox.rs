@@ -21,12 +21,12 @@ use crate::invoke::FunctionSpec;
 /// An invocation handed to the runtime's `next`.
 #[derive(Debug, Clone)]
 pub(super) struct Invocation {
-    pub request_id: String,
-    pub deadline_ms: u64,
-    pub payload: Bytes,
-    pub trace_id: String,
-    pub client_context: Option<String>,
-    pub cognito_identity: Option<String>,
+    pub(crate) request_id: String,
+    pub(crate) deadline_ms: u64,
+    pub(crate) payload: Bytes,
+    pub(crate) trace_id: String,
+    pub(crate) client_context: Option<String>,
+    pub(crate) cognito_identity: Option<String>,
 }
 
 /// What the runtime posted for the current invocation.
@@ -38,33 +38,33 @@ pub(super) enum RuntimeAnswer {
 
 #[derive(Debug)]
 pub(super) struct Extension {
-    pub id: String,
-    pub name: String,
-    pub invoke: bool,
-    pub shutdown: bool,
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) invoke: bool,
+    pub(crate) shutdown: bool,
     /// Parked in `event/next`, i.e. done with everything it was given.
-    pub waiting: bool,
-    pub events: VecDeque<Value>,
-    pub registered_at: Instant,
-    pub subscribed_at: Option<Instant>,
+    pub(crate) waiting: bool,
+    pub(crate) events: VecDeque<Value>,
+    pub(crate) registered_at: Instant,
+    pub(crate) subscribed_at: Option<Instant>,
     /// Its first `event/next`.
-    pub ready_at: Option<Instant>,
+    pub(crate) ready_at: Option<Instant>,
 }
 
 /// State shared by the API handlers and the controller; every change wakes every waiter.
 #[derive(Debug, Default)]
 pub(super) struct SandboxState {
-    pub accepting_registrations: bool,
-    pub extensions: Vec<Extension>,
-    pub runtime_waiting: bool,
-    pub pending: Option<Invocation>,
-    pub current: Option<String>,
-    pub answer: Option<RuntimeAnswer>,
+    pub(crate) accepting_registrations: bool,
+    pub(crate) extensions: Vec<Extension>,
+    pub(crate) runtime_waiting: bool,
+    pub(crate) pending: Option<Invocation>,
+    pub(crate) current: Option<String>,
+    pub(crate) answer: Option<RuntimeAnswer>,
     /// When the runtime's answer began to arrive and when it had arrived whole.
-    pub answer_timing: Option<(Instant, Instant)>,
-    pub init_error: Option<String>,
-    pub exit_errors: Vec<String>,
-    pub exited: Vec<String>,
+    pub(crate) answer_timing: Option<(Instant, Instant)>,
+    pub(crate) init_error: Option<String>,
+    pub(crate) exit_errors: Vec<String>,
+    pub(crate) exited: Vec<String>,
 }
 
 /// A record kept from the init phase, replayed to extensions that subscribe during init (they
@@ -94,11 +94,11 @@ impl Telemetry {
 }
 
 pub(super) struct Sandbox {
-    pub spec: FunctionSpec,
-    pub state: Mutex<SandboxState>,
+    pub(crate) spec: FunctionSpec,
+    pub(crate) state: Mutex<SandboxState>,
     changed: Notify,
     telemetry: Mutex<Telemetry>,
-    pub client: HttpClient,
+    pub(crate) client: HttpClient,
 }
 
 impl Sandbox {
