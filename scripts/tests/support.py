@@ -20,6 +20,16 @@ local_endpoint.install()
 
 
 
+def create_table(dynamodb, name, range_key=None, stream=False):
+    """An on-demand table keyed by string `pk` (and `range_key`), with a stream if asked."""
+    keys = ["pk"] + ([range_key] if range_key else [])
+    dynamodb.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": k, "KeyType": kind} for k, kind in zip(keys, ["HASH", "RANGE"])],
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
+        **({"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}} if stream else {}))
+
+
 def streams_client(region):
     """A DynamoDB Streams client for moto's in-process mock (`mock_aws`). botocore 1.44 sends
     Streams calls to the account's endpoint (`<account>.streams-ddb.<region>.amazonaws.com`),

@@ -13,8 +13,6 @@ import boto3  # noqa: E402
 import botocore.exceptions  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from local_endpoint import cloudwatch_metric_data  # noqa: E402
-
 import support  # noqa: E402,F401  (installs every behaviour of the local endpoint)
 
 UTC = datetime.timezone.utc

@@ -9,18 +9,7 @@ import unittest.mock
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
-import support  # noqa: E402,F401  (installs every behaviour of the local endpoint)
-
-
-
-def create_table(dynamodb, name, range_key=None, stream=False):
-    """An on-demand table keyed by string `pk` (and `range_key`), with a stream if asked."""
-    keys = ["pk"] + ([range_key] if range_key else [])
-    dynamodb.create_table(
-        TableName=name, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": k, "KeyType": kind} for k, kind in zip(keys, ["HASH", "RANGE"])],
-        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
-        **({"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}} if stream else {}))
+from support import create_table, streams_client  # noqa: E402
 
 
 class CancelledTransactions(unittest.TestCase):
@@ -29,7 +18,7 @@ class CancelledTransactions(unittest.TestCase):
     def test_an_open_stream_reader_sees_records_written_after_a_cancelled_transaction(self):
         os.environ.pop("AWS_ENDPOINT_URL", None)  # in-process moto, whatever the caller points at
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        streams = support.streams_client("us-east-1")
+        streams = streams_client("us-east-1")
         create_table(dynamodb, "books", stream=True)
         arn = dynamodb.describe_table(TableName="books")["Table"]["LatestStreamArn"]
         shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
@@ -60,7 +49,7 @@ class CancelledTransactions(unittest.TestCase):
     def test_a_cancelled_transaction_puts_back_every_item_it_touched_and_no_stream_record(self):
         os.environ.pop("AWS_ENDPOINT_URL", None)
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        streams = support.streams_client("us-east-1")
+        streams = streams_client("us-east-1")
         create_table(dynamodb, "view", range_key="sk", stream=True)
         key = lambda pk, sk: {"pk": {"S": pk}, "sk": {"S": sk}}  # noqa: E731
         dynamodb.put_item(TableName="view", Item={**key("A", "1"), "n": {"N": "1"}, "tags": {"SS": ["x"]}})

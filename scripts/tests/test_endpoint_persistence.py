@@ -15,18 +15,7 @@ import urllib.request
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import boto3  # noqa: E402
-import support  # noqa: E402,F401  (installs every behaviour of the local endpoint)
-
-
-
-def create_table(dynamodb, name, range_key=None, stream=False):
-    """An on-demand table keyed by string `pk` (and `range_key`), with a stream if asked."""
-    keys = ["pk"] + ([range_key] if range_key else [])
-    dynamodb.create_table(
-        TableName=name, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": k, "KeyType": kind} for k, kind in zip(keys, ["HASH", "RANGE"])],
-        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
-        **({"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}} if stream else {}))
+from support import create_table  # noqa: E402
 
 
 class SavedState(unittest.TestCase):

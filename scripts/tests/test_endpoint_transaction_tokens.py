@@ -13,17 +13,7 @@ from botocore.config import Config  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
 
 from local_endpoint import transaction_tokens  # noqa: E402
-from support import serve_endpoint  # noqa: E402
-
-
-def create_table(dynamodb, name, range_key=None, stream=False):
-    """An on-demand table keyed by string `pk` (and `range_key`), with a stream if asked."""
-    keys = ["pk"] + ([range_key] if range_key else [])
-    dynamodb.create_table(
-        TableName=name, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": k, "KeyType": kind} for k, kind in zip(keys, ["HASH", "RANGE"])],
-        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
-        **({"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}} if stream else {}))
+from support import create_table, serve_endpoint  # noqa: E402
 
 
 class TransactionTokens(unittest.TestCase):
