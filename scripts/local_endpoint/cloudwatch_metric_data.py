@@ -1,10 +1,12 @@
 """Behaviour 5: moto's GetMetricData brought close enough to CloudWatch for alarms and dashboards
 to be evaluated against it.
 
-moto 5.2 answers GetMetricData with three gaps that would make every alarm evaluation wrong:
-- a query with dimensions matches any namespace, and a metric whose dimension set merely
-  contains the query's; CloudWatch matches namespace, name and the exact dimension set;
-- percentile statistics (p99, p99.9, ...) answer nothing;
+moto 5.2 answers GetMetricData with gaps that would make every alarm evaluation wrong (measured
+on stock 5.2.1 and 5.2.6: upstream/cloudwatch-get-metric-data-*.md):
+- the namespace is ignored; a query without dimensions matches a metric with any; the same
+  dimensions given in another order than stored match nothing. CloudWatch matches namespace,
+  name and the exact dimension set;
+- a percentile statistic (p99, p99.9, ...) fails the whole call (a TypeError, a 500);
 - a metric math expression answers the series of the one id it names verbatim, and nothing for
   arithmetic ("errors / invocations * 100") or FILL.
 

@@ -2,9 +2,12 @@
 
 CloudWatch's current model lists `smithy-rpc-v2-cbor` first (then `json`, then `query`), and
 SDKs generated from it with one protocol send only CBOR: the Rust SDK's `aws-sdk-cloudwatch` after
-1.99 does, for instance. moto 5.2 serves CloudWatch in query and JSON only, so such a request
+1.99 does, for instance. moto 5.2.1 serves CloudWatch in query and JSON only, so such a request
 (`POST /service/GraniteServiceVersion20100801/operation/GetMetricData`, header
-`smithy-protocol: rpc-v2-cbor`) reached no route and answered 500.
+`smithy-protocol: rpc-v2-cbor`) reached no route and answered 404. (moto 5.2.6 serves it:
+upstream/cloudwatch-rpcv2-cbor.md. What this module adds there too: a CBOR call is recorded as
+the operation it is, for the IAM check of call_recorder, and what moto cannot answer, an
+operation it has not implemented or does not know, is a CBOR error rather than an HTML page.)
 
 Here a CBOR request of a service whose model also lists `json` is carried by moto's JSON
 protocol: decoded with botocore's CBOR parser against the operation's input shape, written as
