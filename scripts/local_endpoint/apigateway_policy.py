@@ -13,7 +13,7 @@ AWS documentation followed:
 from moto.apigateway.models import RestAPI
 
 # The moto release(s) whose private code this module was written against (checked by install()).
-MOTO_VERSIONS = ("5.2.1",)
+MOTO_VERSIONS = ("5.2.6",)
 
 
 _rest_api_to_dict = RestAPI.to_dict

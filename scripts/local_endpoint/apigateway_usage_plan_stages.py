@@ -14,7 +14,7 @@ AWS documentation followed:
 from moto.apigateway.models import UsagePlan
 
 # The moto release(s) whose private code this module was written against (checked by install()).
-MOTO_VERSIONS = ("5.2.1",)
+MOTO_VERSIONS = ("5.2.6",)
 
 
 _apply_patch_operations = UsagePlan.apply_patch_operations

@@ -32,7 +32,7 @@ from moto.sts.models import sts_backends
 from local_endpoint.wsgi import whole_body
 
 # The moto release(s) whose private code this module was written against (checked by install()).
-MOTO_VERSIONS = ("5.2.1",)
+MOTO_VERSIONS = ("5.2.6",)
 
 
 class CallRecorder:

@@ -33,7 +33,7 @@ from moto.cloudwatch.exceptions import ValidationError
 from moto.cloudwatch.models import Alarm, CloudWatchBackend, MetricAggregatedDatum
 
 # The moto release(s) whose private code this module was written against (checked by install()).
-MOTO_VERSIONS = ("5.2.1",)
+MOTO_VERSIONS = ("5.2.6",)
 
 _UTC = datetime.timezone.utc
 _PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d+)?|100)$")

@@ -20,7 +20,7 @@ from moto.awslambda.models import LambdaFunction
 from moto.ecr.models import ecr_backends
 
 # The moto release(s) whose private code this module was written against (checked by install()).
-MOTO_VERSIONS = ("5.2.1",)
+MOTO_VERSIONS = ("5.2.6",)
 
 
 IMAGE_INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",

@@ -13,7 +13,7 @@ AWS documentation followed:
 from moto.awslambda.models import LambdaBackend
 
 # The moto release(s) whose private code this module was written against (checked by install()).
-MOTO_VERSIONS = ("5.2.1",)
+MOTO_VERSIONS = ("5.2.6",)
 
 
 def _deliver_nothing(self, function_arn, items, source):  # noqa: ARG001 - moto's signature

@@ -16,7 +16,7 @@ AWS documentation followed:
 from moto.logs.models import LogStream
 
 # The moto release(s) whose private code this module was written against (checked by install()).
-MOTO_VERSIONS = ("5.2.1",)
+MOTO_VERSIONS = ("5.2.6",)
 
 
 _get_log_events = LogStream.get_log_events

@@ -16,7 +16,7 @@ AWS documentation followed:
 import moto.backends
 
 # The moto release(s) whose private code this module was written against (checked by install()).
-MOTO_VERSIONS = ("5.2.1",)
+MOTO_VERSIONS = ("5.2.6",)
 
 motos_own = moto.backends.list_of_moto_modules
 

@@ -34,7 +34,7 @@ from local_endpoint.dynamodb_atomic import ATOMIC
 from local_endpoint.wsgi import json_answer, read_body
 
 # The moto release(s) whose private code this module was written against (checked by install()).
-MOTO_VERSIONS = ("5.2.1",)
+MOTO_VERSIONS = ("5.2.6",)
 
 
 class Persistence:

@@ -2,12 +2,14 @@
 
 CloudWatch's current model lists `smithy-rpc-v2-cbor` first (then `json`, then `query`), and
 SDKs generated from it with one protocol send only CBOR: the Rust SDK's `aws-sdk-cloudwatch` after
-1.99 does, for instance. moto 5.2.1 serves CloudWatch in query and JSON only, so such a request
-(`POST /service/GraniteServiceVersion20100801/operation/GetMetricData`, header
-`smithy-protocol: rpc-v2-cbor`) reached no route and answered 404. (moto 5.2.6 serves it:
-upstream/cloudwatch-rpcv2-cbor.md. What this module adds there too: a CBOR call is recorded as
-the operation it is, for the IAM check of call_recorder, and what moto cannot answer, an
-operation it has not implemented or does not know, is a CBOR error rather than an HTML page.)
+1.99 does, for instance (`POST /service/GraniteServiceVersion20100801/operation/GetMetricData`,
+header `smithy-protocol: rpc-v2-cbor`). moto 5.2.1 had no route for it (404); 5.2.6 answers it
+(upstream/cloudwatch-rpcv2-cbor.md). The rest of this endpoint reads requests by their
+`X-Amz-Target` and JSON body, though: the fault switch matches them so, the call recorder maps
+them so to IAM actions, a transaction token or an SDK retry is recognised so. So CBOR is carried
+here, before all of them, through the JSON protocol they and moto already speak; and what moto
+cannot answer (an operation it has not implemented or does not know) is a CBOR error, not
+werkzeug's HTML page.
 
 Here a CBOR request of a service whose model also lists `json` is carried by moto's JSON
 protocol: decoded with botocore's CBOR parser against the operation's input shape, written as
@@ -36,7 +38,7 @@ from local_endpoint.wsgi import environ_with_body, run, whole_body
 PROTOCOL = "rpc-v2-cbor"
 # The moto release(s) whose private code this module was written against (checked by install()):
 # it asks moto's dispatcher which service a request is for.
-MOTO_VERSIONS = ("5.2.1",)
+MOTO_VERSIONS = ("5.2.6",)
 _PATH = re.compile(r"^/service/(?P<service>[^/]+)/operation/(?P<operation>[^/]+)$")
 # A request's headers that describe the CBOR it was sent as, not the JSON it is carried as.
 _CBOR_HEADERS = ("HTTP_SMITHY_PROTOCOL", "HTTP_ACCEPT", "CONTENT_TYPE", "CONTENT_LENGTH")

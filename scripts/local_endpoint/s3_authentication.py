@@ -19,7 +19,7 @@ import time
 import urllib.parse
 
 # The moto release(s) whose private code this module was written against (checked by install()).
-MOTO_VERSIONS = ("5.2.1",)
+MOTO_VERSIONS = ("5.2.6",)
 
 
 class S3Authentication:

@@ -30,16 +30,6 @@ def create_table(dynamodb, name, range_key=None, stream=False):
         **({"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}} if stream else {}))
 
 
-def streams_client(region):
-    """A DynamoDB Streams client for moto's in-process mock (`mock_aws`). botocore 1.44 sends
-    Streams calls to the account's endpoint (`<account>.streams-ddb.<region>.amazonaws.com`),
-    which the mock of moto 5.2.1 does not route (5.2.6 does); its server, which routes by the
-    credential scope and the target, serves both. So the mock's client names the regional one."""
-    import boto3
-    return boto3.client("dynamodbstreams", region_name=region,
-                        endpoint_url=f"https://streams.dynamodb.{region}.amazonaws.com")
-
-
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 

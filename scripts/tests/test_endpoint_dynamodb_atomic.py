@@ -9,7 +9,7 @@ import unittest.mock
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
-from support import create_table, streams_client  # noqa: E402
+from support import create_table  # noqa: E402
 
 
 class CancelledTransactions(unittest.TestCase):
@@ -18,7 +18,7 @@ class CancelledTransactions(unittest.TestCase):
     def test_an_open_stream_reader_sees_records_written_after_a_cancelled_transaction(self):
         os.environ.pop("AWS_ENDPOINT_URL", None)  # in-process moto, whatever the caller points at
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        streams = streams_client("us-east-1")
+        streams = boto3.client("dynamodbstreams", region_name="us-east-1")
         create_table(dynamodb, "books", stream=True)
         arn = dynamodb.describe_table(TableName="books")["Table"]["LatestStreamArn"]
         shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
@@ -49,7 +49,7 @@ class CancelledTransactions(unittest.TestCase):
     def test_a_cancelled_transaction_puts_back_every_item_it_touched_and_no_stream_record(self):
         os.environ.pop("AWS_ENDPOINT_URL", None)
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        streams = streams_client("us-east-1")
+        streams = boto3.client("dynamodbstreams", region_name="us-east-1")
         create_table(dynamodb, "view", range_key="sk", stream=True)
         key = lambda pk, sk: {"pk": {"S": pk}, "sk": {"S": sk}}  # noqa: E731
         dynamodb.put_item(TableName="view", Item={**key("A", "1"), "n": {"N": "1"}, "tags": {"SS": ["x"]}})

@@ -42,7 +42,7 @@ class StreamRecordsKept(unittest.TestCase):
         for isbn in ("9780262033848", "9780131103627", "9780201633610"):
             dynamodb.put_item(TableName="books", Item={"pk": {"S": isbn}})
 
-        streams = support.streams_client(REGION)
+        streams = boto3.client("dynamodbstreams", region_name=REGION)
         shard = streams.describe_stream(StreamArn=table["LatestStreamArn"])["StreamDescription"]["Shards"][0]
         iterator = streams.get_shard_iterator(StreamArn=table["LatestStreamArn"], ShardId=shard["ShardId"],
                                               ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
