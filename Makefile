@@ -9,6 +9,8 @@ VENV    ?= .venv
 BUILD   ?= .build
 CARGO   ?= cargo
 VENV_PY := $(VENV)/bin/python
+# checkov's own venv, inside it (requirements-checkov.txt says why).
+CHECKOV_VENV := $(VENV)/checkov
 WITH_MOTO := scripts/with-moto
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -61,7 +63,6 @@ $(VENV)/.installed: requirements.txt | check-python
 	@touch $@
 
 # checkov apart: it pins an old boto3 (requirements-checkov.txt says why).
-CHECKOV_VENV := $(VENV)/checkov
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt | check-python
 	@echo "==> creating $(CHECKOV_VENV) with checkov from requirements-checkov.txt"
 	$(PYTHON) -m venv $(CHECKOV_VENV)

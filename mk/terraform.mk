@@ -58,9 +58,10 @@ tf-init: check-terraform $(TF_CLI_CONFIG_FILE)
 	TF_DATA_DIR=$(TF_TEST_DATA) $(TERRAFORM) -chdir=$(TF_DIR) init -backend=false -input=false -no-color >/dev/null
 	TF_DATA_DIR=$(TF_TEST_KEYS_DATA) $(TERRAFORM) -chdir=$(TF_KEYS_DIR) init -backend=false -input=false -no-color >/dev/null
 
-tf-static: tf-init venv $(CHECKOV_VENV)/.installed
+tf-static: tf-init venv
 	+$(MAKE) tf-static-run
-tf-static-run:
+# checkov's venv is this step's own (make test's phases call tf-static-run).
+tf-static-run: $(CHECKOV_VENV)/.installed
 	@echo "==> terraform fmt / validate"
 	$(TERRAFORM) fmt -check -recursive $(TF_DIR)
 	TF_DATA_DIR=$(TF_TEST_DATA) $(TERRAFORM) -chdir=$(TF_DIR) validate -no-color
