@@ -105,8 +105,11 @@ def main() -> int:
 
     print(f"==> building {len(chosen)} fuzz targets (cargo +{TOOLCHAIN} fuzz build, sanitizer {args.sanitizer})",
           flush=True)
-    # cargo fuzz builds one target or all of them; all cost hardly more than one.
-    subprocess.run(["cargo", f"+{TOOLCHAIN}", "fuzz", "build", "-O", "-s", args.sanitizer],
+    # cargo fuzz builds one target or all of them; all cost hardly more than one. In release mode
+    # cargo fuzz forces one codegen unit on every crate (for ThinLTO's imports, which our profile
+    # does not use: fuzz/Cargo.toml, lto = false), which compiles each generated AWS SDK crate on
+    # one core; the profile's 16 are asked for instead.
+    subprocess.run(["cargo", f"+{TOOLCHAIN}", "fuzz", "build", "-O", "--codegen-units", "16", "-s", args.sanitizer],
                    cwd=FUZZ, check=True, close_fds=False)  # keeps make's jobserver
     binary_dir = FUZZ / "target" / HOST_TRIPLE / "release"
 
