@@ -20,6 +20,22 @@ local_endpoint.install()
 
 
 
+def in_moto_mock(test):
+    """`test` run against moto's in-process mock (mock_aws), with test credentials and without
+    AWS_ENDPOINT_URL (which would send its calls past the mock); the environment is put back."""
+    import functools
+
+    from moto import mock_aws
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        with unittest.mock.patch.dict(os.environ, {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}):
+            os.environ.pop("AWS_ENDPOINT_URL", None)
+            with mock_aws():
+                return test(*args, **kwargs)
+    return run
+
+
 def create_table(dynamodb, name, range_key=None, stream=False):
     """An on-demand table keyed by string `pk` (and `range_key`), with a stream if asked."""
     keys = ["pk"] + ([range_key] if range_key else [])

@@ -1,27 +1,21 @@
 """Tests of scripts/local_endpoint/apigateway_policy.py. Behaviour 12: a REST API's policy answered escaped."""
 
 import json
-import os
 import pathlib
 import sys
 import unittest
-import unittest.mock
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import boto3  # noqa: E402
-from moto import mock_aws  # noqa: E402
-import support  # noqa: E402,F401  (installs every behaviour of the local endpoint)
-
+from support import in_moto_mock  # noqa: E402  (importing support installs every behaviour)
 
 
 class RestApiPolicy(unittest.TestCase):
     """Behaviour 12: the policy comes back as API Gateway answers it, quotes escaped, and reads
     back whole the way Terraform's provider reads it (the answer unquoted as a JSON string)."""
 
-    @unittest.mock.patch.dict(os.environ, {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
-    @mock_aws
+    @in_moto_mock
     def test_a_policy_reads_back_escaped_and_unquotes_to_what_was_put(self):
-        os.environ.pop("AWS_ENDPOINT_URL", None)
         apigateway = boto3.client("apigateway", region_name="us-east-1")
         api = apigateway.create_rest_api(name="a")["id"]
         policy = json.dumps({"Version": "2012-10-17", "Statement": [

@@ -1,6 +1,5 @@
 """Tests of scripts/local_endpoint/dynamodb_atomic.py. Behaviour 3: a cancelled transaction leaves nothing, and never copies a table."""
 
-import os
 import pathlib
 import sys
 import unittest
@@ -8,15 +7,12 @@ import unittest.mock
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import boto3  # noqa: E402
-from moto import mock_aws  # noqa: E402
-from support import create_table  # noqa: E402
+from support import create_table, in_moto_mock  # noqa: E402
 
 
 class CancelledTransactions(unittest.TestCase):
-    @unittest.mock.patch.dict(os.environ, {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
-    @mock_aws
+    @in_moto_mock
     def test_an_open_stream_reader_sees_records_written_after_a_cancelled_transaction(self):
-        os.environ.pop("AWS_ENDPOINT_URL", None)  # in-process moto, whatever the caller points at
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         streams = boto3.client("dynamodbstreams", region_name="us-east-1")
         create_table(dynamodb, "books", stream=True)
@@ -44,10 +40,8 @@ class CancelledTransactions(unittest.TestCase):
         self.assertEqual(items, ["BOOK#3", "ISBN#1"], "the cancelled transaction left nothing behind")
 
 
-    @unittest.mock.patch.dict(os.environ, {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
-    @mock_aws
+    @in_moto_mock
     def test_a_cancelled_transaction_puts_back_every_item_it_touched_and_no_stream_record(self):
-        os.environ.pop("AWS_ENDPOINT_URL", None)
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         streams = boto3.client("dynamodbstreams", region_name="us-east-1")
         create_table(dynamodb, "view", range_key="sk", stream=True)
@@ -81,10 +75,8 @@ class CancelledTransactions(unittest.TestCase):
         self.assertEqual([(r["eventName"], r["dynamodb"]["Keys"]["pk"]["S"]) for r in records], [("INSERT", "E")],
                          "the cancelled transaction left no stream record; the next write is read")
 
-    @unittest.mock.patch.dict(os.environ, {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
-    @mock_aws
+    @in_moto_mock
     def test_a_transaction_never_copies_a_table(self):
-        os.environ.pop("AWS_ENDPOINT_URL", None)
         from moto.dynamodb.models.table import Table
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         create_table(dynamodb, "books", stream=True)

@@ -1,22 +1,17 @@
 """Tests of scripts/local_endpoint/dynamodb_delete_table.py. Behaviour 4: DeleteTable of a table already gone."""
 
-import os
 import pathlib
 import sys
 import unittest
-import unittest.mock
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import boto3  # noqa: E402
-from moto import mock_aws  # noqa: E402
-from support import create_table  # noqa: E402
+from support import create_table, in_moto_mock  # noqa: E402
 
 
 class DeleteTable(unittest.TestCase):
-    @unittest.mock.patch.dict(os.environ, {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
-    @mock_aws
+    @in_moto_mock
     def test_a_table_already_gone_is_named_as_dynamodb_names_it(self):
-        os.environ.pop("AWS_ENDPOINT_URL", None)
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         create_table(dynamodb, "books")
         dynamodb.delete_table(TableName="books")

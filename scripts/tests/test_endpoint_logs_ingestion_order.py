@@ -1,24 +1,18 @@
 """Tests of scripts/local_endpoint/logs_ingestion_order.py. Behaviour 6: GetLogEvents in ingestion order for a token `i/<n>`."""
 
-import os
 import pathlib
 import sys
 import time
 import unittest
-import unittest.mock
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import boto3  # noqa: E402
-from moto import mock_aws  # noqa: E402
-import support  # noqa: E402,F401  (installs every behaviour of the local endpoint)
-
+from support import in_moto_mock  # noqa: E402  (importing support installs every behaviour)
 
 
 class IngestionOrder(unittest.TestCase):
-    @unittest.mock.patch.dict(os.environ, {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
-    @mock_aws
+    @in_moto_mock
     def test_an_i_token_reads_every_event_once_in_the_order_it_arrived(self):
-        os.environ.pop("AWS_ENDPOINT_URL", None)
         logs = boto3.client("logs", region_name="us-east-1")
         logs.create_log_group(logGroupName="g")
         logs.create_log_stream(logGroupName="g", logStreamName="s")
