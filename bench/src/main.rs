@@ -265,31 +265,14 @@ async fn cold_starts(
 /// What books-telemetry shipped to a variant's stream, against the invocations made: one
 /// `platform.report` line per invocation is the rule, so fewer is loss and more is duplication.
 async fn shipped(logs: &aws_sdk_cloudwatchlogs::Client, group: &str, stream: &str, invocations: usize) -> Value {
-    let mut reports: Vec<String> = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = logs
-            .get_log_events()
-            .log_group_name(group)
-            .log_stream_name(stream)
-            .start_from_head(true)
-            .set_next_token(token.clone())
-            .send()
-            .await;
-        let Ok(page) = page else { break };
-        let before = reports.len();
-        for event in page.events() {
-            let line: Value = event.message().and_then(|m| serde_json::from_str(m).ok()).unwrap_or(Value::Null);
-            if line["type"] == "platform.report" {
-                reports.push(line["record"]["requestId"].as_str().unwrap_or_default().to_owned());
-            }
-        }
-        let next = page.next_forward_token().map(str::to_owned);
-        if next == token || (reports.len() == before && page.events().is_empty()) {
-            break;
-        }
-        token = next;
-    }
+    // A stream not there yet (nothing shipped) reads as no reports.
+    let events = books_testkit::logs::stream_events(logs, group, stream).await.unwrap_or_default();
+    let mut reports: Vec<String> = events
+        .iter()
+        .filter_map(|(_, message)| serde_json::from_str::<Value>(message).ok())
+        .filter(|line| line["type"] == "platform.report")
+        .map(|line| line["record"]["requestId"].as_str().unwrap_or_default().to_owned())
+        .collect();
     let total = reports.len();
     reports.sort();
     reports.dedup();

@@ -80,13 +80,7 @@ fn take_match(
 }
 
 async fn shipped_messages(logs: &LogsClient, group: &str) -> Vec<String> {
-    let pages = logs.filter_log_events().log_group_name(group).into_paginator().send().try_collect().await;
-    let pages = pages.unwrap_or_else(|e| panic!("reading {group}: {e:?}"));
-    pages
-        .iter()
-        .flat_map(aws_sdk_cloudwatchlogs::operation::filter_log_events::FilterLogEventsOutput::events)
-        .filter_map(|e| e.message().map(str::to_owned))
-        .collect()
+    books_testkit::logs::group_messages(logs, group).await.unwrap_or_else(|e| panic!("reading {group}: {e:?}"))
 }
 
 /// Checks one function; returns what is wrong.

@@ -240,29 +240,7 @@ pub(crate) async fn log_group(logs: &LogsClient, name: &str) -> String {
 
 /// Every event of a stream, oldest first.
 pub(crate) async fn read_stream(logs: &LogsClient, group: &str, stream: &str) -> Vec<(i64, String)> {
-    let mut events = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = logs
-            .get_log_events()
-            .log_group_name(group)
-            .log_stream_name(stream)
-            .start_from_head(true)
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .expect("read the log stream back from moto");
-        let got = page.events();
-        events.extend(
-            got.iter().map(|e| (e.timestamp().unwrap_or_default(), e.message().unwrap_or_default().to_owned())),
-        );
-        let next = page.next_forward_token().map(str::to_owned);
-        if got.is_empty() || next == token {
-            break;
-        }
-        token = next;
-    }
-    events
+    books_testkit::logs::stream_events(logs, group, stream).await.expect("read the log stream back from moto")
 }
 
 /// The function lines in shipped events (enriched JSON objects with a `message`, no `type`).

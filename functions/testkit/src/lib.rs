@@ -1,11 +1,13 @@
 //! Test support shared by every integration test: the local AWS endpoint (moto server), the
 //! DynamoDB tables created from `terraform/tables.json` (the definition Terraform uses too),
-//! API Gateway REST proxy events, and the stream records moto really produced.
+//! API Gateway REST proxy events, the stream records moto really produced, and what reached
+//! CloudWatch Logs, read back.
 
 // Test support: a panic fails the test that called it, with the message it carries.
 #![allow(clippy::unwrap_used)]
 
 mod apigw;
+pub mod logs;
 mod moto;
 mod streams;
 mod tables;
