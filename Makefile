@@ -122,9 +122,9 @@ TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 .PHONY: run local-build local-build-run
 run: check-platform venv check-rust check-terraform local-build $(TF_CLI_CONFIG_FILE) ## The local cloud on http://127.0.0.1:3000/v1, its data kept across runs (PORT=…, FRESH=1 starts empty)
 	@if [ -n "$(FRESH)" ]; then echo "==> FRESH=1: forgetting the local data in $(LOCAL_DATA)"; rm -rf $(LOCAL_DATA); fi
-	@echo "==> starting the local AWS endpoint (moto)"
-	BUILD=$(abspath $(BUILD)) PORT=$(PORT) TERRAFORM=$(TERRAFORM) TFSTATE=$(LOCAL_DATA)/terraform.tfstate WATCH=$(WATCH) \
-	  $(WITH_MOTO) --state $(LOCAL_DATA)/endpoint.state --log $(LOCAL_DATA)/endpoint.log -- scripts/local-cloud
+	$(BUILD)/bin/books-local up --build $(BUILD) --port $(PORT) --terraform $(TERRAFORM) \
+	  --state $(LOCAL_DATA)/endpoint.state --endpoint-log $(LOCAL_DATA)/endpoint.log \
+	  --tfstate $(LOCAL_DATA)/terraform.tfstate $(if $(WATCH),--watch)
 
 .PHONY: watch
 watch: ## make run in watch mode: a source change rebuilds, and the next invocations run the new code (data kept)
@@ -146,7 +146,7 @@ test-local-e2e: test-images venv local-build $(TF_CLI_CONFIG_FILE) ## End to end
 test-local-e2e-run: check-terraform
 	@echo "==> end-to-end tests through the local cloud, functions and extension from the images"
 	+BUILD=$(abspath $(BUILD)) ROOTFS=$(abspath $(BUILD))/image-rootfs TERRAFORM=$(TERRAFORM) CARGO=$(CARGO) \
-	  BOOKS_LOCAL=$(abspath $(TARGET_DIR))/debug/books-local LOCAL_CLOUD_NAME=e2e $(WITH_MOTO) -- scripts/e2e-local
+	  BOOKS_LOCAL=$(abspath $(TARGET_DIR))/debug/books-local LOCAL_CLOUD_NAME=e2e scripts/e2e-local
 
 # The developer loop (scripts/dev_loop.py): watch mode rebuilds after a source change, and the
 # local data survives restarts without anything delivered or counted twice. It edits a source

@@ -3,7 +3,7 @@
 
     scripts/consistency.py [--seconds 60] [--clients 8] [--isbns 16] [--seed N]
 
-Starts a local cloud of its own (scripts/with-moto -- scripts/local-cloud, the debug binaries
+Starts a local cloud of its own (`books-local up` through local_cloud.py, the debug binaries
 staged by `make local-build`). Concurrent clients run random histories through the gateway with
 the API key: creates (ISBNs drawn from a small pool, so they collide), replays of a create under
 its idempotency key, replaces and deletes under `If-Match`, reads. Meanwhile a nemesis cycles

@@ -13,30 +13,23 @@
    two (an EMF extraction starting over would count the first document again); and the usage
    plan's quota counted every request sent with the key across the restarts.
 
-    scripts/dev_loop.py        (inside nothing: it starts scripts/with-moto itself)
+    scripts/dev_loop.py        (inside nothing: its local clouds start their own endpoints)
 """
 
 import json
 import os
 import pathlib
 import shutil
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
 
-import boto3
-
-from local_cloud import until
+from local_cloud import BUILD, LocalCloud, until
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-BUILD = pathlib.Path(os.environ.get("BUILD", ROOT / ".build")).resolve()
 NAME = "dev-loop"
 DATA = BUILD / NAME
-READY = BUILD / f"{NAME}.ready.json"
 # The text the watch step changes: the detail of a 404 for an unknown book (functions/books).
 SOURCE = ROOT / "functions/books/src/http/problem.rs"
 OLD_TEXT = "no book with this id"
@@ -44,69 +37,33 @@ NEW_TEXT = "no book with this id (rebuilt by watch mode)"
 UNKNOWN_BOOK = "01JDQ5V8Z3K9W2M4N6P8R0T2V4"
 # Generous: a rebuild of the functions in debug on a loaded 2-core machine takes minutes.
 REBUILD_WAIT_S = int(os.environ.get("DEV_LOOP_REBUILD_WAIT_S", 900))
-START_WAIT_S = 600
 
 
 def step(text):
     print(f"==> {text}", flush=True)
 
 
-class Cloud:
-    """One start of the local cloud: scripts/with-moto --state … -- scripts/local-cloud."""
+class Cloud(LocalCloud):
+    """One start of the local cloud in watch mode, its data kept across starts as `make run`
+    keeps it."""
 
     def __init__(self, start):
-        self.log = DATA / f"cloud-{start}.log"
-        READY.unlink(missing_ok=True)
-        env = dict(os.environ, BUILD=str(BUILD), LOCAL_CLOUD_NAME=NAME, PORT="0", WATCH="1",
-                   TFSTATE=str(DATA / "terraform.tfstate"))
-        self.process = subprocess.Popen(
-            [str(ROOT / "scripts/with-moto"), "--state", str(DATA / "endpoint.state"),
-             "--log", str(DATA / f"endpoint-{start}.log"), "--", str(ROOT / "scripts/local-cloud")],
-            env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
-        try:
-            until("the local cloud is serving (see " + str(self.log) + ")",
-                  lambda: READY.exists() or self._died(), START_WAIT_S)
-        except SystemExit:
-            self.kill()
-            raise
-        self.ready = json.loads(READY.read_text())
-
-    def kill(self):
-        """A failed check leaves nothing running: Ctrl-C to the cloud's process group (the
-        endpoint, in a session of its own, is stopped by with-moto on its way out)."""
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGINT)
-                self.process.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-
-    def _died(self):
-        if self.process.poll() is not None:
-            sys.exit(f"FAILED: the local cloud ended ({self.process.returncode}); its log:\n{self.log.read_text()}")
-        return False
+        super().__init__(NAME, keep_data=True, watch=True, run=start)
 
     def stop(self):
-        os.kill(self.ready["pid"], signal.SIGINT)
-        status = self.process.wait(timeout=300)
-        text = self.log.read_text()
-        if status != 0 or "local data saved in" not in text:
-            sys.exit(f"FAILED: the local cloud did not stop and save cleanly ({status}); its log:\n{text}")
+        self.stop_cleanly()
+
+    def kill(self):
+        LocalCloud.stop(self)
 
     # Requests sent with the key, all starts together: what the usage plan's quota has counted.
     keyed_requests = 0
 
-    def call(self, method, path, body=None, headers=None):
+    def call(self, method, path, body=None, headers=None, timeout=60):
         Cloud.keyed_requests += 1
-        request = urllib.request.Request(
-            self.ready["base_url"] + path, method=method, data=None if body is None else json.dumps(body).encode(),
-            headers={"x-api-key": self.ready["api_key"], "Content-Type": "application/json", **(headers or {})})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
+        status, document, _ = super().call(method, path, body, headers, timeout)
+        assert status is not None, f"no answer to {method} {path}"
+        return status, document
 
     def create(self, title, isbn):
         status, book = self.call("POST", "/books", {"title": title, "authors": ["Ursula K. Le Guin"],
@@ -117,10 +74,6 @@ class Cloud:
 
     def projected(self, book_id):
         until(f"book {book_id} in the read model", lambda: self.call("GET", f"/books/{book_id}")[0] == 200, 120)
-
-    def aws(self, service):
-        return boto3.client(service, endpoint_url=self.ready["aws_endpoint_url"], region_name=self.ready["region"],
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
 
     def metric_sum(self, name, dimensions):
         cloudwatch = self.aws("cloudwatch")

@@ -1,5 +1,5 @@
-"""A local cloud of a script's own (scripts/with-moto -- scripts/local-cloud), for the checks that
-drive one from Python: the consistency checker and the soak run.
+"""A local cloud of a script's own (`books-local up`), for the checks that drive one from
+Python: the consistency checker, the soak run and the developer loop.
 
     with LocalCloud("soak") as cloud:
         status, document, headers = cloud.call("GET", "/books")
@@ -86,20 +86,32 @@ def cpu_ms(pid):
 
 
 class LocalCloud:
-    def __init__(self, name, env=None):
+    """`books-local up` in a process group of its own, serving once its ready file exists.
+
+    keep_data: the endpoint's data and the Terraform state live in the cloud's folder, saved at
+    the stop and resumed by the next LocalCloud of the same name (as `make run` does);
+    watch: watch mode (`make watch`); run: numbers the logs of successive starts."""
+
+    def __init__(self, name, args=(), *, keep_data=False, watch=False, run=None, env=None):
         self.name = name
         self.folder = BUILD / name
         self.folder.mkdir(parents=True, exist_ok=True)
         ready_file = BUILD / f"{name}.ready.json"
         ready_file.unlink(missing_ok=True)
-        self.log = self.folder / "cloud.log"
-        env = dict(os.environ, BUILD=str(BUILD), LOCAL_CLOUD_NAME=name, PORT="0",
-                   # Scripted clients send far more than one client of the default plan would.
-                   TF_VAR_throttle='{ rate_limit = 1000, burst_limit = 2000 }', **(env or {}))
+        suffix = "" if run is None else f"-{run}"
+        self.log = self.folder / f"cloud{suffix}.log"
+        command = [os.environ.get("BOOKS_LOCAL", str(BUILD / "bin/books-local")), "up", "--project", str(ROOT),
+                   "--build", str(BUILD), "--name", name, "--port", "0",
+                   "--endpoint-log", str(self.folder / f"endpoint{suffix}.log"), *args]
+        if keep_data:
+            command += ["--state", str(self.folder / "endpoint.state"),
+                        "--tfstate", str(self.folder / "terraform.tfstate")]
+        if watch:
+            command.append("--watch")
+        # Scripted clients send far more than one client of the default plan would.
+        env = dict(os.environ, TF_VAR_throttle='{ rate_limit = 1000, burst_limit = 2000 }', **(env or {}))
         self.process = subprocess.Popen(
-            [str(ROOT / "scripts/with-moto"), "--log", str(self.folder / "endpoint.log"), "--",
-             str(ROOT / "scripts/local-cloud")],
-            env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            command, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
         try:
             until(f"the local cloud is serving (see {self.log})", lambda: ready_file.exists() or self._died(),
@@ -108,6 +120,7 @@ class LocalCloud:
             self.stop()
             raise
         self.ready = json.loads(ready_file.read_text())
+        self.tfstate = self.folder / "terraform.tfstate" if keep_data else BUILD / "terraform" / f"{name}.tfstate"
 
     def __enter__(self):
         return self
@@ -121,20 +134,29 @@ class LocalCloud:
         return False
 
     def stop(self):
-        """Ctrl-C to the cloud's process group (with-moto stops the endpoint on its way out)."""
+        """Ctrl-C to the cloud's process group, as a terminal sends it (books-local stops the
+        endpoint it started on its way out); SIGKILL when it does not end."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGINT)
             try:
-                self.process.wait(timeout=120)
+                self.process.wait(timeout=300)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
+
+    def stop_cleanly(self):
+        """Stops it, and fails unless it stopped cleanly (and saved its data, when it keeps it)."""
+        self.stop()
+        text = self.log.read_text()
+        saved = "--state" not in self.process.args or "local data saved in" in text
+        if self.process.returncode != 0 or not saved:
+            sys.exit(f"FAILED: the local cloud did not stop cleanly ({self.process.returncode}); its log:\n{text}")
 
     def output(self, name):
         """A Terraform output of the state that created this cloud."""
         terraform = BUILD / "terraform"
         return json.loads(subprocess.run(
             [os.environ.get("TERRAFORM", "terraform"), f"-chdir={ROOT / 'terraform'}", "output",
-             f"-state={terraform / (self.name + '.tfstate')}", "-json", name],
+             f"-state={self.tfstate}", "-json", name],
             check=True, capture_output=True, text=True,
             env=dict(os.environ, TF_DATA_DIR=str(terraform / f"{self.name}-data"))).stdout)
 

@@ -3,7 +3,7 @@
 
     scripts/soak.py [--seconds 600] [--rate 20] [--sample-every 5]
 
-Starts a local cloud of its own (scripts/with-moto -- scripts/local-cloud, the debug binaries
+Starts a local cloud of its own (`books-local up` through local_cloud.py, the debug binaries
 staged by `make local-build`) and sends it a steady mix through the gateway with the API key
 (creates, reads, lists, replaces) at --rate requests per second. Every --sample-every seconds it
 reads, from /proc, the resident memory (VmRSS) and open file descriptors of books-local, the
@@ -145,7 +145,7 @@ def main():
     ran_at = commit()
     # Idle environments spin down after IDLE_S, as Lambda's do after a while: at SHUTDOWN the
     # extension ships what a frozen environment held, so every line can be counted at the end.
-    cloud = LocalCloud("soak", {"IDLE_TIMEOUT_SECS": str(IDLE_S)})
+    cloud = LocalCloud("soak", ["--idle-timeout-secs", str(IDLE_S)])
     try:
         rootfs = pathlib.Path(cloud.ready["rootfs"]).resolve()
         answered = collections.Counter()

@@ -15,6 +15,8 @@ mod http_util;
 pub mod invoke;
 pub mod lambda;
 pub mod positions;
+pub mod serve;
 pub mod stream_poller;
+pub mod up;
 pub mod verify;
 pub mod watch;

@@ -13,25 +13,15 @@
 //! ```
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use books_local::cloud::CloudError;
-use books_local::cloudwatch::alarms::Evaluator;
-use books_local::cloudwatch::emf::Extraction;
-use books_local::cloudwatch::MetricSink;
-use books_local::gateway::{Gateway, DESCRIPTION_PATH};
 use books_local::invoke::{InvokeOutcome, Invoker};
 use books_local::lambda::{LambdaService, LambdaSettings};
-use books_local::positions::Positions;
-use books_local::stream_poller::StreamPoller;
-use books_local::watch::{Rebuilt, Watch};
+use books_local::serve::{ServeError, ServeOptions, Serving};
+use books_local::up::{LocalCloud, UpError, UpOptions};
 use clap::{Args, Parser, Subcommand};
-use serde::Serialize;
-
-/// How often the functions' reserved concurrency is read back from the endpoint.
-const CONCURRENCY_FOLLOWED: Duration = Duration::from_secs(2);
 
 /// The Books API's local cloud: the unchanged binaries in an emulated Lambda behind an emulated
 /// API Gateway, against a local AWS endpoint (moto).
@@ -44,7 +34,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the stage Terraform created, until Ctrl-C.
+    /// A whole local cloud until Ctrl-C: the local AWS endpoint started, both Terraform roots
+    /// applied to it, the stage served (what `make run` runs).
+    Up(UpArgs),
+    /// Serve the stage Terraform created in a running endpoint, until Ctrl-C.
     Serve(ServeArgs),
     /// Print every EMF value in the local CloudWatch Logs, one JSON object per line.
     Metrics(MetricsArgs),
@@ -68,19 +61,12 @@ struct Endpoint {
     region: String,
 }
 
+/// How the stage is served (`serve` and `up`).
 #[derive(Args)]
-struct ServeArgs {
-    #[command(flatten)]
-    endpoint: Endpoint,
-    /// The REST API to serve (its id or its name).
-    #[arg(long)]
-    rest_api_id: String,
-    /// Its stage.
+struct StageArgs {
+    /// The stage.
     #[arg(long, default_value = "v1")]
     stage: String,
-    /// The folder of the images' root file systems (`<rootfs>/<command|query>/var/task/…`).
-    #[arg(long)]
-    rootfs: PathBuf,
     /// The gateway's port on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 3000)]
     port: u16,
@@ -90,6 +76,36 @@ struct ServeArgs {
     /// Do not freeze environments between invocations (Lambda does; this is for comparison).
     #[arg(long)]
     no_freeze: bool,
+}
+
+impl StageArgs {
+    fn options(&self, endpoint: &Endpoint, rootfs: PathBuf, api_description: Option<PathBuf>) -> ServeOptions {
+        ServeOptions {
+            endpoint: endpoint.endpoint.clone(),
+            region: endpoint.region.clone(),
+            rest_api_id: String::new(),
+            stage: self.stage.clone(),
+            rootfs,
+            port: self.port,
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            freeze: !self.no_freeze,
+            api_description,
+            watch: Vec::new(),
+            rebuild: None,
+        }
+    }
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    endpoint: Endpoint,
+    /// The REST API to serve (its id or its name).
+    #[arg(long)]
+    rest_api_id: String,
+    /// The folder of the images' root file systems (`<rootfs>/<command|query>/var/task/…`).
+    #[arg(long)]
+    rootfs: PathBuf,
     /// Where to write, once serving, what clients need as JSON (base URL, API key, endpoint,
     /// process ids); removed at the end.
     #[arg(long)]
@@ -104,6 +120,55 @@ struct ServeArgs {
     /// The rebuild of watch mode (`sh -c`): builds and stages the binaries into `--rootfs`.
     #[arg(long)]
     rebuild: Option<String>,
+    #[command(flatten)]
+    stage: StageArgs,
+}
+
+#[derive(Args)]
+struct UpArgs {
+    /// The project's root (its venv, scripts/moto_server.py, terraform/, api/openapi.yaml).
+    #[arg(long, default_value = ".")]
+    project: PathBuf,
+    /// Names this cloud's Terraform states and ready file (`<build>/<name>.ready.json`), so
+    /// that clouds of different runs share nothing.
+    #[arg(long, default_value = "local")]
+    name: String,
+    /// The build folder (Terraform's states and data, the ready file).
+    #[arg(long, default_value = ".build")]
+    build: PathBuf,
+    /// A local AWS endpoint already running (AWS_ENDPOINT_URL is not read: a cloud starts its own
+    /// endpoint unless told).
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Its region.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    region: String,
+    /// The started endpoint's data: resumed from this file when it exists, saved there at the stop.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// The started endpoint's log (default `<build>/<name>-endpoint.log`).
+    #[arg(long)]
+    endpoint_log: Option<PathBuf>,
+    /// The environment's Terraform state (default `<build>/terraform/<name>.tfstate`).
+    #[arg(long)]
+    tfstate: Option<PathBuf>,
+    /// The Terraform binary.
+    #[arg(long, env = "TERRAFORM", default_value = "terraform")]
+    terraform: PathBuf,
+    /// The images' root file systems (default `<build>/rootfs`, what `make local-build` stages).
+    #[arg(long)]
+    rootfs: Option<PathBuf>,
+    /// At the first Ctrl-C (or SIGINT) stop serving but keep the endpoint answering with the
+    /// cloud's data, until SIGTERM or a second Ctrl-C: for checks of what it left behind.
+    #[arg(long)]
+    linger: bool,
+    /// Watch mode: a change under the project's functions/, extension/ or telemetry-schema/ runs
+    /// `make local-build` (the debug build, staged into `<build>/rootfs`), and the functions whose
+    /// image changed start new environments on the new code.
+    #[arg(long)]
+    watch: bool,
+    #[command(flatten)]
+    stage: StageArgs,
 }
 
 #[derive(Args)]
@@ -158,35 +223,15 @@ struct InvokeArgs {
     rootfs: Option<PathBuf>,
 }
 
-/// What `serve` writes to its ready file: everything a script or a test needs to talk to it.
-#[derive(Serialize)]
-struct Ready<'a> {
-    /// `http://127.0.0.1:<port>/<stage>`.
-    base_url: &'a str,
-    /// A key of a usage plan attached to the stage, if there is one.
-    api_key: Option<&'a str>,
-    /// The local AWS endpoint.
-    aws_endpoint_url: &'a str,
-    region: &'a str,
-    rest_api_id: &'a str,
-    stage: &'a str,
-    /// The functions it serves.
-    functions: Vec<&'a str>,
-    /// The images' root file systems it runs them from.
-    rootfs: &'a Path,
-    /// This process.
-    pid: u32,
-    /// The local AWS endpoint's process, when `scripts/with-moto` started it (`BOOKS_MOTO_PID`).
-    endpoint_pid: Option<u32>,
-}
-
-/// Why the local cloud could not start.
+/// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 enum StartError {
     #[error(transparent)]
     Topology(#[from] CloudError),
-    #[error("{function} runs {handler} but {} does not exist; build and stage the binaries with `make run`", path.display())]
-    MissingBinary { function: String, handler: String, path: PathBuf },
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error(transparent)]
+    Up(#[from] UpError),
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
     #[error("{0}")]
@@ -208,6 +253,7 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
+        Command::Up(args) => up(args).await,
         Command::Serve(args) => serve(args).await,
         Command::Metrics(args) => metrics(args).await,
         Command::Verify(args) => verify(args).await,
@@ -272,19 +318,11 @@ fn invoke_target(args: &InvokeArgs) -> Result<InvokeTarget, StartError> {
         (None, Some(_)) => None,
     };
     if let Some(path) = ready_file {
-        let text = std::fs::read_to_string(&path).map_err(io(format!(
+        let ready = books_local::serve::Ready::read(&path).map_err(io(format!(
             "reading {} (start the local cloud with `make run`, or give --endpoint and --rootfs)",
             path.display()
         )))?;
-        let ready: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| io(format!("reading {}", path.display()))(e.into()))?;
-        let field = |name: &str| ready[name].as_str().map(str::to_owned);
-        let missing = |name: &str| io(format!("{}", path.display()))(std::io::Error::other(format!("no {name}")));
-        return Ok(InvokeTarget {
-            endpoint: field("aws_endpoint_url").ok_or_else(|| missing("aws_endpoint_url"))?,
-            region: field("region").unwrap_or_else(|| args.region.clone()),
-            rootfs: field("rootfs").map(PathBuf::from).ok_or_else(|| missing("rootfs"))?,
-        });
+        return Ok(InvokeTarget { endpoint: ready.aws_endpoint_url, region: ready.region, rootfs: ready.rootfs });
     }
     let rootfs = args.rootfs.clone().ok_or_else(|| {
         io("--rootfs")(std::io::Error::other("without a ready file, --rootfs names the images' root file systems"))
@@ -341,7 +379,7 @@ async fn invoke(args: InvokeArgs) -> Result<(), StartError> {
     let name = function.name.clone();
     let spec = function.spec(&target.rootfs.join(function.image_kind()));
     if !spec.bootstrap.is_file() {
-        return Err(StartError::MissingBinary { function: name, handler: spec.handler, path: spec.bootstrap });
+        return Err(ServeError::MissingBinary { function: name, handler: spec.handler, path: spec.bootstrap }.into());
     }
     let (observer, mut observed) = tokio::sync::mpsc::unbounded_channel();
     let settings = LambdaSettings {
@@ -379,252 +417,90 @@ async fn invoke(args: InvokeArgs) -> Result<(), StartError> {
     Err(StartError::Invocation(failure))
 }
 
-async fn serve(args: ServeArgs) -> Result<(), StartError> {
-    let endpoint = &args.endpoint;
-    let aws = books_local::cloud::sdk_config(&endpoint.endpoint, &endpoint.region).await;
-    let topology = books_local::cloud::read(&aws, &args.rest_api_id, &args.stage).await?;
-
-    let mut specs = Vec::new();
-    for function in &topology.functions {
-        let spec = function.spec(&args.rootfs.join(function.image_kind()));
-        if !spec.bootstrap.is_file() {
-            return Err(StartError::MissingBinary {
-                function: function.name.clone(),
-                handler: spec.handler,
-                path: spec.bootstrap,
-            });
-        }
-        tracing::info!(function = %spec.name, bootstrap = %spec.bootstrap.display(),
-            extensions = ?spec.extensions_dir, memory_mb = spec.memory_mb, timeout = ?spec.timeout,
-            reserved_concurrency = ?spec.reserved_concurrency, "function");
-        specs.push(spec);
-    }
-    let settings = LambdaSettings {
-        aws_endpoint_url: Some(endpoint.endpoint.clone()),
-        region: endpoint.region.clone(),
-        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
-        account_id: topology.gateway.account_id.clone(),
-        freeze: !args.no_freeze,
-        ..LambdaSettings::default()
-    };
-    // The CloudWatch side: metrics recorded by the gateway, the emulator, the pollers and the
-    // EMF extraction, sent to the local endpoint; the alarms evaluated against them. It stops
-    // after the environments, so their last logs and metrics are still extracted (the
-    // extensions ship at SHUTDOWN), and the publisher last, once nothing records any more.
-    let (metrics, recorded) = MetricSink::channel();
-    let (cloudwatch_stop, cloudwatch_stopped) = tokio::sync::watch::channel(false);
-    let (publisher_stop, publisher_stopped) = tokio::sync::watch::channel(false);
-    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    // Where the stream pollers and the EMF extraction were when the local cloud last stopped (the
-    // local endpoint keeps it with the data it describes): they go on from there.
-    let positions = match Positions::load(&endpoint.endpoint).await {
-        Ok(positions) => positions,
-        Err(error) => {
-            tracing::warn!(%error, "the readers' positions could not be read: streams and logs are read from their start");
-            Positions::default()
-        }
-    };
-    let (transitions, mut transitioned) = tokio::sync::mpsc::unbounded_channel();
-    let publisher = tokio::spawn(books_local::cloudwatch::metrics::publish(
-        aws_sdk_cloudwatch::Client::new(&aws),
-        recorded,
-        until_stopped(publisher_stopped),
-    ));
-    let cloudwatch_tasks = vec![
-        tokio::spawn(books_local::cloudwatch::queues::publish_depths(
-            aws_sdk_sqs::Client::new(&aws),
-            metrics.clone(),
-            until_stopped(cloudwatch_stopped.clone()),
-        )),
-        tokio::spawn(
-            Evaluator::new(aws_sdk_cloudwatch::Client::new(&aws), aws_sdk_sns::Client::new(&aws), &endpoint.region)
-                .with_transitions(transitions)
-                .run(until_stopped(cloudwatch_stopped.clone())),
-        ),
-        tokio::spawn(async move {
-            while let Some(t) = transitioned.recv().await {
-                println!("  alarm    : {} {} -> {}: {}", t.alarm, t.from.as_str(), t.to.as_str(), t.reason);
-            }
-        }),
-    ];
-
-    let extraction = tokio::spawn(
-        Extraction::new(aws_sdk_cloudwatchlogs::Client::new(&aws), metrics.clone())
-            .resuming(positions.logs.clone())
-            .run(until_stopped(cloudwatch_stopped.clone())),
-    );
-
-    let settings = LambdaSettings { metrics: Some(metrics.clone()), ..settings };
-    let reserved = specs.iter().map(|s| (s.name.clone(), s.reserved_concurrency)).collect();
-    let lambda = LambdaService::new(specs, settings);
-    let invoker: Arc<dyn Invoker> = lambda.clone();
-
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let mut tasks = Vec::new();
-    let mut pollers = Vec::new();
-    for mapping in topology.mappings.iter().filter(|m| m.enabled) {
-        let poller = StreamPoller::new(mapping.clone(), &aws, Arc::clone(&invoker))
-            .with_metrics(metrics.clone())
-            .with_checkpoints(positions.streams.get(&mapping.uuid).cloned().unwrap_or_default());
-        pollers.push((mapping.uuid.clone(), tokio::spawn(poller.run(stopped(stop_rx.clone())))));
-    }
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await.map_err(io("gateway port"))?;
-    let port = listener.local_addr().map_err(io("gateway port"))?.port();
-    let base_url = format!("http://127.0.0.1:{port}/{}", args.stage);
-    let key = topology.gateway.keys.iter().find(|k| k.enabled && k.plan.is_some()).map(|k| k.value.as_str());
-    let description = match &args.api_description {
-        Some(path) => Some(std::fs::read(path).map_err(io(format!("reading {}", path.display())))?.into()),
-        None => None,
-    };
-    let described = description.is_some().then(|| format!("http://127.0.0.1:{port}{DESCRIPTION_PATH}"));
-    let gateway = Gateway::with_metrics(topology.gateway.clone(), Arc::clone(&invoker), metrics.clone(), description);
-    gateway.resume_quota_usage(&positions.quotas);
-    let counted = Arc::clone(&gateway);
-    tasks.push(tokio::spawn(gateway.serve(listener, stopped(stop_rx.clone()))));
-    if let Some(rebuild) = args.rebuild.clone().filter(|_| !args.watch.is_empty()) {
-        let images = topology.functions.iter().map(|f| (f.name.clone(), args.rootfs.join(f.image_kind()))).collect();
-        let watch = Watch { paths: args.watch.clone(), rebuild, images };
-        let report = |paths: &[PathBuf], outcome: &Rebuilt| {
-            let first = paths.first().map(|p| p.display().to_string()).unwrap_or_default();
-            let more = if paths.len() > 1 { format!(" and {} more", paths.len() - 1) } else { String::new() };
-            match outcome {
-                Rebuilt::Failed { status } => println!(
-                    "  watch    : {first}{more} changed; rebuild failed ({status}): the functions keep their code"
-                ),
-                Rebuilt::Recycled { functions } if functions.is_empty() => {
-                    println!("  watch    : {first}{more} changed; rebuilt, no function's code changed");
-                }
-                Rebuilt::Recycled { functions } => println!(
-                    "  watch    : {first}{more} changed; new code for {}: the next invocations start on it",
-                    functions.join(", ")
-                ),
-            }
-        };
-        let (watched, watch_stop) = (Arc::clone(&lambda), stopped(stop_rx.clone()));
-        tasks.push(tokio::spawn(async move {
-            if let Err(error) = watch.run(watched, report, watch_stop).await {
-                println!("  watch    : {error}: watch mode is off");
-            }
-        }));
-    }
-    let (following, follow_stop) = (Arc::clone(&lambda), stopped(stop_rx.clone()));
-    let follow_config = aws.clone();
-    tasks.push(tokio::spawn(async move {
-        let changed = |function: &str, reserved: Option<u32>| {
-            following.set_reserved_concurrency(function, reserved);
-            match reserved {
-                Some(0) => println!("  lambda   : {function}: reserved concurrency 0, every invocation is throttled"),
-                Some(n) => println!("  lambda   : {function}: reserved concurrency {n}"),
-                None => println!("  lambda   : {function}: reserved concurrency removed (the account's default)"),
-            }
-        };
-        books_local::cloud::follow_reserved_concurrency(
-            &follow_config,
-            reserved,
-            CONCURRENCY_FOLLOWED,
-            changed,
-            follow_stop,
-        )
-        .await;
-    }));
-
-    if let Some(path) = &args.ready_file {
-        let ready = Ready {
-            base_url: &base_url,
-            api_key: key,
-            aws_endpoint_url: &endpoint.endpoint,
-            region: &endpoint.region,
-            rest_api_id: &topology.gateway.rest_api_id,
-            stage: &args.stage,
-            functions: topology.functions.iter().map(|f| f.name.as_str()).collect(),
-            rootfs: &args.rootfs,
-            pid: std::process::id(),
-            endpoint_pid: std::env::var("BOOKS_MOTO_PID").ok().and_then(|pid| pid.parse().ok()),
-        };
-        write_ready_file(path, &ready)?;
-    }
-    print_banner(&base_url, key, described.as_deref(), args.ready_file.as_deref(), !args.no_freeze)
-        .map_err(io("stdout"))?;
-
+/// Resolves at Ctrl-C or SIGTERM.
+async fn interrupted() -> Result<(), StartError> {
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(io("SIGTERM handler"))?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
     }
-    tracing::info!("shutting down: stopping the gateway and pollers, spinning environments down");
-    let _ = stop_tx.send(true);
-    let mut stopped_at = Positions::default();
-    for (mapping, poller) in pollers {
-        if let Ok(checkpoints) = poller.await {
-            stopped_at.streams.insert(mapping, checkpoints);
-        }
-    }
-    for task in tasks {
-        let _ = task.await;
-    }
-    stopped_at.quotas = counted.quota_usage();
-    lambda.shutdown().await;
-    let _ = cloudwatch_stop.send(true);
-    drop(metrics);
-    if let Ok(read) = extraction.await {
-        stopped_at.logs = read;
-    }
-    for task in cloudwatch_tasks {
-        let _ = task.await;
-    }
-    if let Err(error) = stopped_at.save(&endpoint.endpoint).await {
-        tracing::warn!(%error, "the readers' positions could not be saved: the next start reads streams and logs from their start");
-    }
-    let _ = publisher_stop.send(true);
-    let _ = publisher.await;
-    if let Some(path) = &args.ready_file {
-        let _ = std::fs::remove_file(path);
-    }
-    tracing::info!("stopped");
     Ok(())
 }
 
-/// Written whole or not at all: a reader polling for the file never sees half of it.
-fn write_ready_file(path: &Path, ready: &Ready<'_>) -> Result<(), StartError> {
-    let json = serde_json::to_vec_pretty(ready).map_err(|e| io("ready file")(e.into()))?;
-    let staging = path.with_extension("tmp");
-    std::fs::write(&staging, json).map_err(io(format!("writing {}", staging.display())))?;
-    std::fs::rename(&staging, path).map_err(io(format!("writing {}", path.display())))
+async fn serve(args: ServeArgs) -> Result<(), StartError> {
+    let options = ServeOptions {
+        rest_api_id: args.rest_api_id.clone(),
+        watch: args.watch.clone(),
+        rebuild: args.rebuild.clone(),
+        ..args.stage.options(&args.endpoint, args.rootfs.clone(), args.api_description.clone())
+    };
+    let endpoint_pid = std::env::var("BOOKS_MOTO_PID").ok().and_then(|pid| pid.parse().ok());
+    let serving = Serving::start(&options, endpoint_pid).await?;
+    if let Some(path) = &args.ready_file {
+        if let Err(error) = serving.ready().write(path) {
+            serving.stop().await;
+            return Err(io(format!("writing {}", path.display()))(error));
+        }
+    }
+    books_local::serve::print_banner(serving.ready(), args.ready_file.as_deref(), options.freeze)
+        .map_err(io("stdout"))?;
+    let waited = interrupted().await;
+    serving.stop().await;
+    if let Some(path) = &args.ready_file {
+        let _ = std::fs::remove_file(path);
+    }
+    waited
 }
 
-fn print_banner(
-    base_url: &str,
-    key: Option<&str>,
-    description: Option<&str>,
-    ready_file: Option<&Path>,
-    freeze: bool,
-) -> std::io::Result<()> {
-    let mut out = std::io::stdout();
-    writeln!(out, "\nBooks API running locally")?;
-    writeln!(out, "  base URL : {base_url}")?;
-    match key {
-        Some(key) => {
-            writeln!(out, "  API key  : {key}")?;
-            writeln!(out, "  try      : curl -s -H 'x-api-key: {key}' {base_url}/books")?;
-        }
-        None => writeln!(out, "  (no API key is attached to a usage plan of this stage)")?,
+async fn up(args: UpArgs) -> Result<(), StartError> {
+    // Absolute: the functions, Terraform and the ready file's readers run in other folders.
+    let absolute = |path: &PathBuf| std::path::absolute(path).map_err(io(format!("{}", path.display())));
+    let optional = |path: &Option<PathBuf>| path.as_ref().map(absolute).transpose();
+    let (project, build) = (absolute(&args.project)?, absolute(&args.build)?);
+    let endpoint = Endpoint { endpoint: String::new(), region: args.region.clone() };
+    let rootfs = optional(&args.rootfs)?.unwrap_or_else(|| build.join("rootfs"));
+    let description = Some(project.join("api/openapi.yaml"));
+    let mut serve = args.stage.options(&endpoint, rootfs, description);
+    if args.watch {
+        serve.watch = ["functions", "extension", "telemetry-schema"].iter().map(|f| project.join(f)).collect();
+        // A make of its own, not a part of the make that started this one.
+        serve.rebuild = Some(format!(
+            "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C '{}' --no-print-directory local-build BUILD='{}'",
+            project.display(),
+            build.display()
+        ));
+        println!("==> watch mode: a change under functions/, extension/ or telemetry-schema/ rebuilds and reloads");
     }
-    if let Some(url) = description {
-        writeln!(out, "  OpenAPI  : {url}")?;
+    let options = UpOptions {
+        project,
+        name: args.name.clone(),
+        build,
+        endpoint: args.endpoint.clone(),
+        state: optional(&args.state)?,
+        endpoint_log: optional(&args.endpoint_log)?,
+        tfstate: optional(&args.tfstate)?,
+        terraform: args.terraform.clone(),
+        serve,
+    };
+    let cloud = LocalCloud::start(&options).await?;
+    println!(
+        "    dashboard preview from what it emits: AWS_ENDPOINT_URL={} make dashboard-preview",
+        cloud.ready().aws_endpoint_url
+    );
+    books_local::serve::print_banner(cloud.ready(), Some(cloud.ready_file()), options.serve.freeze)
+        .map_err(io("stdout"))?;
+    let waited = interrupted().await;
+    if !args.linger {
+        cloud.stop().await?;
+        return waited;
     }
-    if let Some(path) = ready_file {
-        writeln!(out, "  as JSON  : {}", path.display())?;
-    }
-    let frozen = if freeze { "frozen between invocations" } else { "NOT frozen between invocations (--no-freeze)" };
-    writeln!(out, "  Lambda   : environments {frozen}")?;
-    writeln!(out, "  memory   : {}", books_local::lambda::MEMORY_ENFORCEMENT)?;
-    writeln!(out, "  CloudWatch: EMF becomes metrics, AWS/Lambda and AWS/ApiGateway metrics are published, alarms are evaluated (changes print here)")?;
-    writeln!(out, "  Ctrl-C stops it (environments get SHUTDOWN and flush)\n")?;
-    out.flush()
+    let endpoint = cloud.stop_serving().await;
+    println!(
+        "  stopped  : serving stopped; the local AWS endpoint {} keeps answering until Ctrl-C or SIGTERM",
+        endpoint.url()
+    );
+    let lingered = interrupted().await;
+    endpoint.stop().await?;
+    waited.and(lingered)
 }

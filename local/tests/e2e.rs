@@ -1,5 +1,5 @@
-//! End to end through the local cloud that `scripts/e2e-local` started (Terraform applied to moto,
-//! books-local serving the stage): keys, routes, throttling and the contract across the
+//! End to end through the local cloud that `scripts/e2e-local` started (`books-local up`: Terraform
+//! applied to the local endpoint, the stage served): keys, routes, throttling and the contract across the
 //! command function, the stream poller, the projector and the query function.
 //!
 //! Ignored by a plain `cargo test` (it needs the cloud running) rather than hidden behind a
@@ -39,11 +39,10 @@ impl Api {
     fn from_ready_file() -> Self {
         let path = std::env::var("BOOKS_LOCAL_READY")
             .unwrap_or_else(|_| panic!("BOOKS_LOCAL_READY is not set: run this suite with `make test-local-e2e`"));
-        let ready: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let text = |key: &str| ready[key].as_str().unwrap_or_else(|| panic!("{path} has no {key}")).to_owned();
+        let ready = books_local::serve::Ready::read(path.as_ref()).unwrap_or_else(|e| panic!("{path}: {e}"));
         Self {
-            base: text("base_url"),
-            key: text("api_key"),
+            base: ready.base_url,
+            key: ready.api_key.unwrap_or_else(|| panic!("{path} has no API key")),
             client: Client::builder(TokioExecutor::new()).build_http(),
         }
     }
