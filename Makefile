@@ -11,7 +11,9 @@ CARGO   ?= cargo
 VENV_PY := $(VENV)/bin/python
 # checkov's own venv, inside it (requirements-checkov.txt says why).
 CHECKOV_VENV := $(VENV)/checkov
-WITH_MOTO := scripts/with-moto
+# A command against a local AWS endpoint of its own, stopped when it ends (`books-local endpoint`
+# of the debug build: every target that uses it has build-debug before it).
+WITH_ENDPOINT = $(abspath $(TARGET_DIR))/debug/books-local endpoint
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
@@ -89,7 +91,7 @@ test-rust: venv build-debug ## Unit and integration tests of the workspace, agai
 	+$(MAKE) test-rust-run
 test-rust-run:
 	@echo "==> cargo test --workspace (moto server started for the run)"
-	+$(WITH_MOTO) -- $(CARGO) test --workspace --locked
+	+$(WITH_ENDPOINT) -- $(CARGO) test --workspace --locked
 
 .PHONY: test-scripts
 test-scripts: venv build-debug tools-images ## Tests of the Python tools (the AWS path's decisions, the ECR stand-in, the local endpoint's behaviours, dashboards, bench report)

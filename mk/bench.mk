@@ -1,5 +1,5 @@
 # `make bench`: every benchmark, side by side in one run, into bench/report.md and its plots.
-# Included by the root Makefile (uses its BUILD, VENV, CARGO, TARGET_DIR, TERRAFORM, WITH_MOTO
+# Included by the root Makefile (uses its BUILD, VENV, CARGO, TARGET_DIR, TERRAFORM, WITH_ENDPOINT
 # and mk/images.mk's release-binaries).
 
 # What is measured is what ships: the static release binaries, built for this machine
@@ -12,11 +12,11 @@ CARGO_LAMBDA_VERSION := 1.9.2
 PEERS_VENV = $(BENCH_DIR)/peers-venv
 
 .PHONY: bench tools-bench
-bench: venv check-rust check-terraform tools-bench $(TF_CLI_CONFIG_FILE) ## Benchmarks side by side in one run: cold starts, extension cost, telemetry and API throughput, a peer extension, the data plane, our stack alone (with a perf profile), other local Lambda emulators; writes bench/report.md
+bench: venv check-rust check-terraform tools-bench build-debug $(TF_CLI_CONFIG_FILE) ## Benchmarks side by side in one run: cold starts, extension cost, telemetry and API throughput, a peer extension, the data plane, our stack alone (with a perf profile), other local Lambda emulators; writes bench/report.md
 	@scripts/apt-tools perf:linux-perf
 	@mkdir -p $(BENCH_DIR)
 	@echo "==> [1/5] handlers vs. the bare DynamoDB calls they make"
-	$(WITH_MOTO) -- $(CARGO) bench -p books --bench handlers --locked | tee $(BENCH_DIR)/handlers.txt
+	$(WITH_ENDPOINT) -- $(CARGO) bench -p books --bench handlers --locked | tee $(BENCH_DIR)/handlers.txt
 	@echo "==> [2/5] telemetry pipeline throughput, one core"
 	BENCH_JSON=$(BENCH_DIR)/pipeline.json $(EXTENSION_BUILD_ENV) $(CARGO) bench -p books-telemetry --bench pipeline --locked
 	@echo "==> [3/5] release binaries for $(HOST_ARCH), as the images hold them, and the peer built the same way"
@@ -33,7 +33,7 @@ bench: venv check-rust check-terraform tools-bench $(TF_CLI_CONFIG_FILE) ## Benc
 	  BENCH_BIN=$(abspath $(TARGET_DIR))/release/books-bench BOOKS_LOCAL=$(abspath $(TARGET_DIR))/release/books-local \
 	  PEERS_BIN=$(abspath $(TARGET_DIR))/release/books-bench-peers CARGO_LAMBDA=$(PEERS_VENV)/bin/cargo-lambda \
 	  PIPELINE=$(BENCH_DIR)/pipeline.json HANDLERS=$(BENCH_DIR)/handlers.txt BUILD=$(abspath $(BUILD)) TERRAFORM=$(TERRAFORM) \
-	  $(WITH_MOTO) -- scripts/bench
+	  $(WITH_ENDPOINT) -- scripts/bench
 
 # The load generator: Debian's wrk. `make bench` also profiles with perf (Debian's linux-perf;
 # the short run in make test does not: perf is a kernel-version-bound tool CI runners may lack).
@@ -53,5 +53,5 @@ test-bench-run:
 	RELEASE_DIR=$(abspath $(call TEST_BIN_DIR,$(HOST_ARCH))) PEER=$(abspath $(TARGET_DIR))/debug/peer-telemetry PING=$(abspath $(TARGET_DIR))/debug/books-bench-ping PROFILE_SECONDS=0 \
 	  BENCH_BIN=$(abspath $(TARGET_DIR))/debug/books-bench BOOKS_LOCAL=$(abspath $(TARGET_DIR))/debug/books-local \
 	  COLD_STARTS=2 INVOCATIONS=100 WRK_SECONDS=2 WRK_WARMUP_SECONDS=1 WRK_SETTLE_SECONDS=3 WRK_CONNECTIONS='1 8' DATA_PLANE_SIZES='0 1000' DATA_PLANE_ROUNDS=3 BENCH_OUT=$(abspath $(BUILD))/bench-smoke \
-	  BUILD=$(abspath $(BUILD)) LOCAL_CLOUD_NAME=bench-smoke TERRAFORM=$(TERRAFORM) $(WITH_MOTO) -- scripts/bench
+	  BUILD=$(abspath $(BUILD)) LOCAL_CLOUD_NAME=bench-smoke TERRAFORM=$(TERRAFORM) $(WITH_ENDPOINT) -- scripts/bench
 	$(VENV_PY) scripts/check_bench.py $(BUILD)/bench-smoke

@@ -141,7 +141,7 @@ test-deploy: tools-images venv rust-targets build-debug $(TF_CLI_CONFIG_FILE) ##
 # caller (BOOKS_RECORD_CALLS), which the rehearsal checks against CI's roles' policies.
 test-deploy-run:
 	@rm -f $(abspath $(BUILD))/rehearsal-calls.jsonl
-	MOTO_LAMBDA_STUB_ECR=false BOOKS_RECORD_CALLS=$(abspath $(BUILD))/rehearsal-calls.jsonl $(WITH_MOTO) --log $(abspath $(BUILD))/rehearsal-moto.log -- env PROFILE=$(TEST_PROFILE) ARCH=$(HOST_ARCH) \
+	MOTO_LAMBDA_STUB_ECR=false BOOKS_RECORD_CALLS=$(abspath $(BUILD))/rehearsal-calls.jsonl $(WITH_ENDPOINT) --log $(abspath $(BUILD))/rehearsal-moto.log -- env PROFILE=$(TEST_PROFILE) ARCH=$(HOST_ARCH) \
 	  BOOKS_LOCAL=$(abspath $(TARGET_DIR))/debug/books-local BUILD=$(abspath $(BUILD)) scripts/rehearsal
 
 # The tools the image tests need: Debian's buildah, skopeo, umoci and docker-registry.

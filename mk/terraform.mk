@@ -1,5 +1,5 @@
 # Terraform: validation, scanning, and a real apply / re-plan / check / destroy against moto.
-# Included by the root Makefile (uses its BUILD, VENV, VENV_PY and WITH_MOTO).
+# Included by the root Makefile (uses its BUILD, VENV, VENV_PY and WITH_ENDPOINT).
 
 TERRAFORM ?= terraform
 TF_DIR    := terraform
@@ -72,21 +72,21 @@ tf-static-run: $(CHECKOV_VENV)/.installed
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --framework terraform --directory $(TF_DIR) \
 	  --download-external-modules false --skip-download --skip-path tests
 
-tf-local: tf-init venv
+tf-local: tf-init venv build-debug
 	+$(MAKE) tf-local-run
 tf-local-run:
 	@echo "==> terraform apply / plan / checks / destroy against a private moto server"
 	@rm -f $(TF_TEST_STATE) $(TF_TEST_STATE).backup $(TF_TEST_STATE).keys $(TF_TEST_STATE).keys.backup
-	$(WITH_MOTO) -- env TF_DATA_DIR=$(TF_TEST_DATA) TF_TEST_STATE=$(TF_TEST_STATE) \
+	$(WITH_ENDPOINT) -- env TF_DATA_DIR=$(TF_TEST_DATA) TF_TEST_STATE=$(TF_TEST_STATE) \
 	  TF_KEYS_DIR=$(TF_KEYS_DIR) TF_KEYS_DATA_DIR=$(TF_TEST_KEYS_DATA) TF_TEST_VARS='$(TF_TEST_VARS)' \
 	  TERRAFORM=$(TERRAFORM) TF_DIR=$(TF_DIR) $(VENV_PY) $(TF_DIR)/tests/local_cycle.py
 
 # The account-wide stack with CI's roles (terraform/account), applied to its own moto in
 # eu-central-1; who may assume each role and what each may do, read back; destroyed.
-tf-account: check-terraform venv $(TF_CLI_CONFIG_FILE)
+tf-account: check-terraform venv build-debug $(TF_CLI_CONFIG_FILE)
 	+$(MAKE) tf-account-run
 tf-account-run:
 	@echo "==> terraform/account with CI roles: apply / plan / checks / destroy against a private moto server"
 	@rm -f $(TF_BUILD)/account-test.tfstate $(TF_BUILD)/account-test.tfstate.backup
-	$(WITH_MOTO) -- env TF_DATA_DIR=$(TF_BUILD)/account-test-data TF_TEST_STATE=$(TF_BUILD)/account-test.tfstate \
+	$(WITH_ENDPOINT) -- env TF_DATA_DIR=$(TF_BUILD)/account-test-data TF_TEST_STATE=$(TF_BUILD)/account-test.tfstate \
 	  TERRAFORM=$(TERRAFORM) $(VENV_PY) $(TF_DIR)/tests/account_cycle.py

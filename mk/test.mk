@@ -60,13 +60,13 @@ phase-python-tests: phase-venv phase-build-debug phase-tools
 	@$(PHASE) python-tests -- $(MAKE) test-scripts
 phase-terraform-static: phase-venv phase-tf-init
 	@$(PHASE) terraform-static -- $(MAKE) tf-static-run
-phase-terraform-moto: phase-venv phase-tf-init
+phase-terraform-moto: phase-venv phase-tf-init phase-build-debug
 	@$(PHASE) terraform-moto -- $(MAKE) tf-local-run
 phase-images: phase-binaries-host phase-binaries-other phase-tools phase-venv
 	@$(PHASE) images -- $(MAKE) test-images-run
 phase-e2e: phase-images phase-build-debug phase-tf-init | phase-clippy
 	+@$(PHASE) e2e -- $(MAKE) test-local-e2e-run
-phase-terraform-account: phase-venv phase-tf-init
+phase-terraform-account: phase-venv phase-tf-init phase-build-debug
 	@$(PHASE) terraform-account -- $(MAKE) tf-account-run
 phase-workflows: phase-venv
 	@$(PHASE) workflows -- $(MAKE) lint-workflows

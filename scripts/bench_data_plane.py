@@ -11,7 +11,7 @@ filled with books and their ISBN guards, then each round times, at every size in
 
     bench_data_plane.py --out FILE [--sizes 0 10000 50000] [--rounds 30]
 
-Talks to AWS_ENDPOINT_URL (scripts/with-moto sets it); writes a JSON summary to FILE.
+Talks to AWS_ENDPOINT_URL (`books-local endpoint` sets it); writes a JSON summary to FILE.
 """
 
 import argparse

@@ -3,7 +3,7 @@
 
     scripts/bench_own_stack.py --books-local BIN --rootfs DIR --out FILE [--connections "1 8 64"]
 
-Inside scripts/with-moto (AWS_ENDPOINT_URL), on an endpoint of its own (books-local serves every
+Inside `books-local endpoint` (AWS_ENDPOINT_URL), on an endpoint of its own (books-local serves every
 function an endpoint holds): deploys, one function of
 its own (books-bench-ping, bench/ping: the Books functions' runtime, JSON logs and EMF metrics
 around a handler that calls nothing; its image folder `ping` under DIR holds it and

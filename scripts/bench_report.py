@@ -689,7 +689,7 @@ def main():
             ["toolchain", info["rustc"]],
             ["binaries", f"static release builds for {info['arch']} (`make release-binaries`), as the images hold them"],
             ["function", f"`{emulator['function']}`, {emulator['memory_mb']} MB"],
-            ["commands", "`make bench` — or, on a built tree, `scripts/with-moto -- scripts/bench` with the "
+            ["commands", "`make bench` — or, on a built tree, `books-local endpoint -- scripts/bench` with the "
                          "variables `mk/bench.mk` sets"],
         ]),
         "",

@@ -26,10 +26,8 @@ import os
 import random
 import sys
 import time
-import urllib.error
-import urllib.request
 
-import boto3
+from local_cloud import Stage
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 BOUND_S = 300  # generous: two 60-second silence periods must end, then be evaluated, on a loaded machine
@@ -53,41 +51,23 @@ def step(text):
     print(f"==> {text}", flush=True)
 
 
-class Cloud:
+class Cloud(Stage):
     def __init__(self, ready):
-        self.base = ready["base_url"]
-        self.key = ready["api_key"]
-        session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                        region_name=ready["region"])
-        self.client = lambda name: session.client(name, endpoint_url=ready["aws_endpoint_url"])
-        self.cloudwatch = self.client("cloudwatch")
-        self.sqs = self.client("sqs")
-        variables = lambda name: self.client("lambda").get_function_configuration(
+        super().__init__(ready)
+        self.client = self.aws
+        self.cloudwatch = self.aws("cloudwatch")
+        self.sqs = self.aws("sqs")
+        variables = lambda name: self.aws("lambda").get_function_configuration(
             FunctionName=name)["Environment"]["Variables"]
         self.view_table = variables("books-local-query")["BOOKS_VIEW_TABLE"]
         self.books_table = variables("books-local-command")["BOOKS_TABLE"]
         self.query_telemetry = variables("books-local-query")["BOOKS_TELEMETRY_LOG_GROUP"]
-        self.faults_url = ready["aws_endpoint_url"].rstrip("/") + "/_books/faults"
-
-    def faults(self, method, fault=None):
-        """The local endpoint's fault switch (docs/local-endpoint-protocol.md, scripts/local_endpoint/faults.py)."""
-        data = None if fault is None else json.dumps(fault).encode()
-        request = urllib.request.Request(self.faults_url, data=data, method=method)
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
 
     def get(self, path):
-        return self.call("GET", path)
+        return self.status("GET", path)
 
-    def call(self, method, path, body=None, headers=None):
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"x-api-key": self.key, **({"content-type": "application/json"} if data else {}), **(headers or {})}
-        request = urllib.request.Request(f"{self.base}{path}", data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status
-        except urllib.error.HTTPError as error:
-            return error.code
+    def status(self, method, path, body=None, headers=None):
+        return self.call(method, path, body, headers, timeout=30)[0]
 
     def state(self, alarm):
         return self.cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"]
@@ -182,7 +162,7 @@ def main():
     cloud.until("books-local-projector-throttles", "ALARM", trickle)
     # Written once the throttle holds, so that it waits on the stream longer than the lag the
     # projection-lag alarm allows (e2e-local sets 15 s).
-    late = cloud.call("POST", "/books", {"title": "Late", "authors": ["A. Lagging"], "isbn": isbn13(),
+    late = cloud.status("POST", "/books", {"title": "Late", "authors": ["A. Lagging"], "isbn": isbn13(),
                                          "published_year": 2020}, {"idempotency-key": f"e2e-late-{ulid()}"})
     assert late == 201, f"the command side answers {late} while the projector is stuck"
     written = time.monotonic()
@@ -199,16 +179,16 @@ def main():
 
     step("a telemetry outage: CloudWatch Logs fails the query function's shipments, its silence alarm fires")
     silence = "books-local-query-telemetry-silence"
-    cloud.faults("POST", {"operation": "PutLogEvents", "match": {"logGroupName": cloud.query_telemetry},
+    cloud.fault("POST", {"operation": "PutLogEvents", "match": {"logGroupName": cloud.query_telemetry},
                           "status": 503, "code": "ServiceUnavailableException"})
     answers = set()
     cloud.until(silence, "ALARM", lambda: answers.add(cloud.get("/books?limit=1")))
     assert answers == {200}, f"the query function answers {answers} during the outage"
-    failed = sum(f["failed"] for f in cloud.faults("GET")["faults"])
+    failed = sum(f["failed"] for f in cloud.fault("GET")["faults"])
     assert failed > 0, "no shipment of the query's telemetry met the outage"
     print(f"    {failed} PutLogEvents of {cloud.query_telemetry} failed", flush=True)
     step("CloudWatch Logs accepts them again: the held telemetry ships, the silence alarm returns to OK")
-    cloud.faults("DELETE")
+    cloud.fault("DELETE")
     cloud.until(silence, "OK", lambda: cloud.get("/books?limit=1"))
 
     step("what the alarm topic's subscribers received")

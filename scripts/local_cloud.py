@@ -85,7 +85,44 @@ def cpu_ms(pid):
         return None
 
 
-class LocalCloud:
+class Stage:
+    """A running local cloud's stage and endpoint, from its ready file (what `books-local up`
+    writes): requests with the API key, boto3 clients, the endpoint's fault switch."""
+
+    def __init__(self, ready):
+        self.ready = ready
+
+    def call(self, method, path, body=None, headers=None, timeout=60):
+        """A request through the gateway with the API key: (status, JSON document, headers);
+        (None, None, {}) when no answer came."""
+        request = urllib.request.Request(
+            self.ready["base_url"] + path, method=method, data=None if body is None else json.dumps(body).encode(),
+            headers={"x-api-key": self.ready["api_key"], "Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, json.loads(response.read() or b"null"), dict(response.headers)
+        except urllib.error.HTTPError as error:
+            try:
+                document = json.loads(error.read() or b"null")
+            except ValueError:
+                document = None
+            return error.code, document, dict(error.headers)
+        except OSError:
+            return None, None, {}
+
+    def aws(self, service):
+        return boto3.client(service, endpoint_url=self.ready["aws_endpoint_url"], region_name=self.ready["region"],
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def fault(self, method, document=None):
+        """The local endpoint's fault switch (docs/local-endpoint-protocol.md, scripts/local_endpoint/faults.py)."""
+        request = urllib.request.Request(self.ready["aws_endpoint_url"] + "/_books/faults", method=method,
+                                         data=None if document is None else json.dumps(document).encode())
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+
+class LocalCloud(Stage):
     """`books-local up` in a process group of its own, serving once its ready file exists.
 
     keep_data: the endpoint's data and the Terraform state live in the cloud's folder, saved at
@@ -119,7 +156,7 @@ class LocalCloud:
         except SystemExit:
             self.stop()
             raise
-        self.ready = json.loads(ready_file.read_text())
+        super().__init__(json.loads(ready_file.read_text()))
         self.tfstate = self.folder / "terraform.tfstate" if keep_data else BUILD / "terraform" / f"{name}.tfstate"
 
     def __enter__(self):
@@ -159,32 +196,3 @@ class LocalCloud:
              f"-state={self.tfstate}", "-json", name],
             check=True, capture_output=True, text=True,
             env=dict(os.environ, TF_DATA_DIR=str(terraform / f"{self.name}-data"))).stdout)
-
-    def call(self, method, path, body=None, headers=None, timeout=60):
-        """A request through the gateway with the API key: (status, JSON document, headers);
-        (None, None, {}) when no answer came."""
-        request = urllib.request.Request(
-            self.ready["base_url"] + path, method=method, data=None if body is None else json.dumps(body).encode(),
-            headers={"x-api-key": self.ready["api_key"], "Content-Type": "application/json", **(headers or {})})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, json.loads(response.read() or b"null"), dict(response.headers)
-        except urllib.error.HTTPError as error:
-            try:
-                document = json.loads(error.read() or b"null")
-            except ValueError:
-                document = None
-            return error.code, document, dict(error.headers)
-        except OSError:
-            return None, None, {}
-
-    def aws(self, service):
-        return boto3.client(service, endpoint_url=self.ready["aws_endpoint_url"], region_name=self.ready["region"],
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
-
-    def fault(self, method, document=None):
-        """The local endpoint's fault switch (docs/local-endpoint-protocol.md, scripts/local_endpoint/faults.py)."""
-        request = urllib.request.Request(self.ready["aws_endpoint_url"] + "/_books/faults", method=method,
-                                         data=None if document is None else json.dumps(document).encode())
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())

@@ -1,6 +1,6 @@
 # One provider for AWS and for the local AWS endpoint (moto): setting `aws_endpoint_url` aims
 # every service this module uses at that endpoint; leaving it null uses AWS's endpoints. The
-# credentials are the usual chain's either way (scripts/with-moto exports fake ones), so that a
+# credentials are the usual chain's either way (`books-local endpoint` exports fake ones), so that a
 # rehearsal can run Terraform under a role's credentials, as CI does, and the endpoint can tell
 # which role made each call.
 #

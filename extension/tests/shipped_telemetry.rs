@@ -11,7 +11,7 @@
 //!   ([`books_telemetry::PLATFORM_METRICS`]), one value per invocation where that is the rule.
 //!
 //! Ignored by a plain `cargo test`: `scripts/e2e-local` runs it with `--ignored`, giving it the
-//! cloud's log in `BOOKS_LOCAL_LOG` and the local endpoint (`scripts/with-moto`).
+//! cloud's log in `BOOKS_LOCAL_LOG` and the local endpoint (`books-local up --linger` keeps it).
 
 // A test crate: a panic is how a test fails.
 #![allow(clippy::unwrap_used)]

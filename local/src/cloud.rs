@@ -187,7 +187,7 @@ pub(crate) fn function_name_of(arn_or_uri: &str) -> String {
 
 /// The SDK configuration of the local AWS endpoint, on the workspace's one TLS stack (rustls
 /// with ring, see its manifest). moto takes any credentials: those of the environment
-/// (`scripts/with-moto` sets them), else fixed ones, never the chain's profiles or instance role.
+/// (`books-local endpoint` sets them), else fixed ones, never the chain's profiles or instance role.
 pub async fn sdk_config(endpoint: &str, region: &str) -> SdkConfig {
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
     let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();

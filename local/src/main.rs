@@ -39,6 +39,9 @@ enum Command {
     Up(UpArgs),
     /// Serve the stage Terraform created in a running endpoint, until Ctrl-C.
     Serve(ServeArgs),
+    /// Run a command against a local AWS endpoint of its own (moto with our behaviours), stopped
+    /// when the command ends, however it ends; its exit status is the command's.
+    Endpoint(EndpointArgs),
     /// Print every EMF value in the local CloudWatch Logs, one JSON object per line.
     Metrics(MetricsArgs),
     /// Check a deployed stage (on AWS or in the local cloud): a little read-only traffic with its
@@ -171,6 +174,25 @@ struct UpArgs {
     stage: StageArgs,
 }
 
+/// `books-local endpoint [--state FILE] [--log FILE] -- COMMAND [ARGS...]`
+#[derive(Args)]
+struct EndpointArgs {
+    /// The project's root (its venv and scripts/moto_server.py).
+    #[arg(long, default_value = ".")]
+    project: PathBuf,
+    /// The endpoint's data: resumed from this file when it exists, saved there at the stop.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// The endpoint's log (default: a file of this process's own in the temporary folder).
+    #[arg(long)]
+    log: Option<PathBuf>,
+    /// The command, after `--`. It sees AWS_ENDPOINT_URL, AWS_REGION and fake credentials as an
+    /// AWS SDK or Terraform expects them, BOOKS_TEST_AWS_ENDPOINT for the Rust test support and
+    /// BOOKS_MOTO_PID (the endpoint's process).
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
 #[derive(Args)]
 struct MetricsArgs {
     #[command(flatten)]
@@ -255,6 +277,12 @@ async fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Up(args) => up(args).await,
         Command::Serve(args) => serve(args).await,
+        Command::Endpoint(args) => {
+            return with_endpoint(args).await.unwrap_or_else(|error| {
+                eprintln!("books-local: {error}");
+                std::process::ExitCode::FAILURE
+            })
+        }
         Command::Metrics(args) => metrics(args).await,
         Command::Verify(args) => verify(args).await,
         Command::Invoke(args) => invoke(args).await,
@@ -503,4 +531,71 @@ async fn up(args: UpArgs) -> Result<(), StartError> {
     let lingered = interrupted().await;
     endpoint.stop().await?;
     waited.and(lingered)
+}
+
+/// The exit status of a command, as a shell reports it (128 + the signal that ended it).
+fn exit_status(status: std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    let code = status.code().or_else(|| status.signal().map(|signal| 128 + signal)).unwrap_or(1);
+    u8::try_from(code).unwrap_or(1)
+}
+
+async fn with_endpoint(args: EndpointArgs) -> Result<std::process::ExitCode, StartError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let log = args
+        .log
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("books-endpoint.{}.log", std::process::id())));
+    let endpoint = books_local::up::Endpoint::start(&args.project, args.state.as_deref(), &log).await?;
+    eprintln!("local AWS endpoint on {} (log: {})", endpoint.url(), log.display());
+    let variable = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    let region = variable("AWS_REGION", "us-east-1");
+    let Some((program, arguments)) = args.command.split_first() else {
+        endpoint.stop().await?;
+        return Err(StartError::Invocation("no command after --".to_owned()));
+    };
+    let spawned = tokio::process::Command::new(program)
+        .args(arguments)
+        .env("AWS_ENDPOINT_URL", endpoint.url())
+        .env("BOOKS_TEST_AWS_ENDPOINT", endpoint.url())
+        .env("BOOKS_MOTO_PID", endpoint.pid().map(|pid| pid.to_string()).unwrap_or_default())
+        .env("AWS_REGION", &region)
+        .env("AWS_DEFAULT_REGION", &region)
+        .env("AWS_ACCESS_KEY_ID", variable("AWS_ACCESS_KEY_ID", "testing"))
+        .env("AWS_SECRET_ACCESS_KEY", variable("AWS_SECRET_ACCESS_KEY", "testing"))
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(error) => {
+            endpoint.stop().await?;
+            return Err(io(format!("running {program}"))(error));
+        }
+    };
+    // A Ctrl-C reaches the command from the terminal: the endpoint stays up while it winds down
+    // (the local cloud flushes telemetry to it). SIGTERM and SIGHUP sent to us alone are passed on.
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(io("SIGINT handler"))?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(io("SIGTERM handler"))?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(io("SIGHUP handler"))?;
+    let pass_on = |child: &tokio::process::Child, signal: i32| {
+        if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
+            // SAFETY: kill(2) with the pid of our child, not yet reaped.
+            unsafe { libc::kill(pid, signal) };
+        }
+    };
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status.map_err(io(format!("waiting for {program}")))?,
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => pass_on(&child, libc::SIGTERM),
+            _ = hangup.recv() => pass_on(&child, libc::SIGHUP),
+        }
+    };
+    let code = exit_status(status);
+    match endpoint.stop().await {
+        Ok(()) => Ok(std::process::ExitCode::from(code)),
+        Err(error) => {
+            eprintln!("books-local: {error}");
+            Ok(std::process::ExitCode::from(if code == 0 { 1 } else { code }))
+        }
+    }
 }

@@ -95,7 +95,7 @@ struct Started {
 }
 
 impl Endpoint {
-    /// One already running (`scripts/with-moto`, or a test's): never stopped by us.
+    /// One already running (`books-local endpoint`'s, or a test's): never stopped by us.
     pub fn running(url: &str) -> Self {
         Self { url: url.trim_end_matches('/').to_owned(), started: None }
     }
@@ -191,7 +191,7 @@ impl Endpoint {
         };
         let Some(state) = state else { return Ok(()) };
         if exited && std::fs::read_to_string(&log).is_ok_and(|text| text.contains(SAVED)) {
-            println!("local data saved in {} (the next start resumes from it)", state.display());
+            eprintln!("local data saved in {} (the next start resumes from it)", state.display());
             Ok(())
         } else {
             Err(UpError::NotSaved { state, tail: tail(&log), log })

@@ -5,7 +5,7 @@
 //! `Idempotency-Key` answers a second run the same). Each run prints the platform's REPORT.
 //!
 //! Ignored by a plain `cargo test`: `scripts/e2e-local` runs it with `--ignored` once its cloud
-//! stopped, with the endpoint (`scripts/with-moto`) and `BOOKS_INVOKE_ROOTFS`.
+//! stopped, with the endpoint (`books-local endpoint`) and `BOOKS_INVOKE_ROOTFS`.
 
 // A test crate: a panic is how a test fails.
 #![allow(clippy::unwrap_used)]

@@ -5,7 +5,7 @@
 //! must equal the committed file once the values that change with every request (ids, times,
 //! ports, the fixture's unique names) are set to fixed ones.
 //!
-//! `BOOKS_UPDATE_EVENTS=1 scripts/with-moto -- cargo test -p books-local --test sample_events`
+//! `BOOKS_UPDATE_EVENTS=1 target/debug/books-local endpoint -- cargo test -p books-local --test sample_events`
 //! rewrites the files. That the functions accept them is shown end to end by `invoke_events.rs`.
 
 // A test crate: a panic is how a test fails.
@@ -87,7 +87,7 @@ fn matches_file(name: &str, event: &Value) {
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e}; fix: BOOKS_UPDATE_EVENTS=1 scripts/with-moto -- cargo test -p books-local --test sample_events",
+            "{}: {e}; fix: BOOKS_UPDATE_EVENTS=1 target/debug/books-local endpoint -- cargo test -p books-local --test sample_events",
             path.display()
         )
     });
@@ -95,7 +95,7 @@ fn matches_file(name: &str, event: &Value) {
     assert_eq!(
         &committed,
         event,
-        "{} is not what the platform sends now; regenerate it: BOOKS_UPDATE_EVENTS=1 scripts/with-moto -- cargo test -p books-local --test sample_events",
+        "{} is not what the platform sends now; regenerate it: BOOKS_UPDATE_EVENTS=1 target/debug/books-local endpoint -- cargo test -p books-local --test sample_events",
         path.display()
     );
 }

@@ -2,7 +2,7 @@
 (moto), re-plan expecting no changes, read back what an attacker would look for first (who may
 assume each role, and what each may do), and always destroy it again.
 
-Run by `make test-terraform-account` inside `scripts/with-moto`. Environment: TERRAFORM, TF_DATA_DIR,
+Run by `make test-terraform-account` inside `books-local endpoint`. Environment: TERRAFORM, TF_DATA_DIR,
 TF_TEST_STATE (a state file of its own).
 """
 

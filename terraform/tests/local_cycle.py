@@ -2,7 +2,7 @@
 the local AWS endpoint (moto), re-plan each expecting no changes, check what was created through
 the AWS API, and always destroy both again (the keys first).
 
-Run by `make test-terraform` inside `scripts/with-moto`, which sets AWS_ENDPOINT_URL, the
+Run by `make test-terraform` inside `books-local endpoint`, which sets AWS_ENDPOINT_URL, the
 region and fake credentials. Environment: TERRAFORM, TF_DIR, TF_DATA_DIR, TF_TEST_STATE (a
 state file of its own) and TF_TEST_VARS (the variable file of the local cloud); TF_KEYS_DIR and
 TF_KEYS_DATA_DIR, the keys root and its data dir (its state is TF_TEST_STATE.keys).
