@@ -101,14 +101,9 @@ impl Running {
 
 /// Waits (generously: the machine may be loaded) until the invoker has seen `count` batches.
 async fn until_batches(invoker: &RecordingInvoker, count: usize) -> Vec<Vec<String>> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let batches: Vec<Vec<String>> = invoker.events().iter().map(pks).collect();
-        if batches.len() >= count || Instant::now() > deadline {
-            return batches;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let batches = || invoker.events().iter().map(pks).collect::<Vec<Vec<String>>>();
+    books_testkit::eventually(Duration::from_secs(30), || std::future::ready(batches().len() >= count)).await;
+    batches()
 }
 
 fn sequence_numbers(request: &InvokeRequest) -> Vec<(String, String)> {

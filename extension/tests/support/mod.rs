@@ -328,25 +328,6 @@ impl Diagnostics {
     }
 }
 
-/// Waits until `done` holds, checking every 20 ms, for at most `bound` (generous: a loaded
-/// machine is slow, never wrong); true if it held.
-pub(crate) async fn eventually<F, Fut>(bound: std::time::Duration, mut done: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + bound;
-    loop {
-        if done().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
 /// The Extensions and Telemetry APIs as Lambda serves them to one external extension:
 /// registration, the lifecycle events the test hands out, and the subscription, which tells
 /// where the extension's telemetry listener is.

@@ -21,3 +21,23 @@ pub use tables::{TableSchema, TestTables};
 pub fn workspace_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
+
+/// Waits until `done` holds, checking every 20 ms, for at most `bound` (choose it generous: a
+/// loaded machine is slow, never wrong); true if it held. Every test that waits on a condition
+/// waits through this, never on a fixed sleep.
+pub async fn eventually<F, Fut>(bound: std::time::Duration, mut done: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        if done().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -157,13 +157,8 @@ fn make_executable(path: &Path) {
 /// Waits (bounded, 30 s: generous on a loaded machine) until `check` holds; panics with `what`
 /// otherwise.
 pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..600 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
+    let held = books_testkit::eventually(Duration::from_secs(30), || std::future::ready(check())).await;
+    assert!(held, "timed out waiting for {what}");
 }
 
 /// A process's scheduling state from /proc (`R`, `S`, `T` for stopped, i.e. frozen, `Z`…), `?`
