@@ -50,12 +50,6 @@ class Cloud(LocalCloud):
     def __init__(self, start):
         super().__init__(NAME, keep_data=True, watch=True, run=start)
 
-    def stop(self):
-        self.stop_cleanly()
-
-    def kill(self):
-        LocalCloud.stop(self)
-
     # Requests sent with the key, all starts together: what the usage plan's quota has counted.
     keyed_requests = 0
 
@@ -124,7 +118,7 @@ def main():
         first = cloud.create("The Dispossessed", "9780060512750")
         cloud.projected(first)
         watch_cycle(cloud, first)
-        cloud.stop()
+        cloud.stop_cleanly()
 
         step("start 2: from the saved data")
         cloud = Cloud(2)
@@ -134,7 +128,7 @@ def main():
         assert status == 200 and book["title"] == "The Dispossessed", (status, book)
         second = cloud.create("The Left Hand of Darkness", "9780441478125")
         cloud.projected(second)
-        cloud.stop()
+        cloud.stop_cleanly()
 
         step("start 3: nothing delivered or extracted twice, the quota counted on")
         cloud = Cloud(3)
@@ -153,7 +147,7 @@ def main():
         assert status == 200 and {b["id"] for b in listed["items"]} == {first, second}, (status, listed)
         invocations = cloud.metric_sum("Invocations", [{"Name": "FunctionName", "Value": "books-local-projector"}])
         created = cloud.metric_sum("BooksCreated", [{"Name": "Service", "Value": "command"}])
-        cloud.stop()
+        cloud.stop_cleanly()
         cloud = None
         assert invocations == 2, f"the projector was invoked {invocations} times for two books: a record went twice"
         assert created == 2, f"BooksCreated sums to {created} for two books: an EMF document was counted twice"
@@ -161,7 +155,7 @@ def main():
         if SOURCE.read_text() != original:
             SOURCE.write_text(original)
         if cloud is not None:
-            cloud.kill()
+            cloud.stop()
     step("the developer loop holds: watch, restart, resume")
 
 
