@@ -19,9 +19,9 @@ test: check-platform ## Everything, the gate CI runs: every Rust test against mo
 	+@status=0; $(MAKE) -j$(TEST_JOBS) test-phases || status=$$?; scripts/phase table; exit $$status
 
 # Listed in the order make should start them when a job slot frees: the long builds first.
-test-phases: phase-build-debug phase-venv phase-binaries-host phase-binaries-other phase-tools \
+test-phases: phase-build-debug phase-venv phase-binaries-host phase-deploy phase-binaries-other phase-tools \
   phase-tf-init phase-terraform-moto phase-clippy phase-rust-tests phase-images phase-e2e \
-  phase-fuzz phase-supply-chain phase-consistency phase-soak phase-bench-smoke phase-deploy phase-dev-loop phase-terraform-account phase-terraform-static \
+  phase-fuzz phase-supply-chain phase-consistency phase-soak phase-bench-smoke phase-dev-loop phase-terraform-account phase-terraform-static \
   phase-python-tests phase-workflows phase-fmt
 
 # --- set-up: installs on a fresh machine, seconds afterwards --------------------------------------
@@ -70,12 +70,15 @@ phase-terraform-account: phase-venv phase-tf-init phase-build-debug
 	@$(PHASE) terraform-account -- $(MAKE) tf-account-run
 phase-workflows: phase-venv
 	@$(PHASE) workflows -- $(MAKE) lint-workflows
-phase-deploy: phase-binaries-host phase-build-debug phase-tools phase-venv phase-tf-init | phase-clippy
+# The longest phase (a quarter hour, mostly waiting on Terraform and the endpoint), so it starts
+# as soon as this machine's binaries are built. It runs no cargo command on the debug build (the
+# delivery's zigbuild is of the binaries' own target folder), so clippy need not come first.
+phase-deploy: phase-binaries-host phase-build-debug phase-tools phase-venv phase-tf-init
 	+@$(PHASE) deploy-rehearsal -- $(MAKE) test-deploy-run
 # It edits a source file of the functions for a minute or two (and puts it back): after every
 # phase that compiles the functions into something a later check reads (the tests, clippy, the
-# images' binaries). A cargo command of another phase meanwhile only compiles more.
-phase-dev-loop: phase-build-debug phase-venv phase-tf-init | phase-rust-tests phase-clippy phase-binaries-host phase-binaries-other phase-consistency phase-soak
+# images' binaries, the rehearsal's deliveries, which also check that the checkout is unchanged). A cargo command of another phase meanwhile only compiles more.
+phase-dev-loop: phase-build-debug phase-venv phase-tf-init | phase-rust-tests phase-clippy phase-binaries-host phase-binaries-other phase-consistency phase-soak phase-deploy
 	+@$(PHASE) dev-loop -- $(MAKE) test-dev-loop-run
 # The reliability phases (a local cloud each, and fuzz's own instrumented build) start once the
 # images are built: a job slot they took earlier delayed the images and the end-to-end run, the
