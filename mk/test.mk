@@ -77,7 +77,8 @@ phase-deploy: phase-binaries-host phase-build-debug phase-tools phase-venv phase
 	+@$(PHASE) deploy-rehearsal -- $(MAKE) test-deploy-run
 # It edits a source file of the functions for a minute or two (and puts it back): after every
 # phase that compiles the functions into something a later check reads (the tests, clippy, the
-# images' binaries, the rehearsal's deliveries, which also check that the checkout is unchanged). A cargo command of another phase meanwhile only compiles more.
+# images' binaries, the rehearsal's deliveries, which also check that the checkout is unchanged).
+# A cargo command of another phase meanwhile only compiles more.
 phase-dev-loop: phase-build-debug phase-venv phase-tf-init | phase-rust-tests phase-clippy phase-binaries-host phase-binaries-other phase-consistency phase-soak phase-deploy
 	+@$(PHASE) dev-loop -- $(MAKE) test-dev-loop-run
 # The reliability phases (a local cloud each, and fuzz's own instrumented build) start once the
