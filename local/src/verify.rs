@@ -9,12 +9,12 @@
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use aws_sdk_cloudwatch::primitives::DateTime;
-use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, StateValue};
+use aws_sdk_cloudwatch::types::StateValue;
 use http_body_util::{BodyExt, Empty};
 use serde_json::Value;
 
 use crate::cloudwatch::metrics::now_ms;
+use crate::cloudwatch::Statistic;
 
 /// How often a request keeps the function (and its extension) running while the check waits.
 pub(crate) const TRICKLE: Duration = Duration::from_secs(5);
@@ -244,24 +244,12 @@ async fn sum_since(
     stat: &str,
     since: i64,
 ) -> Result<f64, aws_sdk_cloudwatch::error::DisplayErrorContext<aws_sdk_cloudwatch::Error>> {
-    let metric = Metric::builder()
-        .namespace(namespace)
-        .metric_name(name)
-        .set_dimensions(Some(dimensions.iter().map(|(n, v)| Dimension::builder().name(*n).value(*v).build()).collect()))
-        .build();
-    let query = MetricDataQuery::builder()
-        .id("m")
-        .metric_stat(MetricStat::builder().metric(metric).period(60).stat(stat).build())
-        .build();
-    let answer = cloudwatch
-        .get_metric_data()
-        .metric_data_queries(query)
-        .start_time(DateTime::from_millis(since.div_euclid(60_000) * 60_000))
-        .end_time(DateTime::from_millis(now_ms() + 60_000))
-        .send()
+    let statistic = Statistic { namespace, name, dimensions, stat };
+    let values = statistic
+        .values(cloudwatch, 60, since.div_euclid(60_000) * 60_000, now_ms() + 60_000)
         .await
-        .map_err(|e| aws_sdk_cloudwatch::error::DisplayErrorContext(e.into()))?;
-    Ok(answer.metric_data_results().iter().flat_map(aws_sdk_cloudwatch::types::MetricDataResult::values).sum())
+        .map_err(aws_sdk_cloudwatch::error::DisplayErrorContext)?;
+    Ok(values.iter().sum())
 }
 
 async fn alarms(cloudwatch: &aws_sdk_cloudwatch::Client, prefix: &str) -> Check {

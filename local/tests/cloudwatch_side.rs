@@ -11,13 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Metric, MetricDataQuery, MetricStat, StateValue};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use books_local::cloudwatch::alarms::{Evaluator, State, Transition};
 use books_local::cloudwatch::emf::Extraction;
 use books_local::cloudwatch::metrics::{now_ms, publish};
-use books_local::cloudwatch::MetricSink;
+use books_local::cloudwatch::{MetricSink, Statistic};
 use books_local::gateway::Gateway;
 use books_local::invoke::{InvokeOutcome, Invoker};
 use cloud_support::{CloudFixture, RecordingInvoker};
@@ -35,7 +34,7 @@ async fn flush(
     publish(cloudwatch.clone(), recorded, async {}).await;
 }
 
-/// One statistic of one metric over the last hour, per minute, newest first.
+/// One statistic of one metric over the last hour, in one period.
 async fn series(
     cloudwatch: &aws_sdk_cloudwatch::Client,
     namespace: &str,
@@ -43,25 +42,9 @@ async fn series(
     dimensions: &[(&str, &str)],
     stat: &str,
 ) -> Vec<f64> {
-    let metric = Metric::builder()
-        .namespace(namespace)
-        .metric_name(name)
-        .set_dimensions(Some(dimensions.iter().map(|(n, v)| Dimension::builder().name(*n).value(*v).build()).collect()))
-        .build();
-    let query = MetricDataQuery::builder()
-        .id("m")
-        .metric_stat(MetricStat::builder().metric(metric).period(3600).stat(stat).build())
-        .build();
     let now = now_ms();
-    let answer = cloudwatch
-        .get_metric_data()
-        .metric_data_queries(query)
-        .start_time(DateTime::from_millis(now - 3_600_000))
-        .end_time(DateTime::from_millis(now + 60_000))
-        .send()
-        .await
-        .unwrap();
-    answer.metric_data_results()[0].values().to_vec()
+    let statistic = Statistic { namespace, name, dimensions, stat };
+    statistic.values(cloudwatch, 3600, now - 3_600_000, now + 60_000).await.unwrap()
 }
 
 #[tokio::test]
