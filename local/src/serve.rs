@@ -8,6 +8,7 @@
 //! What a user watches is printed on standard output as it happens: alarm transitions, reserved
 //! concurrency changes and watch mode's rebuilds.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,67 +170,51 @@ pub struct Serving {
     gateway: Arc<Gateway>,
     /// The gateway, the pollers, watch mode and the reserved concurrency follower: stopped first.
     stop_front: watch::Sender<bool>,
-    pollers: Vec<(String, JoinHandle<std::collections::BTreeMap<String, String>>)>,
+    pollers: Vec<(String, JoinHandle<BTreeMap<String, String>>)>,
     front: Vec<JoinHandle<()>>,
-    /// The CloudWatch side (queue depths, alarms, EMF extraction): after the environments.
-    stop_cloudwatch: watch::Sender<bool>,
+    /// Stopped after the environments, so that their last lines are read.
+    cloudwatch: CloudWatchSide,
+}
+
+/// Where a log reader stopped: per log group, per log stream, the token after the last event.
+type LogPositions = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The CloudWatch side of a served stage: metrics recorded by the gateway, the emulator, the
+/// pollers and the EMF extraction, sent to the local endpoint; queue depths; the alarms
+/// evaluated against them, their transitions printed.
+struct CloudWatchSide {
+    /// What records metrics holds a clone.
     metrics: MetricSink,
-    extraction: JoinHandle<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>>,
-    cloudwatch: Vec<JoinHandle<()>>,
+    /// Queue depths, alarms, the EMF extraction.
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    extraction: JoinHandle<LogPositions>,
     /// The metric publisher: last, once nothing records any more.
     stop_publisher: watch::Sender<bool>,
     publisher: JoinHandle<()>,
 }
 
-impl Serving {
-    /// Reads the stage from the endpoint and serves it; `endpoint_pid` goes into [`Ready`].
-    pub async fn start(options: &ServeOptions, endpoint_pid: Option<u32>) -> Result<Self, ServeError> {
-        let aws = crate::cloud::sdk_config(&options.endpoint, &options.region).await;
-        let topology = crate::cloud::read(&aws, &options.rest_api_id, &options.stage).await?;
-
-        let mut specs = Vec::new();
-        for function in &topology.functions {
-            let spec = function.spec(&options.rootfs.join(function.image_kind()));
-            if !spec.bootstrap.is_file() {
-                return Err(ServeError::MissingBinary {
-                    function: function.name.clone(),
-                    handler: spec.handler,
-                    path: spec.bootstrap,
-                });
-            }
-            tracing::info!(function = %spec.name, bootstrap = %spec.bootstrap.display(),
-                extensions = ?spec.extensions_dir, memory_mb = spec.memory_mb, timeout = ?spec.timeout,
-                reserved_concurrency = ?spec.reserved_concurrency, "function");
-            specs.push(spec);
-        }
-        // Where the stream pollers and the EMF extraction were when the local cloud last stopped
-        // (the local endpoint keeps it with the data it describes): they go on from there.
-        let positions = Positions::load(&options.endpoint).await.unwrap_or_else(|error| {
-            tracing::warn!(%error, "the readers' positions could not be read: streams and logs are read from their start");
-            Positions::default()
-        });
-
-        // The CloudWatch side: metrics recorded by the gateway, the emulator, the pollers and the
-        // EMF extraction, sent to the local endpoint; the alarms evaluated against them.
+impl CloudWatchSide {
+    fn start(aws: &aws_config::SdkConfig, region: &str, logs_read: LogPositions) -> Self {
         let (metrics, recorded) = MetricSink::channel();
         let (stop_publisher, publisher_stopped) = stop_channel();
         let publisher = tokio::spawn(crate::cloudwatch::metrics::publish(
-            aws_sdk_cloudwatch::Client::new(&aws),
+            aws_sdk_cloudwatch::Client::new(aws),
             recorded,
             publisher_stopped(),
         ));
-        let (stop_cloudwatch, cloudwatch_stopped) = stop_channel();
+        let (stop, stopped) = stop_channel();
         let (transitions, mut transitioned) = tokio::sync::mpsc::unbounded_channel();
-        let cloudwatch = vec![
+        let tasks = vec![
             tokio::spawn(crate::cloudwatch::queues::publish_depths(
-                aws_sdk_sqs::Client::new(&aws),
+                aws_sdk_sqs::Client::new(aws),
                 metrics.clone(),
-                cloudwatch_stopped(),
+                stopped(),
             )),
             tokio::spawn(
-                Evaluator::new(aws_sdk_cloudwatch::Client::new(&aws), aws_sdk_sns::Client::new(&aws), &options.region)
+                Evaluator::new(aws_sdk_cloudwatch::Client::new(aws), aws_sdk_sns::Client::new(aws), region)
                     .with_transitions(transitions)
-                    .run(cloudwatch_stopped()),
+                    .run(stopped()),
             ),
             tokio::spawn(async move {
                 while let Some(t) = transitioned.recv().await {
@@ -238,10 +223,66 @@ impl Serving {
             }),
         ];
         let extraction = tokio::spawn(
-            Extraction::new(aws_sdk_cloudwatchlogs::Client::new(&aws), metrics.clone())
-                .resuming(positions.logs.clone())
-                .run(cloudwatch_stopped()),
+            Extraction::new(aws_sdk_cloudwatchlogs::Client::new(aws), metrics.clone())
+                .resuming(logs_read)
+                .run(stopped()),
         );
+        Self { metrics, stop, tasks, extraction, stop_publisher, publisher }
+    }
+
+    /// Stops reading and evaluating (the extraction reads what the environments wrote last),
+    /// hands where the extraction stopped to `save`, then publishes what was recorded last.
+    async fn stop<F: std::future::Future<Output = ()>>(self, save: impl FnOnce(LogPositions) -> F) {
+        let _ = self.stop.send(true);
+        drop(self.metrics);
+        let read = self.extraction.await.unwrap_or_default();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        save(read).await;
+        let _ = self.stop_publisher.send(true);
+        let _ = self.publisher.await;
+    }
+}
+
+/// Each function as its image holds it; fails on a handler the root file systems lack.
+fn function_specs(
+    topology: &crate::cloud::Topology,
+    rootfs: &Path,
+) -> Result<Vec<crate::invoke::FunctionSpec>, ServeError> {
+    let mut specs = Vec::new();
+    for function in &topology.functions {
+        let spec = function.spec(&rootfs.join(function.image_kind()));
+        if !spec.bootstrap.is_file() {
+            return Err(ServeError::MissingBinary {
+                function: function.name.clone(),
+                handler: spec.handler,
+                path: spec.bootstrap,
+            });
+        }
+        tracing::info!(function = %spec.name, bootstrap = %spec.bootstrap.display(),
+            extensions = ?spec.extensions_dir, memory_mb = spec.memory_mb, timeout = ?spec.timeout,
+            reserved_concurrency = ?spec.reserved_concurrency, "function");
+        specs.push(spec);
+    }
+    Ok(specs)
+}
+
+impl Serving {
+    /// Reads the stage from the endpoint and serves it; `endpoint_pid` goes into [`Ready`].
+    pub async fn start(options: &ServeOptions, endpoint_pid: Option<u32>) -> Result<Self, ServeError> {
+        let aws = crate::cloud::sdk_config(&options.endpoint, &options.region).await;
+        let topology = crate::cloud::read(&aws, &options.rest_api_id, &options.stage).await?;
+
+        let specs = function_specs(&topology, &options.rootfs)?;
+        // Where the stream pollers and the EMF extraction were when the local cloud last stopped
+        // (the local endpoint keeps it with the data it describes): they go on from there.
+        let positions = Positions::load(&options.endpoint).await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "the readers' positions could not be read: streams and logs are read from their start");
+            Positions::default()
+        });
+        let cloudwatch = CloudWatchSide::start(&aws, &options.region, positions.logs.clone());
+        let metrics = cloudwatch.metrics.clone();
 
         let settings = LambdaSettings {
             aws_endpoint_url: Some(options.endpoint.clone()),
@@ -321,20 +362,7 @@ impl Serving {
             endpoint_pid,
             api_description_url,
         };
-        Ok(Self {
-            ready,
-            lambda,
-            gateway,
-            stop_front,
-            pollers,
-            front,
-            stop_cloudwatch,
-            metrics,
-            extraction,
-            cloudwatch,
-            stop_publisher,
-            publisher,
-        })
+        Ok(Self { ready, lambda, gateway, stop_front, pollers, front, cloudwatch })
     }
 
     /// What clients need to talk to it.
@@ -359,19 +387,14 @@ impl Serving {
         }
         stopped_at.quotas = self.gateway.quota_usage();
         self.lambda.shutdown().await;
-        let _ = self.stop_cloudwatch.send(true);
-        drop(self.metrics);
-        if let Ok(read) = self.extraction.await {
-            stopped_at.logs = read;
-        }
-        for task in self.cloudwatch {
-            let _ = task.await;
-        }
-        if let Err(error) = stopped_at.save(&self.ready.aws_endpoint_url).await {
-            tracing::warn!(%error, "the readers' positions could not be saved: the next start reads streams and logs from their start");
-        }
-        let _ = self.stop_publisher.send(true);
-        let _ = self.publisher.await;
+        let endpoint = self.ready.aws_endpoint_url;
+        let save = |logs| async move {
+            stopped_at.logs = logs;
+            if let Err(error) = stopped_at.save(&endpoint).await {
+                tracing::warn!(%error, "the readers' positions could not be saved: the next start reads streams and logs from their start");
+            }
+        };
+        self.cloudwatch.stop(save).await;
         tracing::info!("stopped");
     }
 }
