@@ -275,6 +275,13 @@ impl Serving {
         let topology = crate::cloud::read(&aws, &options.rest_api_id, &options.stage).await?;
 
         let specs = function_specs(&topology, &options.rootfs)?;
+        // What can fail comes before anything starts.
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await.map_err(io("gateway port"))?;
+        let port = listener.local_addr().map_err(io("gateway port"))?.port();
+        let description = match &options.api_description {
+            Some(path) => Some(std::fs::read(path).map_err(io(format!("reading {}", path.display())))?.into()),
+            None => None,
+        };
         // Where the stream pollers and the EMF extraction were when the local cloud last stopped
         // (the local endpoint keeps it with the data it describes): they go on from there.
         let positions = Positions::load(&options.endpoint).await.unwrap_or_else(|error| {
@@ -305,12 +312,6 @@ impl Serving {
                 .with_checkpoints(positions.streams.get(&mapping.uuid).cloned().unwrap_or_default());
             pollers.push((mapping.uuid.clone(), tokio::spawn(poller.run(front_stopped()))));
         }
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await.map_err(io("gateway port"))?;
-        let port = listener.local_addr().map_err(io("gateway port"))?.port();
-        let description = match &options.api_description {
-            Some(path) => Some(std::fs::read(path).map_err(io(format!("reading {}", path.display())))?.into()),
-            None => None,
-        };
         let api_description_url = description.is_some().then(|| format!("http://127.0.0.1:{port}{DESCRIPTION_PATH}"));
         let gateway =
             Gateway::with_metrics(topology.gateway.clone(), Arc::clone(&invoker), metrics.clone(), description);
