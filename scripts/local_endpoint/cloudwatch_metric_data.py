@@ -32,25 +32,13 @@ import re
 from moto.cloudwatch.exceptions import ValidationError
 from moto.cloudwatch.models import Alarm, CloudWatchBackend, MetricAggregatedDatum
 
+from local_endpoint import cloudwatch_metric_index as metric_index
+
 # The moto release(s) whose private code this module was written against (checked by install()).
 MOTO_VERSIONS = ("5.2.6",)
 
 _UTC = datetime.timezone.utc
 _PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d+)?|100)$")
-
-
-def _epoch(timestamp):
-    """Seconds since the epoch of a datetime (naive: UTC, as moto stores them) or an ISO text."""
-    if isinstance(timestamp, str):
-        timestamp = datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    if timestamp.tzinfo is None:
-        timestamp = timestamp.replace(tzinfo=_UTC)
-    return timestamp.timestamp()
-
-
-def _dimension_set(dimensions):
-    """The (name, value) pairs of moto's stored dimensions or of a query's."""
-    return frozenset((d.name, d.value) if hasattr(d, "name") else (d["Name"], d["Value"]) for d in dimensions or [])
 
 
 def statistic(stat, datums):
@@ -84,20 +72,17 @@ def statistic(stat, datums):
 
 def _series(backend, metric_stat, start, end):
     metric = metric_stat["Metric"]
-    namespace, name = metric["Namespace"], metric["MetricName"]
-    wanted = _dimension_set(metric.get("Dimensions"))
     unit = metric_stat.get("Unit")
     period = int(metric_stat["Period"])
     first = math.floor(start / period) * period
     buckets = {}
-    for datum in backend.get_all_metrics():
-        if datum.namespace != namespace or datum.name != name or (unit and datum.unit != unit):
+    # The metric's own series, in the window (behaviour 20): not the whole history.
+    for datum in metric_index.points(backend, metric["Namespace"], metric["MetricName"], metric.get("Dimensions"),
+                                     start, end):
+        if unit and datum.unit != unit:
             continue
-        if _dimension_set(datum.dimensions) != wanted:
-            continue
-        at = _epoch(datum.timestamp)
-        if start <= at < end:
-            buckets.setdefault(first + math.floor((at - first) / period) * period, []).append(datum)
+        at = metric_index.epoch(datum.timestamp)
+        buckets.setdefault(first + math.floor((at - first) / period) * period, []).append(datum)
     series = {}
     for at, datums in buckets.items():
         value = statistic(metric_stat["Stat"], datums)
@@ -209,7 +194,7 @@ def _combine(left, right, operator):
 
 
 def get_metric_data(self, queries, start_time, end_time, scan_by="TimestampDescending"):
-    start, end = _epoch(start_time), _epoch(end_time)
+    start, end = metric_index.epoch(start_time), metric_index.epoch(end_time)
     if start >= end:
         raise ValidationError("The parameter StartTime must be less than the parameter EndTime.")
     computed = {}
