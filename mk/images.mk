@@ -75,7 +75,7 @@ AWS_ENV = $(IMAGE_ENV) ENV=$(ENV) AWS_VAULT=$(AWS_VAULT) BACKEND=$(BACKEND) ACCO
 	ARCH_EXPLICIT=$(ARCH_EXPLICIT) REGISTRY=$(REGISTRY) PLAN_ID=$(PLAN_ID)
 AWS_LAMBDA = $(AWS_ENV) scripts/aws-lambda
 
-.PHONY: aws-lambda-provenance aws-lambda-promote aws-lambda-plan aws-lambda-outputs aws-lambda-api-key aws-lambda-verify aws-lambda-replay aws-lambda-rebuild-view aws-account aws-state-bucket aws-ci-bootstrap
+.PHONY: aws-lambda-logs aws-lambda-provenance aws-lambda-promote aws-lambda-plan aws-lambda-outputs aws-lambda-api-key aws-lambda-verify aws-lambda-replay aws-lambda-rebuild-view aws-account aws-state-bucket aws-ci-bootstrap
 aws-lambda-delivery: venv $(TF_CLI_CONFIG_FILE) ## Build and push both images to ENV's ECR repositories (ARCH, AWS_REGION, AWS_VAULT); record what was delivered
 	$(AWS_LAMBDA) preflight
 	+$(MAKE) --no-print-directory release-binaries hadolint
@@ -104,6 +104,14 @@ aws-lambda-api-key: venv $(TF_CLI_CONFIG_FILE) ## ENV's API key, alone (CLIENT=<
 # The check is books-local's (`books-local verify`): built here unless BOOKS_LOCAL names one.
 aws-lambda-verify: venv $(if $(BOOKS_LOCAL),,build-debug) $(TF_CLI_CONFIG_FILE) ## After provisioning: a little traffic through ENV's API with its key, then its logs, metrics and alarms checked in CloudWatch; a short report
 	BOOKS_LOCAL=$(or $(BOOKS_LOCAL),$(abspath $(TARGET_DIR))/debug/books-local) $(AWS_LAMBDA) verify
+
+# A function's lines from CloudWatch Logs; ENV=local reads the local cloud make run serves.
+# FUNCTION only when the user gave it (the Makefile's default is make invoke's): all without.
+# FILTER as typed: a JSON pattern's `$.field` is not a make variable.
+LOGS_FUNCTION = $(if $(filter command line environment,$(origin FUNCTION)),$(FUNCTION))
+aws-lambda-logs: venv $(TF_CLI_CONFIG_FILE) ## ENV's function lines, readable: FUNCTION=command|query|projector|api (all without), SINCE=10m, FILTER=<CloudWatch pattern>, FOLLOW=1, JSON=1; ENV=local: make run's
+	@FUNCTION=$(LOGS_FUNCTION) SINCE=$(SINCE) FILTER='$(subst ','\'',$(value FILTER))' FOLLOW=$(FOLLOW) JSON=$(JSON) \
+	  LOCAL_READY=$(or $(LOCAL_READY),$(abspath $(BUILD))/local.ready.json) LOCAL_TFSTATE=$(LOCAL_DATA)/terraform.tfstate $(AWS_LAMBDA) logs
 
 # The repairs are books-repair's (functions/repair), run with the caller's own credentials.
 aws-lambda-replay: venv $(if $(BOOKS_REPAIR),,build-debug) $(TF_CLI_CONFIG_FILE) ## Apply again the batches ENV's projector gave up on (its failure queue); what cannot be replayed stays queued, named

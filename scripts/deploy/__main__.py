@@ -11,6 +11,7 @@
   outputs       the environment's URL and how to read its key
   api-key       the value of its API key (CLIENT=<name>: that client's), alone on stdout
   verify        a little traffic with its key, then its logs, metrics and alarms read back
+  logs          a function's lines (FUNCTION, SINCE, FILTER, FOLLOW=1, JSON=1); ENV=local: make run's
   replay        the batches the projector gave up on (its failure queue) applied again
   rebuild-view  the read model made to show the write model, while the API goes on
   destroy       show what goes, check what would block it, ask, destroy
@@ -21,7 +22,8 @@
 
 Settings come from the environment, as make passes them: ENV, AWS_REGION, AWS_VAULT, ARCH,
 BACKEND, ACCOUNT_BACKEND, AUTO_APPROVE, FROM, FROM_RECORD, DESTROY_DATA, DEPLOY_DIR,
-CONTAINER_TOOL, BASE_IMAGE, GITHUB_OIDC_PROVIDER_ARN, CLIENT, VERIFY_URL, VERIFY_WAIT_SECS, BOOKS_REPAIR; and for the
+CONTAINER_TOOL, BASE_IMAGE, GITHUB_OIDC_PROVIDER_ARN, CLIENT, VERIFY_URL, VERIFY_WAIT_SECS, BOOKS_REPAIR,
+FUNCTION, SINCE, FILTER, FOLLOW, JSON, LOCAL_READY, LOCAL_TFSTATE; and for the
 rehearsals REGISTRY (push there, no AWS) and ECR_STANDIN (the registry standing in for ECR's
 beside a local AWS endpoint).
 """
@@ -48,6 +50,7 @@ STEPS = {
     "outputs": steps.outputs,
     "api-key": steps.api_key,
     "verify": steps.verify,
+    "logs": steps.logs,
     "replay": steps.replay,
     "rebuild-view": steps.rebuild_view,
     "destroy": steps.destroy,

@@ -66,6 +66,13 @@ class Settings:
     bin_dir: Path | None
     tag: str | None
     digests: Path | None
+    function: str | None
+    since: str | None
+    filter_pattern: str | None
+    follow: bool
+    raw_json: bool
+    local_ready: Path | None
+    local_tfstate: Path | None
 
     @classmethod
     def from_environ(cls, environ: dict[str, str], root: Path) -> Settings:
@@ -115,6 +122,13 @@ class Settings:
             bin_dir=path("BIN_DIR"),
             tag=get("TAG"),
             digests=path("DIGESTS"),
+            function=get("FUNCTION"),
+            since=get("SINCE"),
+            filter_pattern=get("FILTER"),
+            follow=_flag(get("FOLLOW")),
+            raw_json=_flag(get("JSON")),
+            local_ready=path("LOCAL_READY"),
+            local_tfstate=path("LOCAL_TFSTATE"),
         )
 
     @property

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from . import aws, images, settings as rules
+from . import aws, images, logs as logs_reader, settings as rules
 from .errors import Refusal
 from .registry import Registry, refuse_unless_single_image, standin
 from .settings import PROJECT, Settings
@@ -588,6 +588,30 @@ def repair(settings: Settings, what: str) -> None:
     environment = {**os.environ, "AWS_REGION": run.caller.region}
     if subprocess.run(command, env=environment).returncode != 0:
         raise Refusal(f"{what} of {settings.environment} did not complete (above)")
+
+
+def logs(settings: Settings) -> None:
+    """A function's lines (FUNCTION, SINCE, FILTER, FOLLOW, JSON): ENV's in CloudWatch Logs, or
+    with ENV=local the local cloud `make run` serves (scripts/deploy/logs.py)."""
+    request = logs_reader.Request(function=settings.function,
+                                  start_ms=logs_reader.since_ms(settings.since, int(time.time() * 1000)),
+                                  pattern=settings.filter_pattern, follow=settings.follow, raw=settings.raw_json)
+    if settings.environment == logs_reader.LOCAL:
+        build = settings.root / ".build"
+        cloud = logs_reader.LocalCloud(settings.local_ready or build / "local.ready.json",
+                                       settings.local_tfstate or build / "local-data" / "terraform.tfstate")
+        client, outputs = cloud.open()
+    else:
+        rules.check_environment(settings)
+        stdout = sys.stdout
+        sys.stdout = sys.stderr
+        try:
+            run = Run(settings)
+            outputs = json.loads(run.stack.output_json())
+            client = run.caller.client("logs")
+        finally:
+            sys.stdout = stdout
+    logs_reader.print_logs(client, outputs, request)
 
 
 def replay(settings: Settings) -> None:
