@@ -25,7 +25,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help
 # The targets a user needs, by what they are doing; every other documented target follows.
-HELP_GROUPS := Run locally=run,watch,invoke,reset,check;Test=test,bench,fuzz,reliability;Deploy to AWS=aws-lambda-delivery,aws-lambda-plan,aws-lambda-provision,aws-lambda-promote,aws-lambda-verify,aws-lambda-destroy;Operate=aws-lambda-outputs,aws-lambda-api-key,aws-lambda-replay,aws-lambda-rebuild-view,dashboard-preview
+HELP_GROUPS := Run locally=run,watch,invoke,logs,reset,check;Test=test,bench,fuzz,reliability;Deploy to AWS=aws-lambda-delivery,aws-lambda-plan,aws-lambda-provision,aws-lambda-promote,aws-lambda-verify,aws-lambda-destroy;Operate=aws-lambda-outputs,aws-lambda-api-key,aws-lambda-logs,aws-lambda-replay,aws-lambda-rebuild-view,dashboard-preview
 help: ## List the targets: the ones a user needs first, by task, then the rest
 	@awk -v groups='$(HELP_GROUPS)' 'BEGIN {FS = ":.*## "} \
 	  /^[a-zA-Z0-9_.-]+:.*## / {if (!($$1 in doc)) order[++n] = $$1; doc[$$1] = $$2} \
@@ -142,6 +142,10 @@ EVENT ?= events/query-list-books.json
 invoke: local-build ## Invoke one function once with an event, beside the running `make run` (FUNCTION=query EVENT=events/…)
 	$(BUILD)/bin/books-local invoke $(FUNCTION) --event $(EVENT) --ready-file $(BUILD)/local.ready.json
 
+.PHONY: logs
+logs: ## The local cloud's function lines, as aws-lambda-logs reads an environment's (FUNCTION, SINCE, FILTER, FOLLOW=1, JSON=1)
+	+$(MAKE) aws-lambda-logs ENV=local
+
 .PHONY: test-local-e2e test-local-e2e-run
 test-local-e2e: test-images venv local-build $(TF_CLI_CONFIG_FILE) ## End to end through the local cloud running the unpacked images (Terraform on moto, books-local, the gateway)
 	+$(MAKE) test-local-e2e-run
@@ -174,6 +178,14 @@ local-build-run:
 lint-workflows: venv ## Lint .github/workflows: actionlint, and the project's own structural checks
 	$(VENV)/bin/actionlint
 	$(VENV_PY) scripts/check_workflows.py
+
+# The architecture picture from its source (Graphviz); the SVG records the source's SHA-256,
+# which make test compares (scripts/tests/test_docs.py), so an edit not drawn fails.
+.PHONY: architecture
+architecture: ## Draw docs/architecture.svg from docs/architecture.dot (Graphviz's dot, installed with apt-get when missing)
+	@scripts/apt-tools dot:graphviz
+	dot -Tsvg docs/architecture.dot | sed "1a <!-- drawn from docs/architecture.dot sha256:$$(sha256sum docs/architecture.dot | cut -d' ' -f1) -->" > docs/architecture.svg.tmp
+	mv docs/architecture.svg.tmp docs/architecture.svg
 
 .PHONY: dashboard-preview
 dashboard-preview: venv ## Draw the dashboards from GetMetricData of a running local cloud (make run prints the command)

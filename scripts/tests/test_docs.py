@@ -1,6 +1,7 @@
 """Tests of scripts/check_docs.py: the repository's documentation names nothing that does not exist,
 and each kind of dangling name is found in a small repository made for the purpose."""
 
+import hashlib
 import pathlib
 import sys
 import tempfile
@@ -27,6 +28,12 @@ class Documentation(unittest.TestCase):
         named = {name for group in line.split(":=", 1)[1].strip().split(";") for name in group.split("=")[1].split(",")}
         self.assertEqual(named - check_docs.make_targets(ROOT), set())
         self.assertGreaterEqual(len(named), 12, "the dozen targets a user needs")
+
+    def test_the_architecture_picture_was_drawn_from_its_source(self):
+        source = (ROOT / "docs" / "architecture.dot").read_bytes()
+        drawn = (ROOT / "docs" / "architecture.svg").read_text()
+        self.assertIn(f"drawn from docs/architecture.dot sha256:{hashlib.sha256(source).hexdigest()}", drawn,
+                      "docs/architecture.dot changed since the picture was drawn: make architecture")
 
     def test_the_front_page_stays_a_front_page(self):
         lines = (ROOT / "README.md").read_text().count("\n")
