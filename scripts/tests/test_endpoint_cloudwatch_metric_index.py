@@ -7,6 +7,7 @@ import pathlib
 import sys
 import time
 import unittest
+import unittest.mock
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import boto3  # noqa: E402
@@ -100,6 +101,75 @@ class MetricIndex(unittest.TestCase):
         self.assertEqual(answer["MetricDataResults"][0]["Values"], [6.0])
         index = cloudwatch_metric_index.index(backend)
         self.assertEqual((len(index.series), index.indexed), (51, 5003))
+
+
+
+DAY = 86400
+T = 1_796_688_000  # 2026-12-08 00:00:00 UTC: the endpoint's "now" below
+
+
+class Retention(unittest.TestCase):
+    """CloudWatch's retention at its edges, on a clock the test sets."""
+
+    def setUp(self):
+        self.clock = T
+        patcher = unittest.mock.patch.object(cloudwatch_metric_index, "now", lambda: self.clock)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def put(self, cloudwatch, ages_s, value=1.0, resolution=60):
+        cloudwatch.put_metric_data(Namespace="Books", MetricData=[
+            {"MetricName": "Duration", "Dimensions": [{"Name": "Service", "Value": "query"}], "Value": value,
+             "Timestamp": datetime.datetime.fromtimestamp(T - age, datetime.timezone.utc), "StorageResolution": resolution}
+            for age in ages_s])
+
+    def points(self, cloudwatch, since_s, period=1, stats=("SampleCount", "Sum")):
+        """(age in seconds, sample count, sum) of each stored point or set."""
+        datapoints = cloudwatch.get_metric_statistics(
+            Namespace="Books", MetricName="Duration", Dimensions=[{"Name": "Service", "Value": "query"}],
+            StartTime=datetime.datetime.fromtimestamp(T - since_s, datetime.timezone.utc),
+            EndTime=datetime.datetime.fromtimestamp(T + 1, datetime.timezone.utc), Period=period,
+            Statistics=list(stats))["Datapoints"]
+        return sorted((T - int(p["Timestamp"].timestamp()), p["SampleCount"], p["Sum"]) for p in datapoints)
+
+    @in_moto_mock
+    def test_each_resolution_is_rolled_up_or_dropped_past_its_limit(self):
+        cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+        hours3, days15, days63, days455 = 3 * 3600, 15 * DAY, 63 * DAY, 455 * DAY
+        self.put(cloudwatch, [hours3 - 10, hours3 + 10, hours3 + 20], resolution=1)  # high resolution
+        self.put(cloudwatch, [days15 - 60, days15 + 60, days15 + 120])
+        self.put(cloudwatch, [days63 - 600, days63 + 600])
+        self.put(cloudwatch, [days455 - 3600, days455 + 10])
+        # T is a whole hour: a set's age is its points' rounded up to its period.
+        self.assertEqual(self.points(cloudwatch, 500 * DAY), [
+            (hours3 - 10, 1, 1.0),              # younger than 3 hours: as put
+            (hours3 + 60, 2, 2.0),              # two 1-second points: one set, at its minute
+            (days15 - 60, 1, 1.0),              # a one-minute point younger than 15 days
+            (days15 + 300, 2, 2.0),             # one five-minute set
+            (days63 - 600, 1, 1.0),             # a five-minute set
+            (days63 + 3600, 1, 1.0),            # an hourly set
+            (days455 - 3600, 1, 1.0),           # the last hour kept; the older point gone
+        ])
+
+    @in_moto_mock
+    def test_points_age_pass_after_pass_and_sums_survive(self):
+        cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+        self.put(cloudwatch, [14 * DAY + 10, 14 * DAY + 70, 14 * DAY + 130], value=2.0)  # one five minutes
+        self.assertEqual([n for _, n, _ in self.points(cloudwatch, 20 * DAY)], [1, 1, 1])
+        self.clock = T + 2 * DAY  # a day later than their 15th birthday
+        self.assertEqual([(n, total) for _, n, total in self.points(cloudwatch, 20 * DAY)], [(3, 6.0)])
+        self.clock = T + 60 * DAY
+        self.assertEqual([(n, total) for _, n, total in self.points(cloudwatch, 80 * DAY)], [(3, 6.0)])
+        self.clock = T + 450 * DAY
+        self.assertEqual(self.points(cloudwatch, 500 * DAY), [])
+
+    @in_moto_mock
+    def test_list_metrics_shows_two_weeks(self):
+        cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+        self.put(cloudwatch, [14 * DAY - 60])
+        self.assertEqual(len(cloudwatch.list_metrics(Namespace="Books")["Metrics"]), 1)
+        self.clock = T + 120
+        self.assertEqual(cloudwatch.list_metrics(Namespace="Books")["Metrics"], [])
 
 
 if __name__ == "__main__":
