@@ -23,14 +23,21 @@ SOAK_SECONDS ?= 600
 SOAK_RATE ?= 20
 
 .PHONY: soak test-soak test-soak-run
-soak: venv check-terraform local-build $(TF_CLI_CONFIG_FILE) ## Steady traffic through the local cloud for SOAK_SECONDS (default 600): memory and descriptors of every process, telemetry shipped against produced
+soak: venv check-terraform local-build $(TF_CLI_CONFIG_FILE) ## Steady traffic through the local cloud for SOAK_SECONDS (default 600): memory and descriptors of every process, telemetry shipped against produced; then the endpoint aged two weeks
 	BUILD=$(abspath $(BUILD)) TERRAFORM=$(TERRAFORM) $(VENV_PY) scripts/soak.py --seconds $(SOAK_SECONDS) --rate $(SOAK_RATE)
+	BUILD=$(abspath $(BUILD)) $(VENV_PY) scripts/ageing.py --days 14 --every-s $(AGEING_EVERY_S)
 
-# The short form in make test: a minute, sampled every 2 s (growth bounds hold the same way).
+# The local endpoint after two weeks of a request per route every AGEING_EVERY_S seconds
+# (scripts/ageing.py): calls, idle CPU and restart against a fresh one. make test: every 10 min.
+AGEING_EVERY_S ?= 60
+
+# The short form in make test: a minute, sampled every 2 s (growth bounds hold the same way), and
+# two weeks of ageing at a request per route every ten minutes (about a minute).
 test-soak: venv check-terraform local-build $(TF_CLI_CONFIG_FILE) ## A one-minute soak run (make test runs it)
 	+$(MAKE) test-soak-run
 test-soak-run: check-terraform local-build-run
 	BUILD=$(abspath $(BUILD)) TERRAFORM=$(TERRAFORM) $(VENV_PY) scripts/soak.py --seconds 60 --rate 10 --sample-every 2
+	BUILD=$(abspath $(BUILD)) $(VENV_PY) scripts/ageing.py --days 14 --every-s 600
 
 # `make reliability`: the three for real, one after the other (none disturbs another's figures),
 # then reliability/report.md and its plot. The report is written whatever failed, and says so.

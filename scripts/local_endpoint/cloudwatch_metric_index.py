@@ -11,12 +11,14 @@ and an unfiltered ListMetrics (what `aws cloudwatch list-metrics` sends) ran for
 eight minutes — quadratic in the datums — to answer them all, duplicates included (issue 39).
 GetMetricStatistics and GetMetricData scanned the whole history for each query.
 
-Here the datums moto stores are indexed by metric identity as they arrive (the index catches up
-with moto's list at each read, so every way a datum is stored is covered and a restored state
-indexes itself), each series ordered by time. ListMetrics answers distinct metrics with a datum
-in the last two weeks, at most 500 a page; GetMetricStatistics matches the exact dimension set,
-as CloudWatch does; GetMetricData (behaviour 5) reads its series through `points()`. Every read
-costs a dictionary look-up and a binary search, plus the points in its window.
+Here the series are the store: what moto's PutMetricData makes is moved at once into the
+series of its metric (namespace, name, dimension set), kept in time order in compact arrays (a
+datum object, ~240 bytes pickled, becomes five numbers, a period and a unit code; a saved state
+shrinks with it), and moto's own list stays empty. ListMetrics answers distinct metrics with a
+datum in the last two weeks, at most 500 a page; GetMetricStatistics matches the exact
+dimension set, as CloudWatch does; GetMetricData (behaviour 5) reads its series through
+`points()`. Every read costs a dictionary look-up and a binary search, plus a datum object made
+for each point it answers.
 
 And data ages as in CloudWatch: high-resolution points (StorageResolution below 60, which moto
 drops and this module keeps) are rolled up to one-minute statistic sets after 3 hours, every
@@ -38,10 +40,11 @@ import bisect
 import datetime
 import math
 import time
+from array import array
 from typing import Iterable
 
 from moto.cloudwatch.exceptions import InvalidParameterValue
-from moto.cloudwatch.models import CloudWatchBackend, MetricAggregatedDatum, Statistics
+from moto.cloudwatch.models import CloudWatchBackend, MetricAggregatedDatum, MetricDatum, Statistics
 
 # The moto release(s) whose private code this module was written against (checked by install()).
 MOTO_VERSIONS = ("5.2.6",)
@@ -76,126 +79,150 @@ def dimension_set(dimensions) -> frozenset:
 
 
 class Series:
-    """One metric's datums, in time order."""
+    """One metric's points in time order, stored compactly: parallel arrays of the time, sum,
+    minimum, maximum and count of each point, and its period — negative for a value as put (its
+    storage resolution; percentiles can be read from these), positive for a statistic set (as
+    put, or a roll-up). A datum object is made only for a point a read returns."""
 
-    __slots__ = ("times", "datums")
+    __slots__ = ("namespace", "name", "dimensions", "units", "times", "sums", "mins", "maxs", "counts", "periods",
+                 "unit_codes")
 
-    def __init__(self):
-        self.times: list[float] = []
-        self.datums: list = []
+    def __init__(self, datum):
+        self.namespace, self.name, self.dimensions = datum.namespace, datum.name, datum.dimensions
+        self.units: list = []
+        self.times, self.sums, self.mins, self.maxs, self.counts = (array("d") for _ in range(5))
+        self.periods, self.unit_codes = array("i"), array("B")
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def _unit(self, unit) -> int:
+        if unit not in self.units:
+            self.units.append(unit)
+        return self.units.index(unit)
+
+    def _insert(self, where: int, point: tuple) -> None:
+        for column, value in zip(self._columns(), point):
+            column.insert(where, value)
+
+    def _columns(self) -> tuple:
+        return self.times, self.sums, self.mins, self.maxs, self.counts, self.periods, self.unit_codes
 
     def add(self, datum) -> None:
-        at = epoch(datum.timestamp)
-        if not self.times or at >= self.times[-1]:
-            self.times.append(at)
-            self.datums.append(datum)
+        if isinstance(datum, MetricAggregatedDatum):
+            point = (epoch(datum.timestamp), datum.sum, datum.min, datum.max, datum.sample_count,
+                     getattr(datum, "books_period", 60), self._unit(datum.unit))
         else:
-            where = bisect.bisect_right(self.times, at)
-            self.times.insert(where, at)
-            self.datums.insert(where, datum)
+            point = (epoch(datum.timestamp), datum.value, datum.value, datum.value, 1,
+                     -getattr(datum, "books_resolution", 60), self._unit(datum.unit))
+        at = point[0]
+        where = len(self.times) if not self.times or at >= self.times[-1] else bisect.bisect_right(self.times, at)
+        self._insert(where, point)
+
+    def datum(self, i: int):
+        """Point i as moto's datum object."""
+        at = datetime.datetime.fromtimestamp(self.times[i], tz=_UTC).replace(tzinfo=None)
+        unit = self.units[self.unit_codes[i]]
+        if self.periods[i] < 0:
+            made = MetricDatum(self.namespace, self.name, self.sums[i], [], at, unit)
+        else:
+            made = MetricAggregatedDatum(namespace=self.namespace, name=self.name, min_stat=self.mins[i],
+                                         max_stat=self.maxs[i], sample_count=self.counts[i], sum_stat=self.sums[i],
+                                         dimensions=[], timestamp=at, unit=unit)
+        made.dimensions = self.dimensions
+        return made
 
     def between(self, start: float, end: float) -> list:
         """The datums at start <= t < end."""
-        return self.datums[bisect.bisect_left(self.times, start):bisect.bisect_left(self.times, end)]
+        return [self.datum(i) for i in range(bisect.bisect_left(self.times, start), bisect.bisect_left(self.times, end))]
 
     def age(self, since: float, until: float, period: int | None) -> bool:
-        """Rolls the datums at since <= t < until whose period is shorter up to `period` (None:
+        """Rolls the points at since <= t < until whose period is shorter up to `period` (None:
         drops them); True when anything changed."""
         first, last = bisect.bisect_left(self.times, since), bisect.bisect_left(self.times, until)
-        crossed = self.datums[first:last]
-        if period is None:
-            kept = []
-        else:
-            kept, buckets = [], {}
-            for at, datum in zip(self.times[first:last], crossed):
-                if _period(datum) >= period:
-                    kept.append((at, datum))
+        if first == last:
+            return False
+        kept, buckets = [], {}
+        if period is not None:
+            for i in range(first, last):
+                point = tuple(column[i] for column in self._columns())
+                if abs(point[5]) >= period:
+                    kept.append(point)
                 else:
-                    buckets.setdefault(at // period * period, []).append(datum)
+                    buckets.setdefault((point[0] // period * period, point[6]), []).append(point)
             if not buckets:
                 return False
-            kept += [(at, _rolled_up(datums, at, period)) for at, datums in buckets.items()]
-            kept.sort(key=lambda pair: pair[0])
-        if not crossed:
-            return False
-        self.times[first:last] = [at for at, _ in kept]
-        self.datums[first:last] = [datum for _, datum in kept]
+            for (at, unit), points in buckets.items():
+                kept.append((at, sum(p[1] for p in points), min(p[2] for p in points), max(p[3] for p in points),
+                             sum(p[4] for p in points), period, unit))
+            kept.sort(key=lambda point: point[0])
+        for n, column in enumerate(self._columns()):
+            column[first:last] = array(column.typecode, [point[n] for point in kept])
         if 0 < first < len(self.times) and self.times[first - 1] > self.times[first]:
             # A roll-up's period began before an older point kept as it was: order again.
-            pairs = sorted(zip(self.times, self.datums), key=lambda pair: pair[0])
-            self.times, self.datums = [at for at, _ in pairs], [datum for _, datum in pairs]
+            points = sorted(zip(*self._columns()), key=lambda point: point[0])
+            for n, column in enumerate(self._columns()):
+                column[:] = array(column.typecode, [point[n] for point in points])
         return True
 
 
-def _period(datum) -> int:
-    """The period a datum stands for: its roll-up's, or its storage resolution (60 unless said)."""
-    return getattr(datum, "books_period", None) or getattr(datum, "books_resolution", 60)
-
-
-def _rolled_up(datums: list, at: float, period: int) -> MetricAggregatedDatum:
-    """One statistic set for the datums of one period."""
-    values = [d for d in datums if not isinstance(d, MetricAggregatedDatum)]
-    sets = [d for d in datums if isinstance(d, MetricAggregatedDatum)]
-    first = datums[0]
-    rolled = MetricAggregatedDatum(
-        namespace=first.namespace, name=first.name,
-        min_stat=min([d.value for d in values] + [d.min for d in sets]),
-        max_stat=max([d.value for d in values] + [d.max for d in sets]),
-        sample_count=len(values) + sum(d.sample_count for d in sets),
-        sum_stat=sum(d.value for d in values) + sum(d.sum for d in sets),
-        dimensions=[], timestamp=datetime.datetime.fromtimestamp(at, tz=_UTC).replace(tzinfo=None), unit=first.unit)
-    rolled.dimensions = first.dimensions
-    rolled.books_period = period
-    return rolled
-
-
 class Index:
-    """Series by (namespace, name, dimension set), over the first `indexed` datums of moto's list."""
+    """Every metric's series, by (namespace, name, dimension set)."""
 
     def __init__(self):
         self.series: dict[tuple, Series] = {}
-        self.indexed = 0
         self.aged_at: float | None = None
+        # The oldest point each series was given below a limit the last pass already passed
+        # (CloudWatch takes points up to two weeks old): the next pass, at once, ages from there.
+        self.stale: dict[tuple, float] = {}
 
     def add(self, datum) -> None:
         key = (datum.namespace, datum.name, dimension_set(datum.dimensions))
-        self.series.setdefault(key, Series()).add(datum)
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = Series(datum)
+        series.add(datum)
+        at = epoch(datum.timestamp)
+        if self.aged_at is not None and at < self.aged_at - RETENTION[0][0]:
+            self.stale[key] = min(at, self.stale.get(key, at))
 
 
 def index(backend: CloudWatchBackend) -> Index:
-    """The backend's index, caught up with what moto stored since the last read."""
+    """The backend's series, with what moto stored since the last call moved into them (moto's
+    list stays empty between calls: the series are the store, and what a state saves)."""
     found = backend.__dict__.get("_books_metric_index")
-    if found is None or found.indexed > len(backend.metric_data):
+    if found is None:
         found = backend._books_metric_index = Index()
-    stored = backend.metric_data
-    for datum in stored[found.indexed:]:
-        found.add(datum)
-    found.indexed = len(stored)
+    if backend.metric_data:
+        for datum in backend.metric_data:
+            found.add(datum)
+        backend.metric_data = []
     at = now()
-    if found.aged_at is None or at - found.aged_at >= EXPIRY_EVERY_S:
-        expire(backend, found, at)
+    if found.aged_at is None or found.stale or at - found.aged_at >= EXPIRY_EVERY_S:
+        expire(found, at)
     return found
 
 
-def expire(backend, found: Index, at: float) -> None:
-    """Rolls up and drops what crossed a retention limit since the last pass, everywhere."""
-    changed = False
-    for series in found.series.values():
+def expire(found: Index, at: float) -> None:
+    """Rolls up and drops what crossed a retention limit since the last pass, everywhere (and
+    in the stale series, from their oldest new point)."""
+    for key, series in found.series.items():
         for age, period in RETENTION:
-            since = -math.inf if found.aged_at is None else found.aged_at - age
-            changed |= series.age(since, at - age, period)
-    found.series = {key: series for key, series in found.series.items() if series.datums}
+            # From an hour earlier: a roll-up stands at the start of its period, up to an hour
+            # before the points it holds.
+            since = -math.inf if found.aged_at is None else min(found.aged_at - age, found.stale.get(key, math.inf)) - 3600
+            series.age(since, at - age, period)
+    found.series = {key: series for key, series in found.series.items() if len(series)}
+    found.stale = {}
     found.aged_at = at
-    if changed:
-        backend.metric_data = [datum for series in found.series.values() for datum in series.datums]
-        found.indexed = len(backend.metric_data)
 
 
 _put_metric_data = CloudWatchBackend.put_metric_data
 
 
 def put_metric_data(self, namespace, metric_data):
-    """moto's, keeping each datum's StorageResolution (moto reads and drops it)."""
+    """moto's, keeping each datum's StorageResolution (moto reads and drops it), then stored in
+    the series."""
     before = len(self.metric_data)
     _put_metric_data(self, namespace, metric_data)
     stored = iter(self.metric_data[before:])
@@ -209,6 +236,13 @@ def put_metric_data(self, namespace, metric_data):
             datum = next(stored, None)
             if datum is not None and resolution < 60:
                 datum.books_resolution = resolution
+    index(self)
+
+
+def get_all_metrics(self):
+    """Every datum (nothing here reads them all; kept for any moto code that would)."""
+    return [series.datum(i) for series in index(self).series.values() for i in range(len(series))] \
+        + self.aws_metric_data
 
 
 def _providers(backend) -> Iterable:
@@ -236,8 +270,8 @@ def _matches(key: tuple, namespace, name, wanted: list[tuple]) -> bool:
 
 def list_metrics(self, next_token, namespace, metric_name, dimensions):
     wanted = [(d["Name"], d.get("Value")) for d in dimensions or []]
-    found = {key: series.datums[-1] for key, series in index(self).series.items()
-             if series.times and series.times[-1] >= now() - LISTED_FOR_S and _matches(key, namespace, metric_name, wanted)}
+    found = {key: series.datum(len(series) - 1) for key, series in index(self).series.items()
+             if series.times[-1] >= now() - LISTED_FOR_S and _matches(key, namespace, metric_name, wanted)}
     for key, datum in _providers(self):
         if key not in found and _matches(key, namespace, metric_name, wanted):
             found[key] = datum
@@ -271,5 +305,6 @@ def get_metric_statistics(self, namespace, metric_name, start_time, end_time, pe
 
 def apply():
     CloudWatchBackend.put_metric_data = put_metric_data
+    CloudWatchBackend.get_all_metrics = get_all_metrics
     CloudWatchBackend.list_metrics = list_metrics
     CloudWatchBackend.get_metric_statistics = get_metric_statistics

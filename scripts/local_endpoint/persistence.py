@@ -122,12 +122,17 @@ def _private_key(pem):
     return serialization.load_pem_private_key(pem, None)
 
 
+# Reducers other behaviours register for what they store (behaviour 21: log streams).
+COMPACT = {}
+
+
 class _StatePickler(pickle.Pickler):
     """pickle, plus what moto's backends hold that pickle cannot write: locks (read back as
     new, free ones: nothing runs while the state is saved or read), the private keys of KMS
     keys (written as PKCS#8 PEM), weak-value dictionaries (Lambda's index of functions by ARN;
     the functions are pickled where they live, so the index points at them again), and default
-    dictionaries whose factory is a lambda making an empty container (written with its type)."""
+    dictionaries whose factory is a lambda making an empty container (written with its type);
+    and the objects other behaviours write compactly themselves (`COMPACT`: type -> reducer)."""
 
     _LOCKS = {type(threading.Lock()): threading.Lock, type(threading.RLock()): threading.RLock}
 
@@ -136,6 +141,8 @@ class _StatePickler(pickle.Pickler):
 
     def reducer_override(self, obj):
         kind = type(obj)
+        if kind in COMPACT:
+            return COMPACT[kind](obj)
         if kind in self._LOCKS:
             return self._LOCKS[kind], ()
         if kind.__module__.startswith("cryptography.") and hasattr(obj, "private_bytes"):

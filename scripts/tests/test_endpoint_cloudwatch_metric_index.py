@@ -21,15 +21,6 @@ GATEWAY = [{"Name": "ApiName", "Value": "books-local-api"}, {"Name": "Stage", "V
            {"Name": "Resource", "Value": "/books"}, {"Name": "Method", "Value": "GET"}]
 
 
-class NoWalks(list):
-    """moto's datum list, refusing to be walked whole (a slice, as the index catches up, is fine)."""
-
-    def walked(self, *_):
-        raise AssertionError("a read walked every datum ever stored")
-
-    __iter__ = __add__ = __radd__ = __reversed__ = walked
-
-
 class MetricIndex(unittest.TestCase):
     def put(self, cloudwatch, name, dimensions, values, at=None, namespace="AWS/ApiGateway"):
         at = at or datetime.datetime.now(datetime.timezone.utc)
@@ -88,21 +79,24 @@ class MetricIndex(unittest.TestCase):
             self.put(cloudwatch, f"Other{n}", GATEWAY, [1.0] * 100)
         self.put(cloudwatch, "Count", GATEWAY, [1.0, 2.0, 3.0])
         backend = cloudwatch_backends["123456789012"]["us-east-1"]
-        backend.metric_data = NoWalks(backend.metric_data)
+        series = cloudwatch_metric_index.index(backend).series
+        self.assertEqual((len(series), sum(len(s) for s in series.values()), backend.metric_data), (51, 5003, []))
+        made = []
+        datum = cloudwatch_metric_index.Series.datum
         now = time.time()
-        cloudwatch.list_metrics()
-        cloudwatch.get_metric_statistics(Namespace="AWS/ApiGateway", MetricName="Count", Dimensions=GATEWAY,
-                                         StartTime=now - 600, EndTime=now + 60, Period=60, Statistics=["Sum"])
-        answer = cloudwatch.get_metric_data(
-            MetricDataQueries=[{"Id": "c", "MetricStat": {"Metric": {"Namespace": "AWS/ApiGateway", "MetricName": "Count",
-                                                                    "Dimensions": GATEWAY},
-                                                         "Period": 3600, "Stat": "Sum"}}],
-            StartTime=datetime.datetime.fromtimestamp(now - 3600), EndTime=datetime.datetime.fromtimestamp(now + 60))
+        with unittest.mock.patch.object(cloudwatch_metric_index.Series, "datum",
+                                        lambda self, i: made.append(i) or datum(self, i)):
+            cloudwatch.list_metrics()
+            cloudwatch.get_metric_statistics(Namespace="AWS/ApiGateway", MetricName="Count", Dimensions=GATEWAY,
+                                             StartTime=now - 600, EndTime=now + 60, Period=60, Statistics=["Sum"])
+            answer = cloudwatch.get_metric_data(
+                MetricDataQueries=[{"Id": "c", "MetricStat": {"Metric": {"Namespace": "AWS/ApiGateway",
+                                                                        "MetricName": "Count", "Dimensions": GATEWAY},
+                                                             "Period": 3600, "Stat": "Sum"}}],
+                StartTime=datetime.datetime.fromtimestamp(now - 3600), EndTime=datetime.datetime.fromtimestamp(now + 60))
         self.assertEqual(answer["MetricDataResults"][0]["Values"], [6.0])
-        index = cloudwatch_metric_index.index(backend)
-        self.assertEqual((len(index.series), index.indexed), (51, 5003))
-
-
+        # A datum object is made for each metric listed and each point answered: none of the rest.
+        self.assertEqual(len(made), 51 + 3 + 3)
 
 DAY = 86400
 T = 1_796_688_000  # 2026-12-08 00:00:00 UTC: the endpoint's "now" below

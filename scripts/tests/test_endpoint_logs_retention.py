@@ -4,16 +4,17 @@ reads by time do not walk the stream. Through boto3."""
 
 import pathlib
 import sys
+import tempfile
 import time
 import unittest
 import unittest.mock
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import boto3  # noqa: E402
-from moto.logs.models import logs_backends  # noqa: E402
+from moto.logs.models import LogEvent, logs_backends  # noqa: E402
 from support import in_moto_mock  # noqa: E402  (importing support installs every behaviour)
 
-from local_endpoint import logs_retention  # noqa: E402
+from local_endpoint import logs_retention, persistence  # noqa: E402
 
 DAY_MS = 86_400_000
 # The endpoint's "now" below: this machine's (PutLogEvents refuses events from more than two hours
@@ -87,6 +88,26 @@ class Retention(unittest.TestCase):
         self.assertEqual(len(window), 1000)
         self.assertEqual(logs.describe_log_streams(logGroupName="g")["logStreams"][0]["lastEventTimestamp"],
                          T_MS - DAY_MS + 1_999_000)
+
+
+    @in_moto_mock
+    def test_a_saved_state_holds_every_event_compactly_and_numbers_go_on(self):
+        logs = boto3.client("logs", region_name="us-east-1")
+        self.given(logs, "week", [3000, 2000, 1000], retention_days=7)
+        before = logs.get_log_events(logGroupName="week", logStreamName="s", startFromHead=True)["events"]
+        ids_before = {e["eventId"] for e in logs.filter_log_events(logGroupName="week")["events"]}
+        folder = pathlib.Path(tempfile.mkdtemp())
+        persistence.Persistence.save(folder / "state")
+        LogEvent._event_id = 0  # a new process of the endpoint
+        persistence.Persistence.restore(folder / "state")
+        self.assertEqual(logs.get_log_events(logGroupName="week", logStreamName="s", startFromHead=True)["events"],
+                         before)
+        logs.put_log_events(logGroupName="week", logStreamName="s", logEvents=[{"timestamp": T_MS, "message": "new"}])
+        ids_after = {e["eventId"] for e in logs.filter_log_events(logGroupName="week")["events"]}
+        self.assertEqual(len(ids_after), 4, "an event numbered as one restored")
+        self.assertTrue(ids_before < ids_after)
+        stream = logs_backends["123456789012"]["us-east-1"].groups["week"].streams["s"]
+        self.assertIs(stream.log_group, logs_backends["123456789012"]["us-east-1"].groups["week"])
 
 
 if __name__ == "__main__":
