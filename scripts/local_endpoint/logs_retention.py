@@ -11,8 +11,9 @@ drops the events older than it from the head of the stream's arrival order (Clou
 expired events some time after they expire; an older event that arrived after a younger one
 waits for it). The stream counts what it dropped, so that behaviour 6's `i/<n>` tokens (n is a
 position in arrival order since the stream began) still name the same events. Each stream also
-keeps its events ordered by timestamp, caught up at each read, so FilterLogEvents bisects its
-time window and DescribeLogStreams reads the first and last timestamps. A saved state (behaviour
+keeps its events ordered by timestamp, caught up at each read, so FilterLogEvents and
+GetLogEvents bisect their time window (GetLogEvents pages it with moto's tokens) and
+DescribeLogStreams reads the first and last timestamps. A saved state (behaviour
 11) holds a stream's events as arrays and one list of messages, read back faster than an object
 each.
 
@@ -28,9 +29,10 @@ import bisect
 import time
 from array import array
 
+from moto.logs.exceptions import InvalidParameterException
 from moto.logs.models import LogEvent, LogsBackend, LogStream
 
-from local_endpoint import logs_filter_patterns, persistence
+from local_endpoint import logs_filter_patterns, logs_ingestion_order, persistence
 
 # The moto release(s) whose private code this module was written against (checked by install()).
 MOTO_VERSIONS = ("5.2.6",)
@@ -129,6 +131,29 @@ def _filter_stream(self, start_time, end_time, filter_pattern):
     return found
 
 
+def _read_by_time(self, start_time, end_time, limit, next_token, start_from_head):
+    """GetLogEvents (without an `i/<n>` token) from the time order: pages of the window between
+    the times asked, `f/<n>` and `b/<n>` tokens (positions in that window) as moto hands out;
+    the same forward token again at the end of the stream, as CloudWatch does."""
+    order = by_time(self)
+    first = bisect.bisect_left(order.times, start_time) if start_time else 0
+    stop = bisect.bisect_right(order.times, end_time) if end_time else len(order.times)
+    size, limit = stop - first, limit or 10000
+    if next_token:
+        direction, _, position = next_token.partition("/")
+        if direction not in ("f", "b") or not position.isdigit():
+            raise InvalidParameterException("The specified nextToken is invalid.")
+        position = int(position)
+        low, high = (position + 1, position + 1 + limit) if direction == "f" else (position - limit, position)
+    else:
+        low, high = (0, limit) if start_from_head else (size - limit, size)
+    low, high = max(low, 0), min(high, size)
+    if low >= high:
+        return [], f"b/{low:056d}", f"f/{low - 1:056d}"
+    page = [event.to_response_dict() for event in order.events[first + low:first + high]]
+    return page, f"b/{low:056d}", f"f/{high - 1:056d}"
+
+
 def _update(self):
     order = by_time(self)
     self.first_event_timestamp = order.times[0] if order.times else None
@@ -174,6 +199,13 @@ def _restore_stream(stream: LogStream, saved) -> None:
 
 def apply():
     persistence.COMPACT[LogStream] = reduce_stream
+    in_ingestion_order = LogStream.get_log_events  # behaviour 6's, for its `i/<n>` tokens
+
+    def get_log_events(self, start_time, end_time, limit, next_token, start_from_head):
+        if (next_token or "").startswith(logs_ingestion_order.INGESTION_ORDER):
+            return in_ingestion_order(self, start_time, end_time, limit, next_token, start_from_head)
+        return _read_by_time(self, start_time, end_time, limit, next_token, start_from_head)
+    LogStream.get_log_events = get_log_events
     LogStream.filter_log_events = _filter_stream
     LogStream._update = _update
     for name in ("put_log_events", "filter_log_events", "get_log_events", "describe_log_streams"):

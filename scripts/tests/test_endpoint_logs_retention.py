@@ -11,6 +11,7 @@ import unittest.mock
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import boto3  # noqa: E402
+import botocore.exceptions  # noqa: E402
 from moto.logs.models import LogEvent, logs_backends  # noqa: E402
 from support import in_moto_mock  # noqa: E402  (importing support installs every behaviour)
 
@@ -86,9 +87,34 @@ class Retention(unittest.TestCase):
         stream.events = NoWalks(stream.events)
         window = logs.filter_log_events(logGroupName="g", startTime=T_MS - DAY_MS + 1_000_000, endTime=T_MS)["events"]
         self.assertEqual(len(window), 1000)
+        page = logs.get_log_events(logGroupName="g", logStreamName="s", startFromHead=False, limit=5)["events"]
+        self.assertEqual(len(page), 5)
         self.assertEqual(logs.describe_log_streams(logGroupName="g")["logStreams"][0]["lastEventTimestamp"],
                          T_MS - DAY_MS + 1_999_000)
 
+
+    @in_moto_mock
+    def test_get_log_events_pages_its_window_forward_and_back(self):
+        logs = boto3.client("logs", region_name="us-east-1")
+        self.given(logs, "g", [(25 - n) * 1000 for n in range(25)])  # 25 events, one a second
+
+        def pages(**arguments):
+            token, seen = None, []
+            while True:
+                page = logs.get_log_events(logGroupName="g", logStreamName="s", limit=10,
+                                           **arguments, **({"nextToken": token} if token else {}))
+                key = "nextForwardToken" if arguments.get("startFromHead") else "nextBackwardToken"
+                seen.append([int(e["message"].split()[1]) // 1000 for e in page["events"]])
+                if page[key] == token:
+                    return seen
+                token = page[key]
+        self.assertEqual(pages(startFromHead=True), [list(range(25, 15, -1)), list(range(15, 5, -1)), [5, 4, 3, 2, 1], []])
+        self.assertEqual(pages(startFromHead=False), [list(range(10, 0, -1)), list(range(20, 10, -1)), [25, 24, 23, 22, 21], []])
+        window = logs.get_log_events(logGroupName="g", logStreamName="s", startFromHead=True,
+                                     startTime=T_MS - 12000, endTime=T_MS - 8000)["events"]
+        self.assertEqual([T_MS - e["timestamp"] for e in window], [12000, 11000, 10000, 9000, 8000])
+        with self.assertRaises(botocore.exceptions.ClientError):
+            logs.get_log_events(logGroupName="g", logStreamName="s", nextToken="x/1")
 
     @in_moto_mock
     def test_a_saved_state_holds_every_event_compactly_and_numbers_go_on(self):
