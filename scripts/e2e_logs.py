@@ -79,16 +79,18 @@ def found_by_filter(ready_file, tfstate, stage, book_id):
     return printed
 
 
-def follows(ready_file, tfstate, stage):
-    """FOLLOW=1 prints a line that arrives after it started, then stops at SIGINT with status 0."""
-    follower = make(ready_file, tfstate, "FUNCTION=command", "SINCE=1m", "FOLLOW=1",
+def follows(ready_file, tfstate, stage, earlier):
+    """FOLLOW=1 prints a line that arrives after it started, then stops at SIGINT with status 0.
+    It has read what was there (the line of `earlier`, a book created before it started) before
+    the book it must follow is created."""
+    follower = make(ready_file, tfstate, "FUNCTION=command", "SINCE=10m", "FOLLOW=1",
                     "FILTER={ $.message = \"book created\" }")
     seen = []
     reader = threading.Thread(target=lambda: seen.extend(follower.stdout), daemon=True)
     reader.start()
-    until("make aws-lambda-logs FOLLOW=1 to start following",
-          lambda: follower.poll() is not None or "following" in (follower.stderr.readline() or ""), WAIT_S, 0)
-    assert follower.poll() is None, f"FOLLOW=1 ended by itself: {follower.returncode}"
+    until(f"make aws-lambda-logs FOLLOW=1 printing the line of {earlier}, there before it started",
+          lambda: follower.poll() is not None or any(earlier in line for line in seen), WAIT_S)
+    assert follower.poll() is None, f"FOLLOW=1 ended by itself: {follower.returncode} {follower.stderr.read()}"
     book_id = create_book(stage, "Followed")
     if not nudged_until(stage, lambda: any(book_id in line for line in seen)):
         os.killpg(follower.pid, signal.SIGTERM)
@@ -109,7 +111,7 @@ def main(ready_file, tfstate):
     matched = [LINE.match(line) for line in lines]
     assert all(matched) and {m.group(1) for m in matched} == {book_id}, \
         f"the filter on {book_id} printed other lines, or unreadably: {lines}"
-    followed = follows(ready_file, tfstate, stage)
+    followed = follows(ready_file, tfstate, stage, book_id)
     print(f"logs: make aws-lambda-logs found {book_id} by its id; FOLLOW=1 printed {followed} as it arrived")
 
 
