@@ -1,5 +1,5 @@
 """Tests of scripts/dashboards.py: pure parsing, and check/render against a real moto server
-(with the project's GetMetricData correction, scripts/cloudwatch_metric_data.py, applied in-process)."""
+with every behaviour of the local endpoint (scripts/local_endpoint/) applied in-process."""
 
 import contextlib
 import datetime
@@ -15,10 +15,14 @@ import unittest.mock
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import dashboards  # noqa: E402
-from local_endpoint import cloudwatch_metric_data  # noqa: E402
+import support  # noqa: E402,F401  (installs every behaviour of the local endpoint)
 
 QUERY = (("Service", "query"),)
 QUERY_GET = (("Operation", "GetBook"), ("Service", "query"))
+
+
+# A Logs Insights widget's query as the dashboards hold it: SOURCE clauses, then the query.
+SLOWEST = "SOURCE '/books/t/query' | fields request_id, duration_ms | sort duration_ms desc | limit 2"
 
 
 class Parsing(unittest.TestCase):
@@ -88,7 +92,6 @@ class AgainstMoto(unittest.TestCase):
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        cloudwatch_metric_data.apply()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -107,6 +110,13 @@ class AgainstMoto(unittest.TestCase):
             cls.cloudwatch.put_metric_data(Namespace="Books", MetricData=[{
                 "MetricName": "RequestLatency", "Timestamp": now, "Values": [3.0, 5.0], "Unit": "Milliseconds",
                 "Dimensions": [{"Name": n, "Value": v} for n, v in dims]}])
+        logs = boto3.client("logs", region_name="us-east-1")
+        logs.create_log_group(logGroupName="/books/t/query")
+        logs.create_log_stream(logGroupName="/books/t/query", logStreamName="s")
+        logs.put_log_events(logGroupName="/books/t/query", logStreamName="s", logEvents=[
+            {"timestamp": int(now.timestamp() * 1000) - 1000 * n, "message": json.dumps(
+                {"level": "INFO", "message": "request handled", "duration_ms": 10.0 * n, "request_id": f"r{n}"})}
+            for n in (3, 2, 1)])
         cls.cloudwatch.put_metric_alarm(
             AlarmName="slow", Namespace="Books", MetricName="RequestLatency", Statistic="Average",
             Dimensions=[{"Name": "Service", "Value": "query"}], Period=60, EvaluationPeriods=1,
@@ -122,7 +132,7 @@ class AgainstMoto(unittest.TestCase):
             {"type": "metric", "x": 0, "y": 0, "width": 12, "height": 6,
              "properties": {"title": "latency", "region": "us-east-1", "metrics": list(rows)}},
             {"type": "log", "x": 12, "y": 0, "width": 12, "height": 6,
-             "properties": {"title": "slowest", "query": "SOURCE '/books/t/query' | fields @timestamp"}},
+             "properties": {"title": "slowest", "query": SLOWEST}},
         ]}
         self.cloudwatch.put_dashboard(DashboardName="books-t-service", DashboardBody=json.dumps(body))
 
@@ -156,6 +166,14 @@ class AgainstMoto(unittest.TestCase):
                                    now - datetime.timedelta(minutes=5), now + datetime.timedelta(minutes=1))
         self.assertEqual([v for _, v in results["m"][1]], [5.0])
         self.assertEqual([v for _, v in results["twice"][1]], [10.0])
+
+    def test_a_logs_insights_widget_is_answered_by_its_query_on_its_sources(self):
+        import boto3
+
+        now = datetime.datetime.now(datetime.timezone.utc)
+        rows = dashboards.insights(boto3.client("logs", region_name="us-east-1"), SLOWEST,
+                                   now - datetime.timedelta(minutes=5), now + datetime.timedelta(minutes=1))
+        self.assertEqual(rows, [{"request_id": "r3", "duration_ms": "30"}, {"request_id": "r2", "duration_ms": "20"}])
 
     def test_render_draws_a_picture(self):
         self.dashboard(["Books", "RequestLatency", "Service", "query", "Operation", "GetBook", {"stat": "p99"}])
