@@ -111,7 +111,7 @@ aws-lambda-verify: venv $(if $(BOOKS_LOCAL),,build-debug) $(TF_CLI_CONFIG_FILE) 
 LOGS_FUNCTION = $(if $(filter command line environment,$(origin FUNCTION)),$(FUNCTION))
 aws-lambda-logs: venv $(TF_CLI_CONFIG_FILE) ## ENV's function lines, readable: FUNCTION=command|query|projector|api (all without), SINCE=10m, FILTER=<CloudWatch pattern>, FOLLOW=1, JSON=1; ENV=local: make run's
 	@FUNCTION=$(LOGS_FUNCTION) SINCE=$(SINCE) FILTER='$(subst ','\'',$(value FILTER))' FOLLOW=$(FOLLOW) JSON=$(JSON) \
-	  LOCAL_READY=$(or $(LOCAL_READY),$(abspath $(BUILD))/local.ready.json) LOCAL_TFSTATE=$(LOCAL_DATA)/terraform.tfstate $(AWS_LAMBDA) logs
+	  LOCAL_READY=$(or $(LOCAL_READY),$(abspath $(BUILD))/local.ready.json) LOCAL_TFSTATE=$(or $(LOCAL_TFSTATE),$(LOCAL_DATA)/terraform.tfstate) $(AWS_LAMBDA) logs
 
 # The repairs are books-repair's (functions/repair), run with the caller's own credentials.
 aws-lambda-replay: venv $(if $(BOOKS_REPAIR),,build-debug) $(TF_CLI_CONFIG_FILE) ## Apply again the batches ENV's projector gave up on (its failure queue); what cannot be replayed stays queued, named
