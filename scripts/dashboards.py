@@ -270,7 +270,20 @@ def draw_log(axes, properties, rows):
     table.set_fontsize(7)
 
 
+def gapped(points, period):
+    """The points with a break (a NaN) after each that the next period has no value for: a line
+    leaves a gap where CloudWatch has no data, rather than joining across it."""
+    out = []
+    for at, value in points:
+        if out and at - out[-1][0] > period:
+            out.append((out[-1][0] + period, math.nan))
+        out.append((at, value))
+    return out
+
+
 def draw_metric(axes, properties, queries, results, first, last, period):
+    from matplotlib import dates
+
     axes.set_title(properties.get("title", ""), loc="left", fontsize=11)
     if last - first < 3 * period:
         return draw_metric_bars(axes, queries, results, properties.get("stat", "Average"))
@@ -284,7 +297,9 @@ def draw_metric(axes, properties, queries, results, first, last, period):
         if query["yAxis"] == "right":
             right = right or axes.twinx()
             target = right
-        target.plot([t - first for t, _ in points], [v for _, v in points], marker=".", linewidth=1.2, label=label)
+        points = gapped(points, query.get("MetricStat", {}).get("Period", period))
+        target.plot([datetime.datetime.fromtimestamp(t, datetime.timezone.utc) for t, _ in points],
+                    [v for _, v in points], marker=".", linewidth=1.2, label=label)
         drawn += 1
     y_axis = properties.get("yAxis", {})
     for axis, side in ((axes, "left"), (right, "right")):
@@ -297,7 +312,8 @@ def draw_metric(axes, properties, queries, results, first, last, period):
         if low is not None or high is not None:
             axis.set_ylim(bottom=low, top=high)
         axis.tick_params(labelsize=7)
-    axes.set_xlabel("seconds", fontsize=7)
+    axes.xaxis.set_major_formatter(dates.DateFormatter("%H:%M", tz=datetime.timezone.utc))
+    axes.set_xlabel("UTC", fontsize=7)
     if drawn:
         handles, labels = axes.get_legend_handles_labels()
         if right is not None:

@@ -5,6 +5,7 @@ import contextlib
 import datetime
 import io
 import json
+import math
 import os
 import pathlib
 import socket
@@ -76,6 +77,12 @@ class Parsing(unittest.TestCase):
         self.assertEqual([key[1] for _, key in missing], ["Never", "5XXError", "ProjectionLag"])
         self.assertEqual([where for where, _ in unknowable], ["alarm t"])
         self.assertEqual(unshown, [("Books", "Duration", QUERY)])
+
+    def test_a_line_breaks_where_a_period_has_no_value(self):
+        drawn = dashboards.gapped([(0, 1.0), (60, 2.0), (240, 3.0), (300, 4.0)], 60)
+        self.assertEqual([t for t, _ in drawn], [0, 60, 120, 240, 300])
+        self.assertTrue(math.isnan(drawn[2][1]))
+        self.assertEqual(dashboards.gapped([(0, 1.0), (60, 2.0)], 60), [(0, 1.0), (60, 2.0)])
 
     def test_a_short_run_sums_counts_and_takes_the_largest_of_the_rest(self):
         self.assertEqual(dashboards.summary([1.0, 2.0], "Sum"), 3.0)
