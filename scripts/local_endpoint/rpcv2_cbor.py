@@ -23,10 +23,13 @@ AWS documentation followed:
 - Smithy RPC v2 CBOR protocol: https://smithy.io/2.0/additional-specs/protocols/smithy-rpc-v2.html
   (path `/service/{ServiceName}/operation/{OperationName}`, `smithy-protocol: rpc-v2-cbor` on
   both sides, errors as a map with `__type`, no body for an operation without output);
+- request compression: https://smithy.io/2.0/spec/behavior-traits.html#requestcompression-trait
+  (gzip, `Content-Encoding`; CloudWatch's PutMetricData carries the trait);
 - query-compatible errors: https://smithy.io/2.0/aws/protocols/aws-query-protocol.html#aws-protocols-awsquerycompatible-trait
   (`x-amzn-query-error: Code;Fault`).
 """
 
+import gzip
 import re
 
 import botocore.parsers
@@ -41,7 +44,7 @@ PROTOCOL = "rpc-v2-cbor"
 MOTO_VERSIONS = ("5.2.6",)
 _PATH = re.compile(r"^/service/(?P<service>[^/]+)/operation/(?P<operation>[^/]+)$")
 # A request's headers that describe the CBOR it was sent as, not the JSON it is carried as.
-_CBOR_HEADERS = ("HTTP_SMITHY_PROTOCOL", "HTTP_ACCEPT", "CONTENT_TYPE", "CONTENT_LENGTH")
+_CBOR_HEADERS = ("HTTP_SMITHY_PROTOCOL", "HTTP_ACCEPT", "CONTENT_TYPE", "CONTENT_LENGTH", "HTTP_CONTENT_ENCODING")
 
 
 class RpcV2Cbor:
@@ -73,7 +76,7 @@ class RpcV2Cbor:
                                f"{path['service']} has no operation {path['operation']}")
         operation = model.operation_model(path["operation"])
         try:
-            parameters = _decoded(whole_body(environ), operation.input_shape)
+            parameters = _decoded(_uncompressed(environ, whole_body(environ)), operation.input_shape)
         except Exception as error:  # noqa: BLE001 - any undecodable body is the client's
             return _cbor_error(start_response, 400, "SerializationException",
                                f"the body is not CBOR of {operation.name}'s input: {error}")
@@ -102,6 +105,18 @@ class RpcV2Cbor:
                 if model.metadata.get("targetPrefix") == target_prefix and "json" in model.metadata.get("protocols", []):
                     self._models[key] = model
         return self._models[key]
+
+
+def _uncompressed(environ, body):
+    """The body as it was before the client compressed it: SDKs gzip the operations with Smithy's
+    `requestCompression` trait (CloudWatch's PutMetricData) once a body reaches their minimum
+    size (10 KiB by default; the Rust SDK's too), saying so in `Content-Encoding`."""
+    encodings = [e.strip().lower() for e in environ.get("HTTP_CONTENT_ENCODING", "").split(",") if e.strip()]
+    for encoding in reversed(encodings):
+        if encoding != "gzip":
+            raise ValueError(f"content encoding {encoding!r} is not one CloudWatch takes (gzip)")
+        body = gzip.decompress(body)
+    return body
 
 
 def _decoded(body, shape):

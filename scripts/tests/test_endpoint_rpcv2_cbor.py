@@ -6,6 +6,7 @@ the same client gets through the JSON protocol moto speaks."""
 
 import contextlib
 import datetime
+import gzip
 import json
 import os
 import pathlib
@@ -99,6 +100,30 @@ class CloudWatchInCbor(unittest.TestCase):
         self.assertEqual(cbor.get_dashboard(DashboardName="books")["DashboardBody"], body)
         self.assertEqual([d["DashboardName"] for d in cbor.list_dashboards()["DashboardEntries"]], ["books"])
         cbor.delete_dashboards(DashboardNames=["books"])
+
+    def test_a_put_the_sdk_compressed_arrives_whole(self):
+        # botocore, as the Rust SDK does past 10 KiB, gzips PutMetricData (its requestCompression
+        # trait); a body of 10 KiB or more is what books-local's flushes of a busy minute send.
+        with preferring(CBOR):
+            cbor = boto3.client("cloudwatch", endpoint_url=self.url, region_name="eu-west-1",
+                                aws_access_key_id="testing", aws_secret_access_key="testing",
+                                config=botocore.config.Config(retries={"max_attempts": 1}))
+        cbor.meta.events.register("before-send.*", lambda request, **_: self.sent.append(request))
+        now = datetime.datetime.now(UTC).replace(microsecond=0)
+        data = [{"MetricName": "Duration", "Timestamp": now, "Value": float(n), "Unit": "Milliseconds",
+                 "Dimensions": [{"Name": "FunctionName", "Value": f"books-{n % 3}"},
+                                {"Name": "Resource", "Value": f"books-{n % 3}:live"},
+                                {"Name": "ExecutedVersion", "Value": str(n % 2 + 1)}]} for n in range(150)]
+        cbor.put_metric_data(Namespace="AWS/Lambda", MetricData=data)
+        self.assertEqual(self.sent[-1].headers["Content-Encoding"], b"gzip")
+        self.assertGreater(len(gzip.decompress(self.sent[-1].body)), 10240)
+        listed = cbor.list_metrics(Namespace="AWS/Lambda", MetricName="Duration")["Metrics"]
+        self.assertEqual(len(listed), 6, listed)  # 3 functions x 2 versions, every datum arrived
+        stat = cbor.get_metric_statistics(Namespace="AWS/Lambda", MetricName="Duration", Statistics=["SampleCount"],
+                                          Dimensions=data[0]["Dimensions"], Period=60,
+                                          StartTime=now - datetime.timedelta(minutes=5),
+                                          EndTime=now + datetime.timedelta(minutes=5))
+        self.assertEqual(stat["Datapoints"][0]["SampleCount"], 25.0)
 
     def test_errors_keep_their_status_code_and_message(self):
         cbor, json_ = self.client(CBOR), self.client("json")
