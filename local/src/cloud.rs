@@ -13,7 +13,7 @@ use crate::gateway::{
     ApiKey, GatewayConfig, Method, Quota, QuotaPeriod, Resource, ResourcePolicy, Throttle, UsagePlan,
     INTEGRATION_TIMEOUT,
 };
-use crate::invoke::FunctionSpec;
+use crate::invoke::{AliasRoute, FunctionSpec};
 
 /// Why the topology could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -59,20 +59,34 @@ pub(crate) fn request_failed<E: std::error::Error>(what: &'static str) -> impl F
 pub struct Topology {
     /// The REST API stage: routes, keys, usage plans, limits.
     pub gateway: GatewayConfig,
-    /// Every function the gateway or an event source mapping invokes, by name.
+    /// Every function the gateway or an event source mapping invokes: its `$LATEST`, and each
+    /// version an invocation may run (named, or routed to by an alias).
     pub functions: Vec<FunctionConfig>,
+    /// The aliases the gateway's integrations and the mappings invoke.
+    pub aliases: Vec<AliasConfig>,
     /// The DynamoDB stream event source mappings of those functions.
     pub mappings: Vec<EventSourceMapping>,
 }
 
-/// A function as Lambda knows it.
+/// An alias as Lambda knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AliasConfig {
+    /// The function's name.
+    pub function_name: String,
+    /// The alias's name (`live`).
+    pub name: String,
+    /// Where it sends invocations.
+    pub route: AliasRoute,
+}
+
+/// A function (one version of it) as Lambda knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionConfig {
     /// The function's name.
     pub name: String,
     /// Its unqualified ARN.
     pub arn: String,
-    /// Its version (`$LATEST`).
+    /// Its version: `$LATEST` or a published version's number.
     pub version: String,
     /// The image it runs (`<repository>@sha256:…`).
     pub image_uri: String,
@@ -153,6 +167,8 @@ pub struct EventSourceMapping {
     pub uuid: String,
     /// The function it invokes.
     pub function_name: String,
+    /// The alias or version it invokes (`FunctionArn` qualified); `None` is `$LATEST`.
+    pub qualifier: Option<String>,
     /// The stream's ARN.
     pub event_source_arn: String,
     /// Records per invocation at most.
@@ -177,12 +193,19 @@ pub struct EventSourceMapping {
 /// The function named by a Lambda ARN (`…:function:<name>[:qualifier]`), an API Gateway
 /// integration URI (`…/functions/<arn>/invocations`) or a plain name.
 pub(crate) fn function_name_of(arn_or_uri: &str) -> String {
+    function_of(arn_or_uri).0
+}
+
+/// The function and the qualifier (alias or version) a Lambda ARN, an API Gateway integration
+/// URI or a `name[:qualifier]` names; `$LATEST` is no qualifier.
+pub(crate) fn function_of(arn_or_uri: &str) -> (String, Option<String>) {
     let arn = arn_or_uri
         .split_once("/functions/")
         .map(|(_, rest)| rest.trim_end_matches("/invocations"))
         .unwrap_or(arn_or_uri);
     let name = arn.split_once(":function:").map(|(_, rest)| rest).unwrap_or(arn);
-    name.split(':').next().unwrap_or_default().to_owned()
+    let (name, qualifier) = name.split_once(':').map_or((name, None), |(name, qualifier)| (name, Some(qualifier)));
+    (name.to_owned(), qualifier.filter(|q| !q.is_empty() && *q != "$LATEST").map(str::to_owned))
 }
 
 /// The SDK configuration of the local AWS endpoint, on the workspace's one TLS stack (rustls
@@ -227,19 +250,63 @@ pub async fn read(config: &SdkConfig, rest_api: &str, stage: &str) -> Result<Top
     let lambda = aws_sdk_lambda::Client::new(config);
 
     let mut gateway = read_gateway(&apigw, rest_api, stage).await?;
-    let mut wanted: BTreeSet<String> =
-        gateway.resources.iter().flat_map(|r| r.methods.values().map(|m| m.function_name.clone())).collect();
     let mappings = read_mappings(&lambda).await?;
-    wanted.extend(mappings.iter().map(|m| m.function_name.clone()));
+    // Per function, the qualifiers its callers name (None: $LATEST).
+    let mut wanted: BTreeMap<String, BTreeSet<Option<String>>> = BTreeMap::new();
+    let invoked = gateway.resources.iter().flat_map(|r| r.methods.values().map(|m| (&m.function_name, &m.qualifier)));
+    for (name, qualifier) in invoked.chain(mappings.iter().map(|m| (&m.function_name, &m.qualifier))) {
+        if !name.is_empty() {
+            wanted.entry(name.clone()).or_default().insert(qualifier.clone());
+        }
+    }
 
     let mut functions = Vec::new();
-    for name in wanted.into_iter().filter(|n| !n.is_empty()) {
-        functions.push(read_function(&lambda, &name).await?);
+    let mut aliases = Vec::new();
+    for (name, qualifiers) in wanted {
+        let latest = read_function(&lambda, &name, None).await?;
+        let mut versions = BTreeSet::new();
+        for qualifier in qualifiers.into_iter().flatten() {
+            if is_version(&qualifier) {
+                versions.insert(qualifier);
+            } else {
+                let alias = read_alias(&lambda, &name, &qualifier).await?;
+                versions.extend(alias.route.versions().map(str::to_owned));
+                aliases.push(alias);
+            }
+        }
+        for version in versions {
+            functions.push(FunctionConfig {
+                reserved_concurrency: latest.reserved_concurrency,
+                ..read_function(&lambda, &name, Some(&version)).await?
+            });
+        }
+        functions.push(latest);
     }
     if let Some(account) = functions.first().and_then(|f| f.arn.split(':').nth(4)) {
         gateway.account_id = account.to_owned();
     }
-    Ok(Topology { gateway, functions, mappings })
+    Ok(Topology { gateway, functions, aliases, mappings })
+}
+
+/// Whether a qualifier names a published version (a number) rather than an alias.
+fn is_version(qualifier: &str) -> bool {
+    !qualifier.is_empty() && qualifier.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// One alias of a function (`GetAlias`): its version, and the one it routes a share to.
+async fn read_alias(lambda: &aws_sdk_lambda::Client, function: &str, alias: &str) -> Result<AliasConfig, CloudError> {
+    let answer =
+        lambda.get_alias().function_name(function).name(alias).send().await.map_err(request_failed("alias"))?;
+    let additional = answer
+        .routing_config()
+        .and_then(|r| r.additional_version_weights())
+        .and_then(|weights| weights.iter().next())
+        .map(|(version, weight)| (version.clone(), *weight));
+    Ok(AliasConfig {
+        function_name: function.to_owned(),
+        name: alias.to_owned(),
+        route: AliasRoute { version: answer.function_version().unwrap_or("$LATEST").to_owned(), additional },
+    })
 }
 
 async fn read_gateway(
@@ -327,13 +394,15 @@ async fn read_gateway(
                 .await
                 .map_err(request_failed("REST API method"))?;
             let integration = method.method_integration();
+            let function = integration.and_then(|i| i.uri()).map(function_of).unwrap_or_default();
             let throttle = [format!("{path}/{http_method}"), format!("{path}/*"), "*/*".to_owned()]
                 .iter()
                 .find_map(|key| method_throttles.get(key).copied());
             methods.insert(
                 http_method.clone(),
                 Method {
-                    function_name: integration.and_then(|i| i.uri()).map(function_name_of).unwrap_or_default(),
+                    function_name: function.0,
+                    qualifier: function.1,
                     timeout: integration
                         .map(aws_sdk_apigateway::types::Integration::timeout_in_millis)
                         .filter(|ms| *ms > 0)
@@ -480,6 +549,7 @@ async fn read_mappings(lambda: &aws_sdk_lambda::Client) -> Result<Vec<EventSourc
         mappings.push(EventSourceMapping {
             uuid: mapping.uuid().unwrap_or_default().to_owned(),
             function_name: function_name_of(function),
+            qualifier: function_of(function).1,
             event_source_arn: source.to_owned(),
             batch_size: mapping.batch_size().and_then(|n| usize::try_from(n).ok()).filter(|n| *n > 0).unwrap_or(100),
             maximum_retry_attempts: mapping.maximum_retry_attempts().and_then(|n| u32::try_from(n).ok()),
@@ -514,7 +584,7 @@ async fn read_mappings(lambda: &aws_sdk_lambda::Client) -> Result<Vec<EventSourc
 pub async fn read_one_function(config: &SdkConfig, name: &str) -> Result<FunctionConfig, CloudError> {
     let lambda = aws_sdk_lambda::Client::new(config);
     if lambda.get_function().function_name(name).send().await.is_ok() {
-        return read_function(&lambda, name).await;
+        return read_function(&lambda, name, None).await;
     }
     let listed: Vec<aws_sdk_lambda::types::FunctionConfiguration> = lambda
         .list_functions()
@@ -528,7 +598,7 @@ pub async fn read_one_function(config: &SdkConfig, name: &str) -> Result<Functio
     let mut found: Vec<&str> =
         listed.iter().filter_map(|f| f.function_name()).filter(|n| n.ends_with(&suffix)).collect();
     match found.len() {
-        1 => read_function(&lambda, found[0]).await,
+        1 => read_function(&lambda, found[0], None).await,
         _ => {
             found.sort_unstable();
             Err(CloudError::FunctionNotFound { name: name.to_owned(), candidates: found.join(", ") })
@@ -536,18 +606,41 @@ pub async fn read_one_function(config: &SdkConfig, name: &str) -> Result<Functio
     }
 }
 
-async fn read_function(lambda: &aws_sdk_lambda::Client, name: &str) -> Result<FunctionConfig, CloudError> {
-    let function = lambda.get_function().function_name(name).send().await.map_err(request_failed("function"))?;
+/// One version of a function (`$LATEST` without `version`); its reserved concurrency is the
+/// function's own, read only for `$LATEST`.
+async fn read_function(
+    lambda: &aws_sdk_lambda::Client,
+    name: &str,
+    version: Option<&str>,
+) -> Result<FunctionConfig, CloudError> {
+    let function = lambda
+        .get_function()
+        .function_name(name)
+        .set_qualifier(version.map(str::to_owned))
+        .send()
+        .await
+        .map_err(request_failed("function"))?;
     let configuration = function.configuration();
     // GetFunction includes the concurrency; GetFunctionConcurrency is the authoritative call.
-    let reserved = match lambda.get_function_concurrency().function_name(name).send().await {
-        Ok(concurrency) => concurrency.reserved_concurrent_executions(),
-        Err(_) => function.concurrency().and_then(aws_sdk_lambda::types::Concurrency::reserved_concurrent_executions),
+    let reserved = match version {
+        Some(_) => None,
+        None => match lambda.get_function_concurrency().function_name(name).send().await {
+            Ok(concurrency) => concurrency.reserved_concurrent_executions(),
+            Err(_) => {
+                function.concurrency().and_then(aws_sdk_lambda::types::Concurrency::reserved_concurrent_executions)
+            }
+        },
+    };
+    // The unqualified ARN: moto answers a version's with its number appended.
+    let arn = configuration.and_then(|c| c.function_arn()).unwrap_or_default();
+    let arn = match arn.split(':').count() {
+        8 => arn.rsplit_once(':').map_or(arn, |(unqualified, _)| unqualified),
+        _ => arn,
     };
     Ok(FunctionConfig {
         name: name.to_owned(),
-        arn: configuration.and_then(|c| c.function_arn()).unwrap_or_default().to_owned(),
-        version: configuration.and_then(|c| c.version()).unwrap_or("$LATEST").to_owned(),
+        arn: arn.to_owned(),
+        version: version.map_or_else(|| "$LATEST".to_owned(), str::to_owned),
         image_uri: function.code().and_then(|c| c.image_uri()).unwrap_or_default().to_owned(),
         command: configuration
             .and_then(|c| c.image_config_response())
@@ -602,6 +695,95 @@ pub async fn follow_reserved_concurrency(
     }
 }
 
+/// Moves each function's alias to the version Terraform's `function_versions` output names
+/// (`{"<role>": {"name", "alias", "version"}}`), all of the traffic at once; answers what moved.
+pub async fn release_at_once(config: &SdkConfig, function_versions: &str) -> Result<Vec<String>, CloudError> {
+    #[derive(serde::Deserialize)]
+    struct Published {
+        name: String,
+        alias: String,
+        version: String,
+    }
+    let published: BTreeMap<String, Published> = serde_json::from_str(function_versions)
+        .map_err(|e| CloudError::Unusable(format!("Terraform's function_versions output: {e}")))?;
+    let lambda = aws_sdk_lambda::Client::new(config);
+    let mut moved = Vec::new();
+    for function in published.values() {
+        let alias = read_alias(&lambda, &function.name, &function.alias).await?;
+        if alias.route == (AliasRoute { version: function.version.clone(), additional: None }) {
+            continue;
+        }
+        lambda
+            .update_alias()
+            .function_name(&function.name)
+            .name(&function.alias)
+            .function_version(&function.version)
+            .routing_config(aws_sdk_lambda::types::AliasRoutingConfiguration::builder().build())
+            .send()
+            .await
+            .map_err(request_failed("alias"))?;
+        moved.push(format!(
+            "{}:{} now runs version {} (was {})",
+            function.name, function.alias, function.version, alias.route.version
+        ));
+    }
+    Ok(moved)
+}
+
+/// Follows the aliases on the endpoint (`UpdateAlias`: a release, a canary's share, a rollback)
+/// every `every`, until `stop` resolves. When one moves, the versions it now names that were not
+/// read before are read (`GetFunction` with the version) and given to `changed` with the alias's
+/// new configuration; `known` holds the aliases as they started, `versions` the (function,
+/// version) pairs already read. A read that fails keeps what was known, and is tried again.
+pub async fn follow_aliases(
+    config: &SdkConfig,
+    mut known: Vec<AliasConfig>,
+    mut versions: BTreeSet<(String, String)>,
+    every: Duration,
+    mut changed: impl FnMut(&AliasConfig, Vec<FunctionConfig>),
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let lambda = aws_sdk_lambda::Client::new(config);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        for alias in &mut known {
+            let Ok(now) = read_alias(&lambda, &alias.function_name, &alias.name).await else { continue };
+            if now.route == alias.route {
+                continue;
+            }
+            let mut read = Vec::new();
+            for version in now.route.versions() {
+                if versions.contains(&(now.function_name.clone(), version.to_owned())) {
+                    continue;
+                }
+                match read_function(&lambda, &now.function_name, Some(version)).await {
+                    Ok(function) => read.push(function),
+                    Err(error) => {
+                        tracing::warn!(function = %now.function_name, version, %error, "alias moved to a version that could not be read");
+                        break;
+                    }
+                }
+            }
+            if read.len()
+                < now
+                    .route
+                    .versions()
+                    .filter(|v| !versions.contains(&(now.function_name.clone(), (*v).to_owned())))
+                    .count()
+            {
+                continue;
+            }
+            versions.extend(read.iter().map(|f| (f.name.clone(), f.version.clone())));
+            changed(&now, read);
+            *alias = now;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -626,6 +808,16 @@ mod tests {
         assert_eq!(function_name_of(uri), "books-local-query");
         assert_eq!(function_name_of("arn:aws:lambda:us-east-1:1:function:f:$LATEST"), "f");
         assert_eq!(function_name_of("plain"), "plain");
+    }
+
+    #[test]
+    fn qualifiers_come_from_alias_and_version_arns() {
+        let uri = "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/arn:aws:lambda:eu-west-1:123456789012:function:books-dev-query:live/invocations";
+        assert_eq!(function_of(uri), ("books-dev-query".into(), Some("live".into())));
+        assert_eq!(function_of("arn:aws:lambda:eu-west-1:1:function:f:7"), ("f".into(), Some("7".into())));
+        assert_eq!(function_of("arn:aws:lambda:eu-west-1:1:function:f:$LATEST"), ("f".into(), None));
+        assert_eq!(function_of("f:live"), ("f".into(), Some("live".into())));
+        assert_eq!(function_of("f"), ("f".into(), None));
     }
 
     #[test]

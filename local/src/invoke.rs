@@ -33,10 +33,36 @@ pub struct FunctionSpec {
     pub environment: BTreeMap<String, String>,
     /// Most environments at once (reserved concurrency); `None` means the account default.
     pub reserved_concurrency: Option<u32>,
-    /// The function's version (`$LATEST`).
+    /// The function's version: `$LATEST`, or the number of a published version.
     pub version: String,
     /// Log group and stream names Lambda would use (`/aws/lambda/<name>`).
     pub log_group: String,
+}
+
+/// Where an alias sends its invocations: its version, and with a routing configuration a share
+/// of them to one other version (Lambda's weighted alias).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AliasRoute {
+    /// The version the alias names (`FunctionVersion`).
+    pub version: String,
+    /// `RoutingConfig.AdditionalVersionWeights`: the other version and its share, 0 to 1.
+    pub additional: Option<(String, f64)>,
+}
+
+impl AliasRoute {
+    /// The version one invocation runs, given `draw`, uniform in [0, 1): the additional version
+    /// takes the draws below its weight.
+    pub fn pick(&self, draw: f64) -> &str {
+        match &self.additional {
+            Some((version, weight)) if draw < *weight => version,
+            _ => &self.version,
+        }
+    }
+
+    /// Every version it may run.
+    pub fn versions(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.version.as_str()).chain(self.additional.as_ref().map(|(v, _)| v.as_str()))
+    }
 }
 
 /// One invocation request (the `Invoke` API, `RequestResponse`).
@@ -44,6 +70,8 @@ pub struct FunctionSpec {
 pub struct InvokeRequest {
     /// The function to invoke.
     pub function_name: String,
+    /// The version or alias to invoke (the Invoke API's `Qualifier`); `None` is `$LATEST`.
+    pub qualifier: Option<String>,
     /// The event, JSON.
     pub payload: Vec<u8>,
     /// `X-Amzn-Trace-Id` to pass as `Lambda-Runtime-Trace-Id`; generated when absent.
@@ -78,7 +106,7 @@ pub enum InvokeOutcome {
     },
     /// No environment could take the invocation (concurrency limit reached).
     Throttled,
-    /// No function of that name.
+    /// No function of that name, or no version or alias of it by that qualifier.
     NotFound,
 }
 

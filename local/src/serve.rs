@@ -30,6 +30,8 @@ use crate::watch::{Rebuilt, Watch};
 
 /// How often the functions' reserved concurrency is read back from the endpoint.
 const CONCURRENCY_FOLLOWED: Duration = Duration::from_secs(2);
+/// How often the aliases are read again: a release or a rollback reaches callers within it.
+const ALIASES_FOLLOWED: Duration = Duration::from_secs(1);
 
 /// What to serve, and how.
 #[derive(Debug, Clone)]
@@ -245,6 +247,19 @@ impl CloudWatchSide {
     }
 }
 
+/// Says where an alias now sends its invocations.
+fn print_alias(alias: &crate::cloud::AliasConfig) {
+    let function = format!("{}:{}", alias.function_name, alias.name);
+    match &alias.route.additional {
+        Some((other, weight)) => println!(
+            "  lambda   : {function} runs version {} and {other} for {:.0}% of invocations",
+            alias.route.version,
+            weight * 100.0
+        ),
+        None => println!("  lambda   : {function} runs version {}", alias.route.version),
+    }
+}
+
 /// Each function as its image holds it; fails on a handler the root file systems lack.
 fn function_specs(
     topology: &crate::cloud::Topology,
@@ -300,8 +315,12 @@ impl Serving {
             metrics: Some(metrics.clone()),
             ..LambdaSettings::default()
         };
-        let reserved = specs.iter().map(|s| (s.name.clone(), s.reserved_concurrency)).collect();
+        let reserved =
+            specs.iter().filter(|s| s.version == "$LATEST").map(|s| (s.name.clone(), s.reserved_concurrency)).collect();
         let lambda = LambdaService::new(specs, settings);
+        for alias in &topology.aliases {
+            lambda.set_alias(&alias.function_name, &alias.name, alias.route.clone());
+        }
         let invoker: Arc<dyn Invoker> = lambda.clone();
 
         let (stop_front, front_stopped) = stop_channel();
@@ -350,6 +369,21 @@ impl Serving {
             .await;
         }));
 
+        let (following, follow_config, follow_stop) = (Arc::clone(&lambda), aws.clone(), front_stopped());
+        let (aliases, rootfs) = (topology.aliases.clone(), options.rootfs.clone());
+        let versions = topology.functions.iter().map(|f| (f.name.clone(), f.version.clone())).collect();
+        front.push(tokio::spawn(async move {
+            let changed = |alias: &crate::cloud::AliasConfig, read: Vec<crate::cloud::FunctionConfig>| {
+                for function in read {
+                    following.add_version(function.spec(&rootfs.join(function.image_kind())));
+                }
+                following.set_alias(&alias.function_name, &alias.name, alias.route.clone());
+                print_alias(alias);
+            };
+            crate::cloud::follow_aliases(&follow_config, aliases, versions, ALIASES_FOLLOWED, changed, follow_stop)
+                .await;
+        }));
+
         let ready = Ready {
             base_url: format!("http://127.0.0.1:{port}/{}", options.stage),
             api_key: topology.gateway.keys.iter().find(|k| k.enabled && k.plan.is_some()).map(|k| k.value.clone()),
@@ -357,7 +391,7 @@ impl Serving {
             region: options.region.clone(),
             rest_api_id: topology.gateway.rest_api_id.clone(),
             stage: options.stage.clone(),
-            functions: topology.functions.iter().map(|f| f.name.clone()).collect(),
+            functions: topology.functions.iter().filter(|f| f.version == "$LATEST").map(|f| f.name.clone()).collect(),
             rootfs: options.rootfs.clone(),
             pid: std::process::id(),
             endpoint_pid,

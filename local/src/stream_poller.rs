@@ -428,6 +428,7 @@ impl StreamPoller {
         let event = json!({ "Records": batch.iter().map(|r| lambda_record(r, &self.mapping.event_source_arn, &self.region)).collect::<Vec<_>>() });
         let request = InvokeRequest {
             function_name: self.mapping.function_name.clone(),
+            qualifier: self.mapping.qualifier.clone(),
             payload: event.to_string().into_bytes(),
             trace_id: None,
             client_context: None,

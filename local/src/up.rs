@@ -59,6 +59,9 @@ pub enum UpError {
     /// The stage could not be served.
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// The functions' aliases could not be moved to the versions Terraform published.
+    #[error("releasing the published versions: {0}")]
+    Release(#[from] crate::cloud::CloudError),
     /// A file, a port or a process.
     #[error("{what}: {source}")]
     Io {
@@ -392,6 +395,14 @@ impl<'a> Terraform<'a> {
             .await?;
         print_outcome(&applied);
         let rest_api_id = self.run("output", "terraform", &["output", &state, "-raw", "rest_api_id"]).await?;
+        // Terraform published a version of each function whose code or configuration changed;
+        // the alias callers invoke moves to it at once, as `make aws-lambda-provision` does in
+        // an environment released all at once.
+        let versions = self.run("output", "terraform", &["output", &state, "-json", "function_versions"]).await?;
+        let aws = crate::cloud::sdk_config(self.endpoint, &self.options.serve.region).await;
+        for moved in crate::cloud::release_at_once(&aws, &versions).await? {
+            println!("==> {moved}");
+        }
         let usage_plans = self.run("output", "terraform", &["output", &state, "-json", "usage_plan_ids"]).await?;
         println!("==> terraform apply of the API keys (terraform/keys), in the usage plans just applied");
         let keys = self

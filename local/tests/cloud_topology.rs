@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use books_local::cloud::{self, StartingPosition};
 use books_local::gateway::{Quota, QuotaPeriod, Throttle};
+use books_local::invoke::AliasRoute;
 use cloud_support::{CloudFixture, PlanLimits, METHODS, STAGE};
 
 #[tokio::test]
@@ -41,6 +42,7 @@ async fn the_topology_terraform_created_reads_back_whole() {
         assert_eq!(method.api_key_required, *key_required, "{http_method} {path}");
         let expected = if *function == "command" { &fixture.command.name } else { &fixture.query.name };
         assert_eq!(&method.function_name, expected, "{http_method} {path}");
+        assert_eq!(method.qualifier.as_deref(), Some("live"), "{http_method} {path} invokes the alias");
         assert_eq!(method.timeout, Some(Duration::from_secs(29)));
         let throttle = if (*path, *http_method) == ("/books/{id}", "PUT") {
             Throttle { rate: 20.0, burst: 10 }
@@ -71,9 +73,15 @@ async fn the_topology_terraform_created_reads_back_whole() {
     );
 
     // Functions: settings, image command, reserved concurrency, and the spec laid out from them.
-    let function = |name: &str| {
-        topology.functions.iter().find(|f| f.name == name).unwrap_or_else(|| panic!("function {name}")).clone()
+    let version = |name: &str, version: &str| {
+        topology
+            .functions
+            .iter()
+            .find(|f| f.name == name && f.version == version)
+            .unwrap_or_else(|| panic!("function {name} version {version}"))
+            .clone()
     };
+    let function = |name: &str| version(name, "$LATEST");
     let command = function(&fixture.command.name);
     assert_eq!(command.arn, fixture.command.arn);
     assert_eq!(command.image_uri, fixture.command.image_uri);
@@ -96,9 +104,22 @@ async fn the_topology_terraform_created_reads_back_whole() {
     assert_eq!(spec.log_group, format!("/aws/lambda/{}", projector.name));
     assert_eq!((spec.memory_mb, spec.timeout), (384, Duration::from_secs(30)));
 
+    // Each function's alias `live` names version 1, read with its own configuration.
+    for function in [&fixture.command, &fixture.query, &fixture.projector] {
+        let alias = topology.aliases.iter().find(|a| a.function_name == function.name).expect("the alias");
+        assert_eq!(alias.name, "live");
+        assert_eq!(alias.route, AliasRoute { version: "1".into(), additional: None });
+        let published = version(&function.name, "1");
+        assert_eq!(published.arn, function.arn, "a version's ARN read back unqualified");
+        assert_eq!(published.environment, self::function(&topology, &function.name).environment);
+        assert_eq!(published.reserved_concurrency, self::function(&topology, &function.name).reserved_concurrency);
+    }
+    assert_eq!(topology.aliases.len(), 3);
+
     // The projector's event source mapping.
     let mapping = topology.mappings.iter().find(|m| m.uuid == mapping_uuid).expect("the mapping");
     assert_eq!(mapping.function_name, fixture.projector.name);
+    assert_eq!(mapping.qualifier.as_deref(), Some("live"));
     assert_eq!(mapping.event_source_arn, stream_arn);
     assert_eq!(mapping.batch_size, 7);
     assert_eq!(mapping.maximum_retry_attempts, Some(3));
@@ -107,6 +128,74 @@ async fn the_topology_terraform_created_reads_back_whole() {
     assert!(mapping.report_batch_item_failures);
     assert_eq!(mapping.starting_position, StartingPosition::TrimHorizon);
     assert!(mapping.enabled);
+}
+
+type Move = (cloud::AliasConfig, Vec<cloud::FunctionConfig>);
+
+async fn next_move(moves: &mut tokio::sync::mpsc::UnboundedReceiver<Move>) -> Move {
+    let received = tokio::time::timeout(Duration::from_secs(60), moves.recv()).await;
+    received.expect("the alias's move reported within 60 s").expect("a move")
+}
+
+fn function(topology: &cloud::Topology, name: &str) -> cloud::FunctionConfig {
+    topology.functions.iter().find(|f| f.name == name && f.version == "$LATEST").expect("the function").clone()
+}
+
+/// A release as the deployment program makes one: a new version published, the alias routing a
+/// share of the invocations to it, then all of them; the follower reads the new version's own
+/// configuration once and reports each move.
+#[tokio::test]
+async fn an_alias_that_moves_is_followed_with_the_version_it_now_names() {
+    let fixture = CloudFixture::create().await;
+    let topology = cloud::read(&fixture.aws, &fixture.rest_api_id, STAGE).await.expect("read");
+    let lambda = aws_sdk_lambda::Client::new(&fixture.aws);
+    let name = fixture.command.name.clone();
+    let mut variables = function(&topology, &name).environment;
+    variables.insert("SERVICE".into(), "command-2".into());
+    let environment =
+        aws_sdk_lambda::types::Environment::builder().set_variables(Some(variables.into_iter().collect()));
+    lambda.update_function_configuration().function_name(&name).environment(environment.build()).send().await.unwrap();
+    let published = lambda.publish_version().function_name(&name).send().await.unwrap();
+    assert_eq!(published.version(), Some("2"));
+
+    let (moved, mut moves) = tokio::sync::mpsc::unbounded_channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let versions = topology.functions.iter().map(|f| (f.name.clone(), f.version.clone())).collect();
+    let follower = tokio::spawn({
+        let (aws, aliases) = (fixture.aws.clone(), topology.aliases.clone());
+        async move {
+            let changed = |alias: &cloud::AliasConfig, read: Vec<cloud::FunctionConfig>| {
+                let _ = moved.send((alias.clone(), read));
+            };
+            let stop = async move {
+                let _ = stopped.await;
+            };
+            cloud::follow_aliases(&aws, aliases, versions, Duration::from_millis(50), changed, stop).await;
+        }
+    });
+    let routing = aws_sdk_lambda::types::AliasRoutingConfiguration::builder().additional_version_weights("2", 0.25);
+    lambda.update_alias().function_name(&name).name("live").routing_config(routing.build()).send().await.unwrap();
+    let (alias, read) = next_move(&mut moves).await;
+    assert_eq!((alias.function_name.as_str(), alias.name.as_str()), (name.as_str(), "live"));
+    assert_eq!(alias.route, AliasRoute { version: "1".into(), additional: Some(("2".into(), 0.25)) });
+    assert_eq!(read.len(), 1, "version 2 read once");
+    assert_eq!((read[0].version.as_str(), read[0].environment["SERVICE"].as_str()), ("2", "command-2"));
+
+    let everything = aws_sdk_lambda::types::AliasRoutingConfiguration::builder().build();
+    lambda
+        .update_alias()
+        .function_name(&name)
+        .name("live")
+        .function_version("2")
+        .routing_config(everything)
+        .send()
+        .await
+        .unwrap();
+    let (alias, read) = next_move(&mut moves).await;
+    assert_eq!(alias.route, AliasRoute { version: "2".into(), additional: None });
+    assert!(read.is_empty(), "version 2 was already read");
+    let _ = stop.send(());
+    follower.await.unwrap();
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use books_local::invoke::{InvokeOutcome, InvokeRequest, Invoker};
+use books_local::invoke::{AliasRoute, FunctionSpec, InvokeOutcome, InvokeRequest, Invoker};
 use books_local::lambda::observe::Observation;
 use books_local::lambda::{LambdaService, LambdaSettings, SHUTDOWN_WITH_EXTENSIONS};
 use serde_json::{json, Value};
@@ -122,6 +122,68 @@ async fn a_function_error_keeps_its_type() {
     service.idle("fixture").await;
     response(invoke(&service, json!({"echo": 1})).await);
     assert_eq!(fixture.lines("runtime.jsonl").len(), 1, "a function error keeps the environment");
+    service.shutdown().await;
+}
+
+/// Versions and aliases as Lambda has them: an alias runs the version it names, with its own
+/// configuration; a weighted alias splits invocations between two; moving it moves the next
+/// invocations; nothing runs `$LATEST` unless asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_alias_runs_the_versions_it_names_and_follows_them_when_they_move() {
+    let fixture = Fixture::new(Duration::from_secs(5), false, &[]);
+    let good = FunctionSpec { version: "1".into(), ..fixture.spec.clone() };
+    // Version 2 is a bad release: its init fails.
+    let mut bad = FunctionSpec { version: "2".into(), ..fixture.spec.clone() };
+    bad.environment.insert("FIXTURE_INIT_ERROR".into(), "1".into());
+    let service = LambdaService::new(vec![fixture.spec.clone(), good, bad], settings());
+    let via = |qualifier: &str| InvokeRequest {
+        function_name: "fixture".into(),
+        qualifier: Some(qualifier.into()),
+        payload: b"{}".to_vec(),
+        ..Default::default()
+    };
+    let to = |version: &str, additional: Option<(&str, f64)>| AliasRoute {
+        version: version.into(),
+        additional: additional.map(|(v, w)| (v.into(), w)),
+    };
+    assert!(!service.set_alias("fixture", "live", to("9", None)), "a version the function lacks is refused");
+    assert!(service.set_alias("fixture", "live", to("1", None)));
+    assert_eq!(service.invoke(via("canary")).await, InvokeOutcome::NotFound, "no such alias");
+    assert_eq!(service.invoke(via("7")).await, InvokeOutcome::NotFound, "no such version");
+
+    let answer = response(service.invoke(via("live")).await);
+    service.idle("fixture").await;
+    assert_eq!(answer["headers"]["lambda-runtime-invoked-function-arn"], format!("{}:live", fixture.spec.arn));
+
+    // Half of the invocations to version 2: both outcomes come (all 40 on one side: 2^-39).
+    assert!(service.set_alias("fixture", "live", to("1", Some(("2", 0.5)))));
+    let (mut answered, mut failed) = (0, 0);
+    for _ in 0..40 {
+        // Each after the last is wholly over (post-runtime included): one warm environment.
+        service.idle("fixture").await;
+        match service.invoke(via("live")).await {
+            InvokeOutcome::Response(_) => answered += 1,
+            InvokeOutcome::Failed { error_type, .. } if error_type == "Runtime.InitError" => failed += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(answered > 0 && failed > 0, "answered {answered}, failed {failed}");
+
+    // Rolled back: every invocation answered, and no environment of version 2 started again.
+    assert!(service.set_alias("fixture", "live", to("1", None)));
+    for _ in 0..10 {
+        service.idle("fixture").await;
+        response(service.invoke(via("live")).await);
+    }
+    let started: Vec<String> = fixture
+        .lines("runtime.jsonl")
+        .iter()
+        .map(|l| l["env"]["AWS_LAMBDA_FUNCTION_VERSION"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(started.iter().all(|v| v == "1" || v == "2"), "only the alias's versions ran: {started:?}");
+    assert_eq!(started.iter().filter(|v| *v == "1").count(), 1, "version 1 stayed warm throughout: {started:?}");
+    assert_eq!(started.iter().filter(|v| *v == "2").count(), 2 * failed, "two inits per failed invocation");
+    assert_eq!(service.environments("fixture"), 1);
     service.shutdown().await;
 }
 

@@ -23,6 +23,7 @@ fn mapping(stream_arn: &str, batch_size: usize) -> EventSourceMapping {
     EventSourceMapping {
         uuid: "test".into(),
         function_name: "books-projector".into(),
+        qualifier: None,
         event_source_arn: stream_arn.into(),
         batch_size,
         maximum_retry_attempts: None,

@@ -87,6 +87,8 @@ pub struct Method {
     pub api_key_required: bool,
     /// The function its integration invokes.
     pub function_name: String,
+    /// The alias or version its integration invokes (`…:function:<name>:live`); `None` is `$LATEST`.
+    pub qualifier: Option<String>,
     /// The integration's `timeoutInMillis`, when it sets one.
     pub timeout: Option<Duration>,
     /// Method throttling of the stage: this method's own settings, else the stage's `*/*` ones.

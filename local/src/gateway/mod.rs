@@ -515,6 +515,7 @@ impl Gateway {
         let event = proxy::event(&self.config, &incoming, &route, &context);
         let invocation = InvokeRequest {
             function_name: method.function_name.clone(),
+            qualifier: method.qualifier.clone(),
             payload: event.to_string().into_bytes(),
             trace_id: Some(ids.trace_id.clone()),
             client_context: None,

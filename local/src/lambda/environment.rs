@@ -327,7 +327,13 @@ impl Environment {
             tracing: Some(TraceContext::amzn_trace_id(&trace_id)),
             other: Map::new(),
         }));
+        // The ARN the caller invoked: qualified when it named an alias or a version.
+        let invoked_arn = match &request.qualifier {
+            Some(qualifier) => format!("{}:{qualifier}", spec.arn),
+            None => spec.arn.clone(),
+        };
         let invocation = Invocation {
+            invoked_arn: invoked_arn.clone(),
             request_id: request_id.clone(),
             deadline_ms,
             payload: Bytes::from(request.payload.clone()),
@@ -336,7 +342,7 @@ impl Environment {
             cognito_identity: request.cognito_identity.clone(),
         };
         let invoke_event = json!({"eventType": "INVOKE", "deadlineMs": deadline_ms, "requestId": request_id,
-            "invokedFunctionArn": spec.arn, "tracing": {"type": "X-Amzn-Trace-Id", "value": trace_id}});
+            "invokedFunctionArn": invoked_arn, "tracing": {"type": "X-Amzn-Trace-Id", "value": trace_id}});
         self.sandbox.update(|s| {
             for extension in s.extensions.iter_mut().filter(|e| e.invoke) {
                 extension.events.push_back(invoke_event.clone());
@@ -394,13 +400,15 @@ impl Environment {
         };
         if let Some(metrics) = &self.metrics {
             let failed = if matches!(outcome, InvokeOutcome::Response(_)) { 0.0 } else { 1.0 };
-            let function = [("FunctionName", spec.name.as_str())];
-            metrics.record(Datum::now("AWS/Lambda", "Invocations", &function, "Count", 1.0));
-            metrics.record(Datum::now("AWS/Lambda", "Errors", &function, "Count", failed));
-            // "Invocation metrics are binary indicators of the outcome": a 0 when not throttled.
-            metrics.record(Datum::now("AWS/Lambda", "Throttles", &function, "Count", 0.0));
             let duration = (answered_at - started).as_secs_f64() * 1000.0;
-            metrics.record(Datum::now("AWS/Lambda", "Duration", &function, "Milliseconds", duration));
+            for dimensions in lambda_dimensions(&spec, request.qualifier.as_deref()) {
+                let dimensions: Vec<(&str, &str)> = dimensions.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                metrics.record(Datum::now("AWS/Lambda", "Invocations", &dimensions, "Count", 1.0));
+                metrics.record(Datum::now("AWS/Lambda", "Errors", &dimensions, "Count", failed));
+                // "Invocation metrics are binary indicators of the outcome": a 0 when not throttled.
+                metrics.record(Datum::now("AWS/Lambda", "Throttles", &dimensions, "Count", 0.0));
+                metrics.record(Datum::now("AWS/Lambda", "Duration", &dimensions, "Milliseconds", duration));
+            }
         }
         let produced = match &outcome {
             InvokeOutcome::Response(body) => body.len(),
@@ -722,4 +730,24 @@ pub(super) fn extension_environment(runtime: &BTreeMap<String, String>) -> BTree
         .filter(|(k, _)| !HIDDEN_FROM_EXTENSIONS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
+}
+
+/// The dimension sets Lambda publishes an invocation's metrics under: the function; and when
+/// the caller named an alias or a version, that resource (`<name>:<qualifier>`); and for an
+/// alias, the version that ran (`ExecutedVersion`), which is how a canary's errors are told
+/// from the version it replaces.
+pub(super) fn lambda_dimensions(spec: &FunctionSpec, qualifier: Option<&str>) -> Vec<Vec<(&'static str, String)>> {
+    let mut sets = vec![vec![("FunctionName", spec.name.clone())]];
+    if let Some(qualifier) = qualifier {
+        let resource = vec![("FunctionName", spec.name.clone()), ("Resource", format!("{}:{qualifier}", spec.name))];
+        if qualifier != spec.version {
+            let mut executed = resource.clone();
+            executed.push(("ExecutedVersion", spec.version.clone()));
+            sets.push(resource);
+            sets.push(executed);
+        } else {
+            sets.push(resource);
+        }
+    }
+    sets
 }

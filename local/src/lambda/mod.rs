@@ -1,5 +1,11 @@
 //! The emulated Lambda service: per function a pool of execution environments, each with its
 //! own Runtime, Extensions and Telemetry API endpoint, running the unchanged binaries.
+//!
+//! A function has versions (`$LATEST` and the published ones, each its own configuration) and
+//! aliases; an invocation names one or the other (or neither: `$LATEST`), an alias runs the
+//! version it names or, when it routes a share to another version, one of the two drawn by
+//! weight. Every environment runs one version, and is reused only for that version; the
+//! function's concurrency is shared by all of them, as Lambda's is.
 
 mod api;
 mod environment;
@@ -19,7 +25,7 @@ pub use settings::LambdaSettings;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -27,11 +33,15 @@ use telemetry_schema::Phase;
 use tokio::sync::Mutex;
 
 use self::environment::Environment;
-use crate::invoke::{FunctionSpec, InvokeOutcome, InvokeRequest, Invoker};
+use crate::invoke::{AliasRoute, FunctionSpec, InvokeOutcome, InvokeRequest, Invoker};
 
 /// The environments of one function.
 struct Pool {
-    spec: FunctionSpec,
+    name: String,
+    /// Each version's configuration, by version (`$LATEST`, `1`, …).
+    versions: RwLock<HashMap<String, Arc<FunctionSpec>>>,
+    /// Where each alias sends invocations; it follows `UpdateAlias` while the cloud runs.
+    aliases: RwLock<HashMap<String, AliasRoute>>,
     idle: Mutex<Vec<Environment>>,
     /// Environments that exist (idle or busy).
     count: AtomicU32,
@@ -53,22 +63,26 @@ pub struct LambdaService {
 
 impl LambdaService {
     /// A service running `functions` (no environment exists until the first invocation).
+    /// `functions` holds each version of a function it is to run (versions of one function share
+    /// its pool, the reserved concurrency the first of them carries).
     pub fn new(functions: Vec<FunctionSpec>, settings: LambdaSettings) -> Arc<Self> {
-        let pools = functions
-            .into_iter()
-            .map(|spec| {
+        let mut pools: HashMap<String, Arc<Pool>> = HashMap::new();
+        for spec in functions {
+            let pool = pools.entry(spec.name.clone()).or_insert_with(|| {
                 let limit = spec.reserved_concurrency.unwrap_or(settings.default_concurrency);
-                let pool = Pool {
-                    spec: spec.clone(),
+                Arc::new(Pool {
+                    name: spec.name.clone(),
+                    versions: RwLock::default(),
+                    aliases: RwLock::default(),
                     idle: Mutex::new(Vec::new()),
                     count: Default::default(),
                     busy: Default::default(),
                     limit: AtomicU32::new(limit),
                     generation: AtomicU64::new(0),
-                };
-                (spec.name.clone(), Arc::new(pool))
-            })
-            .collect();
+                })
+            });
+            write(&pool.versions).insert(spec.version.clone(), Arc::new(spec));
+        }
         let service = Arc::new(Self { pools, settings: Arc::new(settings) });
         tokio::spawn(Arc::clone(&service).spin_down_idle());
         service
@@ -110,6 +124,31 @@ impl LambdaService {
         let Some(pool) = self.pools.get(function) else { return false };
         pool.limit.store(reserved.unwrap_or(self.settings.default_concurrency), SeqCst);
         true
+    }
+
+    /// Adds (or replaces) a version of a known function, as `PublishVersion` makes one; `false`
+    /// for an unknown function.
+    pub fn add_version(&self, spec: FunctionSpec) -> bool {
+        let Some(pool) = self.pools.get(&spec.name) else { return false };
+        write(&pool.versions).insert(spec.version.clone(), Arc::new(spec));
+        true
+    }
+
+    /// Points a function's alias where `route` says (`CreateAlias`, `UpdateAlias`): the next
+    /// invocations of the alias run those versions, invocations in flight finish on theirs.
+    /// `false` for an unknown function or a version it does not have.
+    pub fn set_alias(&self, function: &str, alias: &str, route: AliasRoute) -> bool {
+        let Some(pool) = self.pools.get(function) else { return false };
+        if !route.versions().all(|v| read(&pool.versions).contains_key(v)) {
+            return false;
+        }
+        write(&pool.aliases).insert(alias.to_owned(), route);
+        true
+    }
+
+    /// Where a function's alias sends invocations now.
+    pub fn alias(&self, function: &str, alias: &str) -> Option<AliasRoute> {
+        self.pools.get(function).and_then(|pool| read(&pool.aliases).get(alias).cloned())
     }
 
     /// Makes a function's next invocations run its code as it is now on disk (watch mode, after
@@ -154,11 +193,12 @@ impl LambdaService {
 
     async fn run(&self, request: InvokeRequest) -> InvokeOutcome {
         let Some(pool) = self.pools.get(&request.function_name).cloned() else { return InvokeOutcome::NotFound };
+        let Some(spec) = pool.resolve(request.qualifier.as_deref()) else { return InvokeOutcome::NotFound };
         // The invocation runs to its end on its own task: a caller going away (a client hanging
         // up on API Gateway) does not stop the function or lose its environment, and the caller
         // gets the response while the extensions may still be busy with the invocation.
         let (respond, response) = tokio::sync::oneshot::channel();
-        tokio::spawn(Self::run_in(pool, Arc::clone(&self.settings), request, respond));
+        tokio::spawn(Self::run_in(pool, spec, Arc::clone(&self.settings), request, respond));
         response.await.unwrap_or_else(|_| InvokeOutcome::Failed {
             error_type: "ServiceException".into(),
             message: "the invocation ended without an outcome".into(),
@@ -167,6 +207,7 @@ impl LambdaService {
 
     async fn run_in(
         pool: Arc<Pool>,
+        spec: Arc<FunctionSpec>,
         settings: Arc<LambdaSettings>,
         request: InvokeRequest,
         respond: tokio::sync::oneshot::Sender<InvokeOutcome>,
@@ -176,24 +217,25 @@ impl LambdaService {
         let Ok(before) = pool.busy.fetch_update(SeqCst, SeqCst, |n| (n < limit).then_some(n + 1)) else {
             return Self::throttle(&settings, &pool, respond);
         };
-        let reused = pool.idle.lock().await.pop();
+        let reused = pool.take_idle(&spec.version).await;
         let generation = pool.generation.load(SeqCst);
         let mut environment = match reused {
             Some(environment) => environment,
             None => {
-                // A cold start, if the function's concurrency allows another environment.
-                if pool.count.fetch_update(SeqCst, SeqCst, |n| (n < limit).then_some(n + 1)).is_err() {
+                // A cold start, if the function's concurrency allows another environment: an
+                // idle one of another version gives its place up.
+                if !pool.make_room(limit).await {
                     pool.busy.fetch_sub(1, SeqCst);
                     return Self::throttle(&settings, &pool, respond);
                 }
-                let first = Environment::init(&pool.spec, &settings, Phase::Init, settings.init_limit).await;
+                let first = Environment::init(&spec, &settings, Phase::Init, settings.init_limit).await;
                 // An init that failed or ran out of time is retried once inside the invocation,
                 // within the function's timeout, as Lambda does for on-demand environments.
                 let retried = match first {
                     Ok(environment) => Ok(environment),
                     Err(failure) => {
-                        tracing::info!(function = %pool.spec.name, %failure, "init failed: retried in the invoke phase");
-                        Environment::init(&pool.spec, &settings, Phase::Invoke, pool.spec.timeout).await
+                        tracing::info!(function = %pool.name, %failure, "init failed: retried in the invoke phase");
+                        Environment::init(&spec, &settings, Phase::Invoke, spec.timeout).await
                     }
                 };
                 match retried {
@@ -252,14 +294,58 @@ impl LambdaService {
 fn record(settings: &LambdaSettings, pool: &Pool, name: &str, value: f64) {
     if let Some(metrics) = &settings.metrics {
         let unit = if name == "ConcurrentExecutions" { "None" } else { "Count" };
-        metrics.record(crate::cloudwatch::Datum::now(
-            "AWS/Lambda",
-            name,
-            &[("FunctionName", &pool.spec.name)],
-            unit,
-            value,
-        ));
+        metrics.record(crate::cloudwatch::Datum::now("AWS/Lambda", name, &[("FunctionName", &pool.name)], unit, value));
     }
+}
+
+impl Pool {
+    /// The version an invocation with `qualifier` runs: the alias's (drawn by weight when it
+    /// routes to two), the version named, or `$LATEST`; `None` when the function has no such
+    /// alias or version.
+    fn resolve(&self, qualifier: Option<&str>) -> Option<Arc<FunctionSpec>> {
+        let version = match qualifier {
+            None | Some("$LATEST") => "$LATEST".to_owned(),
+            Some(alias) if !alias.bytes().all(|b| b.is_ascii_digit()) => {
+                read(&self.aliases).get(alias)?.pick(fastrand::f64()).to_owned()
+            }
+            Some(version) => version.to_owned(),
+        };
+        read(&self.versions).get(&version).cloned()
+    }
+
+    /// The most recently used idle environment of `version`.
+    async fn take_idle(&self, version: &str) -> Option<Environment> {
+        let mut idle = self.idle.lock().await;
+        let position = idle.iter().rposition(|e| e.sandbox.spec.version == version)?;
+        Some(idle.remove(position))
+    }
+
+    /// Counts one more environment if `limit` allows it, else spins down the least recently used
+    /// idle environment (of another version: one of this version would have been reused) to
+    /// take its place; `false` when every environment is busy.
+    async fn make_room(&self, limit: u32) -> bool {
+        loop {
+            if self.count.fetch_update(SeqCst, SeqCst, |n| (n < limit).then_some(n + 1)).is_ok() {
+                return true;
+            }
+            let oldest = {
+                let mut idle = self.idle.lock().await;
+                let oldest = idle.iter().enumerate().min_by_key(|(_, e)| e.last_used).map(|(i, _)| i);
+                oldest.map(|i| idle.remove(i))
+            };
+            let Some(mut environment) = oldest else { return false };
+            environment.shutdown(ShutdownReason::Spindown).await;
+            self.count.fetch_sub(1, SeqCst);
+        }
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Invoker for LambdaService {

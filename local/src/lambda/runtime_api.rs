@@ -28,7 +28,7 @@ pub(super) async fn next(sandbox: Arc<Sandbox>) -> Response<Body> {
     set("content-type", "application/json");
     set("lambda-runtime-aws-request-id", &invocation.request_id);
     set("lambda-runtime-deadline-ms", &invocation.deadline_ms.to_string());
-    set("lambda-runtime-invoked-function-arn", &sandbox.spec.arn);
+    set("lambda-runtime-invoked-function-arn", &invocation.invoked_arn);
     set("lambda-runtime-trace-id", &invocation.trace_id);
     // The Invoke API takes the client context base64-encoded; the runtime gets its JSON (the
     // runtime clients parse the header as JSON).

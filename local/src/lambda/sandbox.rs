@@ -21,6 +21,8 @@ use crate::invoke::FunctionSpec;
 /// An invocation handed to the runtime's `next`.
 #[derive(Debug, Clone)]
 pub(super) struct Invocation {
+    /// The ARN the caller invoked (qualified by an alias or version when it named one).
+    pub(crate) invoked_arn: String,
     pub(crate) request_id: String,
     pub(crate) deadline_ms: u64,
     pub(crate) payload: Bytes,

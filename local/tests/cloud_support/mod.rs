@@ -49,6 +49,8 @@ pub(crate) struct Key {
 pub(crate) struct Function {
     pub(crate) name: String,
     pub(crate) arn: String,
+    /// The alias `live` its callers invoke, as Terraform's function module makes it.
+    pub(crate) alias_arn: String,
     pub(crate) image_uri: String,
 }
 
@@ -154,6 +156,7 @@ impl CloudFixture {
                         .variables("SERVICE", kind)
                         .build(),
                 )
+                .publish(true)
                 .send()
                 .await
                 .unwrap_or_else(|e| panic!("create function {name}: {e:?}"));
@@ -166,9 +169,19 @@ impl CloudFixture {
                     .await
                     .expect("reserved concurrency");
             }
+            let alias = lambda
+                .create_alias()
+                .function_name(&name)
+                .name("live")
+                .function_version("1")
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("alias of {name}: {e:?}"));
+            let arn = created.function_arn().expect("function arn");
             functions.push(Function {
+                arn: arn.strip_suffix(":1").unwrap_or(arn).to_owned(),
+                alias_arn: alias.alias_arn().expect("alias arn").to_owned(),
                 name,
-                arn: created.function_arn().expect("function arn").to_owned(),
                 image_uri: image(image_kind),
             });
         }
@@ -241,7 +254,7 @@ impl CloudFixture {
                 .integration_http_method("POST")
                 .uri(format!(
                     "arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{}/invocations",
-                    function.arn
+                    function.alias_arn
                 ))
                 .timeout_in_millis(29_000)
                 .send()
@@ -332,7 +345,7 @@ impl CloudFixture {
         let lambda = aws_sdk_lambda::Client::new(&self.aws);
         let mapping = lambda
             .create_event_source_mapping()
-            .function_name(&self.projector.name)
+            .function_name(&self.projector.alias_arn)
             .event_source_arn(stream_arn)
             .batch_size(7)
             .starting_position(EventSourcePosition::TrimHorizon)
