@@ -202,11 +202,12 @@ resource "aws_sqs_queue" "projector_failures" {
   kms_master_key_id         = var.kms_key_arn
 }
 
-# TRIM_HORIZON so no record written before the mapping existed is missed; the projector is
-# idempotent, so reading from the oldest record is always safe.
+# On the projector's alias, as the API's integrations are on theirs: a release reaches the stream
+# when the alias moves. TRIM_HORIZON so no record written before the mapping existed is missed;
+# the projector is idempotent, so reading from the oldest record is always safe.
 resource "aws_lambda_event_source_mapping" "projector" {
   event_source_arn                   = module.tables.stream_arns.books
-  function_name                      = module.projector.arn
+  function_name                      = module.projector.alias_arn
   starting_position                  = "TRIM_HORIZON"
   batch_size                         = var.projector_stream.batch_size
   maximum_batching_window_in_seconds = 1
@@ -225,8 +226,8 @@ module "api" {
   source = "./modules/api"
   name   = "${local.name_prefix}-api"
   functions = {
-    command = { name = module.command.name, invoke_arn = module.command.invoke_arn }
-    query   = { name = module.query.name, invoke_arn = module.query.invoke_arn }
+    command = { name = module.command.name, alias = module.command.alias, invoke_arn = module.command.invoke_arn }
+    query   = { name = module.query.name, alias = module.query.alias, invoke_arn = module.query.invoke_arn }
   }
   throttle             = var.throttle
   tiers                = coalesce(var.api_tiers, { default = { throttle = var.throttle, quota = var.quota } })

@@ -23,6 +23,14 @@ output "function_names" {
   value       = { command = module.command.name, query = module.query.name, projector = module.projector.name }
 }
 
+output "function_versions" {
+  description = "By role: the function, the alias callers invoke, and the version this apply published (the deployment program moves the alias to it)."
+  value = {
+    for role, function in { command = module.command, query = module.query, projector = module.projector } :
+    role => { name = function.name, alias = function.alias, version = function.version }
+  }
+}
+
 output "table_names" {
   description = "Table name by logical name."
   value       = module.tables.names

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from . import aws, images, logs as logs_reader, settings as rules
+from . import aws, images, logs as logs_reader, release, settings as rules
 from .errors import Refusal
 from .registry import Registry, refuse_unless_single_image, standin
 from .settings import PROJECT, Settings
@@ -488,8 +488,16 @@ def provision(settings: Settings) -> None:
         if kept:
             run.caller.client("s3").delete_object(Bucket=kept[0], Key=kept[1])
     run.apply_keys()
+    release_published(run)
     tag_deployed(run, record)
     print_outputs(run)
+
+
+def release_published(run: Run) -> None:
+    """The versions this apply published go live: each function's alias moved to its own."""
+    published = release.Published.all(json.loads(run.stack.output_json("function_versions")))
+    for line in release.at_once(run.caller.client("lambda"), published):
+        print(f"==> {line}", flush=True)
 
 
 def tag_deployed(run: Run, record: DeliveryRecord) -> None:

@@ -11,12 +11,13 @@ import subprocess
 import sys
 import tempfile
 import unittest
+import uuid
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 SCRIPT = ROOT / "scripts" / "aws-lambda"
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from deploy import images, registry, settings, steps, terraform  # noqa: E402
+from deploy import images, registry, release, settings, steps, terraform  # noqa: E402
 from deploy.errors import Refusal  # noqa: E402
 
 # Stands in for aws-vault: records how it was called and with which AWS_VAULT, then runs the
@@ -370,3 +371,49 @@ class Provenance(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Release(unittest.TestCase):
+    """scripts/deploy/release.py against the local endpoint's Lambda (behaviour 23's versions)."""
+
+    @classmethod
+    def setUpClass(cls):
+        import boto3
+        from support import serve_endpoint
+        options = dict(region_name="eu-west-1", endpoint_url=serve_endpoint(cls.addClassCleanup),
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+        cls.lambda_ = boto3.client("lambda", **options)
+        cls.role = boto3.client("iam", **options).create_role(
+            RoleName="release", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+
+    def setUp(self):
+        # Names of their own: the endpoint's backends outlive each test.
+        self.env = uuid.uuid4().hex[:8]
+        image = f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/books-{self.env}-query@sha256:"
+        for role_name in ("query", "projector"):
+            name = f"books-{self.env}-{role_name}"
+            self.lambda_.create_function(FunctionName=name, Role=self.role, PackageType="Image", Publish=True,
+                                         Code={"ImageUri": image + "1" * 64})
+            self.lambda_.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+        # A new release of the query function only (the projector's apply published nothing).
+        self.query = f"books-{self.env}-query"
+        self.lambda_.update_function_code(FunctionName=self.query, ImageUri=image + "2" * 64)
+        self.lambda_.publish_version(FunctionName=self.query)
+        self.published = release.Published.all({
+            "query": {"name": self.query, "alias": "live", "version": "2"},
+            "projector": {"name": f"books-{self.env}-projector", "alias": "live", "version": "1"},
+        })
+
+    def test_each_alias_moves_to_its_published_version_at_once(self):
+        said = release.at_once(self.lambda_, self.published)
+        self.assertEqual(said, [f"books-{self.env}-projector:live already runs version 1",
+                                f"{self.query}:live now runs version 2 (was 1)"])
+        alias = self.lambda_.get_alias(FunctionName=self.query, Name="live")
+        self.assertEqual(release.route_of(alias), ("2", {}))
+
+    def test_a_canary_share_left_on_the_alias_is_taken_off(self):
+        self.lambda_.update_alias(FunctionName=self.query, Name="live", FunctionVersion="1",
+                                  RoutingConfig={"AdditionalVersionWeights": {"2": 0.1}})
+        release.at_once(self.lambda_, self.published)
+        alias = self.lambda_.get_alias(FunctionName=self.query, Name="live")
+        self.assertEqual(release.route_of(alias), ("2", {}))

@@ -210,14 +210,19 @@ class Footprint(NoKeyInTheEnvironmentsState, unittest.TestCase):
                 integration = detail["methodIntegration"]
                 self.assertEqual(integration["type"], "AWS_PROXY")
                 self.assertEqual(integration["httpMethod"], "POST")
-                function = next(role for role, name in names.items() if f":function:{name}/invocations" in integration["uri"])
+                # The alias, never $LATEST: a release reaches callers when the alias moves.
+                function = next(role for role, name in names.items() if f":function:{name}:live/invocations" in integration["uri"])
                 found[(resource["path"], method)] = function
         self.assertEqual(found, CONTRACT)
 
     def test_each_function_may_be_invoked_by_exactly_its_methods(self):
         api = self.outputs["rest_api_id"]
         for role in ("command", "query"):
-            policy = json.loads(self.lambda_.get_policy(FunctionName=self.outputs["function_names"][role])["Policy"])
+            name = self.outputs["function_names"][role]
+            # API Gateway may invoke the alias only: neither $LATEST nor any version by number.
+            with self.assertRaises(self.lambda_.exceptions.ResourceNotFoundException):
+                self.lambda_.get_policy(FunctionName=name)
+            policy = json.loads(self.lambda_.get_policy(FunctionName=name, Qualifier="live")["Policy"])
             arns = set()
             for statement in policy["Statement"]:
                 self.assertEqual(statement["Principal"], {"Service": "apigateway.amazonaws.com"})
@@ -310,7 +315,7 @@ class Footprint(NoKeyInTheEnvironmentsState, unittest.TestCase):
         self.assertEqual(queue.get("SqsManagedSseEnabled"), "true")
         self.assertEqual(queue["MessageRetentionPeriod"], "1209600")
         mappings = [m for m in client("lambda").list_event_source_mappings()["EventSourceMappings"]
-                    if m["FunctionArn"].endswith(":function:books-test-projector")]
+                    if m["FunctionArn"].endswith(":function:books-test-projector:live")]
         self.assertEqual([m["DestinationConfig"]["OnFailure"]["Destination"] for m in mappings], [queue["QueueArn"]])
 
     # --- functions -----------------------------------------------------------------------------
@@ -362,8 +367,9 @@ class Footprint(NoKeyInTheEnvironmentsState, unittest.TestCase):
         # moto's FunctionName filter does not match; filter on the ARN ourselves.
         name = self.outputs["function_names"]["projector"]
         mappings = [m for m in self.lambda_.list_event_source_mappings()["EventSourceMappings"]
-                    if m["FunctionArn"].endswith(f":function:{name}")]
+                    if m["FunctionArn"].split(":")[6] == name]
         self.assertEqual(len(mappings), 1)
+        self.assertTrue(mappings[0]["FunctionArn"].endswith(f":function:{name}:live"), mappings[0]["FunctionArn"])
         mapping = mappings[0]
         self.assertEqual(mapping["FunctionResponseTypes"], ["ReportBatchItemFailures"])
         self.assertTrue(mapping["BisectBatchOnFunctionError"])
@@ -372,6 +378,19 @@ class Footprint(NoKeyInTheEnvironmentsState, unittest.TestCase):
         self.assertEqual(mapping["MaximumRetryAttempts"], 10)
         self.assertEqual(mapping["MaximumRecordAgeInSeconds"], 21600)
         self.assertEqual(mapping["EventSourceArn"], self.table("books")["LatestStreamArn"])
+
+    def test_each_function_s_alias_names_the_version_this_apply_published(self):
+        versions = self.outputs["function_versions"]
+        self.assertEqual(set(versions), {"command", "query", "projector"})
+        for role, published in versions.items():
+            self.assertEqual(published["alias"], "live")
+            self.assertRegex(published["version"], r"^[0-9]+$", "a published version, not $LATEST")
+            alias = self.lambda_.get_alias(FunctionName=published["name"], Name="live")
+            self.assertEqual(alias["FunctionVersion"], published["version"])
+            latest = self.lambda_.get_function(FunctionName=published["name"])
+            version = self.lambda_.get_function(FunctionName=published["name"], Qualifier=published["version"])
+            self.assertEqual(version["Code"]["ImageUri"], latest["Code"]["ImageUri"])
+            self.assertEqual(version["Configuration"]["Environment"], latest["Configuration"]["Environment"])
 
     # --- data and images -------------------------------------------------------------------------
 

@@ -81,6 +81,7 @@ resource "aws_lambda_permission" "this" {
   statement_id  = "apigateway-${each.key}"
   action        = "lambda:InvokeFunction"
   function_name = var.functions[each.value.function].name
+  qualifier     = var.functions[each.value.function].alias
   principal     = "apigateway.amazonaws.com"
   # Only this method on this path of this API may invoke the function; {id} is a wildcard.
   source_arn = "${aws_api_gateway_rest_api.this.execution_arn}/*/${each.value.http_method}${replace(local.paths[each.value.resource], "{id}", "*")}"

@@ -10,8 +10,8 @@ variable "stage_name" {
 }
 
 variable "functions" {
-  description = "The functions behind the methods, by role (command, query): name and invoke ARN."
-  type        = map(object({ name = string, invoke_arn = string }))
+  description = "The functions behind the methods, by role (command, query): name, the alias invoked and its invoke ARN."
+  type        = map(object({ name = string, alias = string, invoke_arn = string }))
   validation {
     condition     = contains(keys(var.functions), "command") && contains(keys(var.functions), "query")
     error_message = "functions must contain command and query."

@@ -1,5 +1,7 @@
 # One Lambda function from a container image by digest, with its own role (only the
 # statements given plus writing its own logs), its log groups created before it, and X-Ray.
+# Every change of its code or configuration is published as a numbered version, and callers
+# invoke the alias `live`, never $LATEST.
 locals {
   platform_log_group  = "/aws/lambda/${var.name}"
   telemetry_log_group = var.telemetry_log_group
@@ -110,9 +112,29 @@ resource "aws_lambda_function" "this" {
     mode = "Active"
   }
 
+  # A version is immutable (code and configuration together): the alias names what callers
+  # run, and the version before it stays to go back to.
+  publish = true
+
   depends_on = [
     aws_iam_role_policy.this,
     aws_cloudwatch_log_group.telemetry,
     aws_cloudwatch_log_group.platform,
   ]
+}
+
+# What the API's integrations and the projector's stream mapping invoke. Terraform creates it on
+# the first version; from then on the deployment program moves it (scripts/deploy/release.py: at
+# once, or a share of the traffic first while the alarms are watched) and `make
+# aws-lambda-rollback` moves it back, so where it points is not Terraform's to correct.
+resource "aws_lambda_alias" "live" {
+  name             = var.alias
+  description      = "The version callers run (moved by make aws-lambda-provision and aws-lambda-rollback)."
+  function_name    = aws_lambda_function.this.function_name
+  function_version = aws_lambda_function.this.version
+
+  lifecycle {
+    # The deployment program records the version it replaced in the description.
+    ignore_changes = [function_version, routing_config, description]
+  }
 }

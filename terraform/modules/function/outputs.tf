@@ -8,9 +8,24 @@ output "arn" {
   value       = aws_lambda_function.this.arn
 }
 
+output "version" {
+  description = "The version this apply published (or the newest, when nothing changed)."
+  value       = aws_lambda_function.this.version
+}
+
+output "alias" {
+  description = "Name of the alias callers invoke."
+  value       = aws_lambda_alias.live.name
+}
+
+output "alias_arn" {
+  description = "ARN of the alias callers invoke (the projector's stream mapping names it)."
+  value       = aws_lambda_alias.live.arn
+}
+
 output "invoke_arn" {
-  description = "ARN API Gateway integrations invoke."
-  value       = aws_lambda_function.this.invoke_arn
+  description = "What API Gateway integrations invoke: the alias, never $LATEST."
+  value       = aws_lambda_alias.live.invoke_arn
 }
 
 output "role_name" {

@@ -82,3 +82,9 @@ variable "permissions_boundary" {
   type        = string
   default     = null
 }
+
+variable "alias" {
+  description = "Name of the alias callers invoke."
+  type        = string
+  default     = "live"
+}
