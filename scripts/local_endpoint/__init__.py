@@ -1,4 +1,4 @@
-"""The local AWS endpoint: moto's server with twenty-three behaviours, one module each.
+"""The local AWS endpoint: moto's server with twenty-four behaviours, one module each.
 
 moto answers the AWS APIs the local cloud calls; where it answers differently from AWS in a way
 the local cloud (or a client that must also work against AWS) would notice, a module here makes
@@ -34,6 +34,7 @@ it answer as AWS does, and says which AWS documentation it follows. Two kinds:
 | 21 | `logs_retention`                | patch      | log events expire by retention; reads by time           |
 | 22 | `logs_insights`                 | patch      | Logs Insights: filter, stats, SOURCE, fields discovered |
 | 23 | `lambda_versions`               | patch      | versions immutable, aliases own policies and mappings  |
+| 24 | `cloudwatch_describe_alarms`    | patch      | DescribeAlarms applies every filter given              |
 
 Behaviours that are moto's bugs rather than the local cloud's needs are written up for moto in
 `upstream/`, ready to send. The endpoint's private protocol with books-local (`/_books/faults`,
@@ -52,6 +53,7 @@ from local_endpoint import (
     apigateway_policy,
     apigateway_usage_plan_stages,
     call_recorder,
+    cloudwatch_describe_alarms,
     cloudwatch_metric_data,
     cloudwatch_metric_index,
     dynamodb_atomic,
@@ -76,7 +78,7 @@ from local_endpoint import (
 PATCHES = (lambda_stream_delivery, dynamodb_atomic, dynamodb_delete_table, cloudwatch_metric_data,
            logs_ingestion_order, apigateway_usage_plan_stages, moto_module_list, apigateway_policy,
            lambda_image_index, logs_filter_patterns, cloudwatch_metric_index,
-           logs_retention, logs_insights, lambda_versions)
+           logs_retention, logs_insights, lambda_versions, cloudwatch_describe_alarms)
 MIDDLEWARES = (whole_bodies, rpcv2_cbor, call_recorder, persistence, faults, transaction_tokens,
                retries_answered_once, s3_authentication)
 
