@@ -112,6 +112,14 @@ impl FunctionConfig {
         name.rsplit('-').next().unwrap_or(name).to_owned()
     }
 
+    /// The folder of `rootfs` standing in for its image: `<rootfs>/<digest's hex>` when the
+    /// image by that digest was unpacked there (so that versions of other images run their own
+    /// files), else `<rootfs>/<kind>` (the build tree's, `make run`).
+    pub fn image_root(&self, rootfs: &Path) -> std::path::PathBuf {
+        let by_digest = self.image_uri.split_once("@sha256:").map(|(_, hex)| rootfs.join(hex));
+        by_digest.filter(|folder| folder.is_dir()).unwrap_or_else(|| rootfs.join(self.image_kind()))
+    }
+
     /// See [`function_spec`].
     pub fn spec(&self, image_root: &Path) -> FunctionSpec {
         function_spec(self, image_root)
@@ -808,6 +816,17 @@ mod tests {
         assert_eq!(function_name_of(uri), "books-local-query");
         assert_eq!(function_name_of("arn:aws:lambda:us-east-1:1:function:f:$LATEST"), "f");
         assert_eq!(function_name_of("plain"), "plain");
+    }
+
+    #[test]
+    fn an_image_unpacked_by_digest_is_preferred_to_its_kind() {
+        let rootfs = std::env::temp_dir().join(format!("books-image-root-{}", std::process::id()));
+        let hex = "ab".repeat(32);
+        let function = config(&format!("1.dkr.ecr.eu-west-1.amazonaws.com/books-dev-query@sha256:{hex}"), &[]);
+        assert_eq!(function.image_root(&rootfs), rootfs.join("query"));
+        std::fs::create_dir_all(rootfs.join(&hex)).expect("a folder");
+        assert_eq!(function.image_root(&rootfs), rootfs.join(&hex));
+        std::fs::remove_dir_all(&rootfs).expect("cleaned");
     }
 
     #[test]

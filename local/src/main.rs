@@ -405,7 +405,7 @@ async fn invoke(args: InvokeArgs) -> Result<(), StartError> {
     let aws = books_local::cloud::sdk_config(&target.endpoint, &target.region).await;
     let function = books_local::cloud::read_one_function(&aws, &args.function).await?;
     let name = function.name.clone();
-    let spec = function.spec(&target.rootfs.join(function.image_kind()));
+    let spec = function.spec(&function.image_root(&target.rootfs));
     if !spec.bootstrap.is_file() {
         return Err(ServeError::MissingBinary { function: name, handler: spec.handler, path: spec.bootstrap }.into());
     }

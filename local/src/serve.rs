@@ -267,7 +267,7 @@ fn function_specs(
 ) -> Result<Vec<crate::invoke::FunctionSpec>, ServeError> {
     let mut specs = Vec::new();
     for function in &topology.functions {
-        let spec = function.spec(&rootfs.join(function.image_kind()));
+        let spec = function.spec(&function.image_root(rootfs));
         if !spec.bootstrap.is_file() {
             return Err(ServeError::MissingBinary {
                 function: function.name.clone(),
@@ -375,7 +375,7 @@ impl Serving {
         front.push(tokio::spawn(async move {
             let changed = |alias: &crate::cloud::AliasConfig, read: Vec<crate::cloud::FunctionConfig>| {
                 for function in read {
-                    following.add_version(function.spec(&rootfs.join(function.image_kind())));
+                    following.add_version(function.spec(&function.image_root(&rootfs)));
                 }
                 following.set_alias(&alias.function_name, &alias.name, alias.route.clone());
                 print_alias(alias);
