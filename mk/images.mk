@@ -75,7 +75,7 @@ AWS_ENV = $(IMAGE_ENV) ENV=$(ENV) AWS_VAULT=$(AWS_VAULT) BACKEND=$(BACKEND) ACCO
 	ARCH_EXPLICIT=$(ARCH_EXPLICIT) REGISTRY=$(REGISTRY) PLAN_ID=$(PLAN_ID)
 AWS_LAMBDA = $(AWS_ENV) scripts/aws-lambda
 
-.PHONY: aws-lambda-logs aws-lambda-provenance aws-lambda-promote aws-lambda-plan aws-lambda-outputs aws-lambda-api-key aws-lambda-verify aws-lambda-replay aws-lambda-rebuild-view aws-account aws-state-bucket aws-ci-bootstrap
+.PHONY: aws-lambda-rollback aws-lambda-logs aws-lambda-provenance aws-lambda-promote aws-lambda-plan aws-lambda-outputs aws-lambda-api-key aws-lambda-verify aws-lambda-replay aws-lambda-rebuild-view aws-account aws-state-bucket aws-ci-bootstrap
 aws-lambda-delivery: venv $(TF_CLI_CONFIG_FILE) ## Build and push both images to ENV's ECR repositories (ARCH, AWS_REGION, AWS_VAULT); record what was delivered
 	$(AWS_LAMBDA) preflight
 	+$(MAKE) --no-print-directory release-binaries hadolint
@@ -92,8 +92,11 @@ aws-lambda-promote: venv $(TF_CLI_CONFIG_FILE) ## Give ENV the images FROM=<env>
 aws-lambda-plan: venv $(TF_CLI_CONFIG_FILE) ## Save a plan of ENV with its delivered images and print what it changes
 	$(AWS_LAMBDA) plan
 
-aws-lambda-provision: venv $(TF_CLI_CONFIG_FILE) ## Apply ENV's saved plan (or plan and ask; AUTO_APPROVE=1 for automation); prints the URL
+aws-lambda-provision: venv $(TF_CLI_CONFIG_FILE) ## Apply ENV's saved plan (or plan and ask; AUTO_APPROVE=1 for automation), release the new versions (at once or canary: RELEASE, CANARY_PERCENT, CANARY_MINUTES); prints the URL
 	$(AWS_LAMBDA) provision
+
+aws-lambda-rollback: venv $(TF_CLI_CONFIG_FILE) ## Move ENV's functions back to the versions they ran before the last release, in seconds (no build, no plan)
+	$(AWS_LAMBDA) rollback
 
 aws-lambda-outputs: venv $(TF_CLI_CONFIG_FILE) ## ENV's URL and how to read its API key
 	@$(AWS_LAMBDA) outputs

@@ -31,6 +31,11 @@ output "function_versions" {
   }
 }
 
+output "release" {
+  description = "How provisioning releases the versions it publishes (the release variable; the deployment program reads it)."
+  value       = var.release
+}
+
 output "table_names" {
   description = "Table name by logical name."
   value       = module.tables.names

@@ -89,6 +89,23 @@ variable "functions" {
   }
 }
 
+variable "release" {
+  description = "How provisioning moves callers to the versions its apply published (scripts/deploy/release.py): all_at_once, or canary: canary_percent of each function's invocations to its new version for canary_minutes while every alarm of the environment is watched, then all of them; an alarm in ALARM moves every function back and fails the provisioning. RELEASE, CANARY_PERCENT and CANARY_MINUTES override it for one provisioning."
+  type = object({
+    strategy       = string
+    canary_percent = optional(number, 10)
+    canary_minutes = optional(number, 10)
+  })
+  default = { strategy = "all_at_once" }
+  validation {
+    condition = (
+      contains(["all_at_once", "canary"], var.release.strategy) &&
+      var.release.canary_percent > 0 && var.release.canary_percent < 100 && var.release.canary_minutes >= 0
+    )
+    error_message = "release.strategy is all_at_once or canary; canary_percent is above 0 and below 100; canary_minutes is 0 or more."
+  }
+}
+
 variable "log_level" {
   description = "Log filter of the functions (BOOKS_LOG), in tracing EnvFilter syntax."
   type        = string

@@ -7,7 +7,9 @@
   promote       FROM=<env>'s delivery (or FROM_RECORD=<file>): the same digests copied into this
                 environment's repositories and recorded
   plan          a saved plan of the environment with its delivery
-  provision     apply the saved plan (or plan, show and ask); tag what runs
+  provision     apply the saved plan (or plan, show and ask); release the versions it published
+                (at once, or a canary watched by the alarms); tag what runs
+  rollback      every function's alias back to the version it ran before the last release
   outputs       the environment's URL and how to read its key
   api-key       the value of its API key (CLIENT=<name>: that client's), alone on stdout
   verify        a little traffic with its key, then its logs, metrics and alarms read back
@@ -23,7 +25,8 @@
 Settings come from the environment, as make passes them: ENV, AWS_REGION, AWS_VAULT, ARCH,
 BACKEND, ACCOUNT_BACKEND, AUTO_APPROVE, FROM, FROM_RECORD, DESTROY_DATA, DEPLOY_DIR,
 CONTAINER_TOOL, BASE_IMAGE, GITHUB_OIDC_PROVIDER_ARN, CLIENT, VERIFY_URL, VERIFY_WAIT_SECS, BOOKS_REPAIR,
-FUNCTION, SINCE, FILTER, FOLLOW, JSON, LOCAL_READY, LOCAL_TFSTATE; and for the
+FUNCTION, SINCE, FILTER, FOLLOW, JSON, LOCAL_READY, LOCAL_TFSTATE, RELEASE, CANARY_PERCENT,
+CANARY_MINUTES; and for the
 rehearsals REGISTRY (push there, no AWS) and ECR_STANDIN (the registry standing in for ECR's
 beside a local AWS endpoint).
 """
@@ -47,6 +50,7 @@ STEPS = {
     "promote": steps.promote,
     "plan": steps.plan,
     "provision": steps.provision,
+    "rollback": steps.rollback,
     "outputs": steps.outputs,
     "api-key": steps.api_key,
     "verify": steps.verify,

@@ -73,6 +73,9 @@ class Settings:
     raw_json: bool
     local_ready: Path | None
     local_tfstate: Path | None
+    release: str | None
+    canary_percent: str | None
+    canary_minutes: str | None
 
     @classmethod
     def from_environ(cls, environ: dict[str, str], root: Path) -> Settings:
@@ -129,6 +132,9 @@ class Settings:
             raw_json=_flag(get("JSON")),
             local_ready=path("LOCAL_READY"),
             local_tfstate=path("LOCAL_TFSTATE"),
+            release=get("RELEASE"),
+            canary_percent=get("CANARY_PERCENT"),
+            canary_minutes=get("CANARY_MINUTES"),
         )
 
     @property

@@ -493,11 +493,50 @@ def provision(settings: Settings) -> None:
     print_outputs(run)
 
 
+def said(line: str) -> None:
+    print(f"==> {line}", flush=True)
+
+
+def release_strategy(run: Run) -> release.Strategy:
+    """The environment's way of releasing (Terraform's `release` output, from its tfvars), as
+    RELEASE, CANARY_PERCENT and CANARY_MINUTES override it for one provisioning."""
+    s = run.settings
+    chosen = release.Strategy.of(json.loads(run.stack.output_json("release")))
+    try:
+        chosen = release.Strategy(s.release or chosen.kind,
+                                  float(s.canary_percent) if s.canary_percent else chosen.canary_percent,
+                                  float(s.canary_minutes) if s.canary_minutes else chosen.canary_minutes)
+    except ValueError:
+        raise Refusal(f"CANARY_PERCENT={s.canary_percent} / CANARY_MINUTES={s.canary_minutes}: numbers") from None
+    if chosen.kind not in release.STRATEGIES:
+        raise Refusal(f"RELEASE={chosen.kind}: one of {', '.join(release.STRATEGIES)}")
+    if not (0 < chosen.canary_percent < 100 and chosen.canary_minutes >= 0):
+        raise Refusal(f"a canary takes more than 0 and less than 100 percent ({chosen.canary_percent:g}) "
+                      f"for 0 minutes or more ({chosen.canary_minutes:g})")
+    return chosen
+
+
 def release_published(run: Run) -> None:
-    """The versions this apply published go live: each function's alias moved to its own."""
+    """The versions this apply published go live: each function's alias moved to its own, at once
+    or after a canary watched by the environment's alarms (rolled back, and refused, on one)."""
     published = release.Published.all(json.loads(run.stack.output_json("function_versions")))
-    for line in release.at_once(run.caller.client("lambda"), published):
-        print(f"==> {line}", flush=True)
+    strategy = release_strategy(run)
+    lambda_client = run.caller.client("lambda")
+    if strategy.kind == "canary":
+        release.canary(lambda_client, run.caller.client("cloudwatch"), run.stack.output("name_prefix"), published,
+                       strategy, said=said)
+    else:
+        release.at_once(lambda_client, published, said=said)
+
+
+def rollback(settings: Settings) -> None:
+    """Every function's alias back to the version it ran before the last release (a canary in
+    progress: its share taken off): Lambda calls only, no build, no plan."""
+    rules.check_environment(settings)
+    run = Run(settings)
+    functions = release.Published.all(json.loads(run.stack.output_json("function_versions")))
+    print(f"==> rolling {settings.environment} back in {run.caller.region}", flush=True)
+    release.rollback(run.caller.client("lambda"), functions, said=said)
 
 
 def tag_deployed(run: Run, record: DeliveryRecord) -> None:

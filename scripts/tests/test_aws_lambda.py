@@ -383,6 +383,7 @@ class Release(unittest.TestCase):
         options = dict(region_name="eu-west-1", endpoint_url=serve_endpoint(cls.addClassCleanup),
                        aws_access_key_id="testing", aws_secret_access_key="testing")
         cls.lambda_ = boto3.client("lambda", **options)
+        cls.cloudwatch = boto3.client("cloudwatch", **options)
         cls.role = boto3.client("iam", **options).create_role(
             RoleName="release", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
 
@@ -405,7 +406,8 @@ class Release(unittest.TestCase):
         })
 
     def test_each_alias_moves_to_its_published_version_at_once(self):
-        said = release.at_once(self.lambda_, self.published)
+        said = []
+        release.at_once(self.lambda_, self.published, said=said.append)
         self.assertEqual(said, [f"books-{self.env}-projector:live already runs version 1",
                                 f"{self.query}:live now runs version 2 (was 1)"])
         alias = self.lambda_.get_alias(FunctionName=self.query, Name="live")
@@ -414,6 +416,72 @@ class Release(unittest.TestCase):
     def test_a_canary_share_left_on_the_alias_is_taken_off(self):
         self.lambda_.update_alias(FunctionName=self.query, Name="live", FunctionVersion="1",
                                   RoutingConfig={"AdditionalVersionWeights": {"2": 0.1}})
-        release.at_once(self.lambda_, self.published)
+        release.at_once(self.lambda_, self.published, said=lambda _: None)
         alias = self.lambda_.get_alias(FunctionName=self.query, Name="live")
         self.assertEqual(release.route_of(alias), ("2", {}))
+
+    def alarm(self, name, state, reason="tested"):
+        self.cloudwatch.put_metric_alarm(AlarmName=name, Namespace="Books", MetricName="Errors", Statistic="Sum",
+                                         Period=60, EvaluationPeriods=1, Threshold=1,
+                                         ComparisonOperator="GreaterThanOrEqualToThreshold")
+        self.cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
+
+    def canary(self, alarm_after_s=None, minutes=1):
+        """A canary on a fake clock: `alarm_after_s` of watching, an alarm goes to ALARM."""
+        now, said = [0.0], []
+
+        def sleep(seconds):
+            now[0] += seconds
+            if alarm_after_s is not None and now[0] >= alarm_after_s:
+                self.alarm(f"books-{self.env}-query-errors", "ALARM", "Threshold Crossed: 1 datapoint [3.0]")
+            weights = release.route_of(self.lambda_.get_alias(FunctionName=self.query, Name="live"))
+            said.append(("routing", weights))
+
+        release.canary(self.lambda_, self.cloudwatch, f"books-{self.env}", self.published,
+                       release.Strategy("canary", 25, minutes), said=said.append, clock=lambda: now[0], sleep=sleep)
+        return said
+
+    def test_a_canary_without_an_alarm_ends_with_all_of_the_traffic(self):
+        self.alarm(f"books-{self.env}-query-errors", "OK")  # watched, and not in ALARM
+        said = self.canary()
+        self.assertIn(("routing", ("1", {"2": 0.25})), said, "a quarter to version 2 while watched")
+        self.assertEqual(release.route_of(self.lambda_.get_alias(FunctionName=self.query, Name="live")), ("2", {}))
+        self.assertIn(f"{self.query}:live now runs version 2 (was 1)", said)
+        # The projector had nothing new: never routed.
+        self.assertIn(f"books-{self.env}-projector:live already runs version 1", said)
+
+    def test_an_alarm_during_the_canary_rolls_every_alias_back_and_names_it(self):
+        with self.assertRaisesRegex(Refusal, rf"canary rolled back: alarm books-{self.env}-query-errors is in ALARM "
+                                             r"\(Threshold Crossed: 1 datapoint \[3.0\]\)"):
+            self.canary(alarm_after_s=20)
+        self.assertEqual(release.route_of(self.lambda_.get_alias(FunctionName=self.query, Name="live")), ("1", {}))
+
+    def test_a_canary_does_not_start_under_an_alarm(self):
+        self.alarm(f"books-{self.env}-api-5xx", "ALARM")
+        with self.assertRaisesRegex(Refusal, "in ALARM before the release"):
+            self.canary()
+        self.assertEqual(release.route_of(self.lambda_.get_alias(FunctionName=self.query, Name="live")), ("1", {}))
+
+    def test_a_rollback_goes_back_to_the_previous_version_and_a_second_forward(self):
+        functions = self.published
+        release.at_once(self.lambda_, functions, said=lambda _: None)
+        said = []
+        release.rollback(self.lambda_, [functions[1]], said=said.append)
+        self.assertEqual(said, [f"{self.query}:live now runs version 1 (was 2)"])
+        self.assertEqual(release.route_of(self.lambda_.get_alias(FunctionName=self.query, Name="live")), ("1", {}))
+        release.rollback(self.lambda_, [functions[1]], said=said.append)
+        self.assertEqual(release.route_of(self.lambda_.get_alias(FunctionName=self.query, Name="live")), ("2", {}))
+
+    def test_a_rollback_during_a_canary_takes_its_share_off(self):
+        self.lambda_.update_alias(FunctionName=self.query, Name="live", FunctionVersion="1",
+                                  RoutingConfig={"AdditionalVersionWeights": {"2": 0.1}},
+                                  Description="canary of version 2; previous version 7")
+        said = []
+        release.rollback(self.lambda_, [self.published[1]], said=said.append)
+        self.assertEqual(said, [f"{self.query}:live now runs version 1 (the canary of version 2 stopped)"])
+        alias = self.lambda_.get_alias(FunctionName=self.query, Name="live")
+        self.assertEqual((release.route_of(alias), alias["Description"]), (("1", {}), "previous version 7"))
+
+    def test_a_rollback_with_no_previous_version_moves_nothing(self):
+        with self.assertRaisesRegex(Refusal, "records no previous version"):
+            release.rollback(self.lambda_, self.published)

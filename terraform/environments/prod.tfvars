@@ -24,3 +24,7 @@ alarm_thresholds = {
   iterator_age_ms   = 30000
   duration_fraction = 0.8
 }
+
+# A new version serves a tenth of the invocations for ten minutes, watched by the alarms above;
+# an alarm moves every function back and fails the provisioning (scripts/deploy/release.py).
+release = { strategy = "canary", canary_percent = 10, canary_minutes = 10 }

@@ -12,3 +12,7 @@ throttle            = { rate_limit = 25, burst_limit = 50 }
 quota               = { limit = 50000, period = "DAY" }
 deletion_protection = false
 force_delete_images = false
+
+# A release candidate meets some traffic before all of it: a tenth of the invocations for five
+# minutes while the alarms are watched (make aws-lambda-provision; RELEASE=all_at_once for once).
+release = { strategy = "canary", canary_percent = 10, canary_minutes = 5 }
