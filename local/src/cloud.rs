@@ -674,6 +674,17 @@ async fn read_function(
     })
 }
 
+/// Sleeps `every` and answers `true`, or answers `false` as soon as `stop` resolves.
+async fn sleep_unless_stopped<F: std::future::Future<Output = ()>>(
+    every: Duration,
+    stop: &mut std::pin::Pin<&mut F>,
+) -> bool {
+    tokio::select! {
+        () = stop.as_mut() => false,
+        () = tokio::time::sleep(every) => true,
+    }
+}
+
 /// Follows the functions' reserved concurrency on the endpoint (`PutFunctionConcurrency`,
 /// `DeleteFunctionConcurrency`, "throttle" by reserving 0) every `every`, giving each change
 /// to `changed` with the function's name, until `stop` resolves. `known` holds what each
@@ -687,11 +698,7 @@ pub async fn follow_reserved_concurrency(
 ) {
     let lambda = aws_sdk_lambda::Client::new(config);
     tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            () = &mut stop => return,
-            () = tokio::time::sleep(every) => {}
-        }
+    while sleep_unless_stopped(every, &mut stop).await {
         for (name, reserved) in &mut known {
             let Ok(now) = lambda.get_function_concurrency().function_name(name.as_str()).send().await else { continue };
             let now = now.reserved_concurrent_executions().and_then(|n| u32::try_from(n).ok());
@@ -753,21 +760,19 @@ pub async fn follow_aliases(
 ) {
     let lambda = aws_sdk_lambda::Client::new(config);
     tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            () = &mut stop => return,
-            () = tokio::time::sleep(every) => {}
-        }
+    while sleep_unless_stopped(every, &mut stop).await {
         for alias in &mut known {
             let Ok(now) = read_alias(&lambda, &alias.function_name, &alias.name).await else { continue };
             if now.route == alias.route {
                 continue;
             }
+            let unread: Vec<&str> = now
+                .route
+                .versions()
+                .filter(|v| !versions.contains(&(now.function_name.clone(), (*v).to_owned())))
+                .collect();
             let mut read = Vec::new();
-            for version in now.route.versions() {
-                if versions.contains(&(now.function_name.clone(), version.to_owned())) {
-                    continue;
-                }
+            for version in &unread {
                 match read_function(&lambda, &now.function_name, Some(version)).await {
                     Ok(function) => read.push(function),
                     Err(error) => {
@@ -776,14 +781,8 @@ pub async fn follow_aliases(
                     }
                 }
             }
-            if read.len()
-                < now
-                    .route
-                    .versions()
-                    .filter(|v| !versions.contains(&(now.function_name.clone(), (*v).to_owned())))
-                    .count()
-            {
-                continue;
+            if read.len() < unread.len() {
+                continue; // the alias keeps its route until every version it names is known
             }
             versions.extend(read.iter().map(|f| (f.name.clone(), f.version.clone())));
             changed(&now, read);
