@@ -4,14 +4,15 @@ What moto does differently, each of which the deployment (versions published by 
 alias `live` moved by the deployment program) would meet and AWS would not do:
 
 - `PublishVersion` made a version as a shallow copy of `$LATEST`: the version shared its code,
-  environment and image configuration with `$LATEST`, so the next `UpdateFunctionCode` (which
-  moto applies in place) changed the image of every published version, and a rollback to the
-  previous version would have run the new code. A version here is a snapshot: its own code,
-  environment, image configuration and layers, and its own (empty) resource policy.
-- `AddPermission` and `GetPolicy` with an alias as qualifier worked on the policy of the version
-  the alias named at the time, so once the alias moved, the API's permission to invoke it was
-  gone; `RemovePermission` ignored its qualifier. An alias here has its own policy, as Lambda's
-  does (it does not follow the versions the alias names).
+  environment, image configuration and resource policy with `$LATEST`, so the next
+  `UpdateFunctionCode` (which moto applies in place) changed the image of every published
+  version (a rollback to the previous version would have run the new code), and a permission
+  given to an alias showed on `$LATEST` and every version alike. A version here is a snapshot:
+  its own code, environment, image configuration and layers, and its own (empty) policy.
+- `AddPermission` and `GetPolicy` with an alias as qualifier work on the version the alias names
+  at the time: with versions owning their policies, a permission given to the alias would be
+  gone once the alias moved; `RemovePermission` ignored its qualifier. An alias here has its own
+  policy, as Lambda's does (it does not follow the versions the alias names).
 - `CreateEventSourceMapping` on an alias recorded the version the alias named (`…:1`) as the
   mapping's `FunctionArn`; Lambda keeps the alias's ARN, and invokes whatever version the alias
   names at each batch.
@@ -28,6 +29,7 @@ AWS documentation followed:
 """
 
 import copy
+from urllib.parse import unquote
 
 from moto.awslambda.exceptions import InvalidParameterValueException
 from moto.awslambda.models import LambdaBackend, LambdaStorage
@@ -111,7 +113,6 @@ def _get_alias_policy(self, function_name, qualifier=None):
 
 def _remove_qualified_permission(self):
     """RemovePermission on the policy its Qualifier names (moto's always took `$LATEST`'s)."""
-    from urllib.parse import unquote
     function_name = unquote(self.path.split("/")[-3])
     statement_id = self.path.split("/")[-1].split("?")[0]
     revision = self.querystring.get("RevisionId", [""])[0]
