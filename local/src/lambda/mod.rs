@@ -146,11 +146,6 @@ impl LambdaService {
         true
     }
 
-    /// Where a function's alias sends invocations now.
-    pub fn alias(&self, function: &str, alias: &str) -> Option<AliasRoute> {
-        self.pools.get(function).and_then(|pool| read(&pool.aliases).get(alias).cloned())
-    }
-
     /// Makes a function's next invocations run its code as it is now on disk (watch mode, after
     /// a rebuild), as a deployment of new code does: idle environments are spun down now, busy
     /// ones finish their invocation and are spun down then; new ones start from the new files.
