@@ -109,8 +109,16 @@ def main() -> int:
     # cargo fuzz forces one codegen unit on every crate (for ThinLTO's imports, which our profile
     # does not use: fuzz/Cargo.toml, lto = false), which compiles each generated AWS SDK crate on
     # one core; the profile's 16 are asked for instead.
+    # The fuzz crates are a workspace of their own, with a lock file of their own: cargo fuzz has no
+    # --locked, so a dependency the main workspace gained (books-local's, which the targets use)
+    # would be resolved and written here silently. Refused instead, with the file to commit.
+    lock = FUZZ / "Cargo.lock"
+    locked = lock.read_bytes()
     subprocess.run(["cargo", f"+{TOOLCHAIN}", "fuzz", "build", "-O", "--codegen-units", "16", "-s", args.sanitizer],
                    cwd=FUZZ, check=True, close_fds=False)  # keeps make's jobserver
+    if lock.read_bytes() != locked:
+        sys.exit("error: fuzz/Cargo.lock was stale (the crates the fuzz targets use changed their dependencies); "
+                 "cargo fuzz build has updated it.\n       fix: review and commit fuzz/Cargo.lock")
     binary_dir = FUZZ / "target" / HOST_TRIPLE / "release"
 
     results = []
