@@ -168,6 +168,7 @@ async fn call(service: &LambdaService, function: &str, event: &Value, expected: 
 /// readable through the query function; returns its id.
 async fn seed(
     functions: &[FunctionSpec],
+    aliases: &[books_local::cloud::AliasConfig],
     mappings: &[books_local::cloud::EventSourceMapping],
     settings: &LambdaSettings,
     aws: &aws_config::SdkConfig,
@@ -177,6 +178,10 @@ async fn seed(
     };
     let (command, query) = (find("-command")?, find("-query")?);
     let service = LambdaService::new(functions.to_vec(), settings.clone());
+    // The projector's mapping invokes its alias, as Terraform made it.
+    for alias in aliases {
+        service.set_alias(&alias.function_name, &alias.name, alias.route.clone());
+    }
     let invoker: Arc<dyn Invoker> = service.clone();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let pollers: Vec<_> = mappings
@@ -364,7 +369,13 @@ async fn main() -> Result<(), Error> {
     let topology = books_local::cloud::read(&aws, &args.rest_api_id, "v1").await?;
     let spec = |function: &FunctionConfig| function.spec(&args.rootfs.join(function.image_kind()));
     let functions: Vec<FunctionSpec> = topology.functions.iter().map(spec).collect();
-    let query = functions.iter().find(|f| f.name.ends_with("-query")).ok_or("no query function")?.clone();
+    // The variants are the query function's $LATEST with other extensions (the functions' other
+    // versions, which the API's alias names, are for the seeding below).
+    let query = functions
+        .iter()
+        .find(|f| f.name.ends_with("-query") && f.version == "$LATEST")
+        .ok_or("no query function")?
+        .clone();
     if !query.extensions_dir.as_ref().is_some_and(|d| d.join("books-telemetry").is_file()) {
         return Err(format!("{} has no books-telemetry in {:?}", query.name, query.extensions_dir).into());
     }
@@ -380,7 +391,7 @@ async fn main() -> Result<(), Error> {
     };
 
     eprintln!("==> seeding one book through the command function and the projector");
-    let id = seed(&functions, &topology.mappings, &settings, &aws).await?;
+    let id = seed(&functions, &topology.aliases, &topology.mappings, &settings, &aws).await?;
     let get = ApiRequest::get(&format!("/books/{id}")).event();
 
     let cold = [

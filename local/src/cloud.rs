@@ -282,13 +282,15 @@ pub async fn read(config: &SdkConfig, rest_api: &str, stage: &str) -> Result<Top
                 aliases.push(alias);
             }
         }
+        // $LATEST first: whoever takes the first configuration of a name gets the function's own.
+        let reserved = latest.reserved_concurrency;
+        functions.push(latest);
         for version in versions {
             functions.push(FunctionConfig {
-                reserved_concurrency: latest.reserved_concurrency,
+                reserved_concurrency: reserved,
                 ..read_function(&lambda, &name, Some(&version)).await?
             });
         }
-        functions.push(latest);
     }
     if let Some(account) = functions.first().and_then(|f| f.arn.split(':').nth(4)) {
         gateway.account_id = account.to_owned();
