@@ -27,7 +27,7 @@ it answer as AWS does, and says which AWS documentation it follows. Two kinds:
 | 14 | `whole_bodies`                  | middleware | every request's body read whole first                  |
 | 15 | `s3_authentication`             | middleware | S3's refusal of two auth mechanisms, expired URLs      |
 | 16 | `lambda_image_index`            | patch      | Lambda refuses an image index                          |
-| 17 | `call_recorder`                 | middleware | every call recorded with its caller (for IAM)          |
+| 17 | `call_recorder`                 | middleware | every call recorded with its caller (`/_books/calls`)  |
 | 18 | `rpcv2_cbor`                    | middleware | Smithy RPC v2 CBOR, today's SDKs' CloudWatch protocol  |
 | 19 | `logs_filter_patterns`          | patch      | FilterLogEvents: CloudWatch's filter patterns, by time  |
 | 20 | `cloudwatch_metric_index`       | patch      | metrics as series: ListMetrics distinct, reads by time  |

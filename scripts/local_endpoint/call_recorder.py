@@ -16,6 +16,11 @@ answer's, null if it had not started when the application returned). The endpoin
 control paths (`/_books/`, `/moto-api/`) are not recorded. Lines are appended whole, one
 request at a time.
 
+A recording can also start and stop while the endpoint runs (for a measurement of a window of
+traffic, `scripts/cost.py`): `PUT /_books/calls` with `{"file": PATH}` appends to PATH from then
+on (`200 {"file": PATH}`), `DELETE /_books/calls` goes back to BOOKS_RECORD_CALLS's file, or to
+none (`200 {"file": ...}`), `GET /_books/calls` says which file is recorded to.
+
 AWS documentation followed:
 - https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html (what AWS evaluates for every call)
 - https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html (the credential scope read here)
@@ -29,7 +34,7 @@ import urllib.parse
 
 from moto.sts.models import sts_backends
 
-from local_endpoint.wsgi import whole_body
+from local_endpoint.wsgi import json_answer, read_body, whole_body
 
 # The moto release(s) whose private code this module was written against (checked by install()).
 MOTO_VERSIONS = ("5.2.6",)
@@ -47,15 +52,20 @@ class CallRecorder:
                           "x-amz-user-agent"}
     REDACTED = ("SecretString", "SecretBinary")
 
+    PATH = "/_books/calls"
+
     def __init__(self, app, path):
         self.app = app
         self.path = path
+        self._configured = path
         self._guard = threading.Lock()
 
     def __getattr__(self, name):  # moto.server.main sets `debug` on the application
         return getattr(self.app, name)
 
     def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == self.PATH:
+            return self._control(environ, start_response)
         if not self.path or environ.get("PATH_INFO", "").startswith(self.CONTROL_PATHS):
             return self.app(environ, start_response)
         call = self._request(environ)
@@ -70,8 +80,28 @@ class CallRecorder:
         finally:
             call["status"] = int(statuses[-1].split(" ", 1)[0]) if statuses else None
             line = json.dumps(call, separators=(",", ":")) + "\n"
-            with self._guard, open(self.path, "a", encoding="utf-8") as file:
-                file.write(line)
+            with self._guard:
+                if self.path:  # a recording stopped while the call ran has it no more
+                    with open(self.path, "a", encoding="utf-8") as file:
+                        file.write(line)
+
+    def _control(self, environ, start_response):
+        method = environ.get("REQUEST_METHOD")
+        if method == "PUT":
+            try:
+                path = str(json.loads(read_body(environ))["file"])
+                open(path, "a", encoding="utf-8").close()  # a file that cannot be written is refused now
+            except (ValueError, KeyError, TypeError, OSError) as error:
+                return json_answer(start_response, 400, {"message": f"a recording is {{file}}, a file the endpoint "
+                                                                    f"can append to: {error!r}"})
+            with self._guard:
+                self.path = path
+        elif method == "DELETE":
+            with self._guard:
+                self.path = self._configured
+        elif method != "GET":
+            return json_answer(start_response, 405, {"message": f"{self.PATH} takes GET, PUT and DELETE"})
+        return json_answer(start_response, 200, {"file": self.path})
 
     def _request(self, environ):
         raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or urllib.parse.quote(environ.get("PATH_INFO", ""))

@@ -248,6 +248,31 @@ class Recording(unittest.TestCase):
                          {"SecretId": "k", "SecretString": "<redacted>"})
         self.assertIsNone(recorder._redacted("Action=PutSecretValue&SecretString=s3cr3t"))
 
+    def test_a_recording_started_and_stopped_while_the_endpoint_runs_holds_that_window_only(self):
+        import urllib.request
+        url = serve_endpoint(self.addCleanup)
+        calls_file = pathlib.Path(tempfile.mkdtemp()) / "window.jsonl"
+        self.addCleanup(calls_file.unlink, missing_ok=True)
+
+        def control(method, document=None):
+            data = None if document is None else json.dumps(document).encode()
+            with urllib.request.urlopen(urllib.request.Request(f"{url}/_books/calls", data=data, method=method)) as answer:
+                return json.load(answer)
+
+        logs = boto3.client("logs", region_name=REGION, endpoint_url=url, aws_access_key_id="testing",
+                            aws_secret_access_key="testing")
+        logs.create_log_group(logGroupName="before")
+        self.assertEqual(control("PUT", {"file": str(calls_file)}), {"file": str(calls_file)})
+        logs.create_log_group(logGroupName="during")
+        self.assertEqual(control("DELETE"), {"file": None})
+        logs.create_log_group(logGroupName="after")
+        calls = [json.loads(line) for line in calls_file.read_text().splitlines()]
+        self.assertEqual([json.loads(call["body"])["logGroupName"] for call in calls], ["during"])
+        self.assertEqual(calls[0]["target"], "Logs_20140328.CreateLogGroup")
+        with self.assertRaises(urllib.error.HTTPError) as refused:
+            control("PUT", {"file": "/nonexistent/dir/calls.jsonl"})
+        self.assertEqual(refused.exception.code, 400)
+
 
 class EndToEnd(unittest.TestCase):
     """The endpoint records the calls made under a role it handed out; the check flags exactly the
