@@ -25,7 +25,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help
 # The targets a user needs, by what they are doing; every other documented target follows.
-HELP_GROUPS := Run locally=run,watch,invoke,logs,reset,check;Test=test,bench,fuzz,reliability;Deploy to AWS=aws-lambda-delivery,aws-lambda-plan,aws-lambda-provision,aws-lambda-promote,aws-lambda-verify,aws-lambda-destroy;Operate=aws-lambda-outputs,aws-lambda-api-key,aws-lambda-rollback,aws-lambda-logs,aws-lambda-replay,aws-lambda-rebuild-view,dashboard-preview
+HELP_GROUPS := Run locally=run,watch,invoke,logs,reset,check;Test=test,bench,fuzz,reliability;Deploy to AWS=aws-lambda-delivery,aws-lambda-plan,aws-lambda-provision,aws-lambda-promote,aws-lambda-verify,aws-lambda-destroy;Operate=aws-lambda-outputs,aws-lambda-api-key,aws-lambda-rollback,aws-lambda-logs,aws-lambda-replay,aws-lambda-rebuild-view,dashboard-preview,cost
 help: ## List the targets: the ones a user needs first, by task, then the rest
 	@awk -v groups='$(HELP_GROUPS)' 'BEGIN {FS = ":.*## "} \
 	  /^[a-zA-Z0-9_.-]+:.*## / {if (!($$1 in doc)) order[++n] = $$1; doc[$$1] = $$2} \

@@ -40,6 +40,16 @@ bench: venv check-rust check-terraform tools-bench build-debug $(TF_CLI_CONFIG_F
 tools-bench:
 	@scripts/apt-tools wrk
 
+# What an environment costs a month and what 10,000 requests/s would take, from the figures the
+# last `make bench` measured (bench/cost-figures.json) and the committed price table
+# (bench/prices.json). Nothing to build: it reads two files and the environment's tfvars.
+RATE ?= 100
+READS ?= 90
+COST_FIGURES ?= bench/cost-figures.json
+.PHONY: cost
+cost: check-python ## An environment's monthly bill, itemised, and its capacity at 10,000 requests/s, from make bench's measurements (ENV=dev RATE=100 requests/s READS=90 %)
+	@$(PYTHON) scripts/cost.py report --figures $(COST_FIGURES) --env $(ENV) --rate $(RATE) --reads $(READS)
+
 # A short run of the whole of `make bench` into .build/bench-smoke, part of `make test`: keeps the
 # benchmark working (its figures mean nothing; 64 connections would only measure two cores
 # scaling out). It runs the binaries the image tests and the end-to-end run use (TEST_PROFILE,
@@ -52,6 +62,7 @@ test-bench-run:
 	@echo "==> a short make bench (keeps it working; figures meaningless)"
 	RELEASE_DIR=$(abspath $(call TEST_BIN_DIR,$(HOST_ARCH))) PEER=$(abspath $(TARGET_DIR))/debug/peer-telemetry PING=$(abspath $(TARGET_DIR))/debug/books-bench-ping PROFILE_SECONDS=0 \
 	  BENCH_BIN=$(abspath $(TARGET_DIR))/debug/books-bench BOOKS_LOCAL=$(abspath $(TARGET_DIR))/debug/books-local \
-	  COLD_STARTS=2 INVOCATIONS=100 WRK_SECONDS=2 WRK_WARMUP_SECONDS=1 WRK_SETTLE_SECONDS=3 WRK_CONNECTIONS='1 8' DATA_PLANE_SIZES='0 1000' DATA_PLANE_ROUNDS=3 BENCH_OUT=$(abspath $(BUILD))/bench-smoke \
+	  COST_REQUESTS=10 COST_BINARIES=$(TEST_PROFILE) COLD_STARTS=2 INVOCATIONS=100 WRK_SECONDS=2 WRK_WARMUP_SECONDS=1 WRK_SETTLE_SECONDS=3 WRK_CONNECTIONS='1 8' DATA_PLANE_SIZES='0 1000' DATA_PLANE_ROUNDS=3 BENCH_OUT=$(abspath $(BUILD))/bench-smoke \
 	  BUILD=$(abspath $(BUILD)) LOCAL_CLOUD_NAME=bench-smoke TERRAFORM=$(TERRAFORM) $(WITH_ENDPOINT) -- scripts/bench
 	$(VENV_PY) scripts/check_bench.py $(BUILD)/bench-smoke
+	+$(MAKE) cost ENV=prod RATE=250 READS=80 COST_FIGURES=$(BUILD)/bench-smoke/cost-figures.json

@@ -17,6 +17,10 @@ import platform
 import subprocess
 import sys
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import cost  # noqa: E402
+
 # The goals the report is held to (docs: issue 7), next to what was measured.
 GOAL_READY_MS = 5.0
 GOAL_COLD_RATIO = 1.1
@@ -699,6 +703,15 @@ def main():
         "",
     ]
     lines += cold_lines + warm_lines + pipeline_lines + api_lines + peer_lines + data_plane_lines + own_stack_lines + peer_emulator_lines
+    cost_figures = optional_json(args.results, "cost.json")
+    if cost_figures is not None:
+        with open(os.path.join(ROOT, "bench", "prices.json")) as f:
+            lines += cost.bench_section(cost_figures, json.load(f))
+        with open(os.path.join(args.out, "cost-figures.json"), "w") as f:
+            json.dump(cost_figures, f, indent=2)
+            f.write("\n")
+    else:
+        lines += ["## 9. Cost and capacity", "", "Not measured in this run (no cost.json in the results).", ""]
     if args.handlers and os.path.exists(args.handlers):
         with open(args.handlers) as f:
             handlers = f.read().strip()

@@ -5,13 +5,18 @@ every part is there with its plots, every goal was measured, and no request fail
     check_bench.py DIR      (DIR holds report.md and its SVG plots)
 """
 
+import json
 import os
 import re
 import sys
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import cost  # noqa: E402
+
 PARTS = ["## Goals", "## 1. Cold start", "## 2. Extension cost per invocation", "## 3. Telemetry pipeline throughput",
          "## 4. API throughput", "## 5. Side by side with a peer", "## 6. Data plane as the tables grow",
-         "## 7. Our stack alone", "## 8. Other local Lambda emulators, side by side"]
+         "## 7. Our stack alone", "## 8. Other local Lambda emulators, side by side", "## 9. Cost and capacity"]
 
 
 def problems(directory):
@@ -45,6 +50,40 @@ def problems(directory):
             found.append(f"own-stack run with errors or no requests: {'|'.join(cells)}")
     if "Profile (`perf record" not in own and "No profile in this run" not in own:
         found.append("the profile of our stack alone is neither there nor said to be left out")
+    found += cost_problems(directory)
+    return found
+
+
+def cost_problems(directory):
+    """The cost figures: every function invoked and billed, every kind of request moving
+    DynamoDB units, logs shipped both ways, and each environment priced (make cost's report)."""
+    path = os.path.join(directory, "cost-figures.json")
+    if not os.path.exists(path):
+        return ["no cost-figures.json beside the report"]
+    with open(path) as f:
+        figures = json.load(f)
+    found = []
+    for role, measured in figures["functions"].items():
+        if not measured["invocations"] or not measured["billed_ms_mean"] > 0:
+            found.append(f"cost figures: {role} was not invoked or not billed: {measured}")
+        for way in ("telemetry_bytes_per_invocation", "default_bytes_per_invocation"):
+            if not figures["logs"][way][role] > 0:
+                found.append(f"cost figures: no {way.replace('_', ' ')} for {role}")
+    expected = {"post": ("command", "write_units"), "get": ("query", "read_units"), "list": ("query", "read_units")}
+    for kind, (role, units) in expected.items():
+        request = figures["requests"][kind]
+        if request["invocations"][role] != 1 or not request["dynamodb"][units] > 0:
+            found.append(f"cost figures: a {kind} should be one {role} invocation and move {units}: {request}")
+    if not figures["logs"]["access_log_bytes_per_request"] > 0:
+        found.append("cost figures: the stage's access log format was not read")
+    if not figures["requests"]["post"]["invocations"]["projector"] > 0:
+        found.append("cost figures: no projector invocation followed the POSTs")
+    with open(os.path.join(ROOT, "bench", "prices.json")) as f:
+        prices = json.load(f)
+    for env in ("dev", "staging", "prod"):
+        text = cost.report(figures, prices, env, 100, 0.9)
+        if "| **total** |" not in text or "Capacity at 10,000 requests/s" not in text:
+            found.append(f"cost report of {env} incomplete:\n{text}")
     return found
 
 
