@@ -34,6 +34,7 @@ import gzip
 import json
 import math
 import pathlib
+import platform
 import re
 import statistics
 import time
@@ -109,11 +110,12 @@ def read_units(size, consistent=False, transactional=False):
 
 # --- Lambda's arithmetic, as its pricing page's examples do it ------------------------------------
 
-def lambda_charges(invocations, billed_ms, memory_mb, prices, free_requests=0, free_gb_seconds=0):
+def lambda_charges(invocations, billed_ms, memory_mb, prices, architecture="x86_64", free_requests=0,
+                   free_gb_seconds=0):
     """(request charge, compute charge, GB-seconds) for `invocations` of `billed_ms` each at
     `memory_mb`; the free tier, when given, comes off first (the pricing page's examples)."""
     gb_seconds = invocations * billed_ms / 1000 * memory_mb / 1024
-    compute = max(0.0, gb_seconds - free_gb_seconds) * prices["lambda"]["gb_second_x86_64"]
+    compute = max(0.0, gb_seconds - free_gb_seconds) * prices["lambda"][f"gb_second_{architecture}"]
     requests = max(0.0, invocations - free_requests) / 1e6 * prices["lambda"]["requests_per_million"]
     return requests, compute, gb_seconds
 
@@ -146,11 +148,12 @@ def environment_settings(env):
         block = defaults.split(f'variable "{name}"', 1)[1].split("\n}", 1)[0]
         return re.search(rf"default\s*=\s*{default_pattern}", block).groups()
 
+    architecture, = setting("architecture", r'"(\w+)"', r'"(\w+)"')
     retention, = setting("log_retention_days", r"(\d+)", r"(\d+)")
     keep, = setting("keep_platform_logs", r"(true|false)", r"(true|false)")
     rate, burst = setting("throttle", r"{\s*rate_limit\s*=\s*(\d+),\s*burst_limit\s*=\s*(\d+)",
                           r"{\s*rate_limit\s*=\s*(\d+),\s*burst_limit\s*=\s*(\d+)")
-    return {"name": env, "functions": functions, "log_retention_days": int(retention),
+    return {"name": env, "functions": functions, "architecture": architecture, "log_retention_days": int(retention),
             "keep_platform_logs": keep == "true", "throttle": {"rate": int(rate), "burst": int(burst)}}
 
 
@@ -191,10 +194,11 @@ def lines_of_cost(figures, prices, settings, rate, reads, default_logging=False)
         measured = figures["functions"][role]
         billed = measured["billed_ms_mean"] - (measured["post_runtime_ms_mean"] if default_logging else 0)
         memory = settings["functions"][role]["memory_mb"]
-        _, compute, gb_seconds = lambda_charges(invocations[role], billed, memory, p)
-        rows.append((f"Lambda duration, {role} ({memory} MB, {billed:.1f} ms billed each)",
-                     quantity(gb_seconds, " GB-s"), f"${p['lambda']['gb_second_x86_64']:.10f} per GB-s".rstrip("0"),
-                     compute))
+        architecture = settings["architecture"]
+        _, compute, gb_seconds = lambda_charges(invocations[role], billed, memory, p, architecture)
+        rows.append((f"Lambda duration, {role} ({memory} MB {architecture}, {billed:.1f} ms billed each)",
+                     quantity(gb_seconds, " GB-s"), f"${p['lambda'][f'gb_second_{architecture}']:.10f}".rstrip("0")
+                     + " per GB-s", compute))
     wru = sum(mix[k] * figures["requests"][k]["dynamodb"]["write_units"] for k in KINDS)
     rru = sum(mix[k] * figures["requests"][k]["dynamodb"]["read_units"] for k in KINDS)
     rows.append(("DynamoDB write request units", quantity(wru),
@@ -343,9 +347,10 @@ def report(figures, prices, env, rate, reads, heading="#"):
             table(("what", "needed", "from"), cap_rows), "",
             "What to raise first:" if limits else "Nothing to raise: every quota and setting above holds.", ""]
     out += [f"{i}. {limit}" for i, limit in enumerate(limits, 1)]
-    out += ["", "Durations were measured on the local cloud (DynamoDB on moto, no CPU share by memory size): "
-            "Lambda gives a function CPU in proportion to its memory, so CPU-bound time grows at small sizes, "
-            "while real DynamoDB answers faster than moto; both move the duration lines, nothing else."]
+    out += ["", f"Durations were measured on the local cloud ({m.get('architecture', 'this machine')}, DynamoDB on "
+            "moto, no CPU share by memory size) and are priced as they are: Lambda gives a function CPU in "
+            "proportion to its memory, so CPU-bound time grows at small sizes, while real DynamoDB answers faster "
+            "than moto; both move the duration lines, nothing else."]
     return "\n".join(out)
 
 
@@ -530,7 +535,7 @@ def measured_figures(args):
     described = {t: dict(dynamodb.describe_table(TableName=t)["Table"], TimeToLiveAttribute=dynamodb.describe_time_to_live(
         TableName=t)["TimeToLiveDescription"].get("AttributeName")) for t in state["tables"]}
     figures = {"measured": {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                            "binaries": args.binaries, "requests_per_kind": n,
+                            "binaries": args.binaries, "requests_per_kind": n, "architecture": platform.machine(),
                             "book_json_bytes": len(json.dumps(dict(BOOK, isbn=isbn13(0))).encode())},
                "requests": {}, "functions": {}}
     for kind in KINDS:

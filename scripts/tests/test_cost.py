@@ -81,8 +81,8 @@ class LambdaArithmetic(unittest.TestCase):
         # https://aws.amazon.com/lambda/pricing/, example 1: 512 MB, 3 million invocations of 1 s
         # a month, after the free tier, at the page's $0.00001667 per GB-s: $18.34 + $0.40 = $18.74.
         prices = {"lambda": {"gb_second_x86_64": 0.00001667, "requests_per_million": 0.20}}
-        requests, compute, gb_seconds = cost.lambda_charges(3_000_000, 1000, 512, prices, free_requests=1_000_000,
-                                                            free_gb_seconds=400_000)
+        requests, compute, gb_seconds = cost.lambda_charges(3_000_000, 1000, 512, prices, "x86_64",
+                                                            free_requests=1_000_000, free_gb_seconds=400_000)
         self.assertEqual(gb_seconds, 1_500_000)
         self.assertEqual((round(compute, 2), round(requests, 2), round(compute + requests, 2)), (18.34, 0.40, 18.74))
 
@@ -113,7 +113,9 @@ class Report(unittest.TestCase):
         invocations = month * (0.1 * 1.5 + 0.9)
         self.assertAlmostEqual(lines["Lambda requests"], invocations / 1e6 * 0.20)
         command = [r for r in rows if r[0].startswith("Lambda duration, command")][0]
-        self.assertAlmostEqual(command[3], month * 0.1 * 0.020 * 0.25 * PRICES["lambda"]["gb_second_x86_64"])
+        # dev runs on arm64 (variables.tf's default): Graviton's price per GB-s.
+        self.assertEqual(settings["architecture"], "arm64")
+        self.assertAlmostEqual(command[3], month * 0.1 * 0.020 * 0.25 * PRICES["lambda"]["gb_second_arm64"])
         self.assertAlmostEqual(lines["DynamoDB write request units"], month * 0.1 * 5 / 1e6 * 0.625)
         self.assertAlmostEqual(lines["DynamoDB read request units"], month * 0.9 * (0.5 + 1.5) / 2 / 1e6 * 0.125)
         self.assertAlmostEqual(lines["CloudWatch alarms"], 12 * 0.10)
