@@ -523,6 +523,7 @@ def own_stack_section(data):
             "profile below says where each one's share goes.",
             "",
         ]
+    lines += billed_from_cpu(data)
     profile = data.get("profile")
     if profile:
         shares = ", ".join(f"{role} {share:.1f} %" for role, share in
@@ -559,6 +560,38 @@ EMULATES = {
                     "function URLs (HTTP API v2 events); extensions get INVOKE and SHUTDOWN but a Telemetry API "
                     "subscription delivers nothing; no REST gateway or API keys, no freeze, no limits",
 }
+
+
+# Lambda hands out CPU in proportion to memory: one vCPU at 1,769 MB
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).
+FULL_VCPU_MB = 1769
+BILLED_MEMORY_SIZES = (128, 256, 512, 1024, FULL_VCPU_MB)
+
+
+def billed_from_cpu(data):
+    """The function's and the extension's CPU per request (one connection, frozen between
+    invocations) as the billed milliseconds it takes at Lambda's CPU share for each memory size:
+    the least an invocation can be billed for that work, before any wait."""
+    run = next((r for r in data["runs"] if r["connections"] == 1), None)
+    if run is None:
+        return []
+    function, extension = run["cpu_ms_per_request"]["function"], run["cpu_ms_per_request"]["extension"]
+    rows = []
+    for memory in BILLED_MEMORY_SIZES:
+        share = min(1.0, memory / FULL_VCPU_MB)
+        rows.append([f"{memory:,}", f"{share:.3f}", fmt(function / share, 2), fmt(extension / share, 2),
+                     fmt((function + extension) / share, 2),
+                     f"{extension / (function + extension):.0%}" if function + extension else "–"])
+    return [
+        f"What that CPU costs on Lambda, which gives a function {FULL_VCPU_MB:,} MB's share of one vCPU per "
+        "MB: the function's and the extension's CPU per request at one connection (above), as the billed "
+        "milliseconds it takes at each memory size when nothing else waits — the floor of an invocation's bill "
+        "for this work (the environments of `terraform/environments/` use 256 to 1,024 MB).",
+        "",
+        table(["memory (MB)", "vCPU share", "function (billed ms)", "extension (billed ms)", "both",
+               "extension's share"], rows),
+        "",
+    ]
 
 
 def peers_section(emulator, peers):

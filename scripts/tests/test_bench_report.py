@@ -12,6 +12,8 @@ SCRIPTS = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(SCRIPTS))
 import bench_report  # noqa: E402
 import check_bench  # noqa: E402
+sys.path.insert(0, str(SCRIPTS / "tests"))
+import test_cost  # noqa: E402
 
 
 class Percentiles(unittest.TestCase):
@@ -92,6 +94,10 @@ class Report(unittest.TestCase):
                                    "by_process": {"books-local": 50.0, "function": 30.0, "extension": 20.0},
                                    "by_object": [{"share": 30.0, "role": "books-local", "what": "books-local"}],
                                    "symbols": [{"share": 3.0, "role": "books-local", "what": "[k] _raw_spin_unlock"}]}}, f)
+        with open(os.path.join(results, "cost.json"), "w") as f:
+            figures = test_cost.figures()
+            figures["logs"]["access_log_bytes_per_request"] = 567
+            json.dump(figures, f)
         with open(os.path.join(results, "api.jsonl"), "w") as f:
             for operation in ("get", "post"):
                 for connections in (1, 8, 64):
@@ -157,6 +163,12 @@ class Report(unittest.TestCase):
         self.assertIn("| 50,000 | 10.00 | 40.00 | 12.00 | 12.00 | 6.00 | 6.00 |", text)
         self.assertIn("| POST transaction, largest table vs empty (p50) | ≤ 1.2× at 0 → 50,000 items | 1.11× (0 → 50,000) "
                       "| met |", text)
+        # Section 7's CPU per request at one connection (function 0.1 ms, extension 0.05) as billed ms.
+        self.assertIn("| 1,769 | 1.000 | 0.10 | 0.05 | 0.15 | 33% |", text)
+        self.assertIn("| 128 | 0.072 | 1.38 | 0.69 | 2.07 | 33% |", text)
+        # Section 9 from cost.json, and the figures beside the report for make cost.
+        self.assertIn("## 9. Cost and capacity", text)
+        self.assertIn("| command | 1 / 0 / 0 | 20.0 | 20 | 20 | 1.00 | 1,000 | 1,500 |", text)
 
     def test_the_checker_accepts_a_whole_report_and_refuses_failed_requests(self):
         self.report(background_post=0.3)

@@ -34,11 +34,12 @@ def figures(billed_ms=20.0, post_runtime_ms=1.0):
                  "secrets_calls": 0}}
     function = {"invocations": 100, "memory_mb": 256, "billed_ms_mean": billed_ms, "billed_ms_p50": billed_ms,
                 "billed_ms_p99": billed_ms, "post_runtime_ms_mean": post_runtime_ms, "max_memory_used_mb": 30}
-    return {"measured": {"date": "2026-12-07 10:00 UTC", "binaries": "release", "requests_per_kind": 100},
+    return {"measured": {"date": "2026-12-07 10:00 UTC", "binaries": "release", "requests_per_kind": 100,
+                         "book_json_bytes": 587, "architecture": "x86_64"},
             "requests": per_kind, "functions": {role: dict(function) for role in cost.ROLES},
             "logs": {"telemetry_bytes_per_invocation": {role: 1000 for role in cost.ROLES},
                      "default_bytes_per_invocation": {role: 1500 for role in cost.ROLES},
-                     "other_bytes_per_request": 300, "compression_ratio": 0.2,
+                     "other_bytes_per_request": 300, "access_log_bytes_per_request": 0, "compression_ratio": 0.2,
                      "put_log_events_per_request_at_most": 0.1, "flush_interval_s": 10},
             "resources": {"custom_metrics": 40, "alarms": 12, "dashboards": 2, "secrets": 1, "kms_keys": 0}}
 
