@@ -458,7 +458,8 @@ def traffic(args):
     for kind in KINDS:
         windows[kind] = state.parent / f"cost-calls-{kind}.jsonl"
         windows[kind].unlink(missing_ok=True)
-        status, answer = http("PUT", f"{endpoint}/_books/calls", body={"file": str(windows[kind])})
+        status, answer = http("PUT", f"{endpoint}/_books/calls", body={"file": str(windows[kind]),
+                                                                        "body_limit": 4 * 1024 * 1024})
         if status != 200:
             raise SystemExit(f"error: the endpoint does not record calls on demand ({status} {answer}): "
                              f"is it scripts/moto_server.py (books-local endpoint)?")
@@ -515,7 +516,10 @@ def measured_figures(args):
     events = {role: [] for role in list(ROLES) + [None]}
     for kind in KINDS:
         for call in recorded(windows[kind]):
-            if (call.get("target") or "").endswith("PutLogEvents") and call.get("body"):
+            if (call.get("target") or "").endswith("PutLogEvents"):
+                if not call.get("body"):
+                    raise SystemExit(f"error: a PutLogEvents of {call['body_bytes']:,} bytes was recorded without its "
+                                     f"body: the recording's body_limit is too small for what is measured")
                 body = json.loads(call["body"])
                 events[groups.get(body["logGroupName"])] += [(e["timestamp"], e["message"]) for e in body["logEvents"]]
 

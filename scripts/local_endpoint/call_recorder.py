@@ -19,7 +19,9 @@ request at a time.
 A recording can also start and stop while the endpoint runs (for a measurement of a window of
 traffic, `scripts/cost.py`): `PUT /_books/calls` with `{"file": PATH}` appends to PATH from then
 on (`200 {"file": PATH}`), `DELETE /_books/calls` goes back to BOOKS_RECORD_CALLS's file, or to
-none (`200 {"file": ...}`), `GET /_books/calls` says which file is recorded to.
+none (`200 {"file": ...}`), `GET /_books/calls` says which file is recorded to. Such a window
+may keep larger bodies: `{"file": PATH, "body_limit": BYTES}` (a measurement of what is shipped
+needs whole `PutLogEvents` batches, up to 1 MiB of events).
 
 AWS documentation followed:
 - https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html (what AWS evaluates for every call)
@@ -57,6 +59,7 @@ class CallRecorder:
     def __init__(self, app, path):
         self.app = app
         self.path = path
+        self.body_limit = self.BODY_LIMIT
         self._configured = path
         self._guard = threading.Lock()
 
@@ -89,16 +92,19 @@ class CallRecorder:
         method = environ.get("REQUEST_METHOD")
         if method == "PUT":
             try:
-                path = str(json.loads(read_body(environ))["file"])
+                asked = json.loads(read_body(environ))
+                path, body_limit = str(asked["file"]), int(asked.get("body_limit", self.BODY_LIMIT))
+                if not 0 <= body_limit <= 16 * 1024 * 1024:
+                    raise ValueError(f"body_limit must be 0 to 16 MiB, not {body_limit}")
                 open(path, "a", encoding="utf-8").close()  # a file that cannot be written is refused now
             except (ValueError, KeyError, TypeError, OSError) as error:
                 return json_answer(start_response, 400, {"message": f"a recording is {{file}}, a file the endpoint "
                                                                     f"can append to: {error!r}"})
             with self._guard:
-                self.path = path
+                self.path, self.body_limit = path, body_limit
         elif method == "DELETE":
             with self._guard:
-                self.path = self._configured
+                self.path, self.body_limit = self._configured, self.BODY_LIMIT
         elif method != "GET":
             return json_answer(start_response, 405, {"message": f"{self.PATH} takes GET, PUT and DELETE"})
         return json_answer(start_response, 200, {"file": self.path})
@@ -113,7 +119,7 @@ class CallRecorder:
         content_type = environ.get("CONTENT_TYPE", "")
         body = whole_body(environ)
         text = None
-        if (len(body) <= self.BODY_LIMIT and any(kind in content_type for kind in self.TEXT_BODIES)
+        if (len(body) <= self.body_limit and any(kind in content_type for kind in self.TEXT_BODIES)
                 and (caller or {}).get("service") != "s3"):
             text = self._redacted(body.decode("utf-8", errors="replace"))
         return {

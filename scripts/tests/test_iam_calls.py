@@ -9,6 +9,7 @@ import os
 import pathlib
 import sys
 import tempfile
+import time
 import unittest
 import unittest.mock
 import uuid
@@ -272,6 +273,18 @@ class Recording(unittest.TestCase):
         with self.assertRaises(urllib.error.HTTPError) as refused:
             control("PUT", {"file": "/nonexistent/dir/calls.jsonl"})
         self.assertEqual(refused.exception.code, 400)
+        # A window may keep bodies past the default 64 KiB (whole PutLogEvents batches), and only it.
+        big = "x" * (100 * 1024)
+        logs.create_log_stream(logGroupName="during", logStreamName="s")
+        events = [{"timestamp": int(time.time() * 1000), "message": big}]
+        control("PUT", {"file": str(calls_file), "body_limit": 1024 * 1024})
+        logs.put_log_events(logGroupName="during", logStreamName="s", logEvents=events)
+        control("DELETE")
+        control("PUT", {"file": str(calls_file)})
+        logs.put_log_events(logGroupName="during", logStreamName="s", logEvents=events)
+        control("DELETE")
+        puts = [json.loads(line) for line in calls_file.read_text().splitlines()][1:]
+        self.assertEqual([big in (call["body"] or "") for call in puts], [True, False])
 
 
 class EndToEnd(unittest.TestCase):
