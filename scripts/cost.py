@@ -453,9 +453,11 @@ def traffic(args):
     serial = int(time.time() * 1000) % 10 ** 8
     n = args.requests
 
-    windows, starts, ids = {}, {}, []
+    windows, starts, ends, ids = {}, {}, {}, []
     log_start = cloud_log.stat().st_size
     for kind in KINDS:
+        if ends:  # windows a second apart: each invocation's start lies in its own (see reports_in)
+            time.sleep(max(0.0, (max(ends.values()) + WINDOW_GAP_MS) / 1000 - time.time()))
         windows[kind] = state.parent / f"cost-calls-{kind}.jsonl"
         windows[kind].unlink(missing_ok=True)
         status, answer = http("PUT", f"{endpoint}/_books/calls", body={"file": str(windows[kind]),
@@ -480,8 +482,7 @@ def traffic(args):
                        lambda: all("Item" in dynamodb.get_item(TableName=view_table, ConsistentRead=True,
                                                                Key={"pk": {"S": f"BOOK#{i}"}, "sk": {"S": "BOOK"}})
                                    for i in ids))
-    ends = {kind: starts[nxt] for kind, nxt in zip(KINDS, KINDS[1:])}
-    ends[KINDS[-1]] = time.time() * 1000
+        ends[kind] = time.time() * 1000
     state.write_text(json.dumps({
         "ready": ready, "requests": n, "names": names, "windows": {k: str(v) for k, v in windows.items()},
         "starts": starts, "ends": ends, "cloud_log": str(cloud_log), "log": [log_start, cloud_log.stat().st_size],
@@ -524,10 +525,11 @@ def measured_figures(args):
                 events[groups.get(body["logGroupName"])] += [(e["timestamp"], e["message"]) for e in body["logEvents"]]
 
     def reports_in(events, kind):
-        """The reports of the invocations that started in the window of `kind` (a report is
-        stamped when its invocation ends, which may be after the next window began)."""
+        """The reports of the invocations that started in the window of `kind`: a report is
+        stamped (to the millisecond) when its invocation ends, post-runtime included, which may
+        be after the window's last answer; its start is not, and windows are a second apart."""
         return [r for t, r in ((t, platform_report(m)) for t, m in events)
-                if r and starts[kind] <= t - r["metrics"]["durationMs"] < ends[kind]]
+                if r and starts[kind] - WINDOW_GAP_MS / 2 <= t - r["metrics"]["durationMs"] < ends[kind] + WINDOW_GAP_MS / 2]
 
     counts = {(role, kind): len(reports_in(events[role], kind)) for role, kind in
               (("command", "post"), ("query", "get"), ("query", "list"))}
@@ -586,6 +588,7 @@ def measured_figures(args):
 
 
 OWN_KEY = "COSTMEASUREMENT"
+WINDOW_GAP_MS = 1000
 
 
 def wait_until(seconds, what, done):
