@@ -280,7 +280,9 @@ def capacity(figures, prices, settings, rate, reads):
                       f"reached: request more (Service Quotas, API Gateway)")
     tables = {}
     for k in KINDS:
-        for table, units in figures["requests"][k]["dynamodb"]["tables"].items():
+        for measured, units in figures["requests"][k]["dynamodb"]["tables"].items():
+            # The local cloud's table, by the name it has in this environment (books-<env>-<table>).
+            table = f"books-{settings['name']}-{measured.rsplit('-', 1)[-1]}"
             entry = tables.setdefault(table, {"write_units": 0.0, "read_units": 0.0})
             entry["write_units"] += per_second[k] * units["write_units"]
             entry["read_units"] += per_second[k] * units["read_units"]
