@@ -4,13 +4,15 @@ from what `make bench` measured in the local cloud (`make cost`).
 
     cost.py report  [--figures bench/cost-figures.json] [--prices bench/prices.json]
                     [--env dev] [--rate 100] [--reads 90]
-    cost.py measure --ready FILE --cloud-log FILE --out FILE [--requests 100]
+    cost.py traffic --ready FILE --cloud-log FILE --state FILE [--requests 100]
+    cost.py figures --state FILE --out FILE [--binaries release]
 
-`measure` (scripts/bench runs it in the bench's local cloud, before its load runs) sends a known
-traffic through the gateway — POSTs of one representative book, GETs of them by id, author lists
-— with the endpoint recording every call made in each window (`PUT /_books/calls`, behaviour 17).
-From the recordings and the local cloud's own output it keeps, per function and per kind of
-request, what a bill is made of: invocations, billed durations (post-runtime included, from the
+`traffic` (scripts/bench_cost, the first step of `make bench`, on a fresh local cloud) sends a
+known traffic through the gateway — POSTs of one representative book, GETs of them by id, author
+lists — each kind in its own window of calls the endpoint records (`PUT /_books/calls`,
+behaviour 17). The cloud is then stopped, so that every extension ships what it holds, and
+`figures` reads the windows. From the recordings and the local cloud's own output it keeps, per
+function and per kind of request, what a bill is made of: invocations, billed durations (post-runtime included, from the
 `platform.report` records books-telemetry shipped), DynamoDB request units (each call's items
 sized by DynamoDB's documented rules, transactions doubled, index entries added), CloudWatch Logs
 bytes ingested (each `PutLogEvents` event's UTF-8 message plus its 26 bytes) and how well they
