@@ -44,6 +44,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from release_traffic import isbn13  # a valid ISBN-13 of its own per number
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SECONDS_A_MONTH = 730 * 3600  # AWS's pricing examples use 730 hours a month
 EVENT_OVERHEAD = 26  # bytes PutLogEvents adds to each event's message (its documented batch size)
@@ -408,12 +410,6 @@ def bench_section(figures, prices, rate=100, reads=0.9):
 
 
 # --- the measurement ------------------------------------------------------------------------------
-
-def isbn13(serial):
-    body = f"979{serial % 10 ** 9:09d}"
-    check = (10 - sum(int(d) * (1 if i % 2 == 0 else 3) for i, d in enumerate(body)) % 10) % 10
-    return body + str(check)
-
 
 BOOK = {"title": "The Left Hand of Darkness: an annotated edition",
         "authors": ["Ursula K. Le Guin", "Cost Measurement"],
