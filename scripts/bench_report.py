@@ -12,7 +12,9 @@ distribution or a ratio taken in the same run.
 import argparse
 import datetime
 import json
+import math
 import os
+import pathlib
 import platform
 import subprocess
 import sys
@@ -26,7 +28,7 @@ GOAL_READY_MS = 5.0
 GOAL_COLD_RATIO = 1.1
 GOAL_POST_RUNTIME_P99_MS = 1.0
 GOAL_RSS_MB = 8.0
-GOAL_BINARY_MB = 6.0
+GOAL_BINARY_MB = 5.0
 GOAL_RECORDS_PER_S = 200_000
 GOAL_DATA_PLANE_RATIO = 1.2  # a POST's transaction on the largest table vs the empty one (p50)
 GOAL_OWN_STACK_RPS = 5_000  # GET through our own stack alone, 8 connections, 2 cores
@@ -335,7 +337,7 @@ def freeze_section(warm):
 def pipeline_section(pipeline):
     if pipeline is None:
         return ["## 3. Telemetry pipeline throughput", "", "Not run (no `--pipeline` summary given).", ""], {
-            "records_per_s": None}
+            "records_per_s": None, "vs_parse": None}
     rate, parse = pipeline["pipeline_records_per_s"], pipeline["parse_records_per_s"]
     lines = [
         "## 3. Telemetry pipeline throughput",
@@ -354,7 +356,7 @@ def pipeline_section(pipeline):
         ]),
         "",
     ]
-    return lines, {"records_per_s": rate}
+    return lines, {"records_per_s": rate, "vs_parse": ratio(parse, rate)}
 
 
 def api_section(plt, api, out_dir):
@@ -594,6 +596,151 @@ def billed_from_cpu(data):
     ]
 
 
+# books-bench floor's variants (names as it writes them) and their labels.
+FLOOR_FUNCTIONS = [("bare function", "bare `lambda_runtime` function"), ("ping", "`books-bench-ping` (ours)")]
+FLOOR_EXTENSIONS = [("ping, bare extension", "bare `lambda-extension` extension"),
+                    ("ping, books-telemetry adaptive", "books-telemetry, adaptive (shipped)"),
+                    ("ping, books-telemetry background", "books-telemetry, background"),
+                    ("peer", "peer (lambda-extension crate)")]
+FLOOR_OURS = "ping, books-telemetry adaptive"
+GOAL_FUNCTION_VS_BARE = 1.3
+GOAL_EXTENSION_VS_PEER_CPU = 0.5
+GOAL_EXTENSION_VS_PEER_RSS = 1.0
+GOAL_PIPELINE_VS_PARSE = 2.5
+
+
+def environment_memory_sizes():
+    """The memory sizes of the API's functions (command, query) in terraform/environments/."""
+    sizes = {}
+    for path in sorted((pathlib.Path(ROOT) / "terraform" / "environments").glob("*.tfvars")):
+        settings = cost.environment_settings(path.stem)
+        for role in ("command", "query"):
+            sizes.setdefault(settings["functions"][role]["memory_mb"], []).append(f"{path.stem} {role}")
+    return sizes
+
+
+def billed_ms(cpu_ms, memory_mb):
+    """CPU milliseconds as the wall-clock milliseconds they take at `memory_mb`'s CPU share."""
+    return cpu_ms / min(1.0, memory_mb / FULL_VCPU_MB)
+
+
+def floor_section(floor):
+    """Section 10: our function runtime and books-telemetry against a bare function and a bare
+    extension (books-bench floor), with the billed milliseconds their CPU takes and the profile
+    that bounds them; and the goal figures."""
+    title = "## 10. Against the floor"
+    if floor is None:
+        return [title, "", "Not measured in this run (no floor.json in the results).", ""], None
+    runs = floor["invocations"]
+
+    def cpu(variant, process):
+        figures = (runs.get(variant) or {}).get(process)
+        return figures["cpu_ms_per_invocation"] if figures else None
+
+    def peak_mib(variant, process):
+        figures = (runs.get(variant) or {}).get(process)
+        return figures["rss_peak_kb"] / 1024 if figures else None
+
+    bare_function, bare_extension, peer = cpu("bare function", "function"), cpu("ping, bare extension", "extension"), cpu("peer", "extension")
+    function_rows = [[text, fmt(cpu(name, "function"), 3), fmt(ratio(cpu(name, "function"), bare_function)) + "×",
+                      fmt(peak_mib(name, "function"), 1), fmt(percentile(runs[name]["client_ms"], 50))]
+                     for name, text in FLOOR_FUNCTIONS if name in runs]
+    def shipped(name):
+        counted = runs[name].get("shipped")
+        return f"{counted['reports']} of {counted['invocations']}" if counted else "–"
+    extension_rows = [[text, fmt(cpu(name, "extension"), 3), fmt(ratio(cpu(name, "extension"), bare_extension)) + "×",
+                       fmt(ratio(cpu(name, "extension"), peer)) + "×", fmt(peak_mib(name, "extension"), 1),
+                       fmt(percentile(runs[name]["post_runtime_ms"], 50), 3),
+                       fmt(percentile(runs[name]["post_runtime_ms"], 99), 3), shipped(name)]
+                      for name, text in FLOOR_EXTENSIONS if name in runs]
+    billed_rows = []
+    for name, text, process in ([(n, t, "function") for n, t in FLOOR_FUNCTIONS] +
+                                [(n, t, "extension") for n, t in FLOOR_EXTENSIONS]):
+        value = cpu(name, process)
+        if value is not None:
+            billed_rows.append([text] + [fmt(billed_ms(value, memory), 2) for memory in BILLED_MEMORY_SIZES])
+    ping, ours = cpu("ping", "function"), cpu(FLOOR_OURS, "extension")
+    share_rows = []
+    if ping is not None and ours is not None:
+        for memory, users in sorted(environment_memory_sizes().items()):
+            alone, both = math.ceil(billed_ms(ping, memory)), math.ceil(billed_ms(ping + ours, memory))
+            share_rows.append([f"{memory:,} ({', '.join(users)})", fmt(billed_ms(ping, memory)),
+                               fmt(billed_ms(ping + ours, memory)), f"{alone} → {both}",
+                               f"{(both - alone) / both:.0%}"])
+    lines = [
+        title,
+        "",
+        "What Lambda's protocol needs is the floor: for a function, one `next` and one response per invocation; "
+        "for an extension, one `next` and its share of the Telemetry API's deliveries. `books-bench floor` "
+        "measures, side by side in one run, a bare function (`bench/bare`: the `lambda_runtime` crate's example, "
+        "no logs, no metrics) against `books-bench-ping` (the Books functions' runtime, JSON logs and EMF metrics "
+        "around a handler that calls nothing), and, beside `books-bench-ping`, a bare extension (the "
+        "`lambda-extension` crate's example: registers and waits) against books-telemetry and the peer. Both "
+        "bare binaries run on tokio's current-thread runtime, as ours do (the crates' examples use the "
+        "multi-thread default, which costs about twice the CPU per invocation in wake-ups between threads: "
+        "not a floor). "
+        f"{len(runs[FLOOR_OURS]['client_ms']) if FLOOR_OURS in runs else 0} warm invocations per variant in "
+        "blocks taking turns, one caller, the environment frozen between invocations; CPU time of each process "
+        "from `/proc` over the measured invocations; 256 MB.",
+        "",
+        table(["function (no extension)", "CPU per invocation (ms)", "vs bare", "peak RSS (MiB)", "client p50 (ms)"],
+              function_rows),
+        "",
+        table(["extension (beside books-bench-ping)", "CPU per invocation (ms)", "vs bare", "vs peer",
+               "peak RSS (MiB)", "post-runtime p50 (ms)", "p99", "reports shipped"], extension_rows),
+        "",
+        "*Reports shipped*: the `platform.report` lines books-telemetry put in its log stream, warm-up included, "
+        "read back once the environment was shut down (one per invocation; the extension ships, it is not only "
+        "cheaper).",
+        "",
+        f"What that CPU takes on Lambda, which gives a function {FULL_VCPU_MB:,} MB's share of one vCPU per MB: "
+        "each variant's CPU per invocation as the milliseconds it runs at each memory size when nothing else "
+        "waits (billed milliseconds, before Lambda rounds an invocation up to the next one):",
+        "",
+        table(["variant"] + [f"{m:,} MB" for m in BILLED_MEMORY_SIZES], billed_rows),
+        "",
+    ]
+    if share_rows:
+        lines += [
+            "books-telemetry's share of an invocation's bill at the memory sizes of `terraform/environments/`: "
+            "`books-bench-ping`'s CPU alone and with the extension's, in milliseconds, and as Lambda bills them "
+            "(rounded up to the next millisecond):",
+            "",
+            table(["memory (MB)", "function alone (ms)", "with books-telemetry (ms)", "billed (ms)",
+                   "extension's share of the bill"], share_rows),
+            "",
+        ]
+    profile = floor.get("profile")
+    if profile:
+        def rows(kind, role, limit):
+            return [[f"{row['share']:.1f} %", f"`{row['what']}`"] for row in profile[kind] if row["role"] == role][:limit]
+        lines += [
+            f"Profile (`perf record -F 999` of the function's and books-telemetry's processes over "
+            f"{profile['invocations']} more invocations of the adaptive variant; books-telemetry is the same "
+            "code built with its symbols): samples by object, then each process's hottest symbols.",
+            "",
+            table(["samples", "function: object"], rows("by_object", "function", 6)),
+            "",
+            table(["samples", "extension: object"], rows("by_object", "extension", 6)),
+            "",
+            table(["samples", "function: symbol"], rows("symbols", "function", 15)),
+            "",
+            table(["samples", "extension: symbol"], rows("symbols", "extension", 15)),
+            "",
+        ]
+    else:
+        lines += ["No profile in this run (`FLOOR_PROFILE_INVOCATIONS=0`, as in `make test`'s short run).", ""]
+    adaptive_p99 = percentile((runs.get(FLOOR_OURS) or {}).get("post_runtime_ms", []), 99)
+    peer_p99 = percentile((runs.get("peer") or {}).get("post_runtime_ms", []), 99)
+    return lines, {
+        "function_vs_bare": ratio(ping, bare_function), "ping_ms": ping, "bare_function_ms": bare_function,
+        "extension_vs_peer": ratio(ours, peer), "ours_ms": ours, "peer_ms": peer,
+        "rss_vs_peer": ratio(peak_mib(FLOOR_OURS, "extension"), peak_mib("peer", "extension")),
+        "rss_mib": peak_mib(FLOOR_OURS, "extension"), "peer_rss_mib": peak_mib("peer", "extension"),
+        "post_runtime_p99": adaptive_p99, "peer_post_runtime_p99": peer_p99,
+    }
+
+
 def peers_section(emulator, peers):
     """Section 8: the same function (books-bench-ping) under books-local and the other local
     Lambda emulators."""
@@ -630,6 +777,36 @@ def peers_section(emulator, peers):
         table(["emulator", "version", "cold start p50 (ms)", "p99", "warm p50 (ms)", "p99", "cold starts",
                "invocations", "emulates"], rows),
         "",
+    ]
+
+
+def floor_goal_rows(floor, pipeline):
+    """The goals against the floor (section 10) and the pipeline's against a bare parse (section 3)."""
+    def row(goal, target, measured, ok):
+        return [goal, target, measured, verdict(ok)]
+    if floor is None:
+        floor = {k: None for k in ("function_vs_bare", "ping_ms", "bare_function_ms", "extension_vs_peer", "ours_ms",
+                                   "peer_ms", "rss_vs_peer", "rss_mib", "peer_rss_mib", "post_runtime_p99",
+                                   "peer_post_runtime_p99")}
+
+    def within(value, goal):
+        return None if value is None else value <= goal
+    p99, peer_p99 = floor["post_runtime_p99"], floor["peer_post_runtime_p99"]
+    return [
+        row("function CPU per invocation vs a bare `lambda_runtime` function", f"≤ {GOAL_FUNCTION_VS_BARE:g}×",
+            f"{fmt(floor['function_vs_bare'])}× ({fmt(floor['ping_ms'], 3)} vs {fmt(floor['bare_function_ms'], 3)} ms; "
+            "section 10)", within(floor["function_vs_bare"], GOAL_FUNCTION_VS_BARE)),
+        row("extension CPU per invocation vs the peer", f"≤ {GOAL_EXTENSION_VS_PEER_CPU:g}×",
+            f"{fmt(floor['extension_vs_peer'])}× ({fmt(floor['ours_ms'], 3)} vs {fmt(floor['peer_ms'], 3)} ms)",
+            within(floor["extension_vs_peer"], GOAL_EXTENSION_VS_PEER_CPU)),
+        row("extension peak RSS vs the peer", f"≤ {GOAL_EXTENSION_VS_PEER_RSS:g}×",
+            f"{fmt(floor['rss_vs_peer'])}× ({fmt(floor['rss_mib'], 1)} vs {fmt(floor['peer_rss_mib'], 1)} MiB)",
+            within(floor["rss_vs_peer"], GOAL_EXTENSION_VS_PEER_RSS)),
+        row("post-runtime p99, adaptive flush, vs the peer", "≤ 1×",
+            f"{fmt(p99, 3)} vs {fmt(peer_p99, 3)} ms",
+            None if p99 is None or peer_p99 is None else p99 <= peer_p99),
+        row("telemetry pipeline vs a bare JSON parse", f"≤ {GOAL_PIPELINE_VS_PARSE:g}×",
+            f"{fmt(pipeline['vs_parse'])}× (section 3)", within(pipeline["vs_parse"], GOAL_PIPELINE_VS_PARSE)),
     ]
 
 
@@ -678,6 +855,7 @@ def main():
     data_plane_lines, data_plane_goals = data_plane_section(data_plane)
     own_stack_lines, own_stack_goals = own_stack_section(optional_json(args.results, "own_stack.json"))
     peer_emulator_lines = peers_section(emulator, optional_json(args.results, "peers.json"))
+    floor_lines, floor_goals = floor_section(optional_json(args.results, "floor.json"))
 
     ours_size = next((size for name, size in binaries if name == OURS), None)
     rss = warm_goals["rss_mb"] / 1024 if warm_goals["rss_mb"] is not None else None
@@ -708,6 +886,7 @@ def main():
          f"{fmt(data_plane_goals['commit_ratio'])}× ({data_plane_goals['smallest']:,} → {data_plane_goals['largest']:,})",
          verdict(None if data_plane_goals is None or data_plane_goals["commit_ratio"] is None
                  else data_plane_goals["commit_ratio"] <= GOAL_DATA_PLANE_RATIO)],
+        *floor_goal_rows(floor_goals, pipeline_goals),
         ["GET through our stack alone (no DynamoDB)", f"≥ {GOAL_OWN_STACK_RPS:,} requests/s at {GOAL_OWN_STACK_CONNECTIONS} connections",
          "–" if own_stack_goals is None else f"{own_stack_goals['rps']:,.0f} requests/s",
          verdict(None if own_stack_goals is None else own_stack_goals["rps"] >= GOAL_OWN_STACK_RPS)],
@@ -745,6 +924,7 @@ def main():
             f.write("\n")
     else:
         lines += ["## 9. Cost and capacity", "", "Not measured in this run (no cost.json in the results).", ""]
+    lines += floor_lines
     if args.handlers and os.path.exists(args.handlers):
         with open(args.handlers) as f:
             handlers = f.read().strip()

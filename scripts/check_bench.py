@@ -16,7 +16,8 @@ import cost  # noqa: E402
 
 PARTS = ["## Goals", "## 1. Cold start", "## 2. Extension cost per invocation", "## 3. Telemetry pipeline throughput",
          "## 4. API throughput", "## 5. Side by side with a peer", "## 6. Data plane as the tables grow",
-         "## 7. Our stack alone", "## 8. Other local Lambda emulators, side by side", "## 9. Cost and capacity"]
+         "## 7. Our stack alone", "## 8. Other local Lambda emulators, side by side", "## 9. Cost and capacity",
+         "## 10. Against the floor"]
 
 
 def problems(directory):
@@ -50,6 +51,16 @@ def problems(directory):
             found.append(f"own-stack run with errors or no requests: {'|'.join(cells)}")
     if "Profile (`perf record" not in own and "No profile in this run" not in own:
         found.append("the profile of our stack alone is neither there nor said to be left out")
+    floor = text.split("## 10. Against the floor", 1)[-1].split("\n## ", 1)[0]
+    # The extension table's rows of ours: the ones that end with the reports shipped.
+    ours = [row.split("|")[1:-1] for row in floor.splitlines()
+            if row.startswith("| books-telemetry, ") and re.search(r"\| (\d+|–) of \d+ \|$", row)]
+    if not ours:
+        found.append("no books-telemetry run against the floor")
+    for cells in ours:
+        reports, _, invocations = cells[-1].strip().partition(" of ")
+        if not reports.isdigit() or reports != invocations:
+            found.append(f"books-telemetry did not ship one report per invocation against the floor: {'|'.join(cells)}")
     found += cost_problems(directory)
     return found
 

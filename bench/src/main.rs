@@ -17,10 +17,13 @@
 //! It reads the deployment Terraform made in the local AWS endpoint (like `books-local`) and
 //! writes raw samples as JSON; `scripts/bench_report.py` turns them into `bench/report.md`.
 //!
+//! `books-bench floor` measures against the floor instead (see `floor.rs`).
+//!
 //! ```text
 //! books-bench --rest-api-id ID --rootfs DIR --peer PATH --out FILE [--cold-starts 30] [--invocations 2000] [--ping PATH]
 //! ```
 
+mod floor;
 mod proc;
 
 use std::path::{Path, PathBuf};
@@ -98,6 +101,11 @@ struct Variant {
 }
 
 impl Variant {
+    /// `spec` as it is, frozen between invocations.
+    fn named(name: &'static str, spec: FunctionSpec) -> Self {
+        Self { name, spec, freeze: true, log_stream: None }
+    }
+
     fn without_extension(base: &FunctionSpec) -> Self {
         Self {
             name: "none",
@@ -285,8 +293,36 @@ async fn shipped(logs: &aws_sdk_cloudwatchlogs::Client, group: &str, stream: &st
            "duplicated": total - reports.len()})
 }
 
-/// Warm invocations in blocks, variant after variant, with the extensions' memory and CPU, and
-/// what books-telemetry shipped of them.
+/// One variant's environment during the warm invocations: its processes and what its caller saw.
+struct Running<'a> {
+    variant: &'a Variant,
+    service: Arc<LambdaService>,
+    observations: UnboundedReceiver<Observation>,
+    /// The runtime's process (the function) and the first extension's, if any.
+    function: Option<u32>,
+    extension: Option<u32>,
+    client: Vec<f64>,
+}
+
+/// A process's figures over the measured invocations: memory (idle, the most seen between
+/// blocks, the kernel's high-water mark) and CPU time per invocation.
+fn usage_figures(
+    idle: Option<proc::Usage>,
+    most_rss_kb: u64,
+    loaded: Option<proc::Usage>,
+    invocations: usize,
+) -> Value {
+    match (idle, loaded) {
+        (Some(idle), Some(loaded)) => json!({
+            "rss_idle_kb": idle.rss_kb, "rss_load_kb": most_rss_kb, "rss_peak_kb": loaded.peak_rss_kb,
+            "cpu_ms_per_invocation": (loaded.cpu_ms - idle.cpu_ms) / invocations as f64,
+        }),
+        _ => Value::Null,
+    }
+}
+
+/// Warm invocations in blocks, variant after variant, with the memory and CPU of the function's
+/// and the extension's processes, and what books-telemetry shipped of them.
 async fn invocations(
     variants: &[Variant],
     settings: &LambdaSettings,
@@ -302,47 +338,44 @@ async fn invocations(
             service.idle(&variant.spec.name).await;
         }
         let (inits, _) = drain(&mut observations);
-        let pid = inits.first().and_then(|i| i.extensions.first()).map(|e| e.pid);
-        running.push((variant, service, observations, pid, Vec::new()));
+        let init = inits.first().ok_or(format!("{}: the emulator reported no init", variant.name))?;
+        let extension = init.extensions.first().map(|e| e.pid);
+        let function = Some(init.runtime_pid);
+        running.push(Running { variant, service, observations, function, extension, client: Vec::new() });
     }
     tokio::time::sleep(Duration::from_secs(2)).await; // let background work settle: idle now
-    let idle: Vec<Option<proc::Usage>> = running.iter().map(|(_, _, _, pid, _)| pid.and_then(proc::usage)).collect();
-    let mut peak_rss = vec![0u64; running.len()];
+    let now = |pid: Option<u32>| pid.and_then(proc::usage);
+    let idle: Vec<_> = running.iter().map(|r| (now(r.function), now(r.extension))).collect();
+    let mut most_rss = vec![(0u64, 0u64); running.len()];
     for block in 0..total.div_ceil(BLOCK) {
-        for (index, (variant, service, _, pid, client)) in running.iter_mut().enumerate() {
+        for (index, run) in running.iter_mut().enumerate() {
             for _ in 0..BLOCK {
                 let started = Instant::now();
-                call(service, &variant.spec.name, get, 200).await?;
-                client.push(ms(started.elapsed()));
+                call(&run.service, &run.variant.spec.name, get, 200).await?;
+                run.client.push(ms(started.elapsed()));
                 // One caller after another on one warm environment: the next call waits for
                 // the extension's post-runtime work, as Lambda would not reuse a busy one.
-                service.idle(&variant.spec.name).await;
+                run.service.idle(&run.variant.spec.name).await;
             }
-            if let Some(usage) = pid.and_then(proc::usage) {
-                peak_rss[index] = peak_rss[index].max(usage.rss_kb);
-            }
+            let rss = |pid| now(pid).map_or(0, |u| u.rss_kb);
+            most_rss[index] = (most_rss[index].0.max(rss(run.function)), most_rss[index].1.max(rss(run.extension)));
         }
         eprintln!("  invocations: {} of {total} per variant", (block + 1) * BLOCK);
     }
     let mut results = serde_json::Map::new();
-    for (index, (variant, service, mut observations, pid, client)) in running.into_iter().enumerate() {
-        let loaded = pid.and_then(proc::usage);
-        let (_, invokes) = drain(&mut observations);
-        let measured = &invokes[invokes.len().saturating_sub(client.len())..];
-        let extension = match (&idle[index], &loaded) {
-            (Some(idle), Some(loaded)) => json!({
-                "rss_idle_kb": idle.rss_kb, "rss_load_kb": peak_rss[index], "rss_peak_kb": loaded.peak_rss_kb,
-                "cpu_ms_per_invocation": (loaded.cpu_ms - idle.cpu_ms) / client.len() as f64,
-            }),
-            _ => Value::Null,
-        };
-        let calls = WARM_UP + client.len();
-        service.shutdown().await;
+    for (index, mut run) in running.into_iter().enumerate() {
+        let measured_calls = run.client.len();
+        let function = usage_figures(idle[index].0, most_rss[index].0, now(run.function), measured_calls);
+        let extension = usage_figures(idle[index].1, most_rss[index].1, now(run.extension), measured_calls);
+        let (_, invokes) = drain(&mut run.observations);
+        let measured = &invokes[invokes.len().saturating_sub(measured_calls)..];
+        run.service.shutdown().await;
+        let variant = run.variant;
         let shipped = match &variant.log_stream {
             Some(stream) => {
                 let group =
                     variant.spec.environment.get("BOOKS_TELEMETRY_LOG_GROUP").ok_or("no telemetry log group")?;
-                shipped(logs, group, stream, calls).await
+                shipped(logs, group, stream, WARM_UP + measured_calls).await
             }
             None => Value::Null,
         };
@@ -350,9 +383,10 @@ async fn invocations(
             variant.name.to_owned(),
             json!({
                 "freeze": variant.freeze,
-                "client_ms": client,
+                "client_ms": run.client,
                 "runtime_ms": measured.iter().map(|i| ms(i.runtime)).collect::<Vec<_>>(),
                 "post_runtime_ms": measured.iter().map(|i| ms(i.post_runtime)).collect::<Vec<_>>(),
+                "function": function,
                 "extension": extension,
                 "shipped": shipped,
             }),
@@ -363,6 +397,9 @@ async fn invocations(
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    if std::env::args().nth(1).as_deref() == Some("floor") {
+        return floor::run(std::env::args().skip(2)).await;
+    }
     let args = parse_args()?;
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
     let aws = books_local::cloud::sdk_config(&args.endpoint, &region).await;
