@@ -6,7 +6,8 @@
 
 use lambda_http::{service_fn, Body, Error, Request, Response};
 
-#[tokio::main]
+// As the Books functions: one thread (see functions/command/src/main.rs).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let (metrics, invocations) = books::telemetry::init(&books::telemetry::service_name("ping"))?;
     let handler = service_fn(|_: Request| async {

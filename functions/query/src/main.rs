@@ -7,7 +7,10 @@ use books::http::query::{self, Queries};
 use books::store::ViewStore;
 use lambda_http::{service_fn, Error, Request};
 
-#[tokio::main]
+// One thread: an invocation at a time, mostly waiting on the network, on a share of one vCPU.
+// tokio's multi-thread runtime costs twice the CPU per invocation in wake-ups between its
+// threads (bench/report.md, "Against the floor").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let (metrics, invocations) = books::telemetry::init(&books::telemetry::service_name("query"))?;
     let table = config::required(vars::BOOKS_VIEW_TABLE)?;
