@@ -29,7 +29,7 @@ impl Strategy {
 }
 
 /// Every variable the extension reads, with its default, for `--help`-like documentation.
-pub const VARIABLES: [(&str, &str); 14] = [
+pub const VARIABLES: [(&str, &str); 15] = [
     ("BOOKS_TELEMETRY_LOG_GROUP", "log group to ship to (required)"),
     ("BOOKS_TELEMETRY_LOG_STREAM", "log stream (default: <yyyy/mm/dd>/[<version>]<random id>, created if missing)"),
     ("BOOKS_TELEMETRY_NAMESPACE", "EMF namespace of the platform metrics (default: Books)"),
@@ -40,6 +40,11 @@ pub const VARIABLES: [(&str, &str); 14] = [
         "background flush period, each drawn between 3/4 and all of it, and the adaptive threshold (default: 10000)",
     ),
     ("BOOKS_TELEMETRY_BUFFER_BYTES", "cap of buffered log events; the oldest are dropped beyond it (default: 4 MiB)"),
+    (
+        "BOOKS_TELEMETRY_FLUSH_BYTES",
+        "buffered log events that start a background flush before the interval (default: 256 KiB; at most half \
+         the buffer cap counts)",
+    ),
     (
         "BOOKS_TELEMETRY_METRICS_BYTES",
         "cap of aggregated metrics and EMF documents awaiting a flush, as rendered; beyond it function \
@@ -78,6 +83,8 @@ pub struct Config {
     pub flush_interval: Duration,
     /// Cap of the log buffer.
     pub buffer_bytes: usize,
+    /// Buffered log bytes that make a background flush due before its interval.
+    pub flush_bytes: usize,
     /// Cap of the metrics waiting for a flush (aggregated values and rendered documents).
     pub metrics_bytes: usize,
     /// How long shipping pauses after CloudWatch Logs refused the destination itself.
@@ -180,6 +187,7 @@ impl Config {
             flush,
             flush_interval: Duration::from_millis(number("BOOKS_TELEMETRY_FLUSH_INTERVAL_MS", 10_000, 100, 600_000)?),
             buffer_bytes: number("BOOKS_TELEMETRY_BUFFER_BYTES", 4 << 20, 64 << 10, 1 << 30)? as usize,
+            flush_bytes: number("BOOKS_TELEMETRY_FLUSH_BYTES", 256 << 10, 16 << 10, 1 << 30)? as usize,
             metrics_bytes: number("BOOKS_TELEMETRY_METRICS_BYTES", 1 << 20, 64 << 10, 1 << 30)? as usize,
             refusal_cool_down: Duration::from_millis(number(
                 "BOOKS_TELEMETRY_REFUSAL_COOLDOWN_MS",
@@ -218,6 +226,7 @@ mod tests {
         assert_eq!(config.flush, Strategy::Adaptive);
         assert_eq!(config.buffer_bytes, 4 << 20);
         assert_eq!(config.metrics_bytes, 1 << 20);
+        assert_eq!(config.flush_bytes, 256 << 10);
         assert_eq!(config.refusal_cool_down, Duration::from_secs(60));
         assert_eq!(config.delivery_timeout_ms, 25);
         assert!(config.log_stream.contains("[$LATEST]"), "{}", config.log_stream);

@@ -129,6 +129,8 @@ pub struct Flusher {
     shutdown_margin: Duration,
     delivery_timeout: Duration,
     refusal_cool_down: Duration,
+    /// Buffered log bytes that make a background flush due (see [`Config::flush_bytes`]).
+    flush_bytes: usize,
     running: tokio::sync::Mutex<()>,
     /// When the next flush is due (see [`due_after`]).
     due: Mutex<Instant>,
@@ -157,6 +159,7 @@ impl Flusher {
             shutdown_margin: config.shutdown_margin,
             delivery_timeout: Duration::from_millis(config.delivery_timeout_ms.into()),
             refusal_cool_down: config.refusal_cool_down,
+            flush_bytes: config.flush_bytes,
             running: tokio::sync::Mutex::new(()),
             due: Mutex::new(due_after(Instant::now(), config.flush_interval, fastrand::f64())),
             retry: Mutex::new(Retry::default()),
@@ -250,7 +253,10 @@ impl Flusher {
     fn background_due(&self) -> bool {
         let (bytes, capacity) = self.pipeline.buffered_bytes();
         let (metrics, metrics_capacity) = self.pipeline.metrics_bytes();
-        self.may_flush() && (self.flush_due() || bytes >= capacity / 2 || metrics >= metrics_capacity / 2)
+        // Early when the buffer holds a good batch: a PutLogEvents of a few hundred KiB costs
+        // little more than a small one, and what waits is memory the environment is billed for.
+        let enough = self.flush_bytes.min(capacity / 2);
+        self.may_flush() && (self.flush_due() || bytes >= enough || metrics >= metrics_capacity / 2)
     }
 
     /// INVOKE: flush once the runtime has answered this request, at the end or in the background.
@@ -425,9 +431,8 @@ mod tests {
         let config =
             crate::config::Config::from_lookup(|name| (name == "BOOKS_TELEMETRY_LOG_GROUP").then(|| "g".into()))
                 .unwrap();
-        let sdk = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
         let flusher = || {
-            let shipper = Shipper::new(&sdk, "g".into(), "s".into());
+            let shipper = Shipper::new(crate::ship::environment::client_settings(|_| None), "g".into(), "s".into());
             Flusher::new(Arc::new(Pipeline::new(&config)), shipper, &config)
         };
         let dues: Vec<Instant> = (0..20).map(|_| *lock(&flusher().due)).collect();

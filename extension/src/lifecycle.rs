@@ -92,19 +92,17 @@ struct LateFlusher {
 impl LateFlusher {
     async fn get(&self) -> Arc<Flusher> {
         let made = self.cell.get_or_init(|| async {
-            let load = || {
-                aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .http_client(crate::ship::https_client())
-                    .load()
+            let (group, stream) = (self.config.log_group.clone(), self.config.log_stream.clone());
+            let shipper = move || {
+                let settings = crate::ship::environment::client_settings(|name| std::env::var(name).ok());
+                Shipper::new(settings, group.clone(), stream.clone())
             };
-            // On a thread of its own: reading TLS roots and configuration blocks, and the
+            // On a thread of its own: the HTTPS client reads the system's TLS roots, and the
             // extension's one thread must stay free to subscribe and wait for its first event.
-            let runtime = tokio::runtime::Handle::current();
-            let sdk = match tokio::task::spawn_blocking(move || runtime.block_on(load())).await {
-                Ok(sdk) => sdk,
-                Err(_) => load().await,
+            let shipper = match tokio::task::spawn_blocking(shipper.clone()).await {
+                Ok(shipper) => shipper,
+                Err(_) => shipper(),
             };
-            let shipper = Shipper::new(&sdk, self.config.log_group.clone(), self.config.log_stream.clone());
             Arc::new(Flusher::new(Arc::clone(&self.pipeline), shipper, &self.config))
         });
         Arc::clone(made.await)

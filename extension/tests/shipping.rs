@@ -34,7 +34,8 @@ impl Rig {
         let group = support::log_group(&logs, name).await;
         let proxy = FaultProxy::start(moto).await;
         let config = support::config(&group, extra);
-        let shipper = Shipper::new(&support::sdk_config(&proxy.url).await, group.clone(), config.log_stream.clone());
+        let shipper =
+            Shipper::new((&support::sdk_config(&proxy.url).await).into(), group.clone(), config.log_stream.clone());
         let flusher = Arc::new(Flusher::new(Arc::new(Pipeline::new(&config)), shipper, &config));
         Self { logs, proxy, group, stream: config.log_stream, flusher }
     }

@@ -8,14 +8,14 @@
 //! role needs no `cloudwatch:PutMetricData` on `*` (that action cannot be scoped to a resource).
 
 pub mod batch;
+pub(crate) mod environment;
 pub(crate) mod freeze_aware;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::SdkConfig;
+use aws_sdk_cloudwatchlogs::config::retry::RetryConfig;
+use aws_sdk_cloudwatchlogs::config::timeout::TimeoutConfig;
 use aws_sdk_cloudwatchlogs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_cloudwatchlogs::operation::create_log_stream::CreateLogStreamError;
 use aws_sdk_cloudwatchlogs::operation::put_log_events::PutLogEventsError;
@@ -112,9 +112,12 @@ pub(crate) fn https_client() -> aws_sdk_cloudwatchlogs::config::SharedHttpClient
 
 impl Shipper {
     /// A client whose retry policy is the SDK's standard one (exponential backoff with full
-    /// jitter on throttling, 5xx and network errors), tuned to stay short inside a Lambda.
-    pub fn new(sdk: &SdkConfig, log_group: String, log_stream: String) -> Self {
-        let config = aws_sdk_cloudwatchlogs::config::Builder::from(sdk)
+    /// jitter on throttling, 5xx and network errors), tuned to stay short inside a Lambda, on
+    /// `settings` (region, credentials, endpoint: from Lambda's environment variables in the
+    /// extension).
+    pub fn new(settings: aws_sdk_cloudwatchlogs::config::Builder, log_group: String, log_stream: String) -> Self {
+        let config = settings
+            .http_client(https_client())
             .retry_config(
                 RetryConfig::standard()
                     .with_max_attempts(4)
