@@ -238,6 +238,12 @@ impl Pipeline {
     }
 
     fn line(&self, state: &mut State, time_ms: i64, line: LogLine, source: Option<&str>) {
+        if let LogLine::Text(text) = &line {
+            if let Some(message) = enrich::enrich_text(text, source, &state.invocation, &self.settings.function) {
+                state.buffer.push(LogEvent::new(time_ms, message));
+                return;
+            }
+        }
         let Some(mut object) = enrich::structure(line) else { return };
         if telemetry_schema::emf::is_document(&object) {
             // At the cap nothing fits: the document is not even read.
