@@ -653,11 +653,18 @@ def floor_section(floor):
         counted = runs[name].get("shipped")
         return f"{counted['reports']} of {counted['invocations']}" if counted else "–"
 
+    def made_of(name):
+        """The extension's resident set at the end of its run: its binary's pages, and the rest."""
+        figures = runs[name].get("extension") or {}
+        if "rss_file_kb" not in figures:
+            return "–"
+        return f"{figures['rss_file_kb'] / 1024:.1f} + {figures['rss_anon_kb'] / 1024:.1f}"
+
     def delay(name):
         delays = (runs[name].get("shipped") or {}).get("delay_ms")
         return fmt(percentile(delays, 50) / 1000, 1) if delays else "–"
     extension_rows = [[text, fmt(cpu(name, "extension"), 3), fmt(ratio(cpu(name, "extension"), bare_extension)) + "×",
-                       fmt(ratio(cpu(name, "extension"), peer)) + "×", fmt(peak_mib(name, "extension"), 1),
+                       fmt(ratio(cpu(name, "extension"), peer)) + "×", fmt(peak_mib(name, "extension"), 1), made_of(name),
                        fmt(percentile(runs[name]["post_runtime_ms"], 50), 3),
                        fmt(percentile(runs[name]["post_runtime_ms"], 99), 3), delay(name), shipped(name)]
                       for name, text in FLOOR_EXTENSIONS if name in runs]
@@ -695,12 +702,15 @@ def floor_section(floor):
               function_rows),
         "",
         table(["extension (beside books-bench-ping)", "CPU per invocation (ms)", "vs bare", "vs peer",
-               "peak RSS (MiB)", "post-runtime p50 (ms)", "p99", "in CloudWatch after, p50 (s)", "reports shipped"],
+               "peak RSS (MiB)", "RSS at the end: binary + heap (MiB)", "post-runtime p50 (ms)", "p99",
+               "in CloudWatch after, p50 (s)", "reports shipped"],
               extension_rows),
         "",
         "*Reports shipped*: the `platform.report` lines books-telemetry put in its log stream, warm-up included, "
         "read back once the environment was shut down (one per invocation; the extension ships, it is not only "
-        "cheaper); *in CloudWatch after*: from a report's time to the time CloudWatch Logs took it in "
+        "cheaper); *RSS at the end*: the extension's resident pages after its last block, those of its binary "
+        "(code and data read from the file) and the anonymous rest (heap, stacks), from `/proc/<pid>/status`; "
+        "*in CloudWatch after*: from a report's time to the time CloudWatch Logs took it in "
         "(`ingestionTime`). The buffering rows are the trade-off of item 3 of the issue that asked for this "
         "section: a longer delivery period (Lambda's default, 1 s, instead of the 25 ms books-telemetry asks for) "
         "means fewer deliveries to wake the extension for, and flushing at 256 KiB held instead of 2 MiB means "

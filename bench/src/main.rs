@@ -355,6 +355,7 @@ fn usage_figures(
     match (idle, loaded) {
         (Some(idle), Some(loaded)) => json!({
             "rss_idle_kb": idle.rss_kb, "rss_load_kb": most_rss_kb, "rss_peak_kb": loaded.peak_rss_kb,
+            "rss_file_kb": loaded.rss_file_kb, "rss_anon_kb": loaded.rss_anon_kb,
             "cpu_ms_per_invocation": (loaded.cpu_ms - idle.cpu_ms) / invocations as f64,
         }),
         _ => Value::Null,

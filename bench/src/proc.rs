@@ -7,6 +7,10 @@ pub(crate) struct Usage {
     pub rss_kb: u64,
     /// The highest resident set size it ever had.
     pub peak_rss_kb: u64,
+    /// Of the resident set now, pages of files: the binary's code and data read from it.
+    pub rss_file_kb: u64,
+    /// Of the resident set now, anonymous pages: heap and stacks.
+    pub rss_anon_kb: u64,
     /// User plus system CPU time.
     pub cpu_ms: f64,
 }
@@ -27,7 +31,13 @@ fn parse(status: &str, stat: &str, ticks_per_second: f64) -> Option<Usage> {
     let (_, rest) = stat.rsplit_once(')')?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(Usage { rss_kb: kb("VmRSS:")?, peak_rss_kb: kb("VmHWM:")?, cpu_ms: ticks * 1_000.0 / ticks_per_second })
+    Some(Usage {
+        rss_kb: kb("VmRSS:")?,
+        peak_rss_kb: kb("VmHWM:")?,
+        rss_file_kb: kb("RssFile:")?,
+        rss_anon_kb: kb("RssAnon:")?,
+        cpu_ms: ticks * 1_000.0 / ticks_per_second,
+    })
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -46,10 +56,14 @@ mod tests {
 
     #[test]
     fn reads_memory_and_cpu_time() {
-        let status = "Name:\tbooks-telemetry\nVmHWM:\t    6120 kB\nVmRSS:\t    5004 kB\nThreads:\t1\n";
+        let status = "Name:\tbooks-telemetry\nVmHWM:\t    6120 kB\nVmRSS:\t    5004 kB\nRssAnon:\t    1800 kB\n\
+                      RssFile:\t    3204 kB\nThreads:\t1\n";
         let stat = "4242 (books telemetry) S 1 4242 4242 0 -1 4194560 500 0 0 0 37 5 0 0 20 0 1 0 123 1000 1251";
         let usage = parse(status, stat, 100.0).unwrap();
-        assert_eq!(usage, Usage { rss_kb: 5004, peak_rss_kb: 6120, cpu_ms: 420.0 });
+        assert_eq!(
+            usage,
+            Usage { rss_kb: 5004, peak_rss_kb: 6120, rss_file_kb: 3204, rss_anon_kb: 1800, cpu_ms: 420.0 }
+        );
     }
 
     #[test]
