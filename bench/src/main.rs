@@ -285,7 +285,7 @@ async fn cold_starts(
 /// `platform.report` line per invocation is the rule, so fewer is loss and more is duplication.
 async fn shipped(logs: &aws_sdk_cloudwatchlogs::Client, group: &str, stream: &str, invocations: usize) -> Value {
     // A stream not there yet (nothing shipped) reads as no reports.
-    let events = stream_events(logs, group, stream).await.unwrap_or_default();
+    let events = books_testkit::logs::stream_events_ingested(logs, group, stream).await.unwrap_or_default();
     let mut reports = Vec::new();
     let mut delays = Vec::new();
     for (timestamp, ingested, message) in &events {
@@ -300,37 +300,6 @@ async fn shipped(logs: &aws_sdk_cloudwatchlogs::Client, group: &str, stream: &st
     reports.dedup();
     json!({"invocations": invocations, "reports": total, "lost": invocations.saturating_sub(reports.len()),
            "duplicated": total - reports.len(), "delay_ms": delays})
-}
-
-/// Every event of a stream with its timestamp and the time CloudWatch Logs took it in
-/// (GetLogEvents, every page): how long the report waited in the extension.
-async fn stream_events(
-    logs: &aws_sdk_cloudwatchlogs::Client,
-    group: &str,
-    stream: &str,
-) -> Result<Vec<(i64, i64, String)>, aws_sdk_cloudwatchlogs::Error> {
-    let mut events = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = logs
-            .get_log_events()
-            .log_group_name(group)
-            .log_stream_name(stream)
-            .start_from_head(true)
-            .set_next_token(token.clone())
-            .send()
-            .await?;
-        let got = page.events();
-        events.extend(got.iter().map(|e| {
-            let timestamp = e.timestamp().unwrap_or_default();
-            (timestamp, e.ingestion_time().unwrap_or(timestamp), e.message().unwrap_or_default().to_owned())
-        }));
-        let next = page.next_forward_token().map(str::to_owned);
-        if got.is_empty() || next == token {
-            return Ok(events);
-        }
-        token = next;
-    }
 }
 
 /// One variant's environment during the warm invocations: its processes and what its caller saw.

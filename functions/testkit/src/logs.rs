@@ -13,6 +13,17 @@ pub async fn stream_events(
     group: &str,
     stream: &str,
 ) -> Result<Vec<LogEvent>, aws_sdk_cloudwatchlogs::Error> {
+    let events = stream_events_ingested(logs, group, stream).await?;
+    Ok(events.into_iter().map(|(timestamp, _, message)| (timestamp, message)).collect())
+}
+
+/// [`stream_events`] with the time CloudWatch Logs took each event in (`ingestionTime`, ms since
+/// the epoch; the event's timestamp where the endpoint gives none): `(timestamp, ingested, message)`.
+pub async fn stream_events_ingested(
+    logs: &Client,
+    group: &str,
+    stream: &str,
+) -> Result<Vec<(i64, i64, String)>, aws_sdk_cloudwatchlogs::Error> {
     let mut events = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -25,9 +36,10 @@ pub async fn stream_events(
             .send()
             .await?;
         let got = page.events();
-        events.extend(
-            got.iter().map(|e| (e.timestamp().unwrap_or_default(), e.message().unwrap_or_default().to_owned())),
-        );
+        events.extend(got.iter().map(|e| {
+            let timestamp = e.timestamp().unwrap_or_default();
+            (timestamp, e.ingestion_time().unwrap_or(timestamp), e.message().unwrap_or_default().to_owned())
+        }));
         let next = page.next_forward_token().map(str::to_owned);
         if got.is_empty() || next == token {
             return Ok(events);
