@@ -79,7 +79,12 @@ mod tests {
             ("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", format!("http://127.0.0.1:{port}")),
         ]);
         let call = async {
-            logs.describe_log_groups().send().await.expect("the listener's answer");
+            logs.create_log_stream()
+                .log_group_name("g")
+                .log_stream_name("s")
+                .send()
+                .await
+                .expect("the listener's answer");
         };
         let head = received(call, listener).await;
         assert!(head.contains("credential=asiaexample/") && head.contains("/eu-west-1/logs/aws4_request"), "{head}");
@@ -92,11 +97,12 @@ mod tests {
         let endpoint = ("AWS_ENDPOINT_URL", "http://127.0.0.1:1".to_owned());
         let no_region =
             client(&[("AWS_ACCESS_KEY_ID", "k".into()), ("AWS_SECRET_ACCESS_KEY", "s".into()), endpoint.clone()]);
-        let error = no_region.describe_log_groups().send().await.unwrap_err();
+        let error = no_region.create_log_stream().log_group_name("g").log_stream_name("s").send().await.unwrap_err();
         assert!(format!("{}", DisplayErrorContext(&error)).contains("region"), "{}", DisplayErrorContext(&error));
         let no_credentials =
             client(&[("AWS_REGION", "eu-west-1".into()), ("AWS_ACCESS_KEY_ID", "only the key".into()), endpoint]);
-        let error = no_credentials.describe_log_groups().send().await.unwrap_err();
+        let error =
+            no_credentials.create_log_stream().log_group_name("g").log_stream_name("s").send().await.unwrap_err();
         assert!(format!("{}", DisplayErrorContext(&error)).contains("credentials"), "{}", DisplayErrorContext(&error));
     }
 }
