@@ -89,6 +89,8 @@ pub(super) struct Environment {
     metrics: Option<MetricSink>,
     /// Whether it is frozen between invocations ([`LambdaSettings::freeze`]).
     freeze: bool,
+    /// How long its runtime has after SIGTERM ([`LambdaSettings::shutdown_runtime_grace`]).
+    runtime_grace: Duration,
     /// Since when it has been frozen.
     frozen_since: Option<Instant>,
     /// The most memory seen over the limit (its processes may be gone when the report is made).
@@ -128,6 +130,7 @@ impl Environment {
             observer: settings.observer.clone(),
             metrics: settings.metrics.clone(),
             freeze: settings.freeze,
+            runtime_grace: settings.shutdown_runtime_grace,
             frozen_since: None,
             over_memory_mb: 0,
             init_in_invoke: None,
@@ -512,7 +515,7 @@ impl Environment {
     }
 
     /// Shuts the environment down in the phases Lambda documents: with external extensions the
-    /// runtime gets SIGTERM and up to [`SHUTDOWN_RUNTIME_GRACE`] to exit, then each extension
+    /// runtime gets SIGTERM and its grace ([`SHUTDOWN_RUNTIME_GRACE`] unless set) to exit, then each extension
     /// its SHUTDOWN event with the phase's deadline ([`SHUTDOWN_WITH_EXTENSIONS`] from its
     /// start); without extensions the runtime is stopped at once. SIGKILL ends whatever is left;
     /// telemetry is delivered until the end.
@@ -530,7 +533,7 @@ impl Environment {
             if with_extensions {
                 process::signal(runtime.pid, libc::SIGTERM);
                 let _ = tokio::time::timeout(
-                    SHUTDOWN_RUNTIME_GRACE,
+                    self.runtime_grace,
                     self.sandbox.wait_for(|s| s.exited.iter().any(|n| n == "runtime").then_some(())),
                 )
                 .await;

@@ -30,6 +30,10 @@ pub struct LambdaSettings {
     /// How long an init phase may take before it is retried inside the first invocation
     /// (Lambda's 10 s, [`super::INIT_LIMIT`]; shorter in tests).
     pub init_limit: Duration,
+    /// How long the runtime has after its SIGTERM before it is killed, when extensions are
+    /// registered (Lambda's 300 ms, [`super::SHUTDOWN_RUNTIME_GRACE`]; a test whose runtime must
+    /// be seen answering its SIGTERM on a loaded machine gives it longer).
+    pub shutdown_runtime_grace: Duration,
     /// Receives the platform's timelines of inits and invocations (the benchmark listens).
     pub observer: Option<observe::Observer>,
     /// Where the `AWS/Lambda` metrics go (Invocations, Errors, Throttles, Duration,
@@ -50,6 +54,7 @@ impl Default for LambdaSettings {
             account_id: "123456789012".into(),
             freeze: true,
             init_limit: super::INIT_LIMIT,
+            shutdown_runtime_grace: super::SHUTDOWN_RUNTIME_GRACE,
             observer: None,
             metrics: None,
         }
